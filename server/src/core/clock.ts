@@ -1,0 +1,25 @@
+/**
+ * The clock is injected so that tests and the simulator can drive time. `nowMs` is wall-clock time
+ * (record timestamps); `monotonicMs` measures durations (latency, timeouts) and never goes back.
+ */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  nowMs(): number;
+  /** Milliseconds from an arbitrary origin; never decreases. */
+  monotonicMs(): number;
+  /** Calls `fn` after `delayMs`; returns a cancel function. */
+  setTimer(delayMs: number, fn: () => void): () => void;
+  /** Resolves after `delayMs`. */
+  sleep(delayMs: number): Promise<void>;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  nowMs: () => Date.now(),
+  monotonicMs: () => performance.now(),
+  setTimer(delayMs, fn) {
+    const handle = setTimeout(fn, delayMs);
+    return () => clearTimeout(handle);
+  },
+  sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, delayMs)),
+};

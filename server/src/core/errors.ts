@@ -1,0 +1,317 @@
+/**
+ * The one error table of the server (S2-API.md §7). Everything below `api/` throws `S2Error`;
+ * `api/render-error.ts` is the only code that turns one into a wire shape (JSON body, Connect
+ * error, S2S terminal frame), taking the status and Connect code from `errorInfoOf`.
+ */
+import type { StreamPosition } from "./records.js";
+
+/**
+ * Every S2 error code (S2-API.md §7.2; wire strings of S2's `ErrorCode`, api/src/v1/error.rs).
+ * Keep alphabetized.
+ */
+export type ErrorCode =
+  | "access_token_not_found"
+  | "authn"
+  | "bad_frame"
+  | "bad_header"
+  | "bad_json"
+  | "bad_path"
+  | "bad_proto"
+  | "bad_query"
+  | "basin_deletion_pending"
+  | "basin_not_found"
+  | "client_hangup"
+  | "decryption_failed"
+  | "hot_server"
+  | "invalid"
+  | "not_implemented"
+  | "other"
+  | "permission_denied"
+  | "quota_exhausted"
+  | "rate_limited"
+  | "request_timeout"
+  | "resource_already_exists"
+  | "server_draining"
+  | "storage"
+  | "stream_deletion_pending"
+  | "stream_not_found"
+  | "transaction_conflict"
+  | "unavailable"
+  | "upstream_timeout";
+
+/**
+ * A Connect error code by its wire name (connectrpc.com/docs/protocol#error-codes). We spell the
+ * strings instead of importing connect-es's `Code` so that `core/` has no protocol dependency;
+ * `api/connect/` maps them to `Code`.
+ */
+export type ConnectCode =
+  | "aborted"
+  | "already_exists"
+  | "canceled"
+  | "data_loss"
+  | "deadline_exceeded"
+  | "failed_precondition"
+  | "internal"
+  | "invalid_argument"
+  | "not_found"
+  | "out_of_range"
+  | "permission_denied"
+  | "resource_exhausted"
+  | "unauthenticated"
+  | "unavailable"
+  | "unimplemented"
+  | "unknown";
+
+/** How an error is rendered and whether a client may retry it. */
+export interface ErrorCodeInfo {
+  /** HTTP status (S2 `ErrorCode::status`). */
+  readonly http: number;
+  /**
+   * Connect code (ours). Chosen so that connect-es `codeToHttpStatus(connect) === http` whenever
+   * some Connect code maps to that status; the exact S2 code travels in error metadata.
+   */
+  readonly connect: ConnectCode;
+  /** Whether the SDKs consider a retry sensible (S2 `ErrorCode::is_retryable`). */
+  readonly retryable: boolean;
+  /**
+   * Whether the server guarantees that nothing happened (S2 `ErrorCode::has_no_side_effects`).
+   * When in doubt this is `false`: a client may only resend a non-idempotent request on `true`.
+   */
+  readonly noSideEffects: boolean;
+}
+
+/**
+ * The error table (S2-API.md §7.2). HTTP, `retryable` and `noSideEffects` are S2's; `connect` is
+ * ours (see `ErrorCodeInfo.connect`). Where no Connect code maps to S2's status (422, 499, 501,
+ * 502, 504) we pick the closest meaning. `errors.test.ts` pins every row.
+ */
+export const errorCodeInfo = {
+  access_token_not_found: {
+    http: 404,
+    connect: "not_found",
+    retryable: false,
+    noSideEffects: true,
+  },
+  authn: { http: 401, connect: "unauthenticated", retryable: false, noSideEffects: true },
+  bad_frame: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  bad_header: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  bad_json: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  bad_path: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  bad_proto: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  bad_query: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  basin_deletion_pending: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
+  basin_not_found: { http: 404, connect: "not_found", retryable: false, noSideEffects: true },
+  client_hangup: { http: 499, connect: "canceled", retryable: false, noSideEffects: false },
+  decryption_failed: {
+    http: 400,
+    connect: "invalid_argument",
+    retryable: false,
+    noSideEffects: true,
+  },
+  hot_server: { http: 502, connect: "unavailable", retryable: true, noSideEffects: true },
+  invalid: { http: 422, connect: "invalid_argument", retryable: false, noSideEffects: true },
+  not_implemented: { http: 501, connect: "unimplemented", retryable: false, noSideEffects: true },
+  other: { http: 500, connect: "unknown", retryable: true, noSideEffects: false },
+  permission_denied: {
+    http: 403,
+    connect: "permission_denied",
+    retryable: false,
+    noSideEffects: true,
+  },
+  // Not resource_exhausted: that maps to 429 and reads as "retry later"; S2 says 403, no retry.
+  quota_exhausted: {
+    http: 403,
+    connect: "permission_denied",
+    retryable: false,
+    noSideEffects: true,
+  },
+  rate_limited: { http: 429, connect: "resource_exhausted", retryable: true, noSideEffects: true },
+  request_timeout: {
+    http: 408,
+    connect: "deadline_exceeded",
+    retryable: true,
+    noSideEffects: false,
+  },
+  resource_already_exists: {
+    http: 409,
+    connect: "already_exists",
+    retryable: false,
+    noSideEffects: true,
+  },
+  server_draining: { http: 503, connect: "unavailable", retryable: true, noSideEffects: true },
+  storage: { http: 500, connect: "internal", retryable: true, noSideEffects: false },
+  stream_deletion_pending: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
+  stream_not_found: { http: 404, connect: "not_found", retryable: false, noSideEffects: true },
+  transaction_conflict: { http: 409, connect: "aborted", retryable: true, noSideEffects: true },
+  unavailable: { http: 503, connect: "unavailable", retryable: true, noSideEffects: false },
+  upstream_timeout: {
+    http: 504,
+    connect: "deadline_exceeded",
+    retryable: true,
+    noSideEffects: false,
+  },
+} as const satisfies Record<ErrorCode, ErrorCodeInfo>; // The compiler rejects a missing code.
+
+/** Every error code, alphabetized (the keys of `errorCodeInfo`). */
+export const errorCodes: readonly ErrorCode[] = Object.freeze(
+  (Object.keys(errorCodeInfo) as ErrorCode[]).sort(),
+);
+
+/** Whether `value` is an S2 error code, e.g. one read back from Connect error metadata. */
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(errorCodeInfo, value);
+}
+
+/**
+ * Which body an error renders as (S2-API.md §7.1): the standard `{code, message}`, the 412
+ * append-condition body, or the 416 `{tail}` body.
+ */
+export type ErrorBodyKind = "error_info" | "append_condition_failed" | "unwritten";
+
+/**
+ * Status and Connect code of the two errors whose body is not `{code, message}`. S2 has no error
+ * code for them (lite returns them outside its `ErrorCode`); their flags match their S2Error
+ * `code`, "invalid": the request was rejected before anything happened and resending it unchanged
+ * fails again.
+ */
+export const errorBodyInfo = {
+  append_condition_failed: {
+    http: 412,
+    connect: "failed_precondition",
+    retryable: false,
+    noSideEffects: true,
+  },
+  unwritten: { http: 416, connect: "out_of_range", retryable: false, noSideEffects: true },
+} as const satisfies Record<Exclude<ErrorBodyKind, "error_info">, ErrorCodeInfo>;
+
+/**
+ * An error that the API renders for the client (S2-API.md §7). Messages follow slatedb's rules:
+ * lowercase, variables last as key=`value`, the cause not repeated in the text.
+ */
+export class S2Error extends Error {
+  override readonly name: string = "S2Error";
+  /** Selects the wire body; only the subclasses below change it. */
+  readonly bodyKind: ErrorBodyKind = "error_info";
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The condition an append failed on; the 412 body carries the stream's current value. */
+export type AppendConditionFailure =
+  | { readonly kind: "fencing_token_mismatch"; readonly currentToken: string }
+  | { readonly kind: "seq_num_mismatch"; readonly nextSeqNum: number };
+
+/**
+ * An append's `fencing_token` or `match_seq_num` did not match (S2-API.md §5.3, §7.1): HTTP 412
+ * with body `{"fencing_token_mismatch": token}` or `{"seq_num_mismatch": n}`, not `{code,
+ * message}`. Its `code` is "invalid" (no retry, no side effects); render-error recognizes it by
+ * `bodyKind` and takes status and Connect code from `errorBodyInfo`.
+ */
+export class AppendConditionFailed extends S2Error {
+  override readonly name: string = "AppendConditionFailed";
+  override readonly bodyKind = "append_condition_failed" as const;
+
+  constructor(
+    readonly condition: AppendConditionFailure,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      "invalid",
+      condition.kind === "fencing_token_mismatch"
+        ? `append condition failed: fencing token mismatch. current_token=\`${condition.currentToken}\``
+        : `append condition failed: seq num mismatch. next_seq_num=\`${condition.nextSeqNum}\``,
+      options,
+    );
+  }
+}
+
+/**
+ * A read would start at or beyond the tail and cannot wait (S2-API.md §5.4, §11.1–3): HTTP 416
+ * with body `{"tail": {"seq_num", "timestamp"}}`. Its `code` is "invalid" like
+ * `AppendConditionFailed`; render-error recognizes it by `bodyKind`.
+ */
+export class ReadUnwritten extends S2Error {
+  override readonly name: string = "ReadUnwritten";
+  override readonly bodyKind = "unwritten" as const;
+
+  constructor(
+    readonly tail: StreamPosition,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      "invalid",
+      `read start is at or beyond the tail. tail_seq_num=\`${tail.seqNum}\` tail_timestamp=\`${tail.timestamp}\``,
+      options,
+    );
+  }
+}
+
+/** The status, Connect code and retry flags to render `error` with (honours `bodyKind`). */
+export function errorInfoOf(error: S2Error): ErrorCodeInfo {
+  return error.bodyKind === "error_info"
+    ? errorCodeInfo[error.code]
+    : errorBodyInfo[error.bodyKind];
+}
+
+// Lite's messages (S2-API.md §7.2), verbatim so clients and tests see what lite says.
+
+/** 404 ``basin `X` not found``. */
+export function basinNotFound(basin: string): S2Error {
+  return new S2Error("basin_not_found", `basin \`${basin}\` not found`);
+}
+
+/** 404 ``stream `S` in basin `X` not found``. */
+export function streamNotFound(at: { basin: string; stream: string }): S2Error {
+  return new S2Error(
+    "stream_not_found",
+    `stream \`${at.stream}\` in basin \`${at.basin}\` not found`,
+  );
+}
+
+/** 409 ``basin `X` already exists`` (create without a matching request token, §6.3). */
+export function basinAlreadyExists(basin: string): S2Error {
+  return new S2Error("resource_already_exists", `basin \`${basin}\` already exists`);
+}
+
+/** 409 ``stream `S` in basin `X` already exists`` (§6.3). */
+export function streamAlreadyExists(at: { basin: string; stream: string }): S2Error {
+  return new S2Error(
+    "resource_already_exists",
+    `stream \`${at.stream}\` in basin \`${at.basin}\` already exists`,
+  );
+}
+
+/** 409 ``basin `X` is being deleted`` (§6.5). */
+export function basinDeletionPending(basin: string): S2Error {
+  return new S2Error("basin_deletion_pending", `basin \`${basin}\` is being deleted`);
+}
+
+/** 409 `stream deletion pending` (§6.5); lite names no stream in it. */
+export function streamDeletionPending(): S2Error {
+  return new S2Error("stream_deletion_pending", "stream deletion pending");
+}
+
+/** 409 transaction conflict between concurrent metadata changes; retryable (§6.7). */
+export function transactionConflict(options?: { cause?: unknown }): S2Error {
+  return new S2Error(
+    "transaction_conflict",
+    "transaction conflict occurred – this is usually retriable",
+    options,
+  );
+}
+
+/** 501 `Not implemented` (access tokens, metrics, locations; §7.2). */
+export function notImplemented(): S2Error {
+  return new S2Error("not_implemented", "Not implemented");
+}
+
+/** 422 `invalid` with a validation reason, e.g. one returned by `names.ts` or `config.ts`. */
+export function invalid(reason: string): S2Error {
+  return new S2Error("invalid", reason);
+}

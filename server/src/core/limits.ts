@@ -1,0 +1,63 @@
+/**
+ * Every limit in the server, as a named constant with its source. Queues, maps, buffers and loops
+ * in `server/src` take their bounds from here; configuration knobs default from here.
+ */
+import { assert } from "./assert.js";
+
+// Names and tokens (S2 common/src/caps.rs, spec/S2-API.md §6.1).
+export const basinNameLengthMin = 8;
+export const basinNameLengthMax = 48;
+export const streamNameLengthMin = 1;
+export const streamNameLengthMax = 512;
+export const fencingTokenBytesMax = 36;
+export const requestTokenBytesMax = 36;
+
+// Records (S2-API.md §5.1).
+export const recordBatchCountMax = 1000;
+/** Also the largest metered size of a single record. */
+export const recordBatchBytesMax = 1 << 20;
+/** Fixed per-record overhead of the metered size formula. */
+export const recordMeteredOverheadBytes = 8;
+/** Metered bytes per header on top of its name and value. */
+export const headerMeteredOverheadBytes = 2;
+
+// Listing (S2-API.md §6.4).
+export const listLimitMax = 1000;
+
+// Write path (ours; tuned by `make bench`).
+/** Metered bytes accepted but not yet durable, across all streams (s2-lite default: 128 MiB). */
+export const appendInflightBytesMax = 64 * recordBatchBytesMax;
+/** A flush seals a segment once this many bytes are pending, without waiting for the timer. */
+export const segmentBytesTarget = 8 << 20;
+/** Default group-commit interval (s2-lite: 5 ms in memory/local, 50 ms on a bucket). */
+export const flushIntervalMsDefault = 5;
+export const flushIntervalMsMax = 10_000;
+/** One segment PUT that has not answered by then is abandoned and retried. */
+export const segmentPutTimeoutMs = 10_000;
+/** Backoff between retries of a failed segment PUT. */
+export const segmentPutRetryDelayMsMin = 10;
+export const segmentPutRetryDelayMsMax = 1_000;
+/** Starting writers that keep losing the manifest race give up after this many tries. */
+export const manifestClaimAttemptsMax = 100;
+/** While fencing, a writer replays at most this many WAL segments written by others. */
+export const walClaimAttemptsMax = 10_000;
+/** How often an idle writer looks for a newer manifest (to stop serving when fenced). */
+export const manifestPollIntervalMs = 5_000;
+
+// Object storage listing (S3 ListObjectsV2 max-keys).
+export const objectListPageMax = 1000;
+
+// Segment format (docs/design/storage.md).
+/** A segment never exceeds this, so a reader can bound its allocation before decoding. */
+export const segmentBytesMax = 2 * segmentBytesTarget + recordBatchBytesMax * 2;
+
+// Reads.
+/** Records per catch-up batch read from the cache (S2: a batch is ≤ 1000 records / 1 MiB). */
+export const readBatchCountMax = recordBatchCountMax;
+export const readBatchBytesMax = recordBatchBytesMax;
+/** A follower more than this many batches behind is cut off to catch up from storage (S2 lite). */
+export const followerLagBatchesMax = 25;
+
+assert(appendInflightBytesMax >= recordBatchBytesMax, "one max batch must always be admissible");
+assert(segmentBytesTarget >= recordBatchBytesMax, "a batch never spans two segments");
+assert(segmentBytesMax > segmentBytesTarget + recordBatchBytesMax, "a full segment fits the cap");

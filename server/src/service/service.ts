@@ -1,0 +1,90 @@
+/**
+ * The service root: opens the storage engine on an object store and a cache, and exposes the
+ * basin, stream and record services that every front end (REST, S2S, Connect) calls.
+ */
+import type { Clock } from "../core/clock.js";
+import type { Random } from "../core/random.js";
+import type { KvStore } from "../storage/kv/kv-store.js";
+import type { ObjectStore } from "../storage/object-store/object-store.js";
+import { Storage, type StorageOptions } from "../storage/storage.js";
+import type { FencedError } from "../storage/wal/flusher.js";
+import { S2Error } from "../core/errors.js";
+import { BasinService } from "./basins.js";
+import { Catalog } from "./catalog.js";
+import { ServiceContext } from "./context.js";
+import { RecordService } from "./records.js";
+import { StreamService } from "./streams.js";
+
+export interface ServiceOptions {
+  readonly store: ObjectStore;
+  readonly kv: KvStore;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly flushIntervalMs?: number | undefined;
+  readonly segmentBytesTarget?: number | undefined;
+  readonly appendInflightBytesMax?: number | undefined;
+  readonly putTimeoutMs?: number | undefined;
+  readonly manifestPollIntervalMs?: number | undefined;
+  readonly onFenced?: ((error: FencedError) => void) | undefined;
+  readonly onFatal?: ((error: unknown) => void) | undefined;
+}
+
+export class Service {
+  readonly basins: BasinService;
+  readonly streams: StreamService;
+  readonly records: RecordService;
+
+  private constructor(
+    readonly storage: Storage,
+    private readonly context: ServiceContext,
+  ) {
+    this.basins = new BasinService(context);
+    this.streams = new StreamService(context);
+    this.records = new RecordService(context, this.streams);
+  }
+
+  /** Recovers storage (fencing older writers) and resumes pending deletions. */
+  static async open(options: ServiceOptions): Promise<Service> {
+    let service: Service | undefined;
+    const storageOptions: StorageOptions = {
+      store: options.store,
+      kv: options.kv,
+      clock: options.clock,
+      random: options.random,
+      ...(options.flushIntervalMs !== undefined && { flushIntervalMs: options.flushIntervalMs }),
+      ...(options.segmentBytesTarget !== undefined && {
+        segmentBytesTarget: options.segmentBytesTarget,
+      }),
+      ...(options.appendInflightBytesMax !== undefined && {
+        appendInflightBytesMax: options.appendInflightBytesMax,
+      }),
+      ...(options.putTimeoutMs !== undefined && { putTimeoutMs: options.putTimeoutMs }),
+      ...(options.manifestPollIntervalMs !== undefined && {
+        manifestPollIntervalMs: options.manifestPollIntervalMs,
+      }),
+      ...(options.onFatal !== undefined && { onFatal: options.onFatal }),
+      onFenced: (error) => {
+        service?.context.endAllFollowers(
+          new S2Error("unavailable", "server fenced by a newer writer", { cause: error }),
+        );
+        options.onFenced?.(error);
+      },
+    };
+    const storage = await Storage.open(storageOptions);
+    const context = new ServiceContext(storage, new Catalog(storage), options.clock);
+    service = new Service(storage, context);
+    context.resumeDeletions();
+    return service;
+  }
+
+  /** Streams with a live streamer (metrics). */
+  get activeStreams(): number {
+    return this.context.activeStreams;
+  }
+
+  /** Flushes pending appends, ends followers, and stops storage. Stores are the caller's. */
+  async close(): Promise<void> {
+    await this.storage.close();
+    this.context.endAllFollowers("closed");
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The durable state: what the bucket's WAL says, folded. Basins, streams and each stream's tail
+ * (next seq num, last timestamp, fencing token, trim point). It is changed only by applying
+ * segments that are in object storage, in WAL order, by the live flusher and by recovery through
+ * the same `applyEntry`, so both paths produce the same state by construction.
+ *
+ * Invariant: a records entry starts exactly at its stream's tail (asserted; the pair of the
+ * contiguity assertion in segment/format.ts). Applying an entry returns the cache writes that
+ * mirror the change, so the cache commit of a segment is one atomic batch.
+ */
+import { assert } from "../core/assert.js";
+import type { SeqNum } from "../core/records.js";
+import {
+  encodeBasinKey,
+  encodeJsonValue,
+  encodeRecordKey,
+  encodeStreamKey,
+  encodeStreamTailKey,
+} from "./kv/keys.js";
+import type { KvOp } from "./kv/kv-store.js";
+import type { SegmentEntry } from "./segment/format.js";
+import {
+  type BasinRecord,
+  type ControlOp,
+  decodeControlOp,
+  type StreamRecord,
+} from "./wal/entries.js";
+
+/** A stream's durable tail and the state its command records set. */
+export interface StreamTail {
+  /** The next seq num to be assigned. */
+  readonly nextSeqNum: SeqNum;
+  /** The timestamp of the last record (0 if never written). */
+  readonly lastTimestamp: number;
+  /** Set by the last fence command ("" initially). */
+  readonly fencingToken: string;
+  /** Records below this seq num are trimmed. */
+  readonly trimPoint: SeqNum;
+}
+
+export const emptyStreamTail: StreamTail = {
+  nextSeqNum: 0,
+  lastTimestamp: 0,
+  fencingToken: "",
+  trimPoint: 0,
+};
+
+/** What applying an entry changed, for callers that react (trims to clear, streams removed). */
+export interface AppliedEffects {
+  /** Streams whose trim point advanced: cached records below it can be deleted. */
+  readonly trimmed: { streamId: number; trimPoint: SeqNum }[];
+  /** Streams removed: all their cached records can be deleted. */
+  readonly removedStreamIds: number[];
+}
+
+const fenceCommand = "fence";
+const trimCommand = "trim";
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const twoPow32 = 0x1_0000_0000;
+
+/** The key of a stream within the state maps. */
+export function streamMapKey(basin: string, name: string): string {
+  return `${basin}\u0000${name}`;
+}
+
+/**
+ * Reads a trim command body: a big-endian u64. Returns the trim point clamped to
+ * `Number.MAX_SAFE_INTEGER` (callers clamp further to the record's seq num + 1).
+ */
+export function decodeTrimPoint(body: Uint8Array): number {
+  assert(body.length === 8, "trim body must be 8 bytes (validated at append)");
+  const view = new DataView(body.buffer, body.byteOffset, 8);
+  const value = view.getUint32(0) * twoPow32 + view.getUint32(4);
+  return Math.min(value, Number.MAX_SAFE_INTEGER);
+}
+
+/**
+ * Folds a batch of records (or a command) into a tail. Shared by the streamer's pipelined state
+ * and the durable state, so both agree on what fence and trim do (S2-API.md §5.2).
+ */
+export function advanceTail(
+  tail: StreamTail,
+  firstSeqNum: SeqNum,
+  records: readonly {
+    readonly timestamp: number;
+    readonly headers: readonly { name: Uint8Array; value: Uint8Array }[];
+    readonly body: Uint8Array;
+  }[],
+): StreamTail {
+  let { fencingToken, trimPoint, lastTimestamp } = tail;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    lastTimestamp = record.timestamp;
+    if (record.headers.length !== 1 || record.headers[0]!.name.length !== 0) continue;
+    const command = utf8.decode(record.headers[0]!.value);
+    if (command === fenceCommand) {
+      fencingToken = utf8.decode(record.body);
+    } else if (command === trimCommand) {
+      const requested = Math.min(decodeTrimPoint(record.body), firstSeqNum + i + 1);
+      trimPoint = Math.max(trimPoint, requested);
+    } else {
+      assert(false, `unknown command record (validated at append): ${command}`);
+    }
+  }
+  return { nextSeqNum: firstSeqNum + records.length, lastTimestamp, fencingToken, trimPoint };
+}
+
+export class DurableState {
+  readonly basins = new Map<string, BasinRecord>();
+  readonly streams = new Map<string, StreamRecord>();
+  readonly streamsById = new Map<number, StreamRecord>();
+  readonly tails = new Map<number, StreamTail>();
+  /** Stream ids are never reused: one past the highest ever seen. */
+  nextStreamId = 1;
+
+  /** The tail of a stream (the empty tail for a stream that has no records yet). */
+  tailOf(streamId: number): StreamTail {
+    return this.tails.get(streamId) ?? emptyStreamTail;
+  }
+
+  /** Loads a basin read from the cache. */
+  loadBasin(record: BasinRecord): void {
+    this.basins.set(record.name, record);
+  }
+
+  /** Loads a stream read from the cache. */
+  loadStream(record: StreamRecord): void {
+    this.streams.set(streamMapKey(record.basin, record.name), record);
+    this.streamsById.set(record.streamId, record);
+    this.nextStreamId = Math.max(this.nextStreamId, record.streamId + 1);
+  }
+
+  /** Loads a tail read from the cache. */
+  loadTail(streamId: number, tail: StreamTail): void {
+    this.tails.set(streamId, tail);
+  }
+
+  /**
+   * Applies one durable entry; returns the cache ops mirroring it. `withRecords` adds the record
+   * puts (recovery replays records the cache may not have; the live path staged them already).
+   */
+  applyEntry(entry: SegmentEntry, effects: AppliedEffects, withRecords: boolean): KvOp[] {
+    const ops: KvOp[] = [];
+    if (entry.kind === "control") {
+      this.applyControl(decodeControlOp(entry.payload), ops, effects);
+      return ops;
+    }
+    if (!this.streamsById.has(entry.streamId)) {
+      // Records of a stream removed later in the WAL (replay of an older segment after the
+      // stream.remove was applied cannot happen: the WAL is applied in order). A removed stream's
+      // id is never reused, so its records are garbage: skip them.
+      return ops;
+    }
+    const before = this.tailOf(entry.streamId);
+    assert(
+      entry.firstSeqNum === before.nextSeqNum,
+      `records entry not at the tail: stream ${entry.streamId} tail ${before.nextSeqNum} entry ${entry.firstSeqNum}`,
+    );
+    const after = advanceTail(before, entry.firstSeqNum, entry.records);
+    this.tails.set(entry.streamId, after);
+    ops.push({
+      type: "put",
+      key: encodeStreamTailKey(entry.streamId),
+      value: encodeJsonValue(after),
+    });
+    if (withRecords) {
+      for (let i = 0; i < entry.records.length; i++) {
+        ops.push({
+          type: "put",
+          key: encodeRecordKey(entry.streamId, entry.firstSeqNum + i),
+          value: entry.records[i]!.encoded,
+        });
+      }
+    }
+    if (after.trimPoint > before.trimPoint) {
+      effects.trimmed.push({ streamId: entry.streamId, trimPoint: after.trimPoint });
+    }
+    return ops;
+  }
+
+  private applyControl(op: ControlOp, ops: KvOp[], effects: AppliedEffects): void {
+    switch (op.op) {
+      case "basin.put":
+        this.basins.set(op.basin.name, op.basin);
+        ops.push({
+          type: "put",
+          key: encodeBasinKey(op.basin.name),
+          value: encodeJsonValue(op.basin),
+        });
+        return;
+      case "basin.remove":
+        this.basins.delete(op.name);
+        ops.push({ type: "del", key: encodeBasinKey(op.name) });
+        return;
+      case "stream.put": {
+        const key = streamMapKey(op.stream.basin, op.stream.name);
+        const existing = this.streams.get(key);
+        assert(
+          existing === undefined || existing.streamId === op.stream.streamId,
+          "a stream name maps to one id until it is removed",
+        );
+        this.loadStream(op.stream);
+        ops.push({
+          type: "put",
+          key: encodeStreamKey(op.stream.basin, op.stream.name),
+          value: encodeJsonValue(op.stream),
+        });
+        return;
+      }
+      case "stream.remove":
+        this.streams.delete(streamMapKey(op.basin, op.name));
+        this.streamsById.delete(op.streamId);
+        this.tails.delete(op.streamId);
+        effects.removedStreamIds.push(op.streamId);
+        ops.push({ type: "del", key: encodeStreamKey(op.basin, op.name) });
+        ops.push({ type: "del", key: encodeStreamTailKey(op.streamId) });
+        return;
+    }
+  }
+}

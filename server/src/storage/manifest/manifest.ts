@@ -1,0 +1,115 @@
+/**
+ * Manifests: `manifest/<version>` objects, written create-if-absent, one per server start. Each
+ * gives the writer epoch of the server that wrote it and the WAL id from which recovery replays.
+ * Claiming version v+1 with epoch+1 orders writers; the WAL slot claim (recovery.ts) is what
+ * fences the older one. See docs/design/storage.md "Fencing".
+ */
+import { assert } from "../../core/assert.js";
+import { manifestClaimAttemptsMax } from "../../core/limits.js";
+import { manifestKey, manifestPrefix, parseObjectId } from "../object-keys.js";
+import type { ObjectStore } from "../object-store/object-store.js";
+
+export interface Manifest {
+  readonly version: number;
+  readonly writerEpoch: number;
+  /** The first WAL id recovery must replay. */
+  readonly walStartId: number;
+  readonly createdAtMs: number;
+}
+
+/** Raised when a manifest object does not parse: the bucket is not ours or is corrupt. */
+export class ManifestFormatError extends Error {
+  override readonly name = "ManifestFormatError";
+}
+
+/** Raised when a starting writer keeps losing the race for the next manifest version. */
+export class ManifestContendedError extends Error {
+  override readonly name = "ManifestContendedError";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function decodeManifest(bytes: Uint8Array, version: number): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch (error) {
+    throw new ManifestFormatError(`manifest is not JSON. version=\`${version}\``, { cause: error });
+  }
+  const manifest = value as Partial<Manifest> | null;
+  if (
+    manifest === null ||
+    typeof manifest !== "object" ||
+    manifest.version !== version ||
+    !Number.isSafeInteger(manifest.writerEpoch) ||
+    !Number.isSafeInteger(manifest.walStartId)
+  ) {
+    throw new ManifestFormatError(`malformed manifest. version=\`${version}\``);
+  }
+  return manifest as Manifest;
+}
+
+/** The newest manifest, or undefined for an empty bucket. */
+export async function readNewestManifest(
+  store: ObjectStore,
+  after?: number,
+): Promise<Manifest | undefined> {
+  let newest: number | undefined;
+  let startAfter = after === undefined ? undefined : manifestKey(after);
+  for (;;) {
+    const page = await store.list(manifestPrefix, { startAfter });
+    for (const object of page.objects) {
+      const version = parseObjectId(manifestPrefix, object.key);
+      if (version !== undefined) newest = version;
+    }
+    const last = page.objects.at(-1);
+    if (!page.isTruncated || last === undefined) break;
+    startAfter = last.key;
+  }
+  if (newest === undefined) return undefined;
+  const bytes = await store.get(manifestKey(newest));
+  assert(bytes !== undefined, "a listed manifest is never deleted while it is the newest");
+  return decodeManifest(bytes, newest);
+}
+
+/**
+ * Writes the next manifest with the next epoch. A lost race (another writer took the version)
+ * re-reads and tries again: the last writer to start wins.
+ */
+export async function claimManifest(store: ObjectStore, nowMs: () => number): Promise<Manifest> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < manifestClaimAttemptsMax; attempt++) {
+    let current: Manifest | undefined;
+    try {
+      current = await readNewestManifest(store);
+    } catch (error) {
+      if (error instanceof ManifestFormatError) throw error;
+      lastError = error;
+      continue;
+    }
+    const next: Manifest = {
+      version: (current?.version ?? 0) + 1,
+      writerEpoch: (current?.writerEpoch ?? 0) + 1,
+      walStartId: current?.walStartId ?? 0,
+      createdAtMs: nowMs(),
+    };
+    try {
+      const result = await store.putIfAbsent(
+        manifestKey(next.version),
+        encoder.encode(JSON.stringify(next)),
+      );
+      if (result === "created") return next;
+    } catch (error) {
+      // Ambiguous: if it applied, the next attempt reads it as the newest and claims past it,
+      // which only skips an epoch.
+      lastError = error;
+    }
+  }
+  throw new ManifestContendedError(
+    `could not claim a manifest. attempts=\`${manifestClaimAttemptsMax}\``,
+    {
+      cause: lastError,
+    },
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * The object-store seam. Object storage is the source of truth: every durable byte lives in an
+ * object written once with `putIfAbsent` and never modified. A conditional-write conflict is a
+ * return value ("exists"), not an exception; any thrown error means the outcome is unknown (the
+ * write may or may not have applied) and the caller resolves it by reading the key back.
+ *
+ * Implementations: memory.ts, local-fs.ts, s3.ts; faulty.ts wraps any of them with injected
+ * faults. test/conformance/object-store.ts holds the one suite all of them pass.
+ */
+
+/** A byte range: `start` inclusive, `end` exclusive. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** One listed object. */
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+}
+
+/** One page of a listing, in ascending byte-wise key order. */
+export interface ObjectListPage {
+  readonly objects: readonly ObjectInfo[];
+  /** True when more keys match after the last one returned. */
+  readonly isTruncated: boolean;
+}
+
+export interface ObjectListOptions {
+  /** Only keys strictly greater than this. */
+  readonly startAfter?: string | undefined;
+  /** At most this many keys (capped at `objectListPageMax`). */
+  readonly limit?: number | undefined;
+}
+
+export interface ObjectStore {
+  /**
+   * The object's bytes, or the bytes in `range` (clipped to the object's size; empty when the
+   * range starts at or past the end). `undefined` when the key does not exist.
+   */
+  get(key: string, range?: ByteRange): Promise<Uint8Array | undefined>;
+  /** Creates the object unless the key exists. Never overwrites. */
+  putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists">;
+  /** One page of keys starting with `prefix`. */
+  list(prefix: string, options?: ObjectListOptions): Promise<ObjectListPage>;
+  /** Deletes the key; deleting a missing key succeeds. */
+  delete(key: string): Promise<void>;
+  /** Releases connections and handles. */
+  close(): Promise<void>;
+}
+
+/** Every key starting with `prefix` with `startAfter` applied, across pages. */
+export async function listAll(
+  store: ObjectStore,
+  prefix: string,
+  startAfter?: string,
+): Promise<ObjectInfo[]> {
+  const all: ObjectInfo[] = [];
+  let after = startAfter;
+  for (;;) {
+    const page = await store.list(prefix, { startAfter: after });
+    all.push(...page.objects);
+    const last = page.objects.at(-1);
+    if (!page.isTruncated || last === undefined) return all;
+    after = last.key;
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * The object store on S3 or an S3-compatible server (`--bucket B [--path P]`). Create-if-absent
+ * is a conditional PUT with `If-None-Match: *`
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+ *
+ * Outcomes of a conditional PUT:
+ * - 200: "created".
+ * - 412 PreconditionFailed: "exists", unless the SDK retried the request: then an earlier attempt
+ *   may have created the object and the 412 may answer our own write, so the outcome is unknown
+ *   and we throw (the caller reads the key back, as for any thrown error).
+ * - 409 ConditionalRequestConflict: another conditional write to the key was in flight and ours
+ *   did not apply; retried after a short delay, `conditionalPutAttemptsMax` times in all.
+ * - anything else: thrown as `ObjectStoreError`, outcome unknown.
+ *
+ * Checksums are only computed and validated when an operation requires them, because
+ * S3-compatible servers (and moto) do not all accept the SDK's default CRC headers. Listing
+ * order is S3's ascending UTF-8 byte order (general-purpose buckets; directory buckets do not
+ * order listings and are not supported).
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { assert } from "../../core/assert.js";
+import { type Clock, systemClock } from "../../core/clock.js";
+import { objectListPageMax } from "../../core/limits.js";
+import { ObjectStoreError } from "./errors.js";
+import type {
+  ByteRange,
+  ObjectInfo,
+  ObjectListOptions,
+  ObjectListPage,
+  ObjectStore,
+} from "./object-store.js";
+
+/** Options of `createS3ObjectStore`. */
+export interface S3ObjectStoreOptions {
+  readonly bucket: string;
+  /**
+   * Namespaces every key, like `--path`: key `k` is stored as `<prefix>/k`. Leading and trailing
+   * slashes are ignored, so `"p"`, `"p/"` and `"/p/"` are the same namespace.
+   */
+  readonly prefix?: string | undefined;
+  /** An S3-compatible endpoint (the caller passes `AWS_ENDPOINT_URL_S3` here). */
+  readonly endpoint?: string | undefined;
+  /** Defaults to the SDK's region chain (`AWS_REGION`, profile). */
+  readonly region?: string | undefined;
+  /** Path-style addressing; defaults to true when `endpoint` is given, as most emulators need. */
+  readonly forcePathStyle?: boolean | undefined;
+  /** Static credentials or a provider; defaults to the SDK's default credential chain. */
+  readonly credentials?: S3ClientConfig["credentials"] | undefined;
+  /** A ready client (tests, shared connection pools). Not destroyed by `close`. */
+  readonly client?: S3Client | undefined;
+  /** Paces the 409 retries; injected so tests and the simulator control time. */
+  readonly clock?: Clock | undefined;
+}
+
+/** Conditional PUTs answered 409 ConditionalRequestConflict are tried this many times in all. */
+export const conditionalPutAttemptsMax = 5;
+/** The first wait after a 409; doubled on each further conflict (50, 100, 200, 400 ms). */
+export const conditionalPutRetryDelayMs = 50;
+
+/** Creates a store keeping each object as an S3 object in `options.bucket`. */
+export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore {
+  const bucket = options.bucket;
+  const keyPrefix = normalizePrefix(options.prefix);
+  const clock = options.clock ?? systemClock;
+  const isClientOwned = options.client === undefined;
+  const client = options.client ?? new S3Client(clientConfig(options));
+
+  const fullKey = (key: string): string => keyPrefix + key;
+
+  async function headExists(key: string): Promise<boolean> {
+    try {
+      await client.send(new HeadObjectCommand({ Bucket: bucket, Key: fullKey(key) }));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw new ObjectStoreError(`s3 head failed. key=\`${key}\``, { cause: error });
+    }
+  }
+
+  return {
+    async get(key: string, range?: ByteRange): Promise<Uint8Array | undefined> {
+      if (range !== undefined) {
+        assertRange(range);
+        // S3 cannot express an empty range: it ignores an unsatisfiable `bytes=5-4` and sends
+        // the whole object. Existence still has to be answered, so ask with HEAD.
+        if (range.start >= range.end) {
+          return (await headExists(key)) ? new Uint8Array(0) : undefined;
+        }
+      }
+      try {
+        const response = await client.send(
+          new GetObjectCommand({
+            Bucket: bucket,
+            Key: fullKey(key),
+            Range: range === undefined ? undefined : `bytes=${range.start}-${range.end - 1}`,
+          }),
+        );
+        const bytes = await response.Body?.transformToByteArray();
+        return bytes ?? new Uint8Array(0);
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        // 416: the range starts at or past the end of an existing object.
+        if (errorName(error) === "InvalidRange" || httpStatus(error) === 416) {
+          return new Uint8Array(0);
+        }
+        throw new ObjectStoreError(`s3 get failed. key=\`${key}\``, { cause: error });
+      }
+    },
+
+    async putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists"> {
+      let wasRequestRetried = false;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: fullKey(key),
+              Body: bytes,
+              ContentLength: bytes.length,
+              IfNoneMatch: "*",
+            }),
+          );
+          return "created";
+        } catch (error) {
+          wasRequestRetried ||= sdkAttempts(error) > 1;
+          if (errorName(error) === "PreconditionFailed" || httpStatus(error) === 412) {
+            if (!wasRequestRetried) return "exists";
+            throw new ObjectStoreError(
+              `s3 conditional put retried then found the key, which may be our own write. key=\`${key}\``,
+              { cause: error },
+            );
+          }
+          const isConflict =
+            errorName(error) === "ConditionalRequestConflict" || httpStatus(error) === 409;
+          if (isConflict && attempt < conditionalPutAttemptsMax) {
+            await clock.sleep(conditionalPutRetryDelayMs * 2 ** (attempt - 1));
+            continue;
+          }
+          throw new ObjectStoreError(
+            `s3 conditional put failed. key=\`${key}\` attempts=\`${attempt}\``,
+            { cause: error },
+          );
+        }
+      }
+    },
+
+    async list(prefix: string, options?: ObjectListOptions): Promise<ObjectListPage> {
+      const limit = listLimit(options?.limit);
+      const startAfter = options?.startAfter;
+      let response: ListObjectsV2CommandOutput;
+      try {
+        response = await client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: fullKey(prefix) === "" ? undefined : fullKey(prefix),
+            StartAfter: startAfter === undefined ? undefined : fullKey(startAfter),
+            MaxKeys: limit,
+          }),
+        );
+      } catch (error) {
+        throw new ObjectStoreError(`s3 list failed. prefix=\`${prefix}\``, { cause: error });
+      }
+      const objects: ObjectInfo[] = (response.Contents ?? []).map((object) => {
+        const key = object.Key ?? "";
+        assert(key.startsWith(keyPrefix), "listed key outside the store prefix");
+        return { key: key.slice(keyPrefix.length), size: object.Size ?? 0 };
+      });
+      return { objects, isTruncated: response.IsTruncated === true };
+    },
+
+    async delete(key: string): Promise<void> {
+      try {
+        // S3 answers 204 for a missing key too, so there is no "not found" case to map.
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: fullKey(key) }));
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw new ObjectStoreError(`s3 delete failed. key=\`${key}\``, { cause: error });
+      }
+    },
+
+    async close(): Promise<void> {
+      if (isClientOwned) client.destroy();
+    },
+  };
+}
+
+function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
+  const config: S3ClientConfig = {
+    forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  };
+  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+  if (options.region !== undefined) config.region = options.region;
+  if (options.credentials !== undefined) config.credentials = options.credentials;
+  return config;
+}
+
+/** `"/a/b/"` → `"a/b/"`, `""` → `""`: the prefix of every stored key. */
+function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? "").replace(/^\/+|\/+$/g, "");
+  return trimmed === "" ? "" : trimmed + "/";
+}
+
+function isNotFound(error: unknown): boolean {
+  const name = errorName(error);
+  return name === "NoSuchKey" || name === "NotFound" || httpStatus(error) === 404;
+}
+
+function errorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
+
+/** The HTTP status of an SDK service error (`$metadata.httpStatusCode`). */
+function httpStatus(error: unknown): number | undefined {
+  const metadata = sdkMetadata(error);
+  return typeof metadata?.httpStatusCode === "number" ? metadata.httpStatusCode : undefined;
+}
+
+/** How many HTTP requests the SDK's retry strategy made for one `send`. */
+function sdkAttempts(error: unknown): number {
+  const metadata = sdkMetadata(error);
+  return typeof metadata?.attempts === "number" ? metadata.attempts : 1;
+}
+
+function sdkMetadata(error: unknown): { httpStatusCode?: unknown; attempts?: unknown } | undefined {
+  if (typeof error !== "object" || error === null || !("$metadata" in error)) return undefined;
+  const metadata = error.$metadata;
+  return typeof metadata === "object" && metadata !== null ? metadata : undefined;
+}
+
+/** A negative or fractional range is a caller bug, not a storage condition. */
+function assertRange(range: ByteRange): void {
+  assert(Number.isSafeInteger(range.start) && range.start >= 0, "range start is invalid");
+  assert(Number.isSafeInteger(range.end) && range.end >= 0, "range end is invalid");
+}
+
+function listLimit(limit: number | undefined): number {
+  if (limit === undefined) return objectListPageMax;
+  assert(Number.isSafeInteger(limit) && limit >= 1, "list limit must be a positive integer");
+  return Math.min(limit, objectListPageMax);
+}

@@ -1,0 +1,267 @@
+/**
+ * Recovery: from whatever the local cache holds to the bucket's truth, then the fence that makes
+ * this server the only writer (docs/design/storage.md "Recovery" and "Fencing").
+ *
+ * Invariants: the cache's marker names a segment that exists in the bucket with the same write id,
+ * or the cache is wiped; segments are replayed densely in id order with non-decreasing writer
+ * epochs; after recovery the cache holds no record at or past a stream's durable tail, below its
+ * trim point, or of a removed stream.
+ *
+ * Fault model: object-store reads may fail (retried, bounded); the cache may be missing, stale,
+ * corrupt or from another bucket; a newer writer may appear at any moment (we stop: fenced).
+ * A segment that fails its checksum is not skipped: recovery stops, because serving a history with
+ * a hole would lose acknowledged data silently.
+ */
+import { assert } from "../core/assert.js";
+import type { Clock } from "../core/clock.js";
+import { segmentPutRetryDelayMsMax, walClaimAttemptsMax } from "../core/limits.js";
+import type { Random } from "../core/random.js";
+import { type AppliedEffects, DurableState, type StreamTail } from "./durable-state.js";
+import {
+  cacheMarkerKey,
+  decodeJsonValue,
+  decodeRecordKey,
+  encodeJsonValue,
+  encodeRecordKey,
+  KeyType,
+  keyTypeRange,
+} from "./kv/keys.js";
+import type { KvOp, KvStore } from "./kv/kv-store.js";
+import { claimManifest, type Manifest } from "./manifest/manifest.js";
+import { parseObjectId, walKey, walPrefix } from "./object-keys.js";
+import type { ObjectStore } from "./object-store/object-store.js";
+import {
+  decodeSegment,
+  decodeSegmentHeader,
+  encodeSegment,
+  type Segment,
+  segmentHeaderBytes,
+  writeIdBytes,
+} from "./segment/format.js";
+import type { BasinRecord, StreamRecord } from "./wal/entries.js";
+import { FencedError } from "./wal/flusher.js";
+
+/** The cache marker: the last WAL segment the cache holds entirely. */
+export interface CacheMarker {
+  readonly walId: number;
+  readonly writeId: string;
+  readonly writerEpoch: number;
+}
+
+export interface RecoveryResult {
+  readonly manifest: Manifest;
+  readonly state: DurableState;
+  /** The first WAL id the flusher uploads to (after our fence segment). */
+  readonly firstWalId: number;
+  readonly replayedSegments: number;
+  /** Why the cache was wiped, if it was. */
+  readonly cacheResetReason: string | undefined;
+}
+
+export interface RecoveryOptions {
+  readonly store: ObjectStore;
+  readonly kv: KvStore;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+const objectReadAttemptsMax = 10;
+
+export function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+/** The cache ops that record `segment` as the last one the cache holds. */
+export function cacheMarkerOp(marker: CacheMarker): KvOp {
+  return { type: "put", key: cacheMarkerKey, value: encodeJsonValue(marker) };
+}
+
+async function retrying<T>(clock: Clock, what: string, operation: () => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < objectReadAttemptsMax; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      lastError = error;
+      await clock.sleep(Math.min(segmentPutRetryDelayMsMax, 10 * 2 ** attempt));
+    }
+  }
+  throw new Error(`${what} failed after ${objectReadAttemptsMax} attempts`, { cause: lastError });
+}
+
+async function readMarker(kv: KvStore): Promise<CacheMarker | undefined> {
+  const bytes = await kv.get(cacheMarkerKey);
+  if (bytes === undefined) return undefined;
+  const value = decodeJsonValue(bytes) as Partial<CacheMarker> | null;
+  if (value === null || !Number.isSafeInteger(value.walId) || typeof value.writeId !== "string")
+    return undefined;
+  return value as CacheMarker;
+}
+
+/** Loads basins, streams and tails from the cache into a fresh state. */
+async function loadState(kv: KvStore): Promise<DurableState> {
+  const state = new DurableState();
+  for await (const [, value] of kv.entries(keyTypeRange(KeyType.Basin))) {
+    state.loadBasin(decodeJsonValue(value) as BasinRecord);
+  }
+  for await (const [, value] of kv.entries(keyTypeRange(KeyType.Stream))) {
+    state.loadStream(decodeJsonValue(value) as StreamRecord);
+  }
+  for await (const [key, value] of kv.entries(keyTypeRange(KeyType.StreamTail))) {
+    const streamId = new DataView(key.buffer, key.byteOffset + 1, 8);
+    const id = streamId.getUint32(0) * 0x1_0000_0000 + streamId.getUint32(4);
+    state.loadTail(id, decodeJsonValue(value) as StreamTail);
+  }
+  return state;
+}
+
+/** Applies one whole segment to the state and commits it to the cache with its marker. */
+async function replaySegment(kv: KvStore, state: DurableState, segment: Segment): Promise<void> {
+  const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
+  const ops: KvOp[] = [];
+  for (const entry of segment.entries) ops.push(...state.applyEntry(entry, effects, true));
+  ops.push(
+    cacheMarkerOp({
+      walId: segment.header.walId,
+      writeId: hexOf(segment.header.writeId),
+      writerEpoch: segment.header.writerEpoch,
+    }),
+  );
+  await kv.write(ops);
+}
+
+/**
+ * Deletes cached records that recovery proved were never durable (at or past a tail), trimmed,
+ * or of streams that no longer exist.
+ */
+async function discardUndurableRecords(kv: KvStore, state: DurableState): Promise<void> {
+  const recordRange = keyTypeRange(KeyType.Record);
+  let cursor = recordRange.gte;
+  for (;;) {
+    let firstKey: Uint8Array | undefined;
+    for await (const [key] of kv.entries({ gte: cursor, lt: recordRange.lt, limit: 1 }))
+      firstKey = key;
+    if (firstKey === undefined) return;
+    const { streamId } = decodeRecordKey(firstKey);
+    const nextStream = encodeRecordKey(streamId + 1, 0);
+    if (!state.streamsById.has(streamId)) {
+      await kv.clear({ gte: encodeRecordKey(streamId, 0), lt: nextStream });
+    } else {
+      const tail = state.tailOf(streamId);
+      if (tail.trimPoint > 0) {
+        await kv.clear({
+          gte: encodeRecordKey(streamId, 0),
+          lt: encodeRecordKey(streamId, tail.trimPoint),
+        });
+      }
+      await kv.clear({ gte: encodeRecordKey(streamId, tail.nextSeqNum), lt: nextStream });
+    }
+    cursor = nextStream;
+  }
+}
+
+/** Opens the durable state: manifest claim, cache check, replay, cleanup, fence. */
+export async function recover(options: RecoveryOptions): Promise<RecoveryResult> {
+  const { store, kv, clock, random } = options;
+  const manifest = await claimManifest(store, () => clock.nowMs());
+
+  let cacheResetReason: string | undefined;
+  const marker = await readMarker(kv);
+  if (marker !== undefined) {
+    const header = await retrying(clock, "read segment header", () =>
+      store.get(walKey(marker.walId), { start: 0, end: segmentHeaderBytes }),
+    );
+    if (header === undefined) {
+      cacheResetReason = `cache marker names a missing segment. walId=\`${marker.walId}\``;
+    } else if (hexOf(decodeSegmentHeader(header).writeId) !== marker.writeId) {
+      cacheResetReason = `cache marker names another history. walId=\`${marker.walId}\``;
+    } else if (marker.walId < manifest.walStartId - 1) {
+      cacheResetReason = `cache older than the WAL start. walId=\`${marker.walId}\``;
+    }
+  } else if ((await firstKey(kv)) !== undefined) {
+    cacheResetReason = "cache has data but no marker";
+  }
+  if (cacheResetReason !== undefined) await kv.clear({});
+
+  const state = cacheResetReason === undefined ? await loadState(kv) : new DurableState();
+  let nextWalId =
+    marker !== undefined && cacheResetReason === undefined ? marker.walId + 1 : manifest.walStartId;
+  let lastEpoch = marker !== undefined && cacheResetReason === undefined ? marker.writerEpoch : 0;
+  let replayedSegments = 0;
+
+  const replay = async (segment: Segment): Promise<void> => {
+    assert(
+      segment.header.walId === nextWalId,
+      `wal ids not dense: expected ${nextWalId} got ${segment.header.walId}`,
+    );
+    assert(segment.header.writerEpoch >= lastEpoch, "writer epochs never decrease along the WAL");
+    if (segment.header.writerEpoch > manifest.writerEpoch) {
+      throw new FencedError(`a newer writer owns the WAL. epoch=\`${segment.header.writerEpoch}\``);
+    }
+    await replaySegment(kv, state, segment);
+    lastEpoch = segment.header.writerEpoch;
+    nextWalId += 1;
+    replayedSegments += 1;
+  };
+
+  const replayAvailable = async (): Promise<void> => {
+    for (;;) {
+      const page = await retrying(clock, "list wal", () =>
+        store.list(walPrefix, { startAfter: nextWalId === 0 ? undefined : walKey(nextWalId - 1) }),
+      );
+      for (const object of page.objects) {
+        const id = parseObjectId(walPrefix, object.key);
+        if (id === undefined) continue;
+        const bytes = await retrying(clock, "read segment", () => store.get(object.key));
+        assert(bytes !== undefined, `listed segment missing: ${object.key}`);
+        await replay(decodeSegment(bytes));
+      }
+      if (!page.isTruncated) return;
+    }
+  };
+
+  await replayAvailable();
+  await discardUndurableRecords(kv, state);
+
+  // Claim the next WAL id with a fence segment. Whoever holds an id we find taken either wrote
+  // before us (replay it and move on) or is newer (we are fenced).
+  for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
+    const writeId = random.bytes(writeIdBytes);
+    const fence = encodeSegment({
+      walId: nextWalId,
+      writerEpoch: manifest.writerEpoch,
+      writeId,
+      entries: [],
+    });
+    let result: "created" | "exists";
+    try {
+      result = await store.putIfAbsent(walKey(nextWalId), fence);
+    } catch {
+      await clock.sleep(segmentPutRetryDelayMsMax / 10);
+      continue;
+    }
+    if (result === "exists") {
+      const bytes = await retrying(clock, "read segment", () => store.get(walKey(nextWalId)));
+      assert(bytes !== undefined, "a segment that exists can be read");
+      const segment = decodeSegment(bytes);
+      if (hexOf(segment.header.writeId) !== hexOf(writeId)) {
+        await replay(segment);
+        continue;
+      }
+    }
+    await kv.write([
+      cacheMarkerOp({
+        walId: nextWalId,
+        writeId: hexOf(writeId),
+        writerEpoch: manifest.writerEpoch,
+      }),
+    ]);
+    return { manifest, state, firstWalId: nextWalId + 1, replayedSegments, cacheResetReason };
+  }
+  throw new FencedError(`could not claim a wal id. attempts=\`${walClaimAttemptsMax}\``);
+}
+
+async function firstKey(kv: KvStore): Promise<Uint8Array | undefined> {
+  for await (const [key] of kv.entries({ limit: 1 })) return key;
+  return undefined;
+}

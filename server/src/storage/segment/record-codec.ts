@@ -1,0 +1,109 @@
+/**
+ * The binary encoding of one sequenced record's content, shared by segments (concatenated in a
+ * records entry) and the LevelDB cache (one value per record), so a record is encoded once when
+ * it is appended and never re-encoded. The seq num is not encoded: it is implied by the position
+ * in the entry, and by the key in the cache.
+ *
+ * Layout (big-endian): timestamp u64 · headerCount u32 · (nameLen u32 · name · valueLen u32 ·
+ * value)* · bodyLen u32 · body. Decoding returns views into the input, never copies.
+ */
+import type { Header } from "../../core/records.js";
+
+/** Thrown when bytes that passed their checksum still do not decode: a writer bug. */
+export class RecordDecodeError extends Error {
+  override readonly name = "RecordDecodeError";
+}
+
+const twoPow32 = 0x1_0000_0000;
+
+/** The encoded size of a record. */
+export function encodedRecordBytes(record: {
+  readonly headers: readonly Header[];
+  readonly body: Uint8Array;
+}): number {
+  let bytes = 8 + 4 + 4 + record.body.length;
+  for (const header of record.headers) bytes += 8 + header.name.length + header.value.length;
+  return bytes;
+}
+
+/** Encodes a record's timestamp, headers and body. */
+export function encodeRecord(record: {
+  readonly timestamp: number;
+  readonly headers: readonly Header[];
+  readonly body: Uint8Array;
+}): Uint8Array {
+  const out = new Uint8Array(encodedRecordBytes(record));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Math.floor(record.timestamp / twoPow32));
+  view.setUint32(4, record.timestamp >>> 0);
+  view.setUint32(8, record.headers.length);
+  let offset = 12;
+  for (const header of record.headers) {
+    view.setUint32(offset, header.name.length);
+    out.set(header.name, offset + 4);
+    offset += 4 + header.name.length;
+    view.setUint32(offset, header.value.length);
+    out.set(header.value, offset + 4);
+    offset += 4 + header.value.length;
+  }
+  view.setUint32(offset, record.body.length);
+  out.set(record.body, offset + 4);
+  return out;
+}
+
+/** A decoded record: views into the encoded bytes. */
+export interface DecodedRecord {
+  readonly timestamp: number;
+  readonly headers: Header[];
+  readonly body: Uint8Array;
+  /** The record's own encoded bytes (a view), e.g. to store in the cache. */
+  readonly encoded: Uint8Array;
+}
+
+/**
+ * Decodes the record starting at `offset` of `bytes`; returns it and the offset after it.
+ * Throws `RecordDecodeError` on any length that points outside `bytes`.
+ */
+export function decodeRecordAt(bytes: Uint8Array, offset: number): [DecodedRecord, number] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const start = offset;
+  const need = (n: number): void => {
+    if (offset + n > bytes.length) {
+      throw new RecordDecodeError(`record truncated. offset=\`${offset}\` need=\`${n}\``);
+    }
+  };
+  need(12);
+  const timestamp = view.getUint32(offset) * twoPow32 + view.getUint32(offset + 4);
+  const headerCount = view.getUint32(offset + 8);
+  offset += 12;
+  const headers: Header[] = [];
+  for (let i = 0; i < headerCount; i++) {
+    need(4);
+    const nameLength = view.getUint32(offset);
+    need(4 + nameLength + 4);
+    const name = bytes.subarray(offset + 4, offset + 4 + nameLength);
+    offset += 4 + nameLength;
+    const valueLength = view.getUint32(offset);
+    need(4 + valueLength);
+    const value = bytes.subarray(offset + 4, offset + 4 + valueLength);
+    offset += 4 + valueLength;
+    headers.push({ name, value });
+  }
+  need(4);
+  const bodyLength = view.getUint32(offset);
+  need(4 + bodyLength);
+  const body = bytes.subarray(offset + 4, offset + 4 + bodyLength);
+  offset += 4 + bodyLength;
+  return [{ timestamp, headers, body, encoded: bytes.subarray(start, offset) }, offset];
+}
+
+/** Decodes one record that fills `bytes` exactly (a cache value). */
+export function decodeRecord(bytes: Uint8Array): DecodedRecord {
+  const [record, end] = decodeRecordAt(bytes, 0);
+  if (end !== bytes.length) {
+    throw new RecordDecodeError(
+      `trailing bytes after record. length=\`${bytes.length}\` end=\`${end}\``,
+    );
+  }
+  return record;
+}

@@ -1,0 +1,104 @@
+/**
+ * Control-plane operations carried in WAL control entries. They are full records ("put" the whole
+ * basin or stream as it now is, or "remove" it), so replaying a WAL applies them without needing
+ * the previous state, and replaying one twice changes nothing.
+ *
+ * Configs are kept as the JSON produced by core/config.ts's encoders: storage stores and replays
+ * them but never interprets them.
+ */
+
+/** A basin as stored. */
+export interface BasinRecord {
+  readonly name: string;
+  /** `encodeBasinConfig` output. */
+  readonly config: unknown;
+  readonly createdAtMs: number;
+  /** Set once deletion was requested; the basin is removed when its streams are gone. */
+  readonly deletedAtMs: number | null;
+  /** Idempotency key of the create request (hash of request token and config), if any. */
+  readonly createKey: string | null;
+}
+
+/** A stream as stored. `streamId` is unique for the life of the bucket and never reused. */
+export interface StreamRecord {
+  readonly basin: string;
+  readonly name: string;
+  readonly streamId: number;
+  /** `encodeStreamConfig` output: the fully resolved config. */
+  readonly config: unknown;
+  readonly cipher: string | null;
+  readonly createdAtMs: number;
+  readonly deletedAtMs: number | null;
+  readonly createKey: string | null;
+}
+
+export type ControlOp =
+  | { readonly op: "basin.put"; readonly basin: BasinRecord }
+  | { readonly op: "basin.remove"; readonly name: string }
+  | { readonly op: "stream.put"; readonly stream: StreamRecord }
+  | {
+      readonly op: "stream.remove";
+      readonly basin: string;
+      readonly name: string;
+      readonly streamId: number;
+    };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a control operation as a control entry payload. */
+export function encodeControlOp(op: ControlOp): Uint8Array {
+  return encoder.encode(JSON.stringify(op));
+}
+
+/** Raised for a control payload that does not parse: a writer bug or corruption past the CRC. */
+export class ControlOpDecodeError extends Error {
+  override readonly name = "ControlOpDecodeError";
+}
+
+function isRecordLike(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** Decodes a control entry payload, checking the fields replay relies on. */
+export function decodeControlOp(payload: Uint8Array): ControlOp {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch (error) {
+    throw new ControlOpDecodeError("control entry is not JSON", { cause: error });
+  }
+  if (!isRecordLike(value)) throw new ControlOpDecodeError("control entry is not an object");
+  switch (value["op"]) {
+    case "basin.put":
+      if (isRecordLike(value["basin"]) && typeof value["basin"]["name"] === "string") {
+        return value as unknown as ControlOp;
+      }
+      break;
+    case "basin.remove":
+      if (typeof value["name"] === "string") return value as unknown as ControlOp;
+      break;
+    case "stream.put": {
+      const stream = value["stream"];
+      if (
+        isRecordLike(stream) &&
+        typeof stream["basin"] === "string" &&
+        typeof stream["name"] === "string" &&
+        Number.isSafeInteger(stream["streamId"])
+      ) {
+        return value as unknown as ControlOp;
+      }
+      break;
+    }
+    case "stream.remove":
+      if (
+        typeof value["basin"] === "string" &&
+        typeof value["name"] === "string" &&
+        Number.isSafeInteger(value["streamId"])
+      ) {
+        return value as unknown as ControlOp;
+      }
+      break;
+  }
+  throw new ControlOpDecodeError(`malformed control entry. op=\`${String(value["op"])}\``);
+}

@@ -1,0 +1,304 @@
+/**
+ * One Streamer per active stream (S2 lite's `streamer`): it owns the stream's pipelined state
+ * (next seq num, last timestamp, fencing token, trim point, including appends accepted but not yet
+ * durable), assigns seq nums and timestamps synchronously, holds each reply until its batch is
+ * durable, and fans durable batches out to followers.
+ *
+ * Invariants:
+ * - Seq nums are dense from 0 and assigned in acceptance order; an assigned seq num is either made
+ *   durable or the server stops (storage never gives up on a segment), so no rollback exists.
+ * - Conditions (`fencingToken` first, then `matchSeqNum`) are checked against pipelined state.
+ * - Timestamps never decrease along the stream.
+ * - Followers only ever see durable records, in order, each batch once.
+ */
+import { assert } from "../core/assert.js";
+import type { Clock } from "../core/clock.js";
+import type { StreamConfig } from "../core/config.js";
+import { AppendConditionFailed, S2Error, streamDeletionPending } from "../core/errors.js";
+import { followerLagBatchesMax } from "../core/limits.js";
+import type {
+  AppendAck,
+  AppendInput,
+  AppendRecord,
+  SeqNum,
+  SequencedRecord,
+  StreamPosition,
+} from "../core/records.js";
+import { advanceTail, type StreamTail } from "../storage/durable-state.js";
+import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
+import type { Storage } from "../storage/storage.js";
+import { FencedError, FlusherClosedError } from "../storage/wal/flusher.js";
+import { validateAppendInput } from "./append-validation.js";
+
+/** A durable batch as followers receive it: the records and the tail right after them. */
+export interface FollowedBatch {
+  readonly records: readonly SequencedRecord[];
+  readonly tail: StreamPosition;
+}
+
+/** Why a follow ended. */
+export type FollowEnd = "lagged" | "closed" | S2Error;
+
+/**
+ * A live subscription to a stream's durable batches. Bounded: a follower more than
+ * `followerLagBatchesMax` batches behind is ended with "lagged" (it resumes from storage by seq
+ * num), so a slow reader never grows the server's memory.
+ */
+export class Follower {
+  private readonly queue: FollowedBatch[] = [];
+  private ended: FollowEnd | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly unsubscribe: (follower: Follower) => void) {}
+
+  /** The next batch, or why following ended. */
+  async next(): Promise<FollowedBatch | { end: FollowEnd }> {
+    for (;;) {
+      const batch = this.queue.shift();
+      if (batch !== undefined) return batch;
+      if (this.ended !== undefined) return { end: this.ended };
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  /** Stops following. */
+  close(): void {
+    this.end("closed");
+  }
+
+  /** @internal */
+  push(batch: FollowedBatch): void {
+    if (this.ended !== undefined) return;
+    if (this.queue.length >= followerLagBatchesMax) {
+      this.queue.length = 0;
+      this.end("lagged");
+      return;
+    }
+    this.queue.push(batch);
+    this.signal();
+  }
+
+  /** @internal */
+  end(reason: FollowEnd): void {
+    if (this.ended !== undefined) return;
+    this.ended = reason;
+    this.unsubscribe(this);
+    this.signal();
+  }
+
+  private signal(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+export interface StreamerOptions {
+  readonly storage: Storage;
+  readonly clock: Clock;
+  readonly streamId: number;
+  readonly config: StreamConfig;
+}
+
+/** Maps storage failures to the API's errors: fenced or closed writers are retryable. */
+export function toS2Error(error: unknown): unknown {
+  if (error instanceof FencedError) {
+    return new S2Error("unavailable", "server fenced by a newer writer", { cause: error });
+  }
+  if (error instanceof FlusherClosedError) {
+    return new S2Error("unavailable", "server shutting down", { cause: error });
+  }
+  return error;
+}
+
+export class Streamer {
+  readonly streamId: number;
+  private config: StreamConfig;
+  private pipelined: StreamTail;
+  private deleting = false;
+  private readonly followers = new Set<Follower>();
+
+  constructor(private readonly options: StreamerOptions) {
+    this.streamId = options.streamId;
+    this.config = options.config;
+    this.pipelined = options.storage.state.tailOf(options.streamId);
+  }
+
+  /** The durable tail: the next seq num and the last durable record's timestamp. */
+  get tail(): StreamPosition {
+    const tail = this.options.storage.state.tailOf(this.streamId);
+    return { seqNum: tail.nextSeqNum, timestamp: tail.lastTimestamp };
+  }
+
+  /** The seq num below which records are trimmed (durable). */
+  get trimPoint(): SeqNum {
+    return this.options.storage.state.tailOf(this.streamId).trimPoint;
+  }
+
+  /** The next seq num to be assigned, counting appends not yet durable. */
+  get pipelinedNextSeqNum(): SeqNum {
+    return this.pipelined.nextSeqNum;
+  }
+
+  /** Applies a reconfiguration; it governs appends from now on. */
+  setConfig(config: StreamConfig): void {
+    this.config = config;
+  }
+
+  /**
+   * Appends a batch and resolves with its ack once it is durable (S2-API.md §5.3). Waits for
+   * admission first (back-pressure); conditions are then checked and seq nums assigned without
+   * yielding, so concurrent appends are ordered by their admission.
+   */
+  async append(input: AppendInput): Promise<AppendAck> {
+    if (this.deleting) throw streamDeletionPending();
+    const bytes = validateAppendInput(input, this.config);
+    await this.admit(bytes);
+    let records: DecodedRecord[];
+    let firstSeqNum: SeqNum;
+    try {
+      if (this.deleting) throw streamDeletionPending();
+      const { fencingToken, nextSeqNum } = this.pipelined;
+      if (input.fencingToken !== undefined && input.fencingToken !== fencingToken) {
+        throw new AppendConditionFailed({
+          kind: "fencing_token_mismatch",
+          currentToken: fencingToken,
+        });
+      }
+      if (input.matchSeqNum !== undefined && input.matchSeqNum !== nextSeqNum) {
+        throw new AppendConditionFailed({ kind: "seq_num_mismatch", nextSeqNum });
+      }
+      firstSeqNum = nextSeqNum;
+      records = this.sequence(input.records);
+    } catch (error) {
+      this.options.storage.releaseAdmission(bytes);
+      throw error;
+    }
+    return this.submit(firstSeqNum, records, bytes);
+  }
+
+  /**
+   * Marks the stream as being deleted and appends the terminal trim (S2-API.md §6.5): no append
+   * is accepted afterwards. Resolves when the trim is durable.
+   */
+  async beginDeletion(): Promise<void> {
+    if (this.deleting) return;
+    this.deleting = true;
+    const terminalTrim: AppendRecord = {
+      headers: [{ name: new Uint8Array(0), value: new TextEncoder().encode("trim") }],
+      body: new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+    };
+    const bytes = validateAppendInput({ records: [terminalTrim] }, this.config);
+    await this.admit(bytes);
+    const firstSeqNum = this.pipelined.nextSeqNum;
+    const records = this.sequence([terminalTrim]);
+    await this.submit(firstSeqNum, records, bytes);
+  }
+
+  /** Ends every follower with `reason` (stream removed, server fenced or closing). */
+  endFollowers(reason: FollowEnd): void {
+    for (const follower of [...this.followers]) follower.end(reason);
+  }
+
+  /**
+   * Durable records from `startSeqNum` (raised to the trim point), bounded by count and metered
+   * bytes; never past the durable tail.
+   */
+  read(options: {
+    readonly startSeqNum: SeqNum;
+    readonly countMax: number;
+    readonly bytesMax: number;
+  }): Promise<SequencedRecord[]> {
+    return this.options.storage.readRecords({
+      streamId: this.streamId,
+      startSeqNum: options.startSeqNum,
+      endSeqNum: this.tail.seqNum,
+      countMax: options.countMax,
+      bytesMax: options.bytesMax,
+    });
+  }
+
+  /**
+   * Subscribes to durable batches from now on. Callers read up to `tail` first and then follow;
+   * since both happen without yielding between `tail` and `follow`, no batch falls in between.
+   */
+  follow(): Follower {
+    const follower = new Follower((f) => this.followers.delete(f));
+    this.followers.add(follower);
+    return follower;
+  }
+
+  /** @internal Called by the service, in WAL order, for each durable batch of this stream. */
+  onDurable(firstSeqNum: SeqNum, records: readonly DecodedRecord[]): void {
+    if (this.followers.size === 0) return;
+    const sequenced: SequencedRecord[] = records.map((record, i) => ({
+      seqNum: firstSeqNum + i,
+      timestamp: record.timestamp,
+      headers: record.headers,
+      body: record.body,
+    }));
+    const last = sequenced.at(-1);
+    assert(last !== undefined, "a durable batch has records");
+    const batch: FollowedBatch = {
+      records: sequenced,
+      tail: { seqNum: last.seqNum + 1, timestamp: last.timestamp },
+    };
+    for (const follower of [...this.followers]) follower.push(batch);
+  }
+
+  private async admit(bytes: number): Promise<void> {
+    try {
+      await this.options.storage.admit(bytes);
+    } catch (error) {
+      // Admission fails only once storage has stopped: fenced (FencedError) or closed, which
+      // `Storage.close` signals with a plain Error; both are the retryable `unavailable`.
+      const mapped = toS2Error(error);
+      if (mapped instanceof S2Error) throw mapped;
+      throw new S2Error("unavailable", "server shutting down", { cause: error });
+    }
+  }
+
+  /** Assigns timestamps and advances the pipelined state; never yields. */
+  private sequence(input: readonly AppendRecord[]): DecodedRecord[] {
+    const { mode, uncapped } = this.config.timestamping;
+    const nowMs = this.options.clock.nowMs();
+    let maxTimestamp = this.pipelined.lastTimestamp;
+    const records: DecodedRecord[] = input.map((record) => {
+      let timestamp =
+        mode === "arrival" || record.timestamp === undefined ? nowMs : record.timestamp;
+      if (!uncapped && timestamp > nowMs) timestamp = nowMs;
+      if (timestamp < maxTimestamp) timestamp = maxTimestamp;
+      maxTimestamp = timestamp;
+      // Views into the encoded bytes, not the caller's buffers: followers and the durable state
+      // must see what the segment holds even if the caller reuses its buffers after the append.
+      return decodeRecord(encodeRecord({ timestamp, headers: record.headers, body: record.body }));
+    });
+    this.pipelined = advanceTail(this.pipelined, this.pipelined.nextSeqNum, records);
+    return records;
+  }
+
+  private async submit(
+    firstSeqNum: SeqNum,
+    records: DecodedRecord[],
+    bytes: number,
+  ): Promise<AppendAck> {
+    try {
+      await this.options.storage.submitRecords({
+        streamId: this.streamId,
+        firstSeqNum,
+        records,
+        admittedBytes: bytes,
+      });
+    } catch (error) {
+      throw toS2Error(error);
+    }
+    const last = records.at(-1)!;
+    const start = { seqNum: firstSeqNum, timestamp: records[0]!.timestamp };
+    const end = { seqNum: firstSeqNum + records.length, timestamp: last.timestamp };
+    const tail = this.tail;
+    assert(tail.seqNum >= end.seqNum, "an ack is released only once its batch is durable");
+    return { start, end, tail };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Helpers for tests that run the engine in-process: open a Service on given stores, append and
+ * read text records, and read a whole stream back.
+ */
+import { systemClock } from "../../src/core/clock.js";
+import { systemRandom } from "../../src/core/random.js";
+import type { AppendAck, SequencedRecord } from "../../src/core/records.js";
+import { Service, type ServiceOptions } from "../../src/service/service.js";
+import { createMemoryKvStore } from "../../src/storage/kv/memory.js";
+import type { KvStore } from "../../src/storage/kv/kv-store.js";
+import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
+
+export const testBasin = "test-basin";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Opens a Service with test defaults (1 ms flush, fast manifest polling). */
+export function openTestService(
+  options: { store: ObjectStore; kv?: KvStore } & Partial<Omit<ServiceOptions, "store" | "kv">>,
+): Promise<Service> {
+  return Service.open({
+    clock: systemClock,
+    random: systemRandom,
+    flushIntervalMs: 1,
+    manifestPollIntervalMs: 50,
+    ...options,
+    kv: options.kv ?? createMemoryKvStore(),
+  });
+}
+
+/** Creates the test basin (with create-on-append) unless it exists. */
+export async function ensureTestBasin(service: Service): Promise<void> {
+  await service.basins.ensure({
+    name: testBasin,
+    config: {
+      defaultStreamConfig: null,
+      streamCipher: null,
+      createStreamOnAppend: true,
+      createStreamOnRead: false,
+    },
+  });
+}
+
+/** Appends one batch of text records to a stream of the test basin. */
+export function appendText(
+  service: Service,
+  stream: string,
+  texts: readonly string[],
+): Promise<AppendAck> {
+  return service.records.append(testBasin, stream, {
+    records: texts.map((text) => ({ headers: [], body: encoder.encode(text) })),
+  });
+}
+
+/** Every durable record of a stream, from seq num 0. */
+export async function readAll(service: Service, stream: string): Promise<SequencedRecord[]> {
+  const all: SequencedRecord[] = [];
+  for (;;) {
+    const batch = await service.records.read(testBasin, stream, {
+      startSeqNum: all.length === 0 ? 0 : all.at(-1)!.seqNum + 1,
+      countMax: 1000,
+      bytesMax: 1 << 20,
+    });
+    if (batch.length === 0) return all;
+    all.push(...batch);
+  }
+}
+
+/** The bodies of records as text. */
+export function textsOf(records: readonly SequencedRecord[]): string[] {
+  return records.map((record) => decoder.decode(record.body));
+}
