@@ -36,7 +36,7 @@ tidy: install
 build: gen-check typecheck
 
 run: build
-	node --import tsx server/src/main.ts $(RUN_ARGS)
+	node --import tsx server/src/main.ts serve $(RUN_ARGS)
 
 test: build lint
 	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)

@@ -11,7 +11,7 @@ import { systemRandom } from "./core/random.js";
 import { Service } from "./service/service.js";
 import { describeObjectStore, openCache, openObjectStore } from "./storage/open-stores.js";
 
-const usage = `usage: tributary [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR] [--flush-interval-ms N]`;
+const usage = `usage: tributary [serve] [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR] [--flush-interval-ms N]`;
 
 function fail(message: string): never {
   process.stderr.write(`tributary: ${message}\n${usage}\n`);
@@ -27,7 +27,11 @@ process.on("uncaughtException", (error) => {
 
 let parsed: ReturnType<typeof parseFlags>;
 function parseFlags() {
+  // `serve` is the only command so far; it is optional so that `tributary --port 1` works too.
+  const args = process.argv.slice(2);
+  if (args[0] === "serve") args.shift();
   return parseArgs({
+    args,
     options: {
       port: { type: "string", default: "8080" },
       bucket: { type: "string" },
@@ -105,8 +109,15 @@ process.stdout.write(
     `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}\n`,
 );
 
+/** Like s2-lite: flush what was accepted, but give up after a drain period if storage hangs. */
+const shutdownDrainMs = 10_000;
+
 async function shutdown(signal: string): Promise<void> {
   process.stdout.write(`tributary: ${signal}, flushing and stopping\n`);
+  setTimeout(() => {
+    process.stderr.write("tributary: drain timed out, exiting with appends unacknowledged\n");
+    process.exit(1);
+  }, shutdownDrainMs).unref();
   server.close();
   await service?.close();
   await cache.kv.close();

@@ -28,6 +28,7 @@ import {
   encodeSegment,
   type SegmentEntry,
   type SegmentEntryInput,
+  SegmentFormatError,
   segmentHeaderBytes,
   writeIdBytes,
 } from "../segment/format.js";
@@ -297,7 +298,13 @@ export class Flusher {
       }
       // "exists" then missing: only a GC could do that, and GC never deletes the WAL's head.
       assert(header !== undefined, `segment vanished after a conflicting put: ${key}`);
-      return sameBytes(decodeSegmentHeader(header).writeId, writeId) ? "ok" : "fenced";
+      try {
+        return sameBytes(decodeSegmentHeader(header).writeId, writeId) ? "ok" : "fenced";
+      } catch (error) {
+        // Not a segment of ours, whatever it is: the id is taken.
+        if (error instanceof SegmentFormatError) return "fenced";
+        throw error;
+      }
     }
   }
 }
