@@ -46,6 +46,11 @@ export interface CacheMarker {
   readonly walId: number;
   readonly writeId: string;
   readonly writerEpoch: number;
+  /**
+   * One past the highest stream id the WAL ever assigned, removed streams included: the cache no
+   * longer holds removed streams, and ids must never be reused.
+   */
+  readonly nextStreamId: number;
 }
 
 export interface RecoveryResult {
@@ -92,9 +97,21 @@ async function retrying<T>(clock: Clock, what: string, operation: () => Promise<
 async function readMarker(kv: KvStore): Promise<CacheMarker | undefined> {
   const bytes = await kv.get(cacheMarkerKey);
   if (bytes === undefined) return undefined;
-  const value = decodeJsonValue(bytes) as Partial<CacheMarker> | null;
-  if (value === null || !Number.isSafeInteger(value.walId) || typeof value.writeId !== "string")
+  let value: Partial<CacheMarker> | null;
+  try {
+    value = decodeJsonValue(bytes) as Partial<CacheMarker> | null;
+  } catch {
     return undefined;
+  }
+  if (
+    value === null ||
+    !Number.isSafeInteger(value.walId) ||
+    typeof value.writeId !== "string" ||
+    !Number.isSafeInteger(value.writerEpoch) ||
+    !Number.isSafeInteger(value.nextStreamId)
+  ) {
+    return undefined;
+  }
   return value as CacheMarker;
 }
 
@@ -125,6 +142,7 @@ async function replaySegment(kv: KvStore, state: DurableState, segment: Segment)
       walId: segment.header.walId,
       writeId: hexOf(segment.header.writeId),
       writerEpoch: segment.header.writerEpoch,
+      nextStreamId: state.nextStreamId,
     }),
   );
   await kv.write(ops);
@@ -182,8 +200,21 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     cacheResetReason = "cache has data but no marker";
   }
   if (cacheResetReason !== undefined) await kv.clear({});
-
-  const state = cacheResetReason === undefined ? await loadState(kv) : new DurableState();
+  let state = new DurableState();
+  if (cacheResetReason === undefined) {
+    try {
+      state = await loadState(kv);
+    } catch (error) {
+      // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
+      // only a cache; rebuild it.
+      cacheResetReason = `cache unreadable: ${error instanceof Error ? error.message : String(error)}`;
+      await kv.clear({});
+      state = new DurableState();
+    }
+  }
+  if (marker !== undefined && cacheResetReason === undefined) {
+    state.nextStreamId = Math.max(state.nextStreamId, marker.nextStreamId);
+  }
   let nextWalId =
     marker !== undefined && cacheResetReason === undefined ? marker.walId + 1 : manifest.walStartId;
   let lastEpoch = marker !== undefined && cacheResetReason === undefined ? marker.writerEpoch : 0;
@@ -254,6 +285,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         walId: nextWalId,
         writeId: hexOf(writeId),
         writerEpoch: manifest.writerEpoch,
+        nextStreamId: state.nextStreamId,
       }),
     ]);
     return { manifest, state, firstWalId: nextWalId + 1, replayedSegments, cacheResetReason };

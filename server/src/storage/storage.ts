@@ -252,6 +252,7 @@ export class Storage {
         walId: segment.walId,
         writeId: hexOf(segment.writeId),
         writerEpoch: segment.writerEpoch,
+        nextStreamId: this.state.nextStreamId,
       }),
     );
     for (const listener of this.durableListeners) listener(segment);
