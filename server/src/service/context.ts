@@ -7,6 +7,7 @@
  * when measurements ask for it).
  */
 import { createHash } from "node:crypto";
+import { AssertionError } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import {
   decodeBasinConfig,
@@ -221,9 +222,16 @@ export class ServiceContext {
   }
 
   private inBackground(task: () => Promise<void>): void {
-    // A failure here (fenced, shutting down) leaves the deletion marked; the next start resumes it.
+    // A failure here (fenced, shutting down) leaves the deletion marked; the next start resumes
+    // it. An assertion is never swallowed: it crashes the process, as everywhere.
     setImmediate(() => {
-      task().catch(() => {});
+      task().catch((error: unknown) => {
+        if (error instanceof AssertionError) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      });
     });
   }
 }

@@ -38,6 +38,7 @@ import {
   type DurableSegment,
   type FencedError,
   Flusher,
+  FlusherClosedError,
   type FlusherStats,
 } from "./wal/flusher.js";
 
@@ -235,7 +236,7 @@ export class Storage {
     if (this.healthState === "ready") this.healthState = "closed";
     this.cancelManifestPoll?.();
     await this.flusher.close();
-    this.admission.close(new Error("storage closed"));
+    this.admission.close(new FlusherClosedError("storage closed"));
     await this.commitChain;
   }
 

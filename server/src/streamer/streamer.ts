@@ -47,7 +47,8 @@ export type FollowEnd = "lagged" | "closed" | S2Error;
 export class Follower {
   private readonly queue: FollowedBatch[] = [];
   private ended: FollowEnd | undefined;
-  private wake: (() => void) | undefined;
+  /** Consumers waiting in `next()`; normally one, but concurrent calls must not hang. */
+  private readonly waiters: (() => void)[] = [];
 
   constructor(private readonly unsubscribe: (follower: Follower) => void) {}
 
@@ -58,7 +59,7 @@ export class Follower {
       if (batch !== undefined) return batch;
       if (this.ended !== undefined) return { end: this.ended };
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        this.waiters.push(resolve);
       });
     }
   }
@@ -89,9 +90,7 @@ export class Follower {
   }
 
   private signal(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    for (const wake of this.waiters.splice(0)) wake();
   }
 }
 
