@@ -1,9 +1,11 @@
 /**
- * The server process: parses flags, opens storage (recovery and fencing), and serves `/health`
- * (200 once recovery and fencing are done). The S2 API arrives on this port with issue 3.
+ * The server process (`tributary serve`): parses flags, opens storage (recovery and fencing), then
+ * serves the S2 v1 API, `/health`, `/ping` and `/metrics` on one port. It prints the endpoint
+ * settings for the S2 SDKs and CLI once ready.
  */
-import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { startApiServer } from "./api/server.js";
 import { AssertionError } from "./core/assert.js";
 import { systemClock } from "./core/clock.js";
 import { flushIntervalMsDefault, flushIntervalMsMax } from "./core/limits.js";
@@ -11,7 +13,10 @@ import { systemRandom } from "./core/random.js";
 import { Service } from "./service/service.js";
 import { describeObjectStore, openCache, openObjectStore } from "./storage/open-stores.js";
 
-const usage = `usage: tributary [serve] [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR] [--flush-interval-ms N]`;
+const usage = [
+  "usage: tributary serve [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR]",
+  "                       [--flush-interval-ms N] [--no-cors] [--tls-cert PEM --tls-key PEM]",
+].join("\n");
 
 function fail(message: string): never {
   process.stderr.write(`tributary: ${message}\n${usage}\n`);
@@ -19,13 +24,11 @@ function fail(message: string): never {
 }
 
 process.on("uncaughtException", (error) => {
-  process.stderr.write(
-    `tributary: fatal${error instanceof AssertionError ? " assertion" : ""}: ${error.stack ?? error}\n`,
-  );
+  const kind = error instanceof AssertionError ? "assertion failed" : "fatal";
+  process.stderr.write(`tributary: ${kind}: ${error.stack ?? String(error)}\n`);
   process.exit(70);
 });
 
-let parsed: ReturnType<typeof parseFlags>;
 function parseFlags() {
   // `serve` is the only command so far; it is optional so that `tributary --port 1` works too.
   const args = process.argv.slice(2);
@@ -39,57 +42,60 @@ function parseFlags() {
       "local-root": { type: "string" },
       "cache-dir": { type: "string" },
       "flush-interval-ms": { type: "string" },
+      "no-cors": { type: "boolean", default: false },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      help: { type: "boolean", default: false },
     },
     strict: true,
+    allowPositionals: false,
   }).values;
 }
+
+let parsed: ReturnType<typeof parseFlags>;
 try {
   parsed = parseFlags();
 } catch (error) {
   fail(error instanceof Error ? error.message : String(error));
 }
+if (parsed.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
 
 const port = Number(parsed.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535)
-  fail(`--port must be 0..65535, got ${parsed.port}`);
-const flushIntervalMs =
-  parsed["flush-interval-ms"] === undefined
-    ? flushIntervalMsDefault
-    : Number(parsed["flush-interval-ms"]);
+if (!/^\d+$/.test(parsed.port) || port > 65535)
+  fail(`--port must be 0..65535, got \`${parsed.port}\``);
+const flushText = parsed["flush-interval-ms"];
+const flushIntervalMs = flushText === undefined ? flushIntervalMsDefault : Number(flushText);
 if (
-  !Number.isInteger(flushIntervalMs) ||
+  !/^\d+$/.test(flushText ?? "1") ||
   flushIntervalMs < 1 ||
   flushIntervalMs > flushIntervalMsMax
 ) {
-  fail(`--flush-interval-ms must be 1..${flushIntervalMsMax}, got ${parsed["flush-interval-ms"]}`);
+  fail(`--flush-interval-ms must be 1..${flushIntervalMsMax}, got \`${flushText}\``);
 }
-if (parsed.bucket !== undefined && parsed["local-root"] !== undefined)
-  fail("--bucket and --local-root are exclusive");
+if (parsed.bucket !== undefined && parsed["local-root"] !== undefined) {
+  fail("--bucket and --local-root cannot be used together");
+}
 if (parsed.path !== undefined && parsed.bucket === undefined) fail("--path needs --bucket");
+if ((parsed["tls-cert"] === undefined) !== (parsed["tls-key"] === undefined)) {
+  fail("--tls-cert and --tls-key must be given together");
+}
+let tls: { cert: Buffer; key: Buffer } | undefined;
+if (parsed["tls-cert"] !== undefined && parsed["tls-key"] !== undefined) {
+  try {
+    tls = { cert: readFileSync(parsed["tls-cert"]), key: readFileSync(parsed["tls-key"]) };
+  } catch (error) {
+    fail(`cannot read TLS files: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
 
 const choice = { bucket: parsed.bucket, path: parsed.path, localRoot: parsed["local-root"] };
-let ready = false;
-const server = createServer((request, response) => {
-  if (request.method === "GET" && (request.url === "/health" || request.url === "/ping")) {
-    const healthy = ready && service?.storage.health === "ready";
-    response.writeHead(healthy ? 200 : 503, { "content-type": "text/plain" });
-    response.end(healthy ? "OK" : ready ? `unavailable: ${service?.storage.health}` : "starting");
-    return;
-  }
-  response.writeHead(404).end();
-});
-await new Promise<void>((resolve, reject) => {
-  server.once("error", reject);
-  server.listen(port, "0.0.0.0", resolve);
-});
-const address = server.address();
-const boundPort = typeof address === "object" && address !== null ? address.port : port;
-
 const store = openObjectStore(choice);
 const cache = await openCache(parsed["cache-dir"]);
 const startMs = performance.now();
-let service: Service | undefined;
-service = await Service.open({
+const service = await Service.open({
   store,
   kv: cache.kv,
   clock: systemClock,
@@ -100,13 +106,27 @@ service = await Service.open({
     process.exit(75);
   },
 });
-ready = true;
+const recoveredMs = Math.round(performance.now() - startMs);
+let api: Awaited<ReturnType<typeof startApiServer>>;
+try {
+  api = await startApiServer({ service, port, cors: !parsed["no-cors"], tls });
+} catch (error) {
+  fail(`cannot listen on port ${port}: ${error instanceof Error ? error.message : String(error)}`);
+}
 const stats = service.storage.stats;
+const scheme = tls === undefined ? "http" : "https";
 process.stdout.write(
-  `tributary ready on port ${boundPort}: objects in ${describeObjectStore(choice)}, cache in ${cache.path}` +
-    `${cache.wiped ? " (was corrupt, rebuilt)" : ""}; epoch ${service.storage.writerEpoch}, ` +
-    `replayed ${stats.replayedSegments} segments in ${Math.round(performance.now() - startMs)} ms` +
-    `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}\n`,
+  [
+    `tributary ready on port ${api.port}: objects in ${describeObjectStore(choice)}, cache in ${cache.path}` +
+      `${cache.wiped ? " (was corrupt, rebuilt)" : ""}; epoch ${service.storage.writerEpoch}, ` +
+      `replayed ${stats.replayedSegments} segments in ${recoveredMs} ms` +
+      `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}`,
+    "point the S2 CLI and SDKs here with:",
+    `  export S2_ACCOUNT_ENDPOINT=${scheme}://localhost:${api.port}`,
+    `  export S2_BASIN_ENDPOINT=${scheme}://localhost:${api.port}`,
+    "  export S2_ACCESS_TOKEN=ignored",
+    "",
+  ].join("\n"),
 );
 
 /** Like s2-lite: flush what was accepted, but give up after a drain period if storage hangs. */
@@ -118,8 +138,8 @@ async function shutdown(signal: string): Promise<void> {
     process.stderr.write("tributary: drain timed out, exiting with appends unacknowledged\n");
     process.exit(1);
   }, shutdownDrainMs).unref();
-  server.close();
-  await service?.close();
+  await api.close();
+  await service.close();
   await cache.kv.close();
   await store.close();
   process.exit(0);

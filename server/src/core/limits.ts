@@ -61,3 +61,18 @@ export const followerLagBatchesMax = 25;
 assert(appendInflightBytesMax >= recordBatchBytesMax, "one max batch must always be admissible");
 assert(segmentBytesTarget >= recordBatchBytesMax, "a batch never spans two segments");
 assert(segmentBytesMax > segmentBytesTarget + recordBatchBytesMax, "a full segment fits the cap");
+
+// HTTP API (S2-API.md §3.3, §5.8; S2 lite).
+/** Request bodies above this are rejected (lite: axum's default body limit, 2 MiB). */
+export const requestBodyBytesMax = 2 << 20;
+/** S2S frames above this (counting the flag byte) are rejected (lite: 2 MiB). */
+export const s2sFrameBytesMax = 2 << 20;
+/** S2S payloads smaller than this are never compressed (S2-API.md §5.8). */
+export const s2sCompressionBytesMin = 1024;
+/** A connection that has not sent enough bytes to choose HTTP/1.1 or HTTP/2 by then is closed. */
+export const protocolSniffTimeoutMs = 10_000;
+/** Unary reads: lite caps `wait` at 60 s. */
+export const unaryReadWaitSecsMax = 60;
+/** Heartbeats while following: a uniformly random delay in this range (S2 lite). */
+export const heartbeatDelayMsMin = 5_000;
+export const heartbeatDelayMsMax = 15_000;

@@ -1,0 +1,153 @@
+/**
+ * Prometheus text exposition for `GET /metrics` (S2-API.md §8.2): requests and their latency by
+ * route and status, appended and read bytes, sessions, and the storage engine's figures (segment
+ * PUTs and their latency, inflight bytes, active streams). Counters live here; gauges are read
+ * from the engine when scraped.
+ */
+import type { Service } from "../service/service.js";
+
+/** Latency buckets in seconds (1 ms … 10 s). */
+const latencyBucketsSecs = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+
+class Histogram {
+  readonly counts = new Array<number>(latencyBucketsSecs.length).fill(0);
+  count = 0;
+  sumSecs = 0;
+
+  observe(secs: number): void {
+    this.count += 1;
+    this.sumSecs += secs;
+    for (let i = 0; i < latencyBucketsSecs.length; i++) {
+      if (secs <= latencyBucketsSecs[i]!) this.counts[i]! += 1;
+    }
+  }
+}
+
+export interface ApiMetrics {
+  observeRequest(route: string, status: number, durationMs: number): void;
+  observeAppend(records: number, meteredBytes: number, ackLatencyMs: number): void;
+  observeRead(records: number, meteredBytes: number): void;
+  /** +1 when a session (SSE or S2S) opens, -1 when it ends. */
+  addSessions(kind: "sse" | "s2s_append" | "s2s_read", delta: number): void;
+  render(): string;
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+export function createApiMetrics(service: Service): ApiMetrics {
+  const requests = new Map<string, number>();
+  const requestLatency = new Map<string, Histogram>();
+  const ackLatency = new Histogram();
+  const sessions = { sse: 0, s2s_append: 0, s2s_read: 0 };
+  let appendedRecords = 0;
+  let appendedBytes = 0;
+  let readRecords = 0;
+  let readBytes = 0;
+
+  return {
+    observeRequest(route, status, durationMs) {
+      const key = `route="${escapeLabel(route)}",status="${status}"`;
+      requests.set(key, (requests.get(key) ?? 0) + 1);
+      const histogramKey = `route="${escapeLabel(route)}"`;
+      let histogram = requestLatency.get(histogramKey);
+      if (histogram === undefined) requestLatency.set(histogramKey, (histogram = new Histogram()));
+      histogram.observe(durationMs / 1000);
+    },
+    observeAppend(records, meteredBytes, ackLatencyMs) {
+      appendedRecords += records;
+      appendedBytes += meteredBytes;
+      ackLatency.observe(ackLatencyMs / 1000);
+    },
+    observeRead(records, meteredBytes) {
+      readRecords += records;
+      readBytes += meteredBytes;
+    },
+    addSessions(kind, delta) {
+      sessions[kind] += delta;
+    },
+    render() {
+      const lines: string[] = [];
+      const counter = (name: string, help: string, value: number): void => {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+      };
+      const gauge = (name: string, help: string, value: number): void => {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
+      };
+      const histogram = (name: string, labels: string, h: Histogram): void => {
+        const prefix = labels === "" ? "" : `${labels},`;
+        latencyBucketsSecs.forEach((le, i) => {
+          lines.push(`${name}_bucket{${prefix}le="${le}"} ${h.counts[i]}`);
+        });
+        lines.push(`${name}_bucket{${prefix}le="+Inf"} ${h.count}`);
+        lines.push(`${name}_sum${labels === "" ? "" : `{${labels}}`} ${h.sumSecs}`);
+        lines.push(`${name}_count${labels === "" ? "" : `{${labels}}`} ${h.count}`);
+      };
+      lines.push(
+        "# HELP tributary_requests_total API requests by route and status.",
+        "# TYPE tributary_requests_total counter",
+      );
+      for (const [labels, value] of requests)
+        lines.push(`tributary_requests_total{${labels}} ${value}`);
+      lines.push(
+        "# HELP tributary_request_duration_seconds API request latency by route.",
+        "# TYPE tributary_request_duration_seconds histogram",
+      );
+      for (const [labels, h] of requestLatency)
+        histogram("tributary_request_duration_seconds", labels, h);
+      lines.push(
+        "# HELP tributary_append_ack_latency_seconds Append latency until durable.",
+        "# TYPE tributary_append_ack_latency_seconds histogram",
+      );
+      histogram("tributary_append_ack_latency_seconds", "", ackLatency);
+      counter(
+        "tributary_appended_records_total",
+        "Records appended (acknowledged).",
+        appendedRecords,
+      );
+      counter(
+        "tributary_appended_bytes_total",
+        "Metered bytes appended (acknowledged).",
+        appendedBytes,
+      );
+      counter("tributary_read_records_total", "Records sent to readers.", readRecords);
+      counter("tributary_read_bytes_total", "Metered bytes sent to readers.", readBytes);
+      const stats = service.storage.stats;
+      counter("tributary_segment_puts_total", "WAL segments uploaded.", stats.segmentsUploaded);
+      counter(
+        "tributary_segment_put_attempts_total",
+        "Segment PUT attempts, retries included.",
+        stats.putAttempts,
+      );
+      counter(
+        "tributary_segment_bytes_total",
+        "Bytes of WAL segments uploaded.",
+        stats.bytesUploaded,
+      );
+      gauge(
+        "tributary_segment_put_latency_seconds",
+        "Latency of the last segment PUT.",
+        stats.lastPutLatencyMs / 1000,
+      );
+      gauge(
+        "tributary_append_inflight_bytes",
+        "Metered bytes accepted and not yet durable and cached.",
+        stats.inflightBytes,
+      );
+      gauge(
+        "tributary_append_admission_waiting",
+        "Appends waiting for admission.",
+        stats.admissionWaiting,
+      );
+      gauge("tributary_active_streams", "Streams with a live streamer.", service.activeStreams);
+      lines.push(
+        "# HELP tributary_sessions Open streaming sessions by kind.",
+        "# TYPE tributary_sessions gauge",
+      );
+      for (const [kind, value] of Object.entries(sessions))
+        lines.push(`tributary_sessions{kind="${kind}"} ${value}`);
+      return `${lines.join("\n")}\n`;
+    },
+  };
+}

@@ -1,0 +1,9 @@
+/**
+ * Streams routes (S2-API.md §2). Being written (issue 3).
+ */
+import type { Route } from "../router.js";
+import type { ApiDeps } from "../routes.js";
+
+export function streamRoutes(_deps: ApiDeps): Route[] {
+  return [];
+}

@@ -1,0 +1,33 @@
+/**
+ * The v1 route table (S2-API.md §2). Each handler lives in `rest/`, one file per resource.
+ */
+import type { Service } from "../service/service.js";
+import type { ApiMetrics } from "./metrics.js";
+import { notImplementedHandler } from "./rest/not-implemented.js";
+import { type Route, route } from "./router.js";
+import { basinRoutes } from "./rest/basins.js";
+import { streamRoutes } from "./rest/streams.js";
+import { recordRoutes } from "./rest/records.js";
+
+/** What route handlers need. */
+export interface ApiDeps {
+  readonly service: Service;
+  readonly metrics: ApiMetrics;
+}
+
+export function createRoutes(deps: ApiDeps): Route[] {
+  return [
+    ...basinRoutes(deps),
+    ...streamRoutes(deps),
+    ...recordRoutes(deps),
+    route("GET", "/v1/access-tokens", notImplementedHandler),
+    route("POST", "/v1/access-tokens", notImplementedHandler),
+    route("DELETE", "/v1/access-tokens/{id}", notImplementedHandler),
+    route("GET", "/v1/metrics", notImplementedHandler),
+    route("GET", "/v1/metrics/{basin}", notImplementedHandler),
+    route("GET", "/v1/metrics/{basin}/{stream}", notImplementedHandler),
+    route("GET", "/v1/locations", notImplementedHandler),
+    route("GET", "/v1/locations/default", notImplementedHandler),
+    route("PUT", "/v1/locations/default", notImplementedHandler),
+  ];
+}

@@ -1,0 +1,198 @@
+/**
+ * The listener: one port for HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or TLS with ALPN),
+ * permissive CORS unless disabled, the ops routes (`/health`, `/ping`, `/metrics`) and the v1 API
+ * (docs/design/api.md "One port, two protocols").
+ *
+ * Fault model: a connection that never sends enough bytes to pick a protocol is closed after
+ * `protocolSniffTimeoutMs`; a handler that throws gets an error response if nothing was sent yet,
+ * else its stream is reset; an `AssertionError` is rethrown (the process crashes).
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import {
+  createServer as createHttp2Server,
+  createSecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { AssertionError } from "../core/assert.js";
+import { protocolSniffTimeoutMs } from "../core/limits.js";
+import type { Service } from "../service/service.js";
+import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-context.js";
+import { sendJson } from "./http/request-context.js";
+import { type ApiMetrics, createApiMetrics } from "./metrics.js";
+import { renderError } from "./render-error.js";
+import { matchRoute } from "./router.js";
+import { createRoutes } from "./routes.js";
+
+const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export interface ApiServerOptions {
+  readonly service: Service;
+  readonly port: number;
+  readonly host?: string | undefined;
+  /** Send permissive CORS headers (s2-lite's default; `--no-cors` turns it off). */
+  readonly cors: boolean;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+}
+
+export interface ApiServer {
+  readonly port: number;
+  readonly metrics: ApiMetrics;
+  close(): Promise<void>;
+}
+
+const corsHeaders = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+  "access-control-allow-headers": "*",
+  "access-control-expose-headers": "*",
+  "access-control-max-age": "86400",
+};
+
+/** Starts serving; resolves once listening. */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const metrics = createApiMetrics(options.service);
+  const routes = createRoutes({ service: options.service, metrics });
+  const sockets = new Set<Socket>();
+
+  const handle = (request: ApiRequest, response: ApiResponse): void => {
+    const isHttp2 = "stream" in request;
+    if (options.cors) {
+      for (const [name, value] of Object.entries(corsHeaders)) response.setHeader(name, value);
+    }
+    const rawUrl = request.url ?? "/";
+    const queryAt = rawUrl.indexOf("?");
+    const rawPath = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const query = new URLSearchParams(queryAt === -1 ? "" : rawUrl.slice(queryAt + 1));
+    const method = request.method ?? "GET";
+    if (method === "OPTIONS" && options.cors) {
+      response.writeHead(204).end();
+      return;
+    }
+    if (method === "GET" && (rawPath === "/health" || rawPath === "/ping")) {
+      const health = options.service.storage.health;
+      response.writeHead(health === "ready" ? 200 : 503, { "content-type": "text/plain" });
+      response.end(health === "ready" ? "OK" : `unavailable: ${health}`);
+      return;
+    }
+    if (method === "GET" && rawPath === "/metrics") {
+      const text = metrics.render();
+      response.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      response.end(text);
+      return;
+    }
+    const startMs = performance.now();
+    let match: ReturnType<typeof matchRoute>;
+    try {
+      match = matchRoute(routes, method, rawPath);
+    } catch (error) {
+      respondWithError(response, error);
+      return;
+    }
+    if (match.kind !== "found") {
+      response.writeHead(match.kind === "not_found" ? 404 : 405, { "content-length": "0" }).end();
+      return;
+    }
+    const context: RequestContext = { request, response, params: match.params, query, isHttp2 };
+    const routeName = `${match.route.method} /${match.route.pattern.join("/")}`;
+    match.route
+      .handler(context)
+      .catch((error: unknown) => respondWithError(response, error))
+      .finally(() =>
+        metrics.observeRequest(routeName, response.statusCode, performance.now() - startMs),
+      );
+  };
+
+  const http1 = createHttpServer((request: IncomingMessage, response: ServerResponse) =>
+    handle(request, response),
+  );
+  // Lite's SDK opens up to 100 concurrent streams per connection; allow more.
+  const http2Settings = { maxConcurrentStreams: 1000 };
+  const http2 = options.tls
+    ? createSecureServer(
+        { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings: http2Settings },
+        (request, response) => handle(request, response),
+      )
+    : createHttp2Server(
+        { settings: http2Settings },
+        (request: Http2ServerRequest, response: Http2ServerResponse) => handle(request, response),
+      );
+
+  let listener: Server;
+  if (options.tls) {
+    listener = http2 as unknown as Server;
+  } else {
+    listener = createNetServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      sniffProtocol(socket, (isHttp2) => (isHttp2 ? http2 : http1).emit("connection", socket));
+    });
+  }
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.port, options.host ?? "0.0.0.0", () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+  return {
+    port,
+    metrics,
+    close: () =>
+      new Promise<void>((resolve) => {
+        listener.close(() => resolve());
+        http1.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+/** Reads just enough of a new connection to tell the HTTP/2 preface from HTTP/1.1. */
+function sniffProtocol(socket: Socket, onProtocol: (isHttp2: boolean) => void): void {
+  let buffered = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), protocolSniffTimeoutMs);
+  const onData = (chunk: Buffer): void => {
+    buffered = Buffer.concat([buffered, chunk]);
+    const compared = Math.min(buffered.length, http2Preface.length);
+    const isPrefaceSoFar = buffered
+      .subarray(0, compared)
+      .equals(http2Preface.subarray(0, compared));
+    if (isPrefaceSoFar && buffered.length < http2Preface.length) return;
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.pause();
+    socket.unshift(buffered);
+    onProtocol(isPrefaceSoFar);
+    socket.resume();
+  };
+  const onError = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
+}
+
+function respondWithError(response: ApiResponse, error: unknown): void {
+  if (error instanceof AssertionError) throw error;
+  const rendered = renderError(error);
+  if (response.headersSent) {
+    // Too late for a status: end the exchange so the client sees a failure, not a hang.
+    const destroyable = response as {
+      destroy?: (error?: Error) => void;
+      stream?: { close(code?: number): void };
+    };
+    if (destroyable.stream !== undefined) destroyable.stream.close(2);
+    else destroyable.destroy?.();
+    return;
+  }
+  sendJson(response, rendered.status, rendered.body);
+}
