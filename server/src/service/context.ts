@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { AssertionError } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
+import type { Random } from "../core/random.js";
 import {
   decodeBasinConfig,
   decodeStreamConfig,
@@ -91,6 +92,7 @@ export class ServiceContext {
     readonly storage: Storage,
     readonly catalog: Catalog,
     readonly clock: Clock,
+    readonly random: Random,
   ) {
     storage.onDurable((segment) => {
       for (const entry of segment.entries) {

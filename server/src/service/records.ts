@@ -16,6 +16,12 @@ import type { StreamRecord } from "../storage/wal/entries.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
 import type { Follower } from "../streamer/streamer.js";
 import { basinConfigOf, type ServiceContext } from "./context.js";
+import {
+  openReadSession,
+  type ReadEvent,
+  type ReadRequest,
+  validateReadRequest,
+} from "./read-session.js";
 import type { StreamService } from "./streams.js";
 
 type AutoCreate = "append" | "read";
@@ -62,6 +68,25 @@ export class RecordService {
   ): Promise<SequencedRecord[]> {
     const record = await this.resolve(basin, stream, "read");
     return this.context.streamerOf(record).read(options);
+  }
+
+  /**
+   * Opens a read session (S2-API.md §5.4): bounds are validated before the stream is looked up
+   * or auto-created; a 416 is thrown before anything is emitted.
+   */
+  async openReadSession(
+    basin: string,
+    stream: string,
+    request: ReadRequest,
+    options: { readonly heartbeatDelayMs?: (() => number) | undefined } = {},
+  ): Promise<AsyncGenerator<ReadEvent, void, undefined>> {
+    validateReadRequest(request);
+    const record = await this.resolve(basin, stream, "read");
+    return openReadSession(this.context.streamerOf(record), request, {
+      clock: this.context.clock,
+      random: this.context.random,
+      heartbeatDelayMs: options.heartbeatDelayMs,
+    });
   }
 
   /** A live subscription to the stream's durable batches from its current tail. */

@@ -71,7 +71,12 @@ export class Service {
       },
     };
     const storage = await Storage.open(storageOptions);
-    const context = new ServiceContext(storage, new Catalog(storage), options.clock);
+    const context = new ServiceContext(
+      storage,
+      new Catalog(storage),
+      options.clock,
+      options.random,
+    );
     service = new Service(storage, context);
     context.resumeDeletions();
     return service;

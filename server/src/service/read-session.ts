@@ -1,0 +1,270 @@
+/**
+ * The read algorithm shared by unary reads, SSE and S2S read sessions (S2-API.md §5.4, §11.1–3,
+ * §11.11–15): start resolution with clamp and the 416 rules, catch-up from the cache in batches of
+ * ≤ 1000 records / 1 MiB, the `count`/`bytes`/`until` limits (records are never split), then
+ * following the tail: a heartbeat at once, each durable batch with its `tail`, a heartbeat after a
+ * random 5–15 s of silence, and the `wait` deadline re-armed by every batch. A follower that
+ * lags is cut off by the streamer; the session then catches up from the cache and follows again.
+ *
+ * Invariants: records are emitted in seq-num order without gaps other than trimmed ones, each at
+ * most once; only durable records are ever emitted; a batch is non-empty.
+ */
+import type { Clock } from "../core/clock.js";
+import { invalid, ReadUnwritten, S2Error } from "../core/errors.js";
+import {
+  heartbeatDelayMsMax,
+  heartbeatDelayMsMin,
+  readBatchBytesMax,
+  readBatchCountMax,
+} from "../core/limits.js";
+import type { Random } from "../core/random.js";
+import {
+  meteredBytes,
+  type SeqNum,
+  type SequencedRecord,
+  type StreamPosition,
+} from "../core/records.js";
+import type { Follower, Streamer } from "../streamer/streamer.js";
+
+/** Where a read starts (S2-API.md §5.4); none given means `tailOffset: 0`. */
+export type ReadStart =
+  | { readonly kind: "seqNum"; readonly seqNum: SeqNum }
+  | { readonly kind: "timestamp"; readonly timestamp: number }
+  | { readonly kind: "tailOffset"; readonly tailOffset: number };
+
+export interface ReadRequest {
+  readonly start: ReadStart;
+  readonly clamp: boolean;
+  /** Max records; undefined = unbounded. */
+  readonly count?: number | undefined;
+  /** Max metered bytes; undefined = unbounded. */
+  readonly bytes?: number | undefined;
+  /** Exclusive timestamp upper bound. */
+  readonly until?: number | undefined;
+  /** Seconds to wait for new records at the tail; undefined = the default of §5.4. */
+  readonly waitSecs?: number | undefined;
+}
+
+export type ReadEvent =
+  | {
+      readonly kind: "batch";
+      readonly records: readonly SequencedRecord[];
+      readonly tail?: StreamPosition;
+    }
+  | { readonly kind: "heartbeat"; readonly tail: StreamPosition };
+
+export interface ReadSessionDeps {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Overrides the 5–15 s heartbeat delay (tests). */
+  readonly heartbeatDelayMs?: (() => number) | undefined;
+}
+
+/** Checks that need no stream (S2-API.md §11.25: rejected before lookup and auto-create). */
+export function validateReadRequest(request: ReadRequest): void {
+  const { start, until } = request;
+  if (start.kind === "timestamp" && until !== undefined && until <= start.timestamp) {
+    throw invalid("`until` must be greater than the `timestamp` start");
+  }
+}
+
+/**
+ * Resolves the start against the durable tail and returns the session's events. Throws
+ * `ReadUnwritten` (416) when the start is beyond the tail (unless clamped) or at the tail of a
+ * read that cannot follow, before anything is emitted.
+ */
+export async function openReadSession(
+  streamer: Streamer,
+  request: ReadRequest,
+  deps: ReadSessionDeps,
+): Promise<AsyncGenerator<ReadEvent, void, undefined>> {
+  validateReadRequest(request);
+  const tail = streamer.tail;
+  const isUnbounded =
+    request.count === undefined && request.bytes === undefined && request.until === undefined;
+  const waitMs =
+    request.waitSecs !== undefined
+      ? request.waitSecs * 1000
+      : isUnbounded
+        ? Number.POSITIVE_INFINITY
+        : 0;
+  const mayFollow = isUnbounded || waitMs > 0;
+
+  let startSeqNum: SeqNum;
+  const { start } = request;
+  switch (start.kind) {
+    case "seqNum":
+      if (start.seqNum > tail.seqNum && !request.clamp) throw new ReadUnwritten(tail);
+      startSeqNum = Math.min(start.seqNum, tail.seqNum);
+      break;
+    case "tailOffset":
+      startSeqNum = Math.max(0, tail.seqNum - start.tailOffset);
+      break;
+    case "timestamp":
+      if (start.timestamp > tail.timestamp && !request.clamp) throw new ReadUnwritten(tail);
+      startSeqNum =
+        start.timestamp > tail.timestamp
+          ? tail.seqNum
+          : await firstSeqNumAtOrAfter(streamer, start.timestamp, tail.seqNum);
+      break;
+  }
+  if (start.kind !== "timestamp" && startSeqNum === tail.seqNum && !mayFollow)
+    throw new ReadUnwritten(tail);
+  return readEvents(streamer, request, startSeqNum, waitMs, mayFollow, deps);
+}
+
+/** The first seq num whose record has `timestamp ≥ target` (timestamps never decrease). */
+async function firstSeqNumAtOrAfter(
+  streamer: Streamer,
+  target: number,
+  tailSeqNum: SeqNum,
+): Promise<SeqNum> {
+  let cursor = streamer.trimPoint;
+  while (cursor < tailSeqNum) {
+    const records = await streamer.read({
+      startSeqNum: cursor,
+      countMax: readBatchCountMax,
+      bytesMax: readBatchBytesMax,
+    });
+    if (records.length === 0) break;
+    for (const record of records) if (record.timestamp >= target) return record.seqNum;
+    cursor = records.at(-1)!.seqNum + 1;
+  }
+  return tailSeqNum;
+}
+
+async function* readEvents(
+  streamer: Streamer,
+  request: ReadRequest,
+  startSeqNum: SeqNum,
+  waitMs: number,
+  mayFollow: boolean,
+  deps: ReadSessionDeps,
+): AsyncGenerator<ReadEvent, void, undefined> {
+  let remainingCount = request.count ?? Number.POSITIVE_INFINITY;
+  let remainingBytes = request.bytes ?? Number.POSITIVE_INFINITY;
+  const until = request.until ?? Number.POSITIVE_INFINITY;
+  let cursor = startSeqNum;
+  const heartbeatDelayMs =
+    deps.heartbeatDelayMs ??
+    (() => heartbeatDelayMsMin + deps.random.float() * (heartbeatDelayMsMax - heartbeatDelayMsMin));
+
+  /** Cuts a batch at the limits; `ended` when a limit or `until` stops the read. */
+  const admit = (
+    records: readonly SequencedRecord[],
+  ): { taken: SequencedRecord[]; ended: boolean } => {
+    const taken: SequencedRecord[] = [];
+    for (const record of records) {
+      if (record.seqNum < cursor) continue;
+      const bytes = meteredBytes(record);
+      if (remainingCount <= 0 || bytes > remainingBytes || record.timestamp >= until)
+        return { taken, ended: true };
+      taken.push(record);
+      remainingCount -= 1;
+      remainingBytes -= bytes;
+      cursor = record.seqNum + 1;
+    }
+    return { taken, ended: remainingCount <= 0 };
+  };
+
+  if (remainingCount <= 0 || remainingBytes <= 0) return;
+  let follower: Follower | undefined;
+  try {
+    for (;;) {
+      // Catch up from the cache until the durable tail.
+      for (;;) {
+        const tailSeqNum = streamer.tail.seqNum;
+        if (cursor >= tailSeqNum) break;
+        const countMax = Math.min(readBatchCountMax, remainingCount);
+        const bytesMax = Math.min(readBatchBytesMax, remainingBytes);
+        const records = await streamer.read({ startSeqNum: cursor, countMax, bytesMax });
+        const { taken, ended } = admit(records);
+        if (taken.length > 0) yield { kind: "batch", records: taken };
+        if (ended) return;
+        if (records.length < countMax && cursor < tailSeqNum) {
+          // The cache stopped early: either the next record exceeds the remaining byte budget
+          // (the read is over; records are never split), or the rest up to the tail is trimmed.
+          const [next] = await streamer.read({
+            startSeqNum: cursor,
+            countMax: 1,
+            bytesMax: readBatchBytesMax,
+          });
+          if (next === undefined) cursor = tailSeqNum;
+          else if (meteredBytes(next) > remainingBytes) return;
+        }
+      }
+      if (!mayFollow) return;
+
+      // Follow: subscribe at the tail without yielding in between, so no batch falls in a gap.
+      if (cursor < streamer.tail.seqNum) continue;
+      follower = streamer.follow();
+      yield { kind: "heartbeat", tail: streamer.tail };
+      let deadlineMs = deps.clock.monotonicMs() + waitMs;
+      let lagged = false;
+      // A `next()` outlives a heartbeat timeout: dropping it would drop the batch it receives.
+      let pending: ReturnType<Follower["next"]> | undefined;
+      for (;;) {
+        const untilDeadlineMs = deadlineMs - deps.clock.monotonicMs();
+        if (untilDeadlineMs <= 0) return;
+        pending ??= follower.next();
+        const next = await orTimeout(
+          pending,
+          Math.min(heartbeatDelayMs(), untilDeadlineMs),
+          deps.clock,
+        );
+        if (next !== "timeout") pending = undefined;
+        if (next === "timeout") {
+          if (deadlineMs - deps.clock.monotonicMs() <= 0) return;
+          yield { kind: "heartbeat", tail: streamer.tail };
+          continue;
+        }
+        if ("end" in next) {
+          if (next.end === "lagged") {
+            lagged = true;
+            break;
+          }
+          if (next.end === "closed") return;
+          throw next.end;
+        }
+        const { taken, ended } = admit(next.records);
+        if (taken.length > 0) {
+          yield { kind: "batch", records: taken, tail: next.tail };
+          deadlineMs = deps.clock.monotonicMs() + waitMs;
+        }
+        if (ended) return;
+      }
+      follower.close();
+      follower = undefined;
+      if (!lagged) return;
+    }
+  } finally {
+    follower?.close();
+  }
+}
+
+function orTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  clock: Clock,
+): Promise<T | "timeout"> {
+  return new Promise((resolve, reject) => {
+    const cancel = Number.isFinite(timeoutMs)
+      ? clock.setTimer(timeoutMs, () => resolve("timeout"))
+      : () => {};
+    promise.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Whether a thrown value ends a session with an error frame/event (vs. a bug). */
+export function isSessionError(error: unknown): error is S2Error {
+  return error instanceof S2Error;
+}
