@@ -76,3 +76,6 @@ export const unaryReadWaitSecsMax = 60;
 /** Heartbeats while following: a uniformly random delay in this range (S2 lite). */
 export const heartbeatDelayMsMin = 5_000;
 export const heartbeatDelayMsMax = 15_000;
+
+// Background tasks (S2 lite: trim, delete-on-empty and basin deletion run every 60 s ± 10%).
+export const backgroundTaskIntervalMs = 60_000;

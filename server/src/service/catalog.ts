@@ -9,6 +9,9 @@ import { type DurableState, streamMapKey } from "../storage/durable-state.js";
 import type { Storage } from "../storage/storage.js";
 import type { BasinRecord, ControlOp, StreamRecord } from "../storage/wal/entries.js";
 
+/** The control operations that change the catalog (expiry changes only a tail). */
+export type CatalogOp = Exclude<ControlOp, { op: "stream.expire" }>;
+
 export class Catalog {
   /**
    * In-flight changes: a record being put, or null for one being removed. Boxed, so that an
@@ -62,9 +65,8 @@ export class Catalog {
    * Lays `op` over the catalog now and resolves once it is durable. Callers validate against the
    * pipelined view and call this without yielding in between.
    */
-  async commit(op: ControlOp): Promise<void> {
-    const remove = (): void => {};
-    let release = remove;
+  async commit(op: CatalogOp): Promise<void> {
+    let release: () => void;
     switch (op.op) {
       case "basin.put":
       case "basin.remove": {

@@ -13,6 +13,7 @@ import { BasinService } from "./basins.js";
 import { Catalog } from "./catalog.js";
 import { ServiceContext } from "./context.js";
 import { RecordService } from "./records.js";
+import { RetentionTask } from "./retention.js";
 import { StreamService } from "./streams.js";
 
 export interface ServiceOptions {
@@ -27,6 +28,8 @@ export interface ServiceOptions {
   readonly manifestPollIntervalMs?: number | undefined;
   readonly onFenced?: ((error: FencedError) => void) | undefined;
   readonly onFatal?: ((error: unknown) => void) | undefined;
+  /** Retention and delete-on-empty cadence (default `backgroundTaskIntervalMs`). */
+  readonly backgroundTaskIntervalMs?: number | undefined;
 }
 
 export class Service {
@@ -34,10 +37,15 @@ export class Service {
   readonly streams: StreamService;
   readonly records: RecordService;
 
+  /** Retention and delete-on-empty; exposed so tests can run a pass on demand. */
+  readonly retention: RetentionTask;
+
   private constructor(
     readonly storage: Storage,
     private readonly context: ServiceContext,
+    backgroundTaskIntervalMs: number | undefined,
   ) {
+    this.retention = new RetentionTask(context, backgroundTaskIntervalMs);
     this.basins = new BasinService(context);
     this.streams = new StreamService(context);
     this.records = new RecordService(context, this.streams);
@@ -77,8 +85,9 @@ export class Service {
       options.clock,
       options.random,
     );
-    service = new Service(storage, context);
+    service = new Service(storage, context, options.backgroundTaskIntervalMs);
     context.resumeDeletions();
+    service.retention.start();
     return service;
   }
 
@@ -89,6 +98,7 @@ export class Service {
 
   /** Flushes pending appends, ends followers, and stops storage. Stores are the caller's. */
   async close(): Promise<void> {
+    await this.retention.stop();
     await this.storage.close();
     this.context.endAllFollowers("closed");
   }

@@ -207,6 +207,21 @@ export class DurableState {
         });
         return;
       }
+      case "stream.expire": {
+        if (!this.streamsById.has(op.streamId)) return;
+        const before = this.tailOf(op.streamId);
+        const trimPoint = Math.min(Math.max(before.trimPoint, op.trimPoint), before.nextSeqNum);
+        if (trimPoint === before.trimPoint) return;
+        const after = { ...before, trimPoint };
+        this.tails.set(op.streamId, after);
+        ops.push({
+          type: "put",
+          key: encodeStreamTailKey(op.streamId),
+          value: encodeJsonValue(after),
+        });
+        effects.trimmed.push({ streamId: op.streamId, trimPoint });
+        return;
+      }
       case "stream.remove":
         this.streams.delete(streamMapKey(op.basin, op.name));
         this.streamsById.delete(op.streamId);

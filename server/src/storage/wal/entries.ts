@@ -41,7 +41,12 @@ export type ControlOp =
       readonly basin: string;
       readonly name: string;
       readonly streamId: number;
-    };
+    }
+  /**
+   * Retention: records below `trimPoint` expired. Unlike a trim command it takes no seq num, so
+   * expiry never changes a stream's positions.
+   */
+  | { readonly op: "stream.expire"; readonly streamId: number; readonly trimPoint: number };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -90,6 +95,11 @@ export function decodeControlOp(payload: Uint8Array): ControlOp {
       }
       break;
     }
+    case "stream.expire":
+      if (Number.isSafeInteger(value["streamId"]) && Number.isSafeInteger(value["trimPoint"])) {
+        return value as unknown as ControlOp;
+      }
+      break;
     case "stream.remove":
       if (
         typeof value["basin"] === "string" &&
