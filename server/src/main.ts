@@ -4,18 +4,21 @@
  * settings for the S2 SDKs and CLI once ready.
  */
 import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startApiServer } from "./api/server.js";
 import { AssertionError } from "./core/assert.js";
 import { systemClock } from "./core/clock.js";
 import { flushIntervalMsDefault, flushIntervalMsMax } from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
+import { applyInitSpec, type InitSpec, parseInitFile } from "./service/init-file.js";
 import { Service } from "./service/service.js";
 import { describeObjectStore, openCache, openObjectStore } from "./storage/open-stores.js";
 
 const usage = [
   "usage: tributary serve [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR]",
-  "                       [--flush-interval-ms N] [--no-cors] [--tls-cert PEM --tls-key PEM]",
+  "                       [--flush-interval-ms N] [--init-file JSON] [--no-cors]",
+  "                       [--tls-cert PEM --tls-key PEM]",
 ].join("\n");
 
 function fail(message: string): never {
@@ -45,6 +48,7 @@ function parseFlags() {
       "no-cors": { type: "boolean", default: false },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      "init-file": { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -91,6 +95,19 @@ if (parsed["tls-cert"] !== undefined && parsed["tls-key"] !== undefined) {
   }
 }
 
+// The init file is read and validated before anything is opened, so a bad one fails fast.
+const initFilePath = parsed["init-file"] ?? process.env["S2LITE_INIT_FILE"];
+let initSpec: InitSpec | undefined;
+if (initFilePath !== undefined) {
+  try {
+    initSpec = parseInitFile(readFileSync(initFilePath, "utf8"));
+  } catch (error) {
+    fail(
+      `bad init file ${initFilePath}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
 const choice = { bucket: parsed.bucket, path: parsed.path, localRoot: parsed["local-root"] };
 const store = openObjectStore(choice);
 const cache = await openCache(parsed["cache-dir"]);
@@ -107,6 +124,7 @@ const service = await Service.open({
   },
 });
 const recoveredMs = Math.round(performance.now() - startMs);
+const initChanges = initSpec === undefined ? [] : await applyInitSpec(service, initSpec);
 let api: Awaited<ReturnType<typeof startApiServer>>;
 try {
   api = await startApiServer({ service, port, cors: !parsed["no-cors"], tls });
@@ -121,6 +139,11 @@ process.stdout.write(
       `${cache.wiped ? " (was corrupt, rebuilt)" : ""}; epoch ${service.storage.writerEpoch}, ` +
       `replayed ${stats.replayedSegments} segments in ${recoveredMs} ms` +
       `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}`,
+    ...(initFilePath === undefined
+      ? []
+      : [
+          `init file ${initFilePath}: ${initChanges.length === 0 ? "nothing to change" : initChanges.join(", ")}`,
+        ]),
     "point the S2 CLI and SDKs here with:",
     `  export S2_ACCOUNT_ENDPOINT=${scheme}://localhost:${api.port}`,
     `  export S2_BASIN_ENDPOINT=${scheme}://localhost:${api.port}`,
@@ -141,6 +164,8 @@ async function shutdown(signal: string): Promise<void> {
   await api.close();
   await service.close();
   await cache.kv.close();
+  // A cache in a temp dir of our own making is not worth keeping: nobody will pass it back.
+  if (parsed["cache-dir"] === undefined) await rm(cache.path, { recursive: true, force: true });
   await store.close();
   process.exit(0);
 }
