@@ -58,6 +58,12 @@ export interface ReadSessionDeps {
   readonly random: Random;
   /** Overrides the 5–15 s heartbeat delay (tests). */
   readonly heartbeatDelayMs?: (() => number) | undefined;
+  /**
+   * Turns a record as stored into the record as emitted: the decryption of an encrypted stream
+   * (S2-API.md §6.7). Applied before a record is metered or limited, and only to records the
+   * session considers emitting. Absent = records are emitted as stored.
+   */
+  readonly decrypt?: ((stored: SequencedRecord) => SequencedRecord) | undefined;
 }
 
 /** Checks that need no stream (S2-API.md §11.25: rejected before lookup and auto-create). */
@@ -133,6 +139,9 @@ async function firstSeqNumAtOrAfter(
   return tailSeqNum;
 }
 
+/** A timer may fire a hair early; a deadline this close counts as reached (no last heartbeat). */
+const deadlineSlackMs = 1;
+
 async function* readEvents(
   streamer: Streamer,
   request: ReadRequest,
@@ -148,14 +157,16 @@ async function* readEvents(
   const heartbeatDelayMs =
     deps.heartbeatDelayMs ??
     (() => heartbeatDelayMsMin + deps.random.float() * (heartbeatDelayMsMax - heartbeatDelayMsMin));
+  const decrypt = deps.decrypt ?? ((record: SequencedRecord) => record);
 
   /** Cuts a batch at the limits; `ended` when a limit or `until` stops the read. */
   const admit = (
     records: readonly SequencedRecord[],
   ): { taken: SequencedRecord[]; ended: boolean } => {
     const taken: SequencedRecord[] = [];
-    for (const record of records) {
-      if (record.seqNum < cursor) continue;
+    for (const stored of records) {
+      if (stored.seqNum < cursor) continue;
+      const record = decrypt(stored);
       const bytes = meteredBytes(record);
       if (remainingCount <= 0 || bytes > remainingBytes || record.timestamp >= until)
         return { taken, ended: true };
@@ -190,7 +201,7 @@ async function* readEvents(
             bytesMax: readBatchBytesMax,
           });
           if (next === undefined) cursor = tailSeqNum;
-          else if (meteredBytes(next) > remainingBytes) return;
+          else if (meteredBytes(decrypt(next)) > remainingBytes) return;
         }
       }
       if (!mayFollow) return;
@@ -205,7 +216,7 @@ async function* readEvents(
       let pending: ReturnType<Follower["next"]> | undefined;
       for (;;) {
         const untilDeadlineMs = deadlineMs - deps.clock.monotonicMs();
-        if (untilDeadlineMs <= 0) return;
+        if (untilDeadlineMs < deadlineSlackMs) return;
         pending ??= follower.next();
         const next = await orTimeout(
           pending,
@@ -214,7 +225,7 @@ async function* readEvents(
         );
         if (next !== "timeout") pending = undefined;
         if (next === "timeout") {
-          if (deadlineMs - deps.clock.monotonicMs() <= 0) return;
+          if (deadlineMs - deps.clock.monotonicMs() < deadlineSlackMs) return;
           yield { kind: "heartbeat", tail: streamer.tail };
           continue;
         }
