@@ -91,7 +91,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     try {
       match = matchRoute(routes, method, rawPath);
     } catch (error) {
-      respondWithError(response, error);
+      respondWithError(request, response, error);
       return;
     }
     if (match.kind !== "found") {
@@ -102,7 +102,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const routeName = `${match.route.method} /${match.route.pattern.join("/")}`;
     match.route
       .handler(context)
-      .catch((error: unknown) => respondWithError(response, error))
+      .catch((error: unknown) => respondWithError(request, response, error))
       .finally(() =>
         metrics.observeRequest(routeName, response.statusCode, performance.now() - startMs),
       );
@@ -171,7 +171,10 @@ function sniffProtocol(socket: Socket, onProtocol: (isHttp2: boolean) => void): 
     socket.pause();
     socket.unshift(buffered);
     onProtocol(isPrefaceSoFar);
-    socket.resume();
+    // The HTTP/2 session reads the unshifted bytes itself on the next tick (`socket.read()`) and
+    // then consumes the socket natively; resuming here would flow them away to no listener and
+    // nghttp2 would never see the preface ("bad client magic byte string").
+    if (!isPrefaceSoFar) socket.resume();
   };
   const onError = (): void => {
     clearTimeout(timer);
@@ -181,7 +184,7 @@ function sniffProtocol(socket: Socket, onProtocol: (isHttp2: boolean) => void): 
   socket.on("error", onError);
 }
 
-function respondWithError(response: ApiResponse, error: unknown): void {
+function respondWithError(request: ApiRequest, response: ApiResponse, error: unknown): void {
   if (error instanceof AssertionError) throw error;
   const rendered = renderError(error);
   if (response.headersSent) {
@@ -194,5 +197,9 @@ function respondWithError(response: ApiResponse, error: unknown): void {
     else destroyable.destroy?.();
     return;
   }
-  sendJson(response, rendered.status, rendered.body);
+  // Answering before the request body was read whole (too large, bad headers): an HTTP/1.1
+  // client would send its next request behind the unread bytes, so end the connection (as hyper).
+  const headers: Record<string, string> =
+    !("stream" in request) && !request.complete ? { connection: "close" } : {};
+  sendJson(response, rendered.status, rendered.body, headers);
 }
