@@ -21,6 +21,16 @@ export const recordMeteredOverheadBytes = 8;
 /** Metered bytes per header on top of its name and value. */
 export const headerMeteredOverheadBytes = 2;
 
+// Encryption at rest (S2-API.md §3.1, §5.3, §6.7).
+/** The `S2-Encryption-Key` header after trimming: 1..=44 characters (base64 of 32 bytes). */
+export const encryptionKeyHeaderLengthMax = 44;
+/**
+ * Highest seq num an encrypted record of an `aes-256-gcm` stream may get (S2 lite: 2^32 messages
+ * per stream). Its 96-bit nonces are random, so one key must seal at most 2^32 records to keep
+ * the chance of a nonce collision below 2^-32 (NIST SP 800-38D §8.3); AEGIS-256 has no such limit.
+ */
+export const aes256GcmSeqNumMax = 2 ** 32 - 1;
+
 // Listing (S2-API.md §6.4).
 export const listLimitMax = 1000;
 
@@ -69,6 +79,18 @@ export const requestBodyBytesMax = 2 << 20;
 export const s2sFrameBytesMax = 2 << 20;
 /** S2S payloads smaller than this are never compressed (S2-API.md §5.8). */
 export const s2sCompressionBytesMin = 1024;
+/**
+ * An S2S append session stops reading frames while this many of its inputs await their ack (the
+ * client then sees HTTP/2 flow control), or while their decoded payloads hold this many bytes
+ * (S2 lite's append session: 100 batches / 10 MiB; we allow more small batches, since the SDK
+ * pipelines by bytes with no batch limit).
+ */
+export const s2sAppendInflightInputsMax = 1000;
+export const s2sAppendInflightBytesMax = 10 << 20;
+
+assert(s2sAppendInflightBytesMax >= s2sFrameBytesMax, "an s2s session admits one maximal frame");
+assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
+
 /** A connection that has not sent enough bytes to choose HTTP/1.1 or HTTP/2 by then is closed. */
 export const protocolSniffTimeoutMs = 10_000;
 /** Unary reads: lite caps `wait` at 60 s. */

@@ -57,7 +57,7 @@ export class BasinService {
     validName(options.name);
     const config = validConfig(options.config ?? defaultBasinConfig());
     const createKey = createKeyOf(options.requestToken, encodeBasinConfig(config));
-    const existing = this.context.catalog.basin(options.name);
+    const existing = this.context.basinForChange(options.name);
     if (existing !== undefined) {
       if (existing.deletedAtMs !== null) throw basinDeletionPending(options.name);
       if (createKey !== null && existing.createKey === createKey) {
@@ -86,7 +86,7 @@ export class BasinService {
   }> {
     validName(options.name);
     const config = validConfig(options.config ?? defaultBasinConfig());
-    const existing = this.context.catalog.basin(options.name);
+    const existing = this.context.basinForChange(options.name);
     if (existing === undefined) return this.create({ name: options.name, config });
     if (existing.deletedAtMs !== null) throw basinDeletionPending(options.name);
     if (basinConfigEquals(basinConfigOf(existing), config))
@@ -128,7 +128,7 @@ export class BasinService {
   /** Marks the basin deleted and removes its streams and then it in the background. */
   async delete(name: string): Promise<void> {
     validName(name);
-    const existing = this.context.catalog.basin(name);
+    const existing = this.context.basinForChange(name);
     if (existing === undefined) throw basinNotFound(name);
     if (existing.deletedAtMs !== null) return;
     const marked: BasinRecord = { ...existing, deletedAtMs: this.context.clock.nowMs() };

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import type { Random } from "../core/random.js";
+import { streamCipherOf } from "../core/record-encryption.js";
 import {
   decodeBasinConfig,
   decodeStreamConfig,
@@ -24,6 +25,7 @@ import {
   streamNotFound,
 } from "../core/errors.js";
 import type { Storage } from "../storage/storage.js";
+import { streamMapKey } from "../storage/durable-state.js";
 import type { BasinRecord, StreamRecord } from "../storage/wal/entries.js";
 import { type FollowEnd, Streamer, toS2Error } from "../streamer/streamer.js";
 import type { Catalog } from "./catalog.js";
@@ -102,17 +104,38 @@ export class ServiceContext {
     });
   }
 
+  /**
+   * The basin as a change must see it: the pipelined record, except that while its removal is in
+   * flight (submitted, not yet durable) it is still the durable record marked deleted, so that the
+   * name stays "deletion pending" (409, repeat delete 202) until it is free for good, as in lite
+   * (S2-API.md §6.5); reads of the durable view (get, list) agree.
+   */
+  basinForChange(name: string): BasinRecord | undefined {
+    const basin = this.catalog.basin(name);
+    if (basin !== undefined) return basin;
+    const durable = this.catalog.durable.basins.get(name);
+    return durable !== undefined && durable.deletedAtMs !== null ? durable : undefined;
+  }
+
+  /** `basinForChange` for a stream: a stream being removed stays "deletion pending". */
+  streamForChange(basin: string, name: string): StreamRecord | undefined {
+    const stream = this.catalog.stream(basin, name);
+    if (stream !== undefined) return stream;
+    const durable = this.catalog.durable.streams.get(streamMapKey(basin, name));
+    return durable !== undefined && durable.deletedAtMs !== null ? durable : undefined;
+  }
+
   /** The live basin or a 404 / 409 error. */
   activeBasin(name: string): BasinRecord {
-    const basin = this.catalog.basin(name);
+    const basin = this.basinForChange(name);
     if (basin === undefined) throw basinNotFound(name);
     if (basin.deletedAtMs !== null) throw basinDeletionPending(name);
     return basin;
   }
 
-  /** The live stream or a 404 / 409 error (pipelined view). */
+  /** The live stream or a 404 / 409 error (pipelined view, see `streamForChange`). */
   activeStream(basin: string, name: string): StreamRecord {
-    const stream = this.catalog.stream(basin, name);
+    const stream = this.streamForChange(basin, name);
     if (stream === undefined) {
       if (this.catalog.basin(basin) === undefined) throw basinNotFound(basin);
       throw streamNotFound({ basin, stream: name });
@@ -130,6 +153,7 @@ export class ServiceContext {
         clock: this.clock,
         streamId: record.streamId,
         config: streamConfigOf(record),
+        cipher: streamCipherOf(record.cipher),
       });
       this.streamers.set(record.streamId, streamer);
     }

@@ -5,6 +5,7 @@
  */
 import { basinNotFound, invalid, streamNotFound } from "../core/errors.js";
 import { validateBasinName, validateStreamName } from "../core/names.js";
+import { decryptRecord, requireEncryptionKey, streamCipherOf } from "../core/record-encryption.js";
 import type {
   AppendAck,
   AppendInput,
@@ -14,7 +15,11 @@ import type {
 } from "../core/records.js";
 import type { StreamRecord } from "../storage/wal/entries.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
-import type { Follower } from "../streamer/streamer.js";
+import {
+  type AppendSessionHandle,
+  appendSessionPoisoned,
+  type Follower,
+} from "../streamer/streamer.js";
 import { basinConfigOf, type ServiceContext } from "./context.js";
 import {
   openReadSession,
@@ -41,17 +46,50 @@ export class RecordService {
   /**
    * Appends a batch; resolves with the ack once durable. When the stream exists, the batch
    * reaches its streamer without yielding, so appends issued in order are sequenced in order
-   * (sessions rely on this).
+   * (sessions rely on this). `encryptionKey` (the parsed `S2-Encryption-Key`) is required by a
+   * stream with a cipher and ignored otherwise (S2-API.md §6.7).
    */
-  append(basin: string, stream: string, input: AppendInput): Promise<AppendAck> {
+  append(
+    basin: string,
+    stream: string,
+    input: AppendInput,
+    options: {
+      readonly session?: AppendSessionHandle | undefined;
+      readonly encryptionKey?: Uint8Array | undefined;
+    } = {},
+  ): Promise<AppendAck> {
+    const { session } = options;
+    const keyed = { encryptionKey: options.encryptionKey };
     try {
+      if (session?.isPoisoned) throw appendSessionPoisoned();
       validateAppendBatch(input);
       const record = this.resolve(basin, stream, "append");
-      if (!(record instanceof Promise)) return this.context.streamerOf(record).append(input);
-      return record.then((created) => this.context.streamerOf(created).append(input));
+      if (!(record instanceof Promise)) {
+        return this.context.streamerOf(record).append(input, session, keyed);
+      }
+      return record.then((created) =>
+        this.context.streamerOf(created).append(input, session, keyed),
+      );
     } catch (error) {
+      if (session !== undefined) session.isPoisoned = true;
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Resolves the stream an append session will write, auto-creating it when the basin allows
+   * that, and fails as an append would (404, 409, ...). Sessions call it before answering 200,
+   * so these errors are ordinary HTTP responses (S2-API.md §5.8). Given the session's key (or its
+   * absence), it also fails with 400 `bad_header` when the stream has a cipher and no key.
+   */
+  async resolveForAppend(
+    basin: string,
+    stream: string,
+    options: { readonly encryptionKey?: Uint8Array | undefined } = {},
+  ): Promise<void> {
+    const record = await this.resolve(basin, stream, "append");
+    const cipher = streamCipherOf(record.cipher);
+    if (cipher !== null) requireEncryptionKey(cipher, options.encryptionKey);
   }
 
   /** The durable tail (`{0, 0}` for a never-written stream). */
@@ -60,36 +98,57 @@ export class RecordService {
     return this.context.streamerOf(record).tail;
   }
 
-  /** Durable records from `startSeqNum`, bounded by count and metered bytes. */
+  /**
+   * Durable records from `startSeqNum`, bounded by count and metered (plaintext) bytes. Records of
+   * an encrypted stream are decrypted with `encryptionKey`, which it then requires.
+   */
   async read(
     basin: string,
     stream: string,
-    options: { readonly startSeqNum: SeqNum; readonly countMax: number; readonly bytesMax: number },
+    options: {
+      readonly startSeqNum: SeqNum;
+      readonly countMax: number;
+      readonly bytesMax: number;
+      readonly encryptionKey?: Uint8Array | undefined;
+    },
   ): Promise<SequencedRecord[]> {
     const record = await this.resolve(basin, stream, "read");
-    return this.context.streamerOf(record).read(options);
+    const decrypt = decryptorOf(record, options.encryptionKey);
+    const { startSeqNum, countMax, bytesMax } = options;
+    const records = await this.context.streamerOf(record).read({ startSeqNum, countMax, bytesMax });
+    return decrypt === undefined ? records : records.map(decrypt);
   }
 
   /**
    * Opens a read session (S2-API.md §5.4): bounds are validated before the stream is looked up
-   * or auto-created; a 416 is thrown before anything is emitted.
+   * or auto-created; a 400 `bad_header` (encrypted stream, no `encryptionKey`) and a 416 are thrown
+   * before anything is emitted. The session decrypts records with the key before it meters them;
+   * a wrong key ends it with `decryption_failed`.
    */
   async openReadSession(
     basin: string,
     stream: string,
     request: ReadRequest,
-    options: { readonly heartbeatDelayMs?: (() => number) | undefined } = {},
+    options: {
+      readonly heartbeatDelayMs?: (() => number) | undefined;
+      readonly encryptionKey?: Uint8Array | undefined;
+    } = {},
   ): Promise<AsyncGenerator<ReadEvent, void, undefined>> {
     validateReadRequest(request);
     const record = await this.resolve(basin, stream, "read");
+    const decrypt = decryptorOf(record, options.encryptionKey);
     return openReadSession(this.context.streamerOf(record), request, {
       clock: this.context.clock,
       random: this.context.random,
       heartbeatDelayMs: options.heartbeatDelayMs,
+      decrypt,
     });
   }
 
-  /** A live subscription to the stream's durable batches from its current tail. */
+  /**
+   * A live subscription to the stream's durable batches from its current tail; records of an
+   * encrypted stream come as stored (ciphertext).
+   */
   async follow(
     basin: string,
     stream: string,
@@ -130,4 +189,24 @@ export class RecordService {
     this.autoCreates.set(key, settled);
     return settled.then(() => this.context.activeStream(basin, stream));
   }
+}
+
+/**
+ * How reads of `record`'s stream decrypt what they read: undefined for a plaintext stream (a key
+ * is ignored); else a function of the stream's cipher and `key`, which is then required.
+ */
+function decryptorOf(
+  record: StreamRecord,
+  key: Uint8Array | undefined,
+): ((stored: SequencedRecord) => SequencedRecord) | undefined {
+  const cipher = streamCipherOf(record.cipher);
+  if (cipher === null) return undefined;
+  const checkedKey = requireEncryptionKey(cipher, key);
+  const { streamId } = record;
+  return (stored) => {
+    const { seqNum } = stored;
+    const content = decryptRecord(cipher, checkedKey, stored, { streamId, seqNum });
+    if (content === stored) return stored;
+    return { seqNum, timestamp: content.timestamp, headers: content.headers, body: content.body };
+  };
 }

@@ -64,7 +64,7 @@ export class StreamService {
       encodeStreamConfigInput(options.config ?? {}),
     );
     const basinRecord = this.context.activeBasin(basin);
-    const existing = this.context.catalog.stream(basin, name);
+    const existing = this.context.streamForChange(basin, name);
     if (existing !== undefined) {
       if (existing.deletedAtMs !== null) throw streamDeletionPending();
       if (createKey !== null && existing.createKey === createKey) {
@@ -102,7 +102,7 @@ export class StreamService {
     validNames(basin, name);
     validInput(options.config);
     const basinRecord = this.context.activeBasin(basin);
-    const existing = this.context.catalog.stream(basin, name);
+    const existing = this.context.streamForChange(basin, name);
     if (existing === undefined) return this.create(options);
     if (existing.deletedAtMs !== null) throw streamDeletionPending();
     const config = resolveStreamConfig(
@@ -156,7 +156,7 @@ export class StreamService {
   /** Deletes the stream: a terminal trim, then removal in the background. */
   async delete(basin: string, name: string): Promise<void> {
     validNames(basin, name);
-    const existing = this.context.catalog.stream(basin, name);
+    const existing = this.context.streamForChange(basin, name);
     if (existing === undefined) throw streamNotFound({ basin, stream: name });
     await this.context.deleteStream(existing);
   }

@@ -197,8 +197,11 @@ export class Storage {
     readonly endSeqNum: SeqNum;
     readonly countMax: number;
     readonly bytesMax: number;
+    /** How a stored record is metered against `bytesMax`; `meteredBytes` by default. */
+    readonly meteredBytesOf?: ((record: DecodedRecord) => number) | undefined;
   }): Promise<SequencedRecord[]> {
     const { streamId, countMax, bytesMax } = options;
+    const meteredBytesOf = options.meteredBytesOf ?? meteredBytes;
     const tail = this.state.tailOf(streamId);
     const startSeqNum = Math.max(options.startSeqNum, tail.trimPoint);
     const endSeqNum = Math.min(options.endSeqNum, tail.nextSeqNum);
@@ -213,7 +216,7 @@ export class Storage {
     for await (const [key, value] of this.options.kv.entries(range)) {
       const { seqNum } = decodeRecordKey(key);
       const decoded = decodeRecord(value);
-      const recordBytes = meteredBytes(decoded);
+      const recordBytes = meteredBytesOf(decoded);
       if (bytes + recordBytes > bytesMax) break;
       bytes += recordBytes;
       records.push({

@@ -13,16 +13,23 @@
  */
 import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
-import type { StreamConfig } from "../core/config.js";
+import type { EncryptionAlgorithm, StreamConfig } from "../core/config.js";
 import { AppendConditionFailed, S2Error, streamDeletionPending } from "../core/errors.js";
 import { followerLagBatchesMax } from "../core/limits.js";
-import type {
-  AppendAck,
-  AppendInput,
-  AppendRecord,
-  SeqNum,
-  SequencedRecord,
-  StreamPosition,
+import {
+  checkEncryptedSeqNums,
+  encryptRecord,
+  requireEncryptionKey,
+  storedMeteredBytes,
+} from "../core/record-encryption.js";
+import {
+  type AppendAck,
+  type AppendInput,
+  type AppendRecord,
+  commandValueOf,
+  type SeqNum,
+  type SequencedRecord,
+  type StreamPosition,
 } from "../core/records.js";
 import { advanceTail, type StreamTail } from "../storage/durable-state.js";
 import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
@@ -94,11 +101,35 @@ export class Follower {
   }
 }
 
+/**
+ * One append's view of its S2S append session (S2 lite's `SessionHandle`): the first append of
+ * the session that is rejected before it is sequenced (validation, a condition, deletion) poisons
+ * it, and every later append of the session is then rejected before it is sequenced. Sessions
+ * submit inputs pipelined, without waiting for earlier outcomes, so this is what guarantees that
+ * no input after a failed one is applied (S2-API.md §5.8). Reading `isPoisoned` says whether an
+ * append submitted before this one failed; setting it reports this one's failure (the session,
+ * `api/s2s/append-session.ts`, keeps the submission order, so earlier appends are not affected).
+ */
+export interface AppendSessionHandle {
+  isPoisoned: boolean;
+}
+
+/** The rejection of an append whose session failed on an earlier input (never rendered). */
+export function appendSessionPoisoned(): S2Error {
+  return new S2Error("invalid", "an earlier append of this session failed");
+}
+
 export interface StreamerOptions {
   readonly storage: Storage;
   readonly clock: Clock;
   readonly streamId: number;
   readonly config: StreamConfig;
+  /**
+   * The stream's cipher, fixed at its creation (S2-API.md §6.7); null or absent = plaintext. With
+   * a cipher, records other than commands are encrypted before they are encoded, so the cache and
+   * the WAL only ever hold ciphertext (`core/record-encryption.ts`).
+   */
+  readonly cipher?: EncryptionAlgorithm | null | undefined;
 }
 
 /** Maps storage failures to the API's errors: fenced or closed writers are retryable. */
@@ -114,6 +145,7 @@ export function toS2Error(error: unknown): unknown {
 
 export class Streamer {
   readonly streamId: number;
+  readonly cipher: EncryptionAlgorithm | null;
   private config: StreamConfig;
   private pipelined: StreamTail;
   private deleting = false;
@@ -121,6 +153,7 @@ export class Streamer {
 
   constructor(private readonly options: StreamerOptions) {
     this.streamId = options.streamId;
+    this.cipher = options.cipher ?? null;
     this.config = options.config;
     this.pipelined = options.storage.state.tailOf(options.streamId);
   }
@@ -149,15 +182,32 @@ export class Streamer {
   /**
    * Appends a batch and resolves with its ack once it is durable (S2-API.md §5.3). Waits for
    * admission first (back-pressure); conditions are then checked and seq nums assigned without
-   * yielding, so concurrent appends are ordered by their admission.
+   * yielding, so concurrent appends are ordered by their admission. An encrypted stream requires
+   * `options.encryptionKey` (else 400 `bad_header`, before anything happens).
    */
-  async append(input: AppendInput): Promise<AppendAck> {
-    if (this.deleting) throw streamDeletionPending();
-    const bytes = validateAppendInput(input, this.config);
-    await this.admit(bytes);
+  async append(
+    input: AppendInput,
+    session?: AppendSessionHandle,
+    options: { readonly encryptionKey?: Uint8Array | undefined } = {},
+  ): Promise<AppendAck> {
+    let bytes: number;
+    let encryptionKey: Uint8Array | undefined;
+    try {
+      if (session?.isPoisoned) throw appendSessionPoisoned();
+      if (this.deleting) throw streamDeletionPending();
+      if (this.cipher !== null) {
+        encryptionKey = requireEncryptionKey(this.cipher, options.encryptionKey);
+      }
+      bytes = validateAppendInput(input, this.config);
+      await this.admit(bytes);
+    } catch (error) {
+      if (session !== undefined) session.isPoisoned = true;
+      throw error;
+    }
     let records: DecodedRecord[];
     let firstSeqNum: SeqNum;
     try {
+      if (session?.isPoisoned) throw appendSessionPoisoned();
       if (this.deleting) throw streamDeletionPending();
       const { fencingToken, nextSeqNum } = this.pipelined;
       if (input.fencingToken !== undefined && input.fencingToken !== fencingToken) {
@@ -169,10 +219,12 @@ export class Streamer {
       if (input.matchSeqNum !== undefined && input.matchSeqNum !== nextSeqNum) {
         throw new AppendConditionFailed({ kind: "seq_num_mismatch", nextSeqNum });
       }
+      if (this.cipher !== null) checkEncryptedSeqNums(this.cipher, nextSeqNum, input.records);
       firstSeqNum = nextSeqNum;
-      records = this.sequence(input.records);
+      records = this.sequence(input.records, encryptionKey);
     } catch (error) {
       this.options.storage.releaseAdmission(bytes);
+      if (session !== undefined) session.isPoisoned = true;
       throw error;
     }
     return this.submit(firstSeqNum, records, bytes);
@@ -203,7 +255,8 @@ export class Streamer {
 
   /**
    * Durable records from `startSeqNum` (raised to the trim point), bounded by count and metered
-   * bytes; never past the durable tail.
+   * bytes; never past the durable tail. Records of an encrypted stream are returned as stored
+   * (ciphertext) and metered as their plaintext; readers decrypt them with their own key.
    */
   read(options: {
     readonly startSeqNum: SeqNum;
@@ -216,12 +269,15 @@ export class Streamer {
       endSeqNum: this.tail.seqNum,
       countMax: options.countMax,
       bytesMax: options.bytesMax,
+      // Encrypted records are metered as their plaintext, read from their envelope.
+      meteredBytesOf: this.cipher === null ? undefined : storedMeteredBytes,
     });
   }
 
   /**
    * Subscribes to durable batches from now on. Callers read up to `tail` first and then follow;
    * since both happen without yielding between `tail` and `follow`, no batch falls in between.
+   * Batches of an encrypted stream carry the records as stored (ciphertext).
    */
   follow(): Follower {
     const follower = new Follower((f) => this.followers.delete(f));
@@ -259,20 +315,31 @@ export class Streamer {
     }
   }
 
-  /** Assigns timestamps and advances the pipelined state; never yields. */
-  private sequence(input: readonly AppendRecord[]): DecodedRecord[] {
+  /**
+   * Assigns timestamps, encrypts the records of an encrypted stream (their seq nums and timestamps
+   * are inputs of the associated data, so only now), and advances the pipelined state; never
+   * yields. Commands stay plaintext (S2-API.md §6.7): `advanceTail` and recovery read them.
+   */
+  private sequence(input: readonly AppendRecord[], encryptionKey?: Uint8Array): DecodedRecord[] {
     const { mode, uncapped } = this.config.timestamping;
     const nowMs = this.options.clock.nowMs();
+    const firstSeqNum = this.pipelined.nextSeqNum;
     let maxTimestamp = this.pipelined.lastTimestamp;
-    const records: DecodedRecord[] = input.map((record) => {
+    const records: DecodedRecord[] = input.map((record, i) => {
       let timestamp =
         mode === "arrival" || record.timestamp === undefined ? nowMs : record.timestamp;
       if (!uncapped && timestamp > nowMs) timestamp = nowMs;
       if (timestamp < maxTimestamp) timestamp = maxTimestamp;
       maxTimestamp = timestamp;
+      let content = { timestamp, headers: record.headers, body: record.body };
+      if (this.cipher !== null && commandValueOf(record) === undefined) {
+        assert(encryptionKey !== undefined, "append requires the key of an encrypted stream");
+        const position = { streamId: this.streamId, seqNum: firstSeqNum + i };
+        content = encryptRecord(this.cipher, encryptionKey, content, position);
+      }
       // Views into the encoded bytes, not the caller's buffers: followers and the durable state
       // must see what the segment holds even if the caller reuses its buffers after the append.
-      return decodeRecord(encodeRecord({ timestamp, headers: record.headers, body: record.body }));
+      return decodeRecord(encodeRecord(content));
     });
     this.pipelined = advanceTail(this.pipelined, this.pipelined.nextSeqNum, records);
     return records;

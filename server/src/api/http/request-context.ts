@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { S2Error } from "../../core/errors.js";
 import { validateBasinName } from "../../core/names.js";
+import { parseEncryptionKey } from "../../core/record-encryption.js";
 
 export type ApiRequest = IncomingMessage | Http2ServerRequest;
 export type ApiResponse = ServerResponse | Http2ServerResponse;
@@ -36,6 +37,16 @@ export function basinHeaderOf(request: ApiRequest): string {
   const reason = validateBasinName(basin);
   if (reason !== undefined) throw new S2Error("bad_header", `invalid s2-basin header: ${reason}`);
   return basin;
+}
+
+/**
+ * The `S2-Encryption-Key` header parsed to a 32-byte key, or undefined when absent (S2-API.md
+ * §3.1, §6.7). A malformed value is 400 `bad_header`. Whether a key is required is the stream's
+ * business (its cipher), decided in the service.
+ */
+export function encryptionKeyOf(request: ApiRequest): Uint8Array | undefined {
+  const value = headerOf(request, "s2-encryption-key");
+  return value === undefined ? undefined : parseEncryptionKey(value);
 }
 
 /** The media type of a header like Content-Type or the first entry of Accept, lowercased. */

@@ -1,0 +1,345 @@
+/**
+ * S2S append sessions (S2-API.md §5.8, SDK-CLIENT.md "Append session"): `POST .../records` with
+ * `Content-Type: s2s/proto`. The client sends `AppendInput` frames; each is appended in arrival
+ * order without waiting for earlier acks (pipelined), and one `AppendAck` frame per input goes back
+ * in the same order as the acks become durable.
+ *
+ * The first failure ends the session: acks of earlier inputs are written first, then a terminal
+ * frame with the error (status + the body a unary append would get), and no later input is applied
+ * (the session's `AppendSessionHandle` is poisoned in the streamer, as S2 lite's `SessionHandle`).
+ * A frame that cannot be decoded, a client terminal frame or a stream that ends inside a frame is
+ * 400 `bad_frame`, reported the same way after the acks of the inputs before it. When the client
+ * half-closes, outstanding acks are written and the response ends without a terminal frame.
+ *
+ * Errors before the session starts (basin or stream missing, auto-create, deletion pending, a bad
+ * or missing `S2-Encryption-Key`) are ordinary HTTP errors with JSON bodies: the stream is resolved
+ * before the 200.
+ *
+ * Bounds: at most `s2sAppendInflightInputsMax` inputs (and `s2sAppendInflightBytesMax` payload
+ * bytes, plus one frame) between decoding and a written ack, plus the frames of one request chunk.
+ * Beyond that the request is paused, so HTTP/2 flow control pushes back on the client; a client
+ * that does not read its acks stops its own session the same way, since an ack only leaves the
+ * bound once the response has drained it.
+ *
+ * Fault model: a client that disconnects ends the session at once; inputs already submitted stay
+ * submitted (they may become durable, like a unary append whose client hung up).
+ */
+import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
+import { assert } from "../../core/assert.js";
+import { S2Error } from "../../core/errors.js";
+import {
+  s2sAppendInflightBytesMax,
+  s2sAppendInflightInputsMax,
+  s2sCompressionBytesMin,
+} from "../../core/limits.js";
+import { type AppendAck, type AppendInput, meteredBytesOfBatch } from "../../core/records.js";
+import type { AppendSessionHandle } from "../../streamer/streamer.js";
+import {
+  appendInputFromProto,
+  decodeAppendInputProto,
+  encodeAppendAckProto,
+} from "../convert/records-proto.js";
+import {
+  type ApiRequest,
+  type ApiResponse,
+  encryptionKeyOf,
+  type RequestContext,
+} from "../http/request-context.js";
+import type { ApiDeps } from "../routes.js";
+import {
+  decodeS2sPayload,
+  encodeS2sFrame,
+  encodeS2sTerminalFrame,
+  isResponseClosed,
+  S2sFrameDecoder,
+  type S2sFrame,
+  startS2sResponse,
+  writeS2sFrame,
+} from "./frame.js";
+
+/** Serves an S2S append session on `basin`/`stream`; resolves when the exchange is over. */
+export async function handleS2sAppendSession(
+  context: RequestContext,
+  deps: ApiDeps,
+  basin: string,
+  stream: string,
+): Promise<void> {
+  const { request, response } = context;
+  // `Accept-Encoding` does not matter here: acks are far below the compression threshold. Frames
+  // from the client are decoded per their own flag bits, whatever it listed.
+  const encryptionKey = encryptionKeyOf(request);
+  await deps.service.records.resolveForAppend(basin, stream, { encryptionKey });
+  if (isResponseClosed(response)) return;
+  startS2sResponse(response);
+  deps.metrics.addSessions("s2s_append", 1);
+  try {
+    await new AppendSession(request, response, deps, { basin, stream, encryptionKey }).run();
+  } finally {
+    deps.metrics.addSessions("s2s_append", -1);
+  }
+}
+
+/**
+ * Which appends of the session come after a failed one. Each append takes a view in submission
+ * order; a view reads as poisoned when an append submitted before it failed before being
+ * sequenced, so a failure never touches the appends submitted before it (they may still be
+ * waiting for admission when it happens).
+ */
+class SessionPoisoning {
+  private nextOrdinal = 0;
+  private poisonedAt = Number.POSITIVE_INFINITY;
+
+  /** The view of the session's next append. */
+  enter(): AppendSessionHandle {
+    const ordinal = this.nextOrdinal++;
+    const poisoning = this;
+    return {
+      get isPoisoned(): boolean {
+        return ordinal > poisoning.poisonedAt;
+      },
+      set isPoisoned(value: boolean) {
+        assert(value, "a session is never unpoisoned");
+        poisoning.poisonedAt = Math.min(poisoning.poisonedAt, ordinal);
+      },
+    };
+  }
+}
+
+/** An input between decoding and its written ack. */
+interface InflightInput {
+  readonly outcome: Promise<{ ack: AppendAck } | { error: unknown }>;
+  readonly recordCount: number;
+  readonly meteredBytes: number;
+  readonly payloadBytes: number;
+  readonly startMs: number;
+}
+
+type SessionState = "open" | "ending" | "closed";
+
+class AppendSession {
+  private readonly decoder = new S2sFrameDecoder();
+  private readonly poisoning = new SessionPoisoning();
+  /** Frames decoded from the request and not yet submitted: at most one chunk's worth. */
+  private readonly frames: S2sFrame[] = [];
+  /** Submitted inputs whose ack is not yet written, in order. */
+  private readonly inflight: InflightInput[] = [];
+  private inflightBytes = 0;
+  private isRequestEnded = false;
+  /** No frame will be added: the request ended or was malformed. */
+  private isInputClosed = false;
+  /** Why the input stopped early; reported after the acks of the inputs before it. */
+  private inputError: unknown;
+  private isSubmitting = false;
+  private isWritingAcks = false;
+  private state: SessionState = "open";
+  private readonly waitingForDrain: (() => void)[] = [];
+  private resolveClosed: () => void = () => {};
+
+  constructor(
+    private readonly request: ApiRequest,
+    private readonly response: ApiResponse,
+    private readonly deps: ApiDeps,
+    private readonly target: {
+      readonly basin: string;
+      readonly stream: string;
+      readonly encryptionKey: Uint8Array | undefined;
+    },
+  ) {}
+
+  /** Runs until the response is closed (ended by us, or reset by the client). */
+  run(): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    const { request, response } = this;
+    response.on("close", () => this.onClosed());
+    if (isResponseClosed(response)) this.onClosed();
+    response.on("drain", () => this.onDrain());
+    request.on("data", (chunk: Buffer) => this.onData(chunk));
+    request.on("end", () => this.onEnd());
+    // A reset stream surfaces as an error on the request; `close` on the response handles it.
+    request.on("error", () => {});
+    return closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state !== "open" || this.isInputClosed) return;
+    const { frames, error } = this.decoder.push(chunk);
+    this.frames.push(...frames);
+    // The frames before a malformation are valid: they are submitted, and the error follows.
+    if (error !== undefined) this.closeInput(error);
+    // No more chunks until these frames are submitted: `submitFrames` resumes when it can.
+    else this.request.pause();
+    void this.submitFrames();
+  }
+
+  private onEnd(): void {
+    this.isRequestEnded = true;
+    if (this.state !== "open" || this.isInputClosed) return;
+    this.closeInput(this.decoder.end());
+    void this.submitFrames();
+  }
+
+  private onClosed(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.frames.length = 0;
+    this.onDrain();
+    this.resolveClosed();
+  }
+
+  private onDrain(): void {
+    for (const wake of this.waitingForDrain.splice(0)) wake();
+  }
+
+  private hasCapacity(): boolean {
+    return (
+      this.inflight.length < s2sAppendInflightInputsMax &&
+      this.inflightBytes < s2sAppendInflightBytesMax
+    );
+  }
+
+  /**
+   * No input after what is queued: the request ended (`error` undefined) or was malformed. The
+   * error is reported after the acks of the inputs before it.
+   */
+  private closeInput(error: unknown): void {
+    if (this.isInputClosed) return;
+    this.isInputClosed = true;
+    if (error !== undefined) {
+      this.inputError = error;
+      this.request.pause();
+    }
+  }
+
+  /** A queued frame could not be decoded: it and everything after it are dropped. */
+  private failFrame(error: unknown): void {
+    this.frames.length = 0;
+    this.isInputClosed = true;
+    this.inputError = error;
+    this.request.pause();
+  }
+
+  /** Submits queued frames in order while the session has capacity. */
+  private async submitFrames(): Promise<void> {
+    if (this.isSubmitting) return;
+    this.isSubmitting = true;
+    try {
+      while (this.state === "open" && this.frames.length > 0 && this.hasCapacity()) {
+        const frame = this.frames.shift()!;
+        let input: AppendInput;
+        let payloadBytes: number;
+        try {
+          if (frame.isTerminal) throw new S2Error("bad_frame", "unexpected terminal frame");
+          const payload = await decodeS2sPayload(frame);
+          payloadBytes = payload.length;
+          input = appendInputFromProto(decodeAppendInputProto(payload, "bad_frame"));
+        } catch (error) {
+          this.failFrame(error);
+          break;
+        }
+        if (this.state !== "open") break;
+        this.submit(input, payloadBytes);
+      }
+    } finally {
+      this.isSubmitting = false;
+    }
+    if (this.state === "open" && !this.isInputClosed) {
+      if (this.frames.length > 0 || !this.hasCapacity()) this.request.pause();
+      else this.request.resume();
+    }
+    this.maybeEnd();
+  }
+
+  /**
+   * Appends one input. The service sequences it before any later call, so inputs keep their
+   * order; the ack is not awaited here (pipelining).
+   */
+  private submit(input: AppendInput, payloadBytes: number): void {
+    const { basin, stream, encryptionKey } = this.target;
+    const ack = this.deps.service.records.append(basin, stream, input, {
+      session: this.poisoning.enter(),
+      encryptionKey,
+    });
+    this.inflight.push({
+      outcome: ack.then(
+        (value) => ({ ack: value }),
+        (error: unknown) => ({ error }),
+      ),
+      recordCount: input.records.length,
+      meteredBytes: meteredBytesOfBatch(input.records),
+      payloadBytes,
+      startMs: performance.now(),
+    });
+    this.inflightBytes += payloadBytes;
+    void this.writeAcks();
+  }
+
+  /** Writes acks in submission order; the first failure ends the session. */
+  private async writeAcks(): Promise<void> {
+    if (this.isWritingAcks) return;
+    this.isWritingAcks = true;
+    try {
+      while (this.state === "open" && this.inflight.length > 0) {
+        const entry = this.inflight[0]!;
+        const outcome = await entry.outcome;
+        if (this.state !== "open") return;
+        if ("error" in outcome) {
+          this.end(outcome.error);
+          return;
+        }
+        this.deps.metrics.observeAppend(
+          entry.recordCount,
+          entry.meteredBytes,
+          performance.now() - entry.startMs,
+        );
+        const message = encodeAppendAckProto(outcome.ack);
+        assert(message.length < s2sCompressionBytesMin, "acks are never compressed");
+        if (!writeS2sFrame(this.response, encodeS2sFrame(message))) await this.drained();
+        this.inflight.shift();
+        this.inflightBytes -= entry.payloadBytes;
+        void this.submitFrames();
+      }
+    } finally {
+      this.isWritingAcks = false;
+    }
+    this.maybeEnd();
+  }
+
+  private drained(): Promise<void> {
+    if (this.state === "closed") return Promise.resolve();
+    return new Promise((resolve) => this.waitingForDrain.push(resolve));
+  }
+
+  /** Ends the response once the input is over and every input before its end is acknowledged. */
+  private maybeEnd(): void {
+    if (this.state !== "open" || this.isSubmitting || this.isWritingAcks) return;
+    if (!this.isInputClosed || this.frames.length > 0 || this.inflight.length > 0) return;
+    this.end(this.inputError);
+  }
+
+  /** Ends the response, with a terminal frame when `error` is defined. */
+  private end(error: unknown): void {
+    assert(this.state === "open", "an append session ends once");
+    const terminal = error === undefined ? undefined : encodeS2sTerminalFrame(error);
+    this.state = "ending";
+    this.frames.length = 0;
+    this.request.pause();
+    const { response } = this;
+    // Once the response is complete, ask a client that is still sending to stop, without error
+    // (RFC 9113 §8.1), so that the stream closes instead of lingering half-open. The HTTP/2
+    // compatibility response emits `finish` only when the stream has closed: watch the stream.
+    const stream = (response as Partial<Pick<Http2ServerResponse, "stream">>).stream;
+    if (stream !== undefined) {
+      stream.once("finish", () => {
+        if (!this.isRequestEnded && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+      });
+    } else {
+      response.once("finish", () => {
+        if (!this.isRequestEnded) this.request.destroy();
+      });
+    }
+    if (terminal === undefined) response.end();
+    else response.end(terminal);
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The S2S frame codec (S2-API.md §5.8, SDK-CLIENT.md "s2s details"): a 3-byte big-endian length
+ * (1 + payload length), a flag byte `[T][CC][R][0000]`, then the payload. Regular payloads are
+ * protobuf messages, compressed per frame when the peer asked for it; a terminal payload is a u16
+ * HTTP status and a JSON error body, never compressed.
+ *
+ * The decoder is incremental over chunks of any size. Like connect-es's envelope reader it checks
+ * the declared length against `s2sFrameBytesMax` as soon as the three length bytes are in, before
+ * it allocates or buffers the payload, and decompression is bounded by `s2sFrameBytesMax - 1`, so
+ * a peer can never make a session hold more than one maximal frame. Every malformation is
+ * `S2Error("bad_frame")`, which is 400 and side-effect free.
+ */
+import type { Writable } from "node:stream";
+import { assert } from "../../core/assert.js";
+import { S2Error } from "../../core/errors.js";
+import { s2sCompressionBytesMin, s2sFrameBytesMax } from "../../core/limits.js";
+import type { ApiResponse } from "../http/request-context.js";
+import { renderErrorTerminalPayload } from "../render-error.js";
+import {
+  DecompressionError,
+  gzipCompress,
+  gzipDecompress,
+  zstdCompress,
+  zstdDecompress,
+} from "./compression.js";
+
+/**
+ * The response headers that establish a session (S2-API.md §3.2, §5.8), sent at once: the SDK
+ * waits for them before it reads frames.
+ */
+export function startS2sResponse(response: ApiResponse): void {
+  response.writeHead(200, {
+    "content-type": "s2s/proto",
+    "cache-control": "no-cache, no-transform",
+    "x-accel-buffering": "no",
+  });
+  // HTTP/2 sends the headers on `writeHead`; HTTP/1.1 waits for the first write unless flushed.
+  (response as { flushHeaders?: () => void }).flushHeaders?.();
+}
+
+/**
+ * Whether the client has gone away (or the exchange is over). A closed HTTP/2 response accepts
+ * `writeHead` and writes silently and emits no further `close`, so sessions check this before they
+ * start and before they wait for `close`.
+ */
+export function isResponseClosed(response: ApiResponse): boolean {
+  if ("stream" in response) return response.stream.destroyed || response.stream.closed;
+  return response.destroyed || (response.socket?.destroyed ?? true);
+}
+
+/** Writes frames to a session's response; false when the caller should wait for `drain`. */
+export function writeS2sFrame(response: ApiResponse, frame: Uint8Array): boolean {
+  return (response as Writable).write(frame);
+}
+
+/** Per-frame compression (the CC bits). */
+export type S2sCompression = "none" | "zstd" | "gzip";
+
+/** Flag bits (S2-API.md §5.8). */
+const terminalFlag = 0x80;
+const compressionMask = 0x60;
+const zstdFlag = 0x20;
+const gzipFlag = 0x40;
+/** "Reconnect advised" in lite's library (reserved in the spec); accepted and ignored. */
+const reconnectAdvisedFlag = 0x10;
+const reservedMask = 0x0f;
+
+const lengthPrefixBytes = 3;
+const frameHeaderBytes = lengthPrefixBytes + 1;
+/** The largest payload: the length counts the flag byte. */
+export const s2sPayloadBytesMax = s2sFrameBytesMax - 1;
+/** Bytes of the status that opens a terminal payload. */
+const terminalStatusBytes = 2;
+
+assert(s2sFrameBytesMax < 1 << 24, "the length of a maximal frame fits the 3-byte prefix");
+
+/** A decoded frame. */
+export interface S2sFrame {
+  readonly isTerminal: boolean;
+  readonly compression: S2sCompression;
+  readonly isReconnectAdvised: boolean;
+  /** The payload as sent: still compressed when `compression` is not "none". */
+  readonly payload: Uint8Array;
+}
+
+function badFrame(message: string, options?: { cause?: unknown }): S2Error {
+  return new S2Error("bad_frame", message, options);
+}
+
+/**
+ * The compression to use for frames sent to a client, from its `Accept-Encoding`: zstd if listed,
+ * else gzip if listed, else none. q-values and order are ignored, as lite does.
+ */
+export function compressionFromAcceptEncoding(header: string | undefined): S2sCompression {
+  if (header === undefined) return "none";
+  const codings = header.split(",").map((entry) => entry.split(";")[0]!.trim().toLowerCase());
+  if (codings.includes("zstd")) return "zstd";
+  if (codings.includes("gzip")) return "gzip";
+  return "none";
+}
+
+/**
+ * Frames a payload that is already in its wire form (compressed or not, as `compression` says).
+ * Our own payloads are bounded by construction, so an oversized one is a bug.
+ */
+export function encodeS2sFrame(
+  payload: Uint8Array,
+  options: { readonly isTerminal?: boolean; readonly compression?: S2sCompression } = {},
+): Uint8Array {
+  const compression = options.compression ?? "none";
+  const isTerminal = options.isTerminal ?? false;
+  assert(!isTerminal || compression === "none", "terminal frames are never compressed");
+  const length = 1 + payload.length;
+  assert(length <= s2sFrameBytesMax, `an s2s frame fits the limit. length=\`${length}\``);
+  const frame = new Uint8Array(lengthPrefixBytes + length);
+  frame[0] = (length >>> 16) & 0xff;
+  frame[1] = (length >>> 8) & 0xff;
+  frame[2] = length & 0xff;
+  frame[3] =
+    (isTerminal ? terminalFlag : 0) |
+    (compression === "zstd" ? zstdFlag : compression === "gzip" ? gzipFlag : 0);
+  frame.set(payload, frameHeaderBytes);
+  return frame;
+}
+
+/**
+ * Frames a protobuf message, compressing it when `compression` is negotiated and the message is at
+ * least `s2sCompressionBytesMin` bytes. A compressed form that would not fit one frame is sent
+ * uncompressed instead (receivers honour the per-frame bits).
+ */
+export async function encodeS2sMessage(
+  message: Uint8Array,
+  compression: S2sCompression,
+): Promise<Uint8Array> {
+  assert(message.length <= s2sPayloadBytesMax, "an s2s message fits one frame");
+  if (compression === "none" || message.length < s2sCompressionBytesMin) {
+    return encodeS2sFrame(message);
+  }
+  const compressed = compression === "zstd" ? await zstdCompress(message) : gzipCompress(message);
+  if (compressed.length > s2sPayloadBytesMax) return encodeS2sFrame(message);
+  return encodeS2sFrame(compressed, { compression });
+}
+
+/** The terminal frame for `error`: flag 0x80, u16 status + JSON body (S2-API.md §7.1). */
+export function encodeS2sTerminalFrame(error: unknown): Uint8Array {
+  return encodeS2sFrame(renderErrorTerminalPayload(error), { isTerminal: true });
+}
+
+/** Splits a terminal payload into its status and JSON text (the inverse of the renderer). */
+export function parseS2sTerminalPayload(payload: Uint8Array): { status: number; body: string } {
+  if (payload.length < terminalStatusBytes) {
+    throw badFrame("terminal frame is missing its status code");
+  }
+  const status = (payload[0]! << 8) | payload[1]!;
+  return { status, body: new TextDecoder().decode(payload.subarray(terminalStatusBytes)) };
+}
+
+/**
+ * The payload of a regular frame, decompressed per its CC bits to at most `s2sPayloadBytesMax`
+ * bytes. Undecodable or oversized data is `bad_frame`.
+ */
+export async function decodeS2sPayload(frame: S2sFrame): Promise<Uint8Array> {
+  try {
+    switch (frame.compression) {
+      case "none":
+        return frame.payload;
+      case "gzip":
+        return gzipDecompress(frame.payload, s2sPayloadBytesMax);
+      case "zstd":
+        return await zstdDecompress(frame.payload, s2sPayloadBytesMax);
+    }
+  } catch (error) {
+    if (error instanceof DecompressionError) {
+      throw badFrame(
+        `frame payload could not be decompressed. compression=\`${frame.compression}\``,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+/** What a chunk yields: the frames it completes, and the malformation that stopped decoding. */
+export interface S2sDecodeResult {
+  /** Complete frames before any malformation, in order: they are valid. */
+  readonly frames: S2sFrame[];
+  readonly error?: S2Error;
+}
+
+/**
+ * An incremental frame decoder. `push` takes chunks of any size and returns the frames they
+ * complete; `end` says the byte stream is over. The first malformation (`bad_frame`) is returned
+ * with the frames before it, and the decoder then refuses further input with the same error.
+ *
+ * Memory: at most one frame's payload (≤ `s2sPayloadBytesMax`, allocated only after its declared
+ * length was checked) plus a 4-byte header.
+ */
+export class S2sFrameDecoder {
+  private readonly header = new Uint8Array(frameHeaderBytes);
+  private headerBytes = 0;
+  /** The payload being filled, once the header is complete and valid. */
+  private payload: Uint8Array | undefined;
+  private payloadBytes = 0;
+  private flag = 0;
+  private failure: S2Error | undefined;
+
+  /** Whether part of a frame is buffered (the stream would be truncated if it ended now). */
+  get hasPartialFrame(): boolean {
+    return this.headerBytes > 0;
+  }
+
+  /** Consumes `chunk`. */
+  push(chunk: Uint8Array): S2sDecodeResult {
+    if (this.failure !== undefined) return { frames: [], error: this.failure };
+    const frames: S2sFrame[] = [];
+    try {
+      this.consume(chunk, frames);
+    } catch (error) {
+      if (!(error instanceof S2Error)) throw error;
+      this.failure = error;
+      return { frames, error };
+    }
+    return { frames };
+  }
+
+  /** Checks that the stream ended on a frame boundary; the malformation if not. */
+  end(): S2Error | undefined {
+    if (this.failure === undefined && this.hasPartialFrame) {
+      const expected =
+        this.payload === undefined ? frameHeaderBytes : frameHeaderBytes + this.payload.length;
+      const received =
+        this.payload === undefined ? this.headerBytes : frameHeaderBytes + this.payloadBytes;
+      this.failure = badFrame(
+        `stream ended inside a frame. received_bytes=\`${received}\` frame_bytes=\`${expected}\``,
+      );
+    }
+    return this.failure;
+  }
+
+  private consume(chunk: Uint8Array, frames: S2sFrame[]): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.payload === undefined) {
+        const taken = Math.min(frameHeaderBytes - this.headerBytes, chunk.length - offset);
+        this.header.set(chunk.subarray(offset, offset + taken), this.headerBytes);
+        this.headerBytes += taken;
+        offset += taken;
+        if (this.headerBytes >= lengthPrefixBytes) this.checkLength();
+        if (this.headerBytes < frameHeaderBytes) break;
+        this.startPayload();
+      } else {
+        const payload = this.payload;
+        const taken = Math.min(payload.length - this.payloadBytes, chunk.length - offset);
+        payload.set(chunk.subarray(offset, offset + taken), this.payloadBytes);
+        this.payloadBytes += taken;
+        offset += taken;
+      }
+      const frame = this.takeCompleteFrame();
+      if (frame !== undefined) frames.push(frame);
+    }
+  }
+
+  /** The declared length, checked before anything of the payload is kept. */
+  private checkLength(): number {
+    const length = (this.header[0]! << 16) | (this.header[1]! << 8) | this.header[2]!;
+    if (length === 0) throw badFrame("empty frame: the length must count the flag byte");
+    if (length > s2sFrameBytesMax) {
+      throw badFrame(
+        `frame too large. declared_bytes=\`${length}\` max_bytes=\`${s2sFrameBytesMax}\``,
+      );
+    }
+    return length;
+  }
+
+  private startPayload(): void {
+    const length = this.checkLength();
+    const flag = this.header[3]!;
+    if ((flag & reservedMask) !== 0) {
+      throw badFrame(`reserved flag bits are set. flag=\`0x${flag.toString(16)}\``);
+    }
+    if ((flag & compressionMask) === compressionMask) {
+      throw badFrame(`invalid compression bits. flag=\`0x${flag.toString(16)}\``);
+    }
+    if ((flag & terminalFlag) !== 0 && (flag & compressionMask) !== 0) {
+      throw badFrame(`terminal frames are never compressed. flag=\`0x${flag.toString(16)}\``);
+    }
+    this.flag = flag;
+    this.payload = new Uint8Array(length - 1);
+    this.payloadBytes = 0;
+  }
+
+  private takeCompleteFrame(): S2sFrame | undefined {
+    const payload = this.payload;
+    if (payload === undefined || this.payloadBytes < payload.length) return undefined;
+    const flag = this.flag;
+    const bits = flag & compressionMask;
+    const frame: S2sFrame = {
+      isTerminal: (flag & terminalFlag) !== 0,
+      compression: bits === zstdFlag ? "zstd" : bits === gzipFlag ? "gzip" : "none",
+      isReconnectAdvised: (flag & reconnectAdvisedFlag) !== 0,
+      payload,
+    };
+    this.payload = undefined;
+    this.payloadBytes = 0;
+    this.headerBytes = 0;
+    return frame;
+  }
+}

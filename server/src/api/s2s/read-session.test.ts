@@ -1,0 +1,105 @@
+// Goal: every read-session event becomes ReadBatch frames the SDK accepts: heartbeats as empty
+// batches with a tail, batches too large for one frame split in order, compression per frame.
+// Method: events built by hand are encoded and decoded back with the frame codec and protobuf-es.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { ReadBatchSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { S2Error } from "../../core/errors.js";
+import { recordBatchBytesMax, s2sFrameBytesMax } from "../../core/limits.js";
+import { meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
+import { decodeS2sPayload, S2sFrameDecoder } from "./frame.js";
+import { encodeReadEventFrames } from "./read-session.js";
+
+const encoder = new TextEncoder();
+const tail = { seqNum: 5000, timestamp: 1_700_000_000_000 };
+
+async function decodeFrames(frames: readonly Uint8Array[]) {
+  const decoder = new S2sFrameDecoder();
+  const decoded = frames.flatMap((frame) => decoder.push(frame).frames);
+  assert.equal(decoder.end(), undefined);
+  assert.equal(decoded.length, frames.length, "one frame per encoded buffer");
+  return Promise.all(
+    decoded.map(async (frame) => ({
+      frame,
+      batch: fromBinary(ReadBatchSchema, await decodeS2sPayload(frame)),
+    })),
+  );
+}
+
+/** Records with `headerCount` one-byte headers each: protobuf takes twice their metered size. */
+function headerHeavyRecords(
+  count: number,
+  headerCount: number,
+  firstSeqNum = 0,
+): SequencedRecord[] {
+  const name = encoder.encode("n");
+  const value = encoder.encode("v");
+  return Array.from({ length: count }, (_, i) => ({
+    seqNum: firstSeqNum + i,
+    timestamp: tail.timestamp,
+    headers: Array.from({ length: headerCount }, () => ({ name, value })),
+    body: new Uint8Array(0),
+  }));
+}
+
+describe("S2S read session frames", () => {
+  it("a heartbeat is a ReadBatch with no records and the tail", async () => {
+    const frames = await encodeReadEventFrames({ kind: "heartbeat", tail }, "none");
+    const [decoded] = await decodeFrames(frames);
+    assert.equal(decoded?.batch.records.length, 0);
+    assert.equal(decoded?.batch.tail?.seqNum, 5000n);
+    assert.equal(decoded?.batch.tail?.timestamp, BigInt(tail.timestamp));
+  });
+
+  it("a catch-up batch has no tail, a live batch has one", async () => {
+    const records: SequencedRecord[] = [
+      { seqNum: 7, timestamp: 9, headers: [], body: encoder.encode("hi") },
+    ];
+    const [catchUp] = await decodeFrames(
+      await encodeReadEventFrames({ kind: "batch", records }, "none"),
+    );
+    assert.equal(catchUp?.batch.tail, undefined);
+    assert.equal(catchUp?.batch.records[0]?.seqNum, 7n);
+    const [live] = await decodeFrames(
+      await encodeReadEventFrames({ kind: "batch", records, tail }, "none"),
+    );
+    assert.equal(live?.batch.tail?.seqNum, 5000n);
+  });
+
+  it("compresses large batches when negotiated", async () => {
+    const records = headerHeavyRecords(20, 100);
+    for (const compression of ["gzip", "zstd"] as const) {
+      const [decoded] = await decodeFrames(
+        await encodeReadEventFrames({ kind: "batch", records }, compression),
+      );
+      assert.equal(decoded?.frame.compression, compression);
+      assert.equal(decoded?.batch.records.length, 20);
+    }
+  });
+
+  it("splits a maximal batch whose protobuf exceeds one frame, keeping order and tail", async () => {
+    // Protobuf takes 8 bytes per one-byte header, metering 4: two records of 1 MiB metered in
+    // total, with large seq nums, need more than one frame.
+    const records = headerHeavyRecords(2, 131_070, 2 ** 40);
+    assert.ok(meteredBytesOfBatch(records) <= recordBatchBytesMax, "a valid batch");
+    const frames = await encodeReadEventFrames({ kind: "batch", records, tail }, "none");
+    assert.ok(frames.length > 1, "split");
+    for (const frame of frames) assert.ok(frame.length <= 3 + s2sFrameBytesMax);
+    const decoded = await decodeFrames(frames);
+    const seqNums = decoded.flatMap(({ batch }) => batch.records.map((r) => Number(r.seqNum)));
+    assert.deepEqual(
+      seqNums,
+      records.map((record) => record.seqNum),
+    );
+    for (const { batch } of decoded) assert.equal(batch.tail?.seqNum, 5000n);
+  });
+
+  it("fails the session on a single record that no frame can hold", async () => {
+    const [record] = headerHeavyRecords(1, 262_142, 2 ** 40);
+    await assert.rejects(
+      () => encodeReadEventFrames({ kind: "batch", records: [record!], tail }, "none"),
+      (error: unknown) => error instanceof S2Error && error.code === "other",
+    );
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * S2S read sessions (S2-API.md §5.8, SDK-CLIENT.md "Read session"): `GET .../records` with
+ * `Content-Type: s2s/proto`. The session is opened before the 200, so a start beyond the tail
+ * (416), a missing stream (404), bad bounds (422) or a bad or missing `S2-Encryption-Key` (400)
+ * are ordinary HTTP errors with JSON bodies.
+ * Then each event of `service/read-session.ts` becomes a `ReadBatch` frame: a batch with its
+ * records (and `tail` when it was followed live), a heartbeat as a batch with no records and the
+ * tail, which the SDK needs within 20 s (heartbeats come every 5–15 s while idle). A normal end
+ * ends the HTTP/2 stream; an error after the 200 is a terminal frame.
+ *
+ * Flow control: the next event is pulled only when the response has drained the previous one, so
+ * a slow client slows its own session and the server holds at most one batch for it. A client
+ * that goes away ends the handler at once; the session's generator is then returned, which takes
+ * effect at its next event (a follower waits at most one heartbeat delay).
+ */
+import { S2Error } from "../../core/errors.js";
+import { meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
+import type { ReadEvent, ReadRequest } from "../../service/read-session.js";
+import { encodeReadBatchProto } from "../convert/records-proto.js";
+import {
+  type ApiResponse,
+  encryptionKeyOf,
+  headerOf,
+  type RequestContext,
+} from "../http/request-context.js";
+import type { ApiDeps } from "../routes.js";
+import { initZstd } from "./compression.js";
+import {
+  compressionFromAcceptEncoding,
+  encodeS2sMessage,
+  encodeS2sTerminalFrame,
+  isResponseClosed,
+  type S2sCompression,
+  s2sPayloadBytesMax,
+  startS2sResponse,
+  writeS2sFrame,
+} from "./frame.js";
+
+/** Serves an S2S read session of `request` on `basin`/`stream`. */
+export async function handleS2sReadSession(
+  context: RequestContext,
+  deps: ApiDeps,
+  basin: string,
+  stream: string,
+  request: ReadRequest,
+): Promise<void> {
+  const { response } = context;
+  const compression = compressionFromAcceptEncoding(headerOf(context.request, "accept-encoding"));
+  if (compression === "zstd") await initZstd();
+  const encryptionKey = encryptionKeyOf(context.request);
+  const events = await deps.service.records.openReadSession(basin, stream, request, {
+    encryptionKey,
+  });
+  if (isResponseClosed(response)) {
+    await events.return(undefined);
+    return;
+  }
+  startS2sResponse(response);
+  deps.metrics.addSessions("s2s_read", 1);
+  const closed = watchClose(response);
+  let pending: Promise<IteratorResult<ReadEvent, void>> | undefined;
+  try {
+    for (;;) {
+      pending = events.next();
+      const next = await Promise.race([pending, closed.promise]);
+      if (next === "closed") return;
+      pending = undefined;
+      if (next.done === true) {
+        response.end();
+        return;
+      }
+      const event = next.value;
+      for (const frame of await encodeReadEventFrames(event, compression)) {
+        if (!writeS2sFrame(response, frame) && (await closed.drained()) === "closed") return;
+      }
+      if (event.kind === "batch") {
+        deps.metrics.observeRead(event.records.length, meteredBytesOfBatch(event.records));
+      }
+    }
+  } catch (error) {
+    if (!closed.isClosed()) response.end(encodeS2sTerminalFrame(error));
+  } finally {
+    deps.metrics.addSessions("s2s_read", -1);
+    closed.dispose();
+    // An abandoned `next()` may still settle, with an error too; `return()` runs after it.
+    pending?.catch(() => {});
+    events.return(undefined).catch(() => {});
+  }
+}
+
+/**
+ * The frames of one event: one `ReadBatch` frame, or several when its encoding would exceed one
+ * frame (a batch is ≤ 1 MiB metered, but the protobuf of many tiny headers takes up to twice
+ * that). A single record too large for a frame even without the optional `tail` (possible only
+ * for a record of ~260k one-byte headers) cannot be sent: the session fails with 500 `other`.
+ *
+ * @internal Exported for tests.
+ */
+export async function encodeReadEventFrames(
+  event: ReadEvent,
+  compression: S2sCompression,
+): Promise<Uint8Array[]> {
+  const messages: Uint8Array[] = [];
+  const encode = (records: readonly SequencedRecord[]): void => {
+    const message = encodeReadBatchProto({ records, tail: event.tail });
+    if (message.length <= s2sPayloadBytesMax) {
+      messages.push(message);
+    } else if (records.length > 1) {
+      const half = Math.ceil(records.length / 2);
+      encode(records.slice(0, half));
+      encode(records.slice(half));
+    } else {
+      const untailed = encodeReadBatchProto({ records });
+      if (untailed.length > s2sPayloadBytesMax) {
+        throw new S2Error(
+          "other",
+          `record too large for an s2s frame. seq_num=\`${records[0]?.seqNum}\` bytes=\`${untailed.length}\``,
+        );
+      }
+      messages.push(untailed);
+    }
+  };
+  encode(event.kind === "batch" ? event.records : []);
+  return Promise.all(messages.map((message) => encodeS2sMessage(message, compression)));
+}
+
+/** Tracks whether the client went away, and waits for `drain` unless it did. */
+function watchClose(response: ApiResponse): {
+  readonly promise: Promise<"closed">;
+  isClosed(): boolean;
+  drained(): Promise<"drained" | "closed">;
+  dispose(): void;
+} {
+  let isClosed = isResponseClosed(response);
+  let resolveClosed: (value: "closed") => void = () => {};
+  const promise = new Promise<"closed">((resolve) => {
+    resolveClosed = resolve;
+  });
+  const onClose = (): void => {
+    isClosed = true;
+    resolveClosed("closed");
+  };
+  if (isClosed) onClose();
+  else response.once("close", onClose);
+  return {
+    promise,
+    isClosed: () => isClosed,
+    drained: () => {
+      let onDrain = (): void => {};
+      const drained = new Promise<"drained">((resolve) => {
+        onDrain = () => resolve("drained");
+        response.once("drain", onDrain);
+      });
+      return Promise.race([drained, promise]).finally(() => response.off("drain", onDrain));
+    },
+    dispose: () => response.off("close", onClose),
+  };
+}
