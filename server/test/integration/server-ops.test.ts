@@ -78,11 +78,11 @@ describe("server operations", () => {
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     const text = await response.text();
-    const valueOf = (name: string): number =>
+    const metricValue = (name: string): number =>
       Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
-    assert.ok(valueOf("tributary_segment_puts_total") >= 1);
-    assert.equal(valueOf("tributary_appended_records_total"), 1);
-    assert.equal(valueOf("tributary_appended_bytes_total"), 8 + 5);
+    assert.ok(metricValue("tributary_segment_puts_total") >= 1);
+    assert.equal(metricValue("tributary_appended_records_total"), 1);
+    assert.equal(metricValue("tributary_appended_bytes_total"), 8 + 5);
     assert.match(text, /tributary_requests_total\{route="POST \/v1\/basins",status="201"\} 1/);
     assert.match(text, /tributary_append_ack_latency_seconds_count 1/);
     assert.match(text, /^tributary_active_streams \d+$/m);
