@@ -44,6 +44,8 @@ export const flushIntervalMsDefault = 5;
 export const flushIntervalMsMax = 10_000;
 /** One segment PUT that has not answered by then is abandoned and retried. */
 export const segmentPutTimeoutMs = 10_000;
+/** Each retry doubles the timeout, this many times at most (10 s → 160 s). */
+export const segmentPutTimeoutDoublingsMax = 4;
 /** Backoff between retries of a failed segment PUT. */
 export const segmentPutRetryDelayMsMin = 10;
 export const segmentPutRetryDelayMsMax = 1_000;
@@ -90,6 +92,16 @@ export const s2sAppendInflightBytesMax = 10 << 20;
 
 assert(s2sAppendInflightBytesMax >= s2sFrameBytesMax, "an s2s session admits one maximal frame");
 assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
+
+/**
+ * An RPC append session (Connect, gRPC, gRPC-web) stops pulling inputs while this many await their
+ * ack, or while their metered bytes reach this many: the bounds of an S2S session, so that both
+ * session kinds push back on a client at the same point.
+ */
+export const rpcAppendInflightInputsMax = s2sAppendInflightInputsMax;
+export const rpcAppendInflightBytesMax = s2sAppendInflightBytesMax;
+
+assert(rpcAppendInflightBytesMax >= recordBatchBytesMax, "an rpc session admits one max batch");
 
 /** A connection that has not sent enough bytes to choose HTTP/1.1 or HTTP/2 by then is closed. */
 export const protocolSniffTimeoutMs = 10_000;

@@ -228,8 +228,7 @@ export function createFaultyObjectStore(
     while (stallRelease !== undefined) await stallRelease.promise;
   }
 
-  function scheduleLate(apply: () => Promise<unknown>): void {
-    const range = settings.lateSuccessDelayMs ?? faultLateSuccessDelayMsDefault;
+  function scheduleLate(apply: () => Promise<unknown>, range: DelayRangeMs): void {
     let settle = (): void => {};
     const done = new Promise<void>((resolve) => {
       settle = resolve;
@@ -259,8 +258,10 @@ export function createFaultyObjectStore(
   ): Promise<T> {
     const callIndex = calls[op]++;
     await waitWhileStalled();
+    // A call runs under the settings in force when it started (`setFaults` documents this).
+    const current = settings;
     const kind = decide({ op, key, callIndex });
-    if (settings.latencyMs !== undefined) await clock.sleep(drawDelayMs(settings.latencyMs));
+    if (current.latencyMs !== undefined) await clock.sleep(drawDelayMs(current.latencyMs));
     if (kind === undefined) return apply();
     faults[kind]++;
     switch (kind) {
@@ -270,10 +271,13 @@ export function createFaultyObjectStore(
         await apply();
         throw new InjectedFault(kind, op, key);
       case "timeout":
-        await clock.sleep(settings.timeoutMs ?? faultTimeoutMsDefault);
+        await clock.sleep(current.timeoutMs ?? faultTimeoutMsDefault);
         throw new InjectedFault(kind, op, key);
       case "lateSuccess":
-        scheduleLate(variants.detach?.() ?? apply);
+        scheduleLate(
+          variants.detach?.() ?? apply,
+          current.lateSuccessDelayMs ?? faultLateSuccessDelayMsDefault,
+        );
         throw new InjectedFault(kind, op, key);
       case "tornList": {
         assert(variants.tear !== undefined, "tornList only applies to list");

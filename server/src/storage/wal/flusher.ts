@@ -18,7 +18,11 @@
 import { assert } from "../../core/assert.js";
 import type { Clock } from "../../core/clock.js";
 import { failpoint } from "../../core/failpoints.js";
-import { segmentPutRetryDelayMsMax, segmentPutRetryDelayMsMin } from "../../core/limits.js";
+import {
+  segmentPutRetryDelayMsMax,
+  segmentPutRetryDelayMsMin,
+  segmentPutTimeoutDoublingsMax,
+} from "../../core/limits.js";
 import type { Random } from "../../core/random.js";
 import { walKey } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
@@ -278,9 +282,12 @@ export class Flusher {
       }
       this.stats.putAttempts += 1;
       const startMs = clock.monotonicMs();
+      // Each retry waits longer: a store slower than the timeout (a big segment on a slow link)
+      // must still get a chance to answer, or a durable segment would never be acknowledged.
+      const timeoutMs = putTimeoutMs * 2 ** Math.min(attempt, segmentPutTimeoutDoublingsMax);
       let result: "created" | "exists";
       try {
-        result = await withTimeout(store.putIfAbsent(key, bytes), putTimeoutMs, clock);
+        result = await withTimeout(store.putIfAbsent(key, bytes), timeoutMs, clock);
       } catch {
         continue;
       }
@@ -290,7 +297,7 @@ export class Flusher {
       try {
         header = await withTimeout(
           store.get(key, { start: 0, end: segmentHeaderBytes }),
-          putTimeoutMs,
+          timeoutMs,
           clock,
         );
       } catch {
