@@ -1,0 +1,373 @@
+/**
+ * Helpers of the engine benchmark (bench/engine-bench.ts): an object-store wrapper that times
+ * segment PUTs, percentiles, random record bodies prepared before timing, and opening and closing
+ * an engine (a Service on a chosen object store and cache) with everything it owns.
+ */
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { systemClock } from "../server/src/core/clock.js";
+import { createSeededRandom, systemRandom } from "../server/src/core/random.js";
+import type { AppendInput, AppendRecord } from "../server/src/core/records.js";
+import { Service } from "../server/src/service/service.js";
+import { KeyType } from "../server/src/storage/kv/keys.js";
+import type { KvStore } from "../server/src/storage/kv/kv-store.js";
+import { createMemoryKvStore } from "../server/src/storage/kv/memory.js";
+import {
+  createFaultyObjectStore,
+  type FaultyObjectStore,
+} from "../server/src/storage/object-store/faulty.js";
+import { createLocalFsObjectStore } from "../server/src/storage/object-store/local-fs.js";
+import { createMemoryObjectStore } from "../server/src/storage/object-store/memory.js";
+import type { ObjectStore } from "../server/src/storage/object-store/object-store.js";
+import { openCache } from "../server/src/storage/open-stores.js";
+import { ensureTestBasin } from "../server/test/support/engine.js";
+import { createTestS3Store } from "../server/test/support/moto.js";
+
+export const kib = 1024;
+export const mib = 1024 * 1024;
+
+/** One timed segment PUT (`wal/…` keys only), in `performance.now()` milliseconds. */
+export interface PutTiming {
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly bytes: number;
+}
+
+/** An object store that records the start, end and size of every segment PUT. */
+export interface TimedStore extends ObjectStore {
+  readonly puts: PutTiming[];
+}
+
+export function timeSegmentPuts(inner: ObjectStore): TimedStore {
+  const puts: PutTiming[] = [];
+  return {
+    puts,
+    get: (key, range) => inner.get(key, range),
+    async putIfAbsent(key, bytes) {
+      const startMs = performance.now();
+      const outcome = await inner.putIfAbsent(key, bytes);
+      if (key.startsWith("wal/")) {
+        puts.push({ startMs, endMs: performance.now(), bytes: bytes.length });
+      }
+      return outcome;
+    },
+    list: (prefix, options) => inner.list(prefix, options),
+    delete: (key) => inner.delete(key),
+    close: () => inner.close(),
+  };
+}
+
+/** Nearest-rank percentile of sorted values (`p` in [0, 100]); NaN when empty. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function sortedCopy(values: readonly number[]): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+export function mean(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
+}
+
+/** `count` random (incompressible) bodies of `bytes` each, views into one buffer. */
+export function randomBodies(count: number, bytes: number): Uint8Array[] {
+  const all = new Uint8Array(randomBytes(count * bytes));
+  return Array.from({ length: count }, (_, i) => all.subarray(i * bytes, (i + 1) * bytes));
+}
+
+/** `count` append batches of `recordsPerAppend` records, cycling through `bodies`. */
+export function appendInputs(
+  bodies: readonly Uint8Array[],
+  count: number,
+  recordsPerAppend: number,
+): AppendInput[] {
+  let next = 0;
+  return Array.from({ length: count }, () => {
+    const records: AppendRecord[] = [];
+    for (let i = 0; i < recordsPerAppend; i++) {
+      records.push({ headers: [], body: bodies[next++ % bodies.length]! });
+    }
+    return { records };
+  });
+}
+
+/**
+ * "moto-raw-put" is a what-if for diagnosis: moto with segment and manifest PUTs sent as bare
+ * HTTP requests (unsigned; moto does not check) instead of through the AWS SDK, to measure what
+ * the SDK's PUT path costs. Every other call goes through the SDK store.
+ */
+export type StoreKind = "memory" | "local-fs" | "moto" | "moto-raw-put" | "stalled-memory";
+/**
+ * "leveldb": the real cache (`openCache`). "memory-kv": the memory KV (tests' cache). "leveldb,
+ * no record bodies": a what-if for diagnosis only: LevelDB with every record put dropped (so
+ * reads would fail), to measure what staging record bodies in LevelDB costs.
+ */
+export type CacheKind = "leveldb" | "memory-kv" | "leveldb, no record bodies";
+
+/** A Service with its stores; `close` releases everything it opened. */
+export interface Engine {
+  readonly service: Service;
+  readonly timed: TimedStore;
+  /** Set for "stalled-memory": the fault wrapper to stall. */
+  readonly faulty: FaultyObjectStore | undefined;
+  close(): Promise<void>;
+}
+
+export async function openEngine(options: {
+  readonly store: StoreKind;
+  readonly cache: CacheKind;
+  readonly flushIntervalMs: number;
+}): Promise<Engine> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  };
+  try {
+    let inner: ObjectStore;
+    let faulty: FaultyObjectStore | undefined;
+    switch (options.store) {
+      case "memory":
+        inner = createMemoryObjectStore();
+        break;
+      case "stalled-memory":
+        faulty = createFaultyObjectStore(createMemoryObjectStore(), {
+          random: createSeededRandom(1),
+          clock: systemClock,
+        });
+        inner = faulty;
+        break;
+      case "local-fs": {
+        const root = await mkdtemp(path.join(tmpdir(), "tributary-bench-objects-"));
+        cleanups.push(() => rm(root, { recursive: true, force: true }));
+        inner = createLocalFsObjectStore({ root });
+        break;
+      }
+      case "moto":
+      case "moto-raw-put": {
+        const s3 = await createTestS3Store();
+        inner =
+          options.store === "moto" ? s3.store : withRawHttpPuts(s3.store, s3.endpoint, s3.bucket);
+        break;
+      }
+    }
+    const timed = timeSegmentPuts(inner);
+    cleanups.push(() => timed.close());
+
+    let kv: KvStore;
+    if (options.cache !== "memory-kv") {
+      const dir = await mkdtemp(path.join(tmpdir(), "tributary-bench-cache-"));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      kv = (await openCache(dir)).kv;
+      if (options.cache === "leveldb, no record bodies") kv = withoutRecordPuts(kv);
+    } else {
+      kv = createMemoryKvStore();
+    }
+    cleanups.push(() => kv.close());
+
+    const service = await Service.open({
+      store: timed,
+      kv,
+      clock: systemClock,
+      random: systemRandom,
+      flushIntervalMs: options.flushIntervalMs,
+    });
+    cleanups.push(() => service.close());
+    await ensureTestBasin(service);
+    return { service, timed, faulty, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Resolves after `ms` (setTimeout: at least ~1 ms). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function fmt(value: number, digits = 1): string {
+  if (!Number.isFinite(value)) return "n/a";
+  return value.toFixed(digits);
+}
+
+/** Renders rows as a left-aligned text table. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+/**
+ * CPU profiles of measured windows only (`--cpu-profile DIR`): the V8 sampling profiler of the
+ * main thread, through the inspector, written as `.cpuprofile` files (Chrome DevTools, speedscope).
+ */
+export class WindowProfiler {
+  private session: Session | undefined;
+
+  constructor(private readonly dir: string | undefined) {}
+
+  async start(): Promise<void> {
+    if (this.dir === undefined) return;
+    const session = new Session();
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 200 });
+    await session.post("Profiler.start");
+    this.session = session;
+  }
+
+  /** Stops a started profile and writes it as `<dir>/<name>.cpuprofile`; returns the path. */
+  async stop(name: string): Promise<string | undefined> {
+    const session = this.session;
+    if (session === undefined || this.dir === undefined) return undefined;
+    this.session = undefined;
+    const { profile } = await session.post("Profiler.stop");
+    session.disconnect();
+    await mkdir(this.dir, { recursive: true });
+    const file = path.join(this.dir, `${name.replace(/[^a-z0-9]+/gi, "-")}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    return file;
+  }
+}
+
+/** The what-if cache: record puts are dropped, everything else reaches `inner`. */
+function withoutRecordPuts(inner: KvStore): KvStore {
+  return {
+    get: (key) => inner.get(key),
+    async write(ops, options) {
+      const kept = ops.filter((op) => !(op.type === "put" && op.key[0] === KeyType.Record));
+      if (kept.length > 0) await inner.write(kept, options);
+    },
+    entries: (range) => inner.entries(range),
+    clear: (range) => inner.clear(range),
+    close: () => inner.close(),
+  };
+}
+
+/** CPU time per thread of this process (Linux `/proc`; empty elsewhere), in seconds. */
+export interface ThreadCpu {
+  readonly byThread: ReadonlyMap<number, number>;
+  /** Bytes this process caused to be written to storage (`/proc/self/io` write_bytes). */
+  readonly diskWriteBytes: number;
+  /** Busy CPU seconds of the whole machine (`/proc/stat`: all but idle and iowait). */
+  readonly machineBusy: number;
+}
+
+const clockTicksPerSecond = 100; // USER_HZ on Linux
+
+export function readThreadCpu(): ThreadCpu {
+  const byThread = new Map<number, number>();
+  let diskWriteBytes = Number.NaN;
+  let machineBusy = Number.NaN;
+  try {
+    const cpuLine = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+    const [user, nice, system, , , irq, softirq, steal] = cpuLine
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    machineBusy = (user! + nice! + system! + irq! + softirq! + steal!) / clockTicksPerSecond;
+    for (const tid of readdirSync("/proc/self/task")) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        byThread.set(Number(tid), ticks / clockTicksPerSecond);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    const io = readFileSync("/proc/self/io", "utf8");
+    const match = /^write_bytes: (\d+)$/m.exec(io);
+    if (match !== null) diskWriteBytes = Number(match[1]);
+  } catch {
+    // Not Linux: no per-thread figures.
+  }
+  return { byThread, diskWriteBytes, machineBusy };
+}
+
+/** Cores used over `seconds` by the main thread, the busiest other thread, and all others. */
+export function threadCpuDelta(
+  start: ThreadCpu,
+  end: ThreadCpu,
+  seconds: number,
+): {
+  main: number;
+  busiestOther: number;
+  others: number;
+  diskWriteMiBps: number;
+  machineBusy: number;
+} {
+  let main = Number.NaN;
+  let busiestOther = 0;
+  let others = 0;
+  for (const [tid, cpu] of end.byThread) {
+    const used = (cpu - (start.byThread.get(tid) ?? 0)) / seconds;
+    if (tid === process.pid) {
+      main = used;
+    } else {
+      others += used;
+      busiestOther = Math.max(busiestOther, used);
+    }
+  }
+  const diskWriteMiBps = (end.diskWriteBytes - start.diskWriteBytes) / mib / seconds;
+  const machineBusy = (end.machineBusy - start.machineBusy) / seconds;
+  return { main, busiestOther, others, diskWriteMiBps, machineBusy };
+}
+
+/** `inner` with `putIfAbsent` as one bare HTTP PUT with `If-None-Match: *` (the what-if). */
+function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): ObjectStore {
+  const url = new URL(endpoint);
+  const agent = new http.Agent({ keepAlive: true });
+  const objectPath = (key: string): string =>
+    `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  return {
+    get: (key, range) => inner.get(key, range),
+    putIfAbsent(key, bytes) {
+      return new Promise((resolve, reject) => {
+        const request = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            method: "PUT",
+            path: objectPath(key),
+            agent,
+            headers: { "content-length": bytes.length, "if-none-match": "*" },
+          },
+          (response) => {
+            response.resume();
+            response.on("end", () => {
+              if (response.statusCode === 200) resolve("created");
+              else if (response.statusCode === 412) resolve("exists");
+              else reject(new Error(`raw put failed. status=\`${response.statusCode}\``));
+            });
+          },
+        );
+        request.on("error", reject);
+        request.end(bytes);
+      });
+    },
+    list: (prefix, options) => inner.list(prefix, options),
+    delete: (key) => inner.delete(key),
+    async close() {
+      agent.destroy();
+      await inner.close();
+    },
+  };
+}
