@@ -18,6 +18,11 @@ export const systemClock: Clock = {
   nowMs: () => Date.now(),
   monotonicMs: () => performance.now(),
   setTimer(delayMs, fn) {
+    // setTimeout(0) waits at least 1 ms; work that is already due should not.
+    if (delayMs <= 0) {
+      const immediate = setImmediate(fn);
+      return () => clearImmediate(immediate);
+    }
     const handle = setTimeout(fn, delayMs);
     return () => clearTimeout(handle);
   },

@@ -120,6 +120,7 @@ export class Flusher {
   private nextWalId: number;
   private lastFlushStartMs = Number.NEGATIVE_INFINITY;
   private cancelTimer: (() => void) | undefined;
+  private isTimerImmediate = false;
   private flushing: Promise<void> | undefined;
   private failure: Error | undefined;
 
@@ -187,12 +188,18 @@ export class Flusher {
 
   /** Arms the flush timer: at most one flush per interval, sooner when a segment's worth waits. */
   private schedule(): void {
-    if (this.flushing !== undefined || this.cancelTimer !== undefined || this.pending.length === 0)
+    if (this.flushing !== undefined || this.pending.length === 0 || this.failure !== undefined)
       return;
-    if (this.failure !== undefined) return;
     const { clock, flushIntervalMs, segmentBytesTarget } = this.options;
+    const isSegmentFull = this.pendingBytes >= segmentBytesTarget;
+    if (this.cancelTimer !== undefined) {
+      // An armed interval timer is brought forward once a segment's worth is pending.
+      if (!isSegmentFull || this.isTimerImmediate) return;
+      this.cancelTimer();
+    }
     const dueMs = this.lastFlushStartMs + flushIntervalMs - clock.monotonicMs();
-    const delayMs = this.pendingBytes >= segmentBytesTarget ? 0 : Math.max(0, dueMs);
+    const delayMs = isSegmentFull ? 0 : Math.max(0, dueMs);
+    this.isTimerImmediate = delayMs === 0;
     this.cancelTimer = clock.setTimer(delayMs, () => {
       this.cancelTimer = undefined;
       if (this.flushing !== undefined) return;
