@@ -23,12 +23,15 @@ class Histogram {
   }
 }
 
+/** Kinds of streaming sessions: SSE, S2S, and the RPC sessions of `api/connect/`. */
+export type SessionKind = "sse" | "s2s_append" | "s2s_read" | "rpc_append" | "rpc_read";
+
 export interface ApiMetrics {
   observeRequest(route: string, status: number, durationMs: number): void;
   observeAppend(records: number, meteredBytes: number, ackLatencyMs: number): void;
   observeRead(records: number, meteredBytes: number): void;
-  /** +1 when a session (SSE or S2S) opens, -1 when it ends. */
-  addSessions(kind: "sse" | "s2s_append" | "s2s_read", delta: number): void;
+  /** +1 when a session (SSE, S2S or RPC) opens, -1 when it ends. */
+  addSessions(kind: SessionKind, delta: number): void;
   render(): string;
 }
 
@@ -40,7 +43,13 @@ export function createApiMetrics(service: Service): ApiMetrics {
   const requests = new Map<string, number>();
   const requestLatency = new Map<string, Histogram>();
   const ackLatency = new Histogram();
-  const sessions = { sse: 0, s2s_append: 0, s2s_read: 0 };
+  const sessions: Record<SessionKind, number> = {
+    sse: 0,
+    s2s_append: 0,
+    s2s_read: 0,
+    rpc_append: 0,
+    rpc_read: 0,
+  };
   let appendedRecords = 0;
   let appendedBytes = 0;
   let readRecords = 0;

@@ -1,12 +1,20 @@
 /**
  * The one place where errors become wire shapes (S2-API.md §7.1): the JSON body of an HTTP error
- * response, the payload of an S2S terminal frame, and the data of an SSE `error` event. Everything
+ * response, the payload of an S2S terminal frame, the data of an SSE `error` event, and the
+ * `ConnectError` of a Connect, gRPC or gRPC-web call (`renderConnectError`). Everything
  * else throws `S2Error`. An error that is not an `S2Error` is a bug or an unexpected failure: it is
  * rendered as 500 `other` (side effects unknown) and logged. Assertions are never rendered: they
  * crash the process.
  */
+import { Code, ConnectError, encodeBinaryHeader } from "@connectrpc/connect";
 import { AssertionError } from "../core/assert.js";
-import { AppendConditionFailed, errorInfoOf, ReadUnwritten, S2Error } from "../core/errors.js";
+import {
+  AppendConditionFailed,
+  type ConnectCode,
+  errorInfoOf,
+  ReadUnwritten,
+  S2Error,
+} from "../core/errors.js";
 
 /** A rendered error: HTTP status and JSON body. */
 export interface RenderedError {
@@ -70,4 +78,69 @@ export function renderErrorTerminalPayload(error: unknown): Uint8Array {
 export function renderErrorSseEvent(error: unknown): string {
   const { body } = renderError(error);
   return `event: error\ndata: ${JSON.stringify(body)}\n\n`;
+}
+
+/** Connect codes by wire name (connectrpc.com/docs/protocol#error-codes). */
+const connectCodeOf = {
+  aborted: Code.Aborted,
+  already_exists: Code.AlreadyExists,
+  canceled: Code.Canceled,
+  data_loss: Code.DataLoss,
+  deadline_exceeded: Code.DeadlineExceeded,
+  failed_precondition: Code.FailedPrecondition,
+  internal: Code.Internal,
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  out_of_range: Code.OutOfRange,
+  permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
+  unauthenticated: Code.Unauthenticated,
+  unavailable: Code.Unavailable,
+  unimplemented: Code.Unimplemented,
+  unknown: Code.Unknown,
+} as const satisfies Record<ConnectCode, Code>;
+
+/** Error metadata keys (proto/tributary/v1/stream.proto documents them for clients). */
+export const connectErrorMetadata = {
+  /** The S2 error code, e.g. `stream_not_found` (always present on our errors). */
+  code: "s2-error-code",
+  /** 412: the stream's next seq num (decimal). */
+  seqNumMismatch: "s2-seq-num-mismatch",
+  /** 412: the stream's fencing token (binary metadata: base64 of its UTF-8 bytes). */
+  fencingTokenMismatch: "s2-fencing-token-mismatch-bin",
+  /** 416: the tail's seq num and timestamp (decimal). */
+  tailSeqNum: "s2-tail-seq-num",
+  tailTimestamp: "s2-tail-timestamp",
+} as const;
+
+/**
+ * The `ConnectError` a Connect, gRPC or gRPC-web call fails with: the Connect code of the error
+ * table (`errorInfoOf`), the S2 code in `s2-error-code` metadata, and for 412 and 416 what their
+ * JSON bodies carry as metadata too. A `ConnectError` raised by the protocol layer (a malformed
+ * message, a wrong content type, a cancelled call) is already a wire shape and is returned as is.
+ */
+export function renderConnectError(error: unknown): ConnectError {
+  if (error instanceof AssertionError) throw error;
+  if (error instanceof ConnectError) return error;
+  const { code } = renderError(error);
+  const metadata = new Headers({ [connectErrorMetadata.code]: code });
+  if (!(error instanceof S2Error)) {
+    return new ConnectError("internal error", Code.Unknown, metadata);
+  }
+  if (error instanceof AppendConditionFailed) {
+    const { condition } = error;
+    if (condition.kind === "fencing_token_mismatch") {
+      metadata.set(
+        connectErrorMetadata.fencingTokenMismatch,
+        encodeBinaryHeader(condition.currentToken),
+      );
+    } else {
+      metadata.set(connectErrorMetadata.seqNumMismatch, String(condition.nextSeqNum));
+    }
+  } else if (error instanceof ReadUnwritten) {
+    metadata.set(connectErrorMetadata.tailSeqNum, String(error.tail.seqNum));
+    metadata.set(connectErrorMetadata.tailTimestamp, String(error.tail.timestamp));
+  }
+  const connectCode = connectCodeOf[errorInfoOf(error).connect];
+  return new ConnectError(error.message, connectCode, metadata, undefined, error);
 }

@@ -1,7 +1,8 @@
 /**
  * The listener: one port for HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or TLS with ALPN),
  * permissive CORS unless disabled, the ops routes (`/health`, `/ping`, `/metrics`) and the v1 API
- * (docs/design/api.md "One port, two protocols").
+ * (docs/design/api.md "One port, two protocols"), and the `tributary.v1` services over Connect,
+ * gRPC and gRPC-web for paths under `/tributary.v1.` (`api/connect/`).
  *
  * Fault model: a connection that never sends enough bytes to pick a protocol is closed after
  * `protocolSniffTimeoutMs`; a handler that throws gets an error response if nothing was sent yet,
@@ -22,6 +23,11 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import { AssertionError } from "../core/assert.js";
 import { protocolSniffTimeoutMs } from "../core/limits.js";
 import type { Service } from "../service/service.js";
+import {
+  connectPathPrefix,
+  connectProcedurePaths,
+  createConnectHandler,
+} from "./connect/connect-handler.js";
 import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-context.js";
 import { sendJson } from "./http/request-context.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
@@ -58,6 +64,7 @@ const corsHeaders = {
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const metrics = createApiMetrics(options.service);
   const routes = createRoutes({ service: options.service, metrics });
+  const connectHandler = createConnectHandler({ service: options.service, metrics });
   const sockets = new Set<Socket>();
 
   const handle = (request: ApiRequest, response: ApiResponse): void => {
@@ -87,6 +94,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     const startMs = performance.now();
+    if (rawPath.startsWith(connectPathPrefix)) {
+      // The tributary.v1 services (Connect, gRPC, gRPC-web): their own errors and status codes.
+      // Unknown procedures share one label, so that clients cannot grow the metrics.
+      const procedure = connectProcedurePaths.has(rawPath) ? rawPath : `${connectPathPrefix}*`;
+      const routeName = `RPC ${procedure}`;
+      response.once("close", () =>
+        metrics.observeRequest(routeName, response.statusCode, performance.now() - startMs),
+      );
+      connectHandler(request, response);
+      return;
+    }
     let match: ReturnType<typeof matchRoute>;
     try {
       match = matchRoute(routes, method, rawPath);

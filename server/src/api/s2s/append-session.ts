@@ -83,9 +83,12 @@ export async function handleS2sAppendSession(
  * Which appends of the session come after a failed one. Each append takes a view in submission
  * order; a view reads as poisoned when an append submitted before it failed before being
  * sequenced, so a failure never touches the appends submitted before it (they may still be
- * waiting for admission when it happens).
+ * waiting for admission when it happens). Shared with the RPC append session
+ * (`api/connect/append-session.ts`).
+ *
+ * @internal
  */
-class SessionPoisoning {
+export class SessionPoisoning {
   private nextOrdinal = 0;
   private poisonedAt = Number.POSITIVE_INFINITY;
 

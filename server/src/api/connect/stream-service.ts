@@ -1,0 +1,200 @@
+/**
+ * `tributary.v1.StreamService` (proto/tributary/v1/stream.proto): check tail, unary append and
+ * read, and the two sessions, over the same `service.records` calls and read algorithm
+ * (`service/read-session.ts`) as REST and S2S (S2-API.md §5.3–§5.8). Batches are the `s2.v1`
+ * messages. Errors are thrown as `S2Error` and rendered by the router's interceptor
+ * (`render-error.ts`).
+ *
+ * Flow control of a read session: connect-node pulls the next message only once the previous one
+ * was written (it awaits `drain`), and only then does the session read the next batch, so a slow
+ * reader slows its own session; a lagging follower is cut off by the streamer and catches up from
+ * the cache. A client that disconnects ends the session at once (the abort signal).
+ */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { AppendInputSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import type {
+  ReadRequest as ReadRequestMessage,
+  ReadSessionRequest,
+} from "../../../../gen/tributary/v1/stream_pb.js";
+import type { StreamService } from "../../../../gen/tributary/v1/stream_pb.js";
+import { S2Error } from "../../core/errors.js";
+import {
+  meteredBytesOfBatch,
+  type SequencedRecord,
+  type StreamPosition,
+} from "../../core/records.js";
+import type { ReadEvent, ReadRequest, ReadStart } from "../../service/read-session.js";
+import {
+  appendAckToProto,
+  appendInputFromProto,
+  readBatchToProto,
+  u64ToNumber,
+} from "../convert/records-proto.js";
+import { unaryReadRequest } from "../http/read-query.js";
+import type { ApiDeps } from "../routes.js";
+import { serveAppendSession } from "./append-session.js";
+import { encryptionKeyFieldOf } from "./request-fields.js";
+
+/** The implementation of `StreamService` over `deps.service`. */
+export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamService> {
+  const { records } = deps.service;
+  return {
+    async checkTail(request) {
+      const tail = await records.checkTail(request.basin, request.stream);
+      return { tail: positionToProto(tail) };
+    },
+    async append(request, context) {
+      const input = appendInputFromProto(request.input ?? create(AppendInputSchema));
+      const startMs = performance.now();
+      const ack = await records.append(request.basin, request.stream, input, {
+        encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context),
+      });
+      deps.metrics.observeAppend(
+        input.records.length,
+        meteredBytesOfBatch(input.records),
+        performance.now() - startMs,
+      );
+      return { ack: appendAckToProto(ack) };
+    },
+    async read(request, context) {
+      const events = await records.openReadSession(
+        request.basin,
+        request.stream,
+        unaryReadRequest(readRequestFromProto(request)),
+        { encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context) },
+      );
+      const batch = await collectUnaryRead(events, context.signal);
+      deps.metrics.observeRead(batch.records.length, meteredBytesOfBatch(batch.records));
+      return { batch: readBatchToProto(batch) };
+    },
+    appendSession(requests, context) {
+      return serveAppendSession(requests, context, deps);
+    },
+    readSession(request, context) {
+      return serveReadSession(request, context, deps);
+    },
+  };
+}
+
+function positionToProto(position: StreamPosition): { seqNum: bigint; timestamp: bigint } {
+  return { seqNum: BigInt(position.seqNum), timestamp: BigInt(position.timestamp) };
+}
+
+/** The domain read request of `Read` and `ReadSession` (u64 fields range-checked). */
+function readRequestFromProto(message: ReadRequestMessage | ReadSessionRequest): ReadRequest {
+  let start: ReadStart;
+  switch (message.start.case) {
+    case undefined:
+      start = { kind: "tailOffset", tailOffset: 0 };
+      break;
+    case "seqNum":
+      start = { kind: "seqNum", seqNum: u64ToNumber(message.start.value, "seq_num") };
+      break;
+    case "timestamp":
+      start = { kind: "timestamp", timestamp: u64ToNumber(message.start.value, "timestamp") };
+      break;
+    case "tailOffset":
+      start = { kind: "tailOffset", tailOffset: u64ToNumber(message.start.value, "tail_offset") };
+      break;
+  }
+  const optional = (value: bigint | undefined, field: string): number | undefined =>
+    value === undefined ? undefined : u64ToNumber(value, field);
+  return {
+    start,
+    clamp: message.clamp,
+    count: optional(message.count, "count"),
+    bytes: optional(message.bytes, "bytes"),
+    until: optional(message.until, "until"),
+    waitSecs: message.waitSecs,
+  };
+}
+
+/**
+ * The next event, or `undefined` once `signal` aborts (the client went away): a session blocked
+ * on an idle stream must not outlive its call.
+ */
+function nextUnlessAborted(
+  events: AsyncGenerator<ReadEvent, void, undefined>,
+  signal: AbortSignal,
+): Promise<IteratorResult<ReadEvent, void> | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    events.next().then(
+      (result) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Drains a unary read as REST does (lite's `merge_read_session`): every catch-up batch; at the
+ * first heartbeat stop if there are records, else long-poll until the first live batch or the end
+ * of `wait_secs`. `tail` is set only by a live batch.
+ */
+async function collectUnaryRead(
+  events: AsyncGenerator<ReadEvent, void, undefined>,
+  signal: AbortSignal,
+): Promise<{ records: SequencedRecord[]; tail?: StreamPosition }> {
+  const collected: SequencedRecord[] = [];
+  let tail: StreamPosition | undefined;
+  let isLongPolling = false;
+  try {
+    for (;;) {
+      const next = await nextUnlessAborted(events, signal);
+      if (next === undefined) throw new S2Error("client_hangup", "client hung up");
+      if (next.done === true) break;
+      const event = next.value;
+      if (event.kind === "batch") {
+        collected.push(...event.records);
+        tail = event.tail;
+        if (isLongPolling) break;
+      } else {
+        if (collected.length > 0) break;
+        isLongPolling = true;
+      }
+    }
+  } finally {
+    events.return(undefined).catch(() => {});
+  }
+  return tail === undefined ? { records: collected } : { records: collected, tail };
+}
+
+/** Serves one read session: batches, and heartbeats as batches with no records and a tail. */
+async function* serveReadSession(
+  request: ReadSessionRequest,
+  context: HandlerContext,
+  deps: ApiDeps,
+): AsyncGenerator<{ batch: ReturnType<typeof readBatchToProto> }, void, undefined> {
+  const events = await deps.service.records.openReadSession(
+    request.basin,
+    request.stream,
+    readRequestFromProto(request),
+    { encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context) },
+  );
+  deps.metrics.addSessions("rpc_read", 1);
+  try {
+    for (;;) {
+      const next = await nextUnlessAborted(events, context.signal);
+      if (next === undefined || next.done === true) return;
+      const event = next.value;
+      if (event.kind === "batch") {
+        deps.metrics.observeRead(event.records.length, meteredBytesOfBatch(event.records));
+        yield { batch: readBatchToProto(event) };
+      } else {
+        yield { batch: readBatchToProto({ records: [], tail: event.tail }) };
+      }
+    }
+  } finally {
+    deps.metrics.addSessions("rpc_read", -1);
+    events.return(undefined).catch(() => {});
+  }
+}
