@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AppendInput, AppendRecord, type S2 } from "@s2-dev/streamstore";
-import { type ServerMode, type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
+import {
+  type ServerMode,
+  type ServerProcess,
+  s2ClientFor,
+  startServer,
+} from "../support/server-process.js";
 
 for (const mode of ["memory", "s3"] as const satisfies readonly ServerMode[]) {
   describe(`auto-create (${mode})`, () => {
@@ -31,10 +36,13 @@ for (const mode of ["memory", "s3"] as const satisfies readonly ServerMode[]) {
         ["fresh/one"],
       );
       // Reads do not create in this basin.
-      await assert.rejects(s2.basin("auto-append").stream("never").checkTail(), (error: unknown) => {
-        assert.equal((error as { status?: number }).status, 404);
-        return true;
-      });
+      await assert.rejects(
+        s2.basin("auto-append").stream("never").checkTail(),
+        (error: unknown) => {
+          assert.equal((error as { status?: number }).status, 404);
+          return true;
+        },
+      );
     });
 
     it("creates a stream on read and check-tail when the basin allows it", async () => {
@@ -43,7 +51,10 @@ for (const mode of ["memory", "s3"] as const satisfies readonly ServerMode[]) {
       const names = (await s2.basin("auto-read").streams.list()).streams.map((info) => info.name);
       assert.ok(names.includes("on-tail"), names.join(","));
       await assert.rejects(
-        s2.basin("auto-read").stream("on-append").append(AppendInput.create([AppendRecord.string({ body: "x" })])),
+        s2
+          .basin("auto-read")
+          .stream("on-append")
+          .append(AppendInput.create([AppendRecord.string({ body: "x" })])),
         (error: unknown) => {
           assert.equal((error as { status?: number }).status, 404);
           return true;
@@ -53,7 +64,10 @@ for (const mode of ["memory", "s3"] as const satisfies readonly ServerMode[]) {
 
     it("answers 404 without creating anything when the basin does not allow it", async () => {
       await assert.rejects(
-        s2.basin("no-auto-create").stream("ghost").append(AppendInput.create([AppendRecord.string({ body: "x" })])),
+        s2
+          .basin("no-auto-create")
+          .stream("ghost")
+          .append(AppendInput.create([AppendRecord.string({ body: "x" })])),
         (error: unknown) => {
           assert.equal((error as { status?: number }).status, 404);
           return true;
