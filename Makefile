@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=4 --test-timeout=300000
 TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
-.PHONY: install gen gen-check typecheck lint tidy build run test test-unit bench soak
+.PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench soak
 
 node_modules/.package-lock.json: package.json package-lock.json server/package.json client/package.json
 	npm ci --no-audit --no-fund
@@ -26,6 +26,20 @@ gen-check: install
 
 typecheck: install
 	npx tsc --noEmit -p .
+	npx tsc --noEmit -p server/console
+
+# The web console's browser bundle (server/console/dist/, not committed), served at /console.
+console: install
+	node scripts/build-console.mjs
+
+# Debian's Chromium for the console browser test (as root; CI machines start without it).
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "browser-deps: not root, not installing chromium (the browser test skips)"; fi; }
 
 lint: install
 	npx biome check .
@@ -33,16 +47,16 @@ lint: install
 tidy: install
 	npx biome check --write .
 
-build: gen-check typecheck
+build: gen-check typecheck console
 
 run: build
 	node --import tsx server/src/main.ts serve $(RUN_ARGS)
 
-test: build lint
+test: browser-deps build lint
 	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
-	scripts/with-moto.sh node --import tsx bench/engine-bench.ts
+	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts'
 
 soak: build
 	scripts/with-moto.sh env TRIBUTARY_SOAK=1 $(NODE_TEST) server/test/fault/*.test.ts

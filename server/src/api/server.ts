@@ -1,8 +1,9 @@
 /**
  * The listener: one port for HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or TLS with ALPN),
- * permissive CORS unless disabled, the ops routes (`/health`, `/ping`, `/metrics`) and the v1 API
- * (docs/design/api.md "One port, two protocols"), and the `tributary.v1` services over Connect,
- * gRPC and gRPC-web for paths under `/tributary.v1.` (`api/connect/`).
+ * permissive CORS unless disabled, the ops routes (`/health`, `/ping`, `/metrics`), the web console
+ * (`/`, `/console`: `api/console.ts`) and the v1 API (docs/design/api.md "One port, two
+ * protocols"), and the `tributary.v1` services over Connect, gRPC and gRPC-web for paths under
+ * `/tributary.v1.` (`api/connect/`).
  *
  * Fault model: a connection that never sends enough bytes to pick a protocol is closed after
  * `protocolSniffTimeoutMs`; a handler that throws gets an error response if nothing was sent yet,
@@ -28,6 +29,7 @@ import {
   connectProcedurePaths,
   createConnectHandler,
 } from "./connect/connect-handler.js";
+import { isConsolePath, serveConsole } from "./console.js";
 import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-context.js";
 import { sendJson } from "./http/request-context.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
@@ -91,6 +93,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const text = metrics.render();
       response.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
       response.end(text);
+      return;
+    }
+    if ((method === "GET" || method === "HEAD") && isConsolePath(rawPath)) {
+      serveConsole(rawPath, method, response).catch((error: unknown) =>
+        respondWithError(request, response, error),
+      );
       return;
     }
     const startMs = performance.now();
