@@ -117,6 +117,43 @@ async function runScenario(
     { "s2-error-code": "invalid", "s2-seq-num-mismatch": "2" },
   );
 
+  // Fencing, on a stream of its own so that positions stay comparable: a fence command record
+  // sets the token; a mismatching token is 412 (FailedPrecondition), the matching one appends.
+  await basins.createStream({ basin, stream: "fenced" });
+  await streams.append({
+    basin,
+    stream: "fenced",
+    input: create(AppendInputSchema, {
+      records: [
+        {
+          headers: [{ name: new Uint8Array(0), value: encoder.encode("fence") }],
+          body: encoder.encode("writer-1"),
+        },
+      ],
+    }),
+  });
+  await expectConnectError(
+    streams.append({
+      basin,
+      stream: "fenced",
+      input: create(AppendInputSchema, {
+        records: [{ body: encoder.encode("x") }],
+        fencingToken: "writer-2",
+      }),
+    }),
+    Code.FailedPrecondition,
+    { "s2-error-code": "invalid" },
+  );
+  const fencedAck = await streams.append({
+    basin,
+    stream: "fenced",
+    input: create(AppendInputSchema, {
+      records: [{ body: encoder.encode("y") }],
+      fencingToken: "writer-1",
+    }),
+  });
+  assert.equal(fencedAck.ack?.start?.seqNum, 1n);
+
   async function* sessionInputs() {
     yield create(AppendSessionRequestSchema, { basin, stream, input: input(["s0"]) });
     yield create(AppendSessionRequestSchema, { input: input(["s1", "s2"]) });
