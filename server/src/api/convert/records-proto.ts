@@ -99,12 +99,141 @@ export function readBatchToProto(batch: {
   });
 }
 
-/** `readBatchToProto`, encoded. */
+/**
+ * `readBatchToProto`, encoded: the bytes `toBinary(ReadBatchSchema, readBatchToProto(batch))`
+ * gives, written by hand because this is the catch-up read path (REST protobuf reads, S2S read
+ * frames). One pass sizes the message exactly, one writes it into a single buffer; the
+ * protobuf-es route builds bigint messages and copies every body through its chunked writer.
+ * Wire form (s2.v1): ReadBatch { records = 1 (SequencedRecord, each written, in order);
+ * tail = 2 (StreamPosition, written when present, even if all zero) }; SequencedRecord
+ * { seq_num = 1; timestamp = 2; headers = 3 (Header, each written, in order); body = 4 };
+ * Header { name = 1; value = 2 }; StreamPosition { seq_num = 1; timestamp = 2 }. Scalars equal
+ * to their default (0, empty bytes) are omitted (proto3), fields go in field-number order, as
+ * protobuf-es writes them. Numbers are the domain's non-negative safe integers (≤ 2^53 − 1),
+ * so varints are computed with arithmetic above 2^31 rather than 32-bit bit operations.
+ */
 export function encodeReadBatchProto(batch: {
   readonly records: readonly SequencedRecord[];
   readonly tail?: StreamPosition | undefined;
 }): Uint8Array {
-  return toBinary(ReadBatchSchema, readBatchToProto(batch));
+  const { records, tail } = batch;
+  const recordSizes = new Array<number>(records.length);
+  let size = 0;
+  for (let i = 0; i < records.length; i++) {
+    const recordSize = sequencedRecordSize(records[i] as SequencedRecord);
+    recordSizes[i] = recordSize;
+    size += 1 + varintSize(recordSize) + recordSize;
+  }
+  const tailSize = tail === undefined ? 0 : streamPositionSize(tail);
+  if (tail !== undefined) size += 1 + varintSize(tailSize) + tailSize;
+
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as SequencedRecord;
+    out[pos++] = 0x0a; // ReadBatch.records (1, length-delimited)
+    pos = writeVarint(out, pos, recordSizes[i] as number);
+    if (record.seqNum !== 0) {
+      out[pos++] = 0x08; // SequencedRecord.seq_num (1, varint)
+      pos = writeVarint(out, pos, record.seqNum);
+    }
+    if (record.timestamp !== 0) {
+      out[pos++] = 0x10; // SequencedRecord.timestamp (2, varint)
+      pos = writeVarint(out, pos, record.timestamp);
+    }
+    for (const header of record.headers) {
+      out[pos++] = 0x1a; // SequencedRecord.headers (3, length-delimited)
+      pos = writeVarint(out, pos, headerSize(header));
+      if (header.name.length !== 0) pos = writeBytes(out, pos, 0x0a, header.name); // Header.name (1)
+      if (header.value.length !== 0) pos = writeBytes(out, pos, 0x12, header.value); // Header.value (2)
+    }
+    if (record.body.length !== 0) pos = writeBytes(out, pos, 0x22, record.body); // body (4)
+  }
+  if (tail !== undefined) {
+    out[pos++] = 0x12; // ReadBatch.tail (2, length-delimited)
+    pos = writeVarint(out, pos, tailSize);
+    if (tail.seqNum !== 0) {
+      out[pos++] = 0x08; // StreamPosition.seq_num (1, varint)
+      pos = writeVarint(out, pos, tail.seqNum);
+    }
+    if (tail.timestamp !== 0) {
+      out[pos++] = 0x10; // StreamPosition.timestamp (2, varint)
+      pos = writeVarint(out, pos, tail.timestamp);
+    }
+  }
+  if (pos !== size) {
+    throw new Error(`ReadBatch encoder wrote ${pos} bytes, sized ${size}`);
+  }
+  return out;
+}
+
+/** The varint size of a non-negative safe integer (1..=8 bytes). */
+function varintSize(value: number): number {
+  if (value < 0x80) return 1;
+  if (value < 0x4000) return 2;
+  if (value < 0x200000) return 3;
+  if (value < 0x10000000) return 4;
+  if (value < 0x800000000) return 5; // 2^35
+  if (value < 0x40000000000) return 6; // 2^42
+  if (value < 0x2000000000000) return 7; // 2^49
+  return 8; // up to 2^56, beyond the safe integers
+}
+
+/** Writes a non-negative safe integer as a varint at `pos`; returns the position after it. */
+function writeVarint(out: Uint8Array, pos: number, value: number): number {
+  let v = value;
+  // Above 2^31 bit operations would truncate to 32 bits: divide instead.
+  while (v > 0x7fffffff) {
+    out[pos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  while (v > 0x7f) {
+    out[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[pos++] = v;
+  return pos;
+}
+
+/** Writes a one-byte tag, the length of `bytes` and `bytes`; returns the position after them. */
+function writeBytes(out: Uint8Array, pos: number, tag: number, bytes: Uint8Array): number {
+  out[pos++] = tag;
+  pos = writeVarint(out, pos, bytes.length);
+  out.set(bytes, pos);
+  return pos + bytes.length;
+}
+
+/** The size of a length-delimited bytes field with a one-byte tag; 0 when empty (omitted). */
+function bytesFieldSize(length: number): number {
+  return length === 0 ? 0 : 1 + varintSize(length) + length;
+}
+
+/** The size of a varint field with a one-byte tag; 0 when zero (omitted). */
+function varintFieldSize(value: number): number {
+  return value === 0 ? 0 : 1 + varintSize(value);
+}
+
+/** The encoded size of a `Header` message's content. */
+function headerSize(header: { readonly name: Uint8Array; readonly value: Uint8Array }): number {
+  return bytesFieldSize(header.name.length) + bytesFieldSize(header.value.length);
+}
+
+/** The encoded size of a `SequencedRecord` message's content. */
+function sequencedRecordSize(record: SequencedRecord): number {
+  let size =
+    varintFieldSize(record.seqNum) +
+    varintFieldSize(record.timestamp) +
+    bytesFieldSize(record.body.length);
+  for (const header of record.headers) {
+    const content = headerSize(header);
+    size += 1 + varintSize(content) + content;
+  }
+  return size;
+}
+
+/** The encoded size of a `StreamPosition` message's content. */
+function streamPositionSize(position: StreamPosition): number {
+  return varintFieldSize(position.seqNum) + varintFieldSize(position.timestamp);
 }
 
 /** An `AppendAck` message. */
