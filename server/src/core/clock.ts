@@ -28,3 +28,30 @@ export const systemClock: Clock = {
   },
   sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, delayMs)),
 };
+
+/**
+ * Settles like `promise`, or with "timeout" once `timeoutMs` has passed first (an infinite
+ * timeout never fires). The operation behind `promise` goes on either way: callers that retry
+ * must be ready for it to complete late.
+ */
+export function orTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  clock: Clock,
+): Promise<T | "timeout"> {
+  return new Promise((resolve, reject) => {
+    const cancel = Number.isFinite(timeoutMs)
+      ? clock.setTimer(timeoutMs, () => resolve("timeout"))
+      : () => {};
+    promise.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error);
+      },
+    );
+  });
+}

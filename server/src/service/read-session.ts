@@ -9,7 +9,7 @@
  * Invariants: records are emitted in seq-num order without gaps other than trimmed ones, each at
  * most once; only durable records are ever emitted; a batch is non-empty.
  */
-import type { Clock } from "../core/clock.js";
+import { type Clock, orTimeout } from "../core/clock.js";
 import { invalid, ReadUnwritten, S2Error } from "../core/errors.js";
 import {
   heartbeatDelayMsMax,
@@ -251,28 +251,6 @@ async function* readEvents(
   } finally {
     follower?.close();
   }
-}
-
-function orTimeout<T>(
-  promise: Promise<T>,
-  timeoutMs: number,
-  clock: Clock,
-): Promise<T | "timeout"> {
-  return new Promise((resolve, reject) => {
-    const cancel = Number.isFinite(timeoutMs)
-      ? clock.setTimer(timeoutMs, () => resolve("timeout"))
-      : () => {};
-    promise.then(
-      (value) => {
-        cancel();
-        resolve(value);
-      },
-      (error: unknown) => {
-        cancel();
-        reject(error);
-      },
-    );
-  });
 }
 
 /** Whether a thrown value ends a session with an error frame/event (vs. a bug). */

@@ -16,7 +16,7 @@
  * took the id: the flusher is fenced, fails everything pending with `FencedError` and stops.
  */
 import { assert } from "../../core/assert.js";
-import type { Clock } from "../../core/clock.js";
+import { type Clock, orTimeout } from "../../core/clock.js";
 import { failpoint } from "../../core/failpoints.js";
 import {
   segmentPutRetryDelayMsMax,
@@ -292,17 +292,18 @@ export class Flusher {
       // Each retry waits longer: a store slower than the timeout (a big segment on a slow link)
       // must still get a chance to answer, or a durable segment would never be acknowledged.
       const timeoutMs = putTimeoutMs * 2 ** Math.min(attempt, segmentPutTimeoutDoublingsMax);
-      let result: "created" | "exists";
+      let result: "created" | "exists" | "timeout";
       try {
-        result = await withTimeout(store.putIfAbsent(key, bytes), timeoutMs, clock);
+        result = await orTimeout(store.putIfAbsent(key, bytes), timeoutMs, clock);
       } catch {
         continue;
       }
+      if (result === "timeout") continue;
       this.stats.lastPutLatencyMs = clock.monotonicMs() - startMs;
       if (result === "created") return "ok";
-      let header: Uint8Array | undefined;
+      let header: Uint8Array | undefined | "timeout";
       try {
-        header = await withTimeout(
+        header = await orTimeout(
           store.get(key, { start: 0, end: segmentHeaderBytes }),
           timeoutMs,
           clock,
@@ -310,6 +311,7 @@ export class Flusher {
       } catch {
         continue;
       }
+      if (header === "timeout") continue;
       // "exists" then missing: only a GC could do that, and GC never deletes the WAL's head.
       assert(header !== undefined, `segment vanished after a conflicting put: ${key}`);
       try {
@@ -321,23 +323,4 @@ export class Flusher {
       }
     }
   }
-}
-
-/** Rejects when `promise` has not settled within `timeoutMs`; the operation itself goes on. */
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, clock: Clock): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const cancel = clock.setTimer(timeoutMs, () =>
-      reject(new Error(`timed out after ${timeoutMs} ms`)),
-    );
-    promise.then(
-      (value) => {
-        cancel();
-        resolve(value);
-      },
-      (error: unknown) => {
-        cancel();
-        reject(error);
-      },
-    );
-  });
 }
