@@ -52,6 +52,10 @@ import {
   type ThreadCpu,
   table,
   threadCpuDelta,
+  attempt,
+  printSummary,
+  runBenchMain,
+  type Verdict,
 } from "./support.js";
 
 // The AWS SDK (in the server process) warns once that its 2027 releases need node 22.
@@ -644,23 +648,6 @@ async function runRss(cli: Cli, server: ServerProcess, s2: S2): Promise<RssResul
 // ---------------------------------------------------------------------------------------------
 // Main
 
-interface Verdict {
-  readonly measurement: string;
-  readonly figure: string;
-  readonly target: string;
-  readonly met: boolean | undefined;
-}
-
-async function attempt<T>(label: string, run: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await run();
-  } catch (error) {
-    console.log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}`);
-    if (error instanceof Error && error.cause !== undefined) console.log("   cause:", error.cause);
-    return undefined;
-  }
-}
-
 /** Starts a server, runs `body` against it with an SDK client, and always stops it. */
 async function onFreshServer<T>(
   label: string,
@@ -841,32 +828,7 @@ async function main(): Promise<void> {
     });
   }
 
-  console.log("\n== Summary ==");
-  console.log(
-    table(
-      ["measurement", "figure", "target", "verdict"],
-      verdicts.map((v) => [
-        v.measurement,
-        v.figure,
-        v.target,
-        v.met === undefined ? "error" : v.met ? "met" : "missed",
-      ]),
-    ),
-  );
+  printSummary(verdicts);
 }
 
-// A safety net only: everything is closed, so the process should exit on its own well before.
-function watchdog(): void {
-  const timer = setTimeout(() => {
-    console.error("api-bench: still alive 30 s after finishing; open handles:");
-    console.error(process.getActiveResourcesInfo());
-    process.exit(1);
-  }, 30_000);
-  timer.unref();
-}
-
-main().then(watchdog, (error: unknown) => {
-  console.error("api-bench failed:", error);
-  process.exitCode = 1;
-  watchdog();
-});
+runBenchMain("api-bench", main);

@@ -50,6 +50,10 @@ import {
   type ThreadCpu,
   threadCpuDelta,
   WindowProfiler,
+  attempt,
+  printSummary,
+  runBenchMain,
+  type Verdict,
 } from "./support.js";
 
 // The SDK warns once that its 2027 releases need node 22; that is not a finding of this bench.
@@ -648,23 +652,6 @@ async function runStall(cli: Cli): Promise<StallResult> {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-interface Verdict {
-  readonly measurement: string;
-  readonly figure: string;
-  readonly target: string;
-  readonly met: boolean | undefined;
-}
-
-async function attempt<T>(label: string, run: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await run();
-  } catch (error) {
-    console.log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}`);
-    if (error instanceof Error && error.cause !== undefined) console.log("   cause:", error.cause);
-    return undefined;
-  }
-}
-
 async function main(): Promise<void> {
   const cli = parseCli();
   const cpus = os.cpus();
@@ -844,32 +831,7 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log("\n== Summary ==");
-  console.log(
-    table(
-      ["measurement", "figure", "target", "verdict"],
-      verdicts.map((v) => [
-        v.measurement,
-        v.figure,
-        v.target,
-        v.met === undefined ? "error" : v.met ? "met" : "missed",
-      ]),
-    ),
-  );
+  printSummary(verdicts);
 }
 
-// A safety net only: everything is closed, so the process should exit on its own well before.
-function watchdog(): void {
-  const timer = setTimeout(() => {
-    console.error("engine-bench: still alive 30 s after finishing; open handles:");
-    console.error(process.getActiveResourcesInfo());
-    process.exit(1);
-  }, 30_000);
-  timer.unref();
-}
-
-main().then(watchdog, (error: unknown) => {
-  console.error("engine-bench failed:", error);
-  process.exitCode = 1;
-  watchdog();
-});
+runBenchMain("engine-bench", main);

@@ -371,3 +371,59 @@ function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): 
     },
   };
 }
+
+/** One line of a benchmark's closing table: a figure against its target. */
+export interface Verdict {
+  readonly measurement: string;
+  readonly figure: string;
+  readonly target: string;
+  /** undefined when the measurement failed. */
+  readonly met: boolean | undefined;
+}
+
+/** Runs one measurement; a failure is printed and yields undefined, so the others still run. */
+export async function attempt<T>(label: string, run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run();
+  } catch (error) {
+    console.log(`  ${label}: ERROR ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof Error && error.cause !== undefined) console.log("   cause:", error.cause);
+    return undefined;
+  }
+}
+
+/** Prints the closing figure/target/verdict table. */
+export function printSummary(verdicts: readonly Verdict[]): void {
+  console.log("\n== Summary ==");
+  console.log(
+    table(
+      ["measurement", "figure", "target", "verdict"],
+      verdicts.map((v) => [
+        v.measurement,
+        v.figure,
+        v.target,
+        v.met === undefined ? "error" : v.met ? "met" : "missed",
+      ]),
+    ),
+  );
+}
+
+/**
+ * Runs a benchmark's main. Everything it opens is closed, so the process should exit on its own;
+ * a watchdog reports open handles and exits if it is still alive 30 s after finishing.
+ */
+export function runBenchMain(name: string, main: () => Promise<void>): void {
+  const watchdog = (): void => {
+    const timer = setTimeout(() => {
+      console.error(`${name}: still alive 30 s after finishing; open handles:`);
+      console.error(process.getActiveResourcesInfo());
+      process.exit(1);
+    }, 30_000);
+    timer.unref();
+  };
+  main().then(watchdog, (error: unknown) => {
+    console.error(`${name} failed:`, error);
+    process.exitCode = 1;
+    watchdog();
+  });
+}
