@@ -248,15 +248,22 @@ export class ServiceContext {
   }
 
   private inBackground(task: () => Promise<void>): void {
-    // A failure here (fenced, shutting down) leaves the deletion marked; the next start resumes
-    // it. An assertion is never swallowed: it crashes the process, as everywhere.
+    // An expected failure (fenced, shutting down: an S2Error after mapping) leaves the deletion
+    // marked, and the next start resumes it. Anything else is a bug: an assertion crashes the
+    // process, as everywhere; other errors are logged so a stuck deletion is visible.
     setImmediate(() => {
       task().catch((error: unknown) => {
         if (error instanceof AssertionError) {
           queueMicrotask(() => {
             throw error;
           });
+          return;
         }
+        const mapped = toS2Error(error);
+        if (mapped instanceof S2Error) return;
+        process.stderr.write(
+          `tributary: background deletion failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
       });
     });
   }

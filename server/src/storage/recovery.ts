@@ -13,8 +13,12 @@
  * a hole would lose acknowledged data silently.
  */
 import { assert } from "../core/assert.js";
-import type { Clock } from "../core/clock.js";
-import { segmentPutRetryDelayMsMax, walClaimAttemptsMax } from "../core/limits.js";
+import { type Clock, orTimeout } from "../core/clock.js";
+import {
+  segmentPutRetryDelayMsMax,
+  segmentPutTimeoutMs,
+  walClaimAttemptsMax,
+} from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { type AppliedEffects, DurableState, type StreamTail } from "./durable-state.js";
 import {
@@ -236,10 +240,14 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   };
 
   const replayAvailable = async (): Promise<void> => {
+    let startAfter = nextWalId === 0 ? undefined : walKey(nextWalId - 1);
     for (;;) {
+      const after = startAfter;
       const page = await retrying(clock, "list wal", () =>
-        store.list(walPrefix, { startAfter: nextWalId === 0 ? undefined : walKey(nextWalId - 1) }),
+        store.list(walPrefix, { startAfter: after }),
       );
+      // Keys that are not WAL ids are skipped, but paging still moves past them.
+      startAfter = page.objects.at(-1)?.key ?? startAfter;
       for (const object of page.objects) {
         const id = parseObjectId(walPrefix, object.key);
         if (id === undefined) continue;
@@ -252,10 +260,10 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   };
 
   await replayAvailable();
-  await discardUndurableRecords(kv, state);
 
   // Claim the next WAL id with a fence segment. Whoever holds an id we find taken either wrote
   // before us (replay it and move on) or is newer (we are fenced).
+  let lastClaimError: unknown;
   for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
     const writeId = random.bytes(writeIdBytes);
     const fence = encodeSegment({
@@ -264,11 +272,20 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       writeId,
       entries: [],
     });
-    let result: "created" | "exists";
+    let result: "created" | "exists" | "timeout";
     try {
-      result = await store.putIfAbsent(walKey(nextWalId), fence);
-    } catch {
+      result = await orTimeout(
+        store.putIfAbsent(walKey(nextWalId), fence),
+        segmentPutTimeoutMs,
+        clock,
+      );
+    } catch (error) {
+      lastClaimError = error;
       await clock.sleep(segmentPutRetryDelayMsMax / 10);
+      continue;
+    }
+    if (result === "timeout") {
+      lastClaimError = new Error(`fence put timed out after ${segmentPutTimeoutMs} ms`);
       continue;
     }
     if (result === "exists") {
@@ -280,6 +297,8 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         continue;
       }
     }
+    // After the claim loop, which may have replayed more segments (trims, removals) into the cache.
+    await discardUndurableRecords(kv, state);
     await kv.write([
       cacheMarkerOp({
         walId: nextWalId,
@@ -289,6 +308,15 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       }),
     ]);
     return { manifest, state, firstWalId: nextWalId + 1, replayedSegments, cacheResetReason };
+  }
+  // Out of attempts: because the store kept failing (not fenced), or because others kept writing.
+  if (lastClaimError !== undefined) {
+    throw new Error(
+      `could not claim a wal id: object store failing. attempts=\`${walClaimAttemptsMax}\``,
+      {
+        cause: lastClaimError,
+      },
+    );
   }
   throw new FencedError(`could not claim a wal id. attempts=\`${walClaimAttemptsMax}\``);
 }

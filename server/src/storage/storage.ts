@@ -171,7 +171,12 @@ export class Storage {
       key: encodeRecordKey(streamId, firstSeqNum + i),
       value: record.encoded,
     }));
-    const staged = this.options.kv.write(ops).catch((error: unknown) => this.fatal(error));
+    // A staging failure must also keep the entry from counting as durable (readers would be sent
+    // to a cache without its records), whatever `onFatal` does.
+    const staged = this.options.kv.write(ops).catch((error: unknown) => {
+      this.fatal(error);
+      throw error;
+    });
     return this.flusher.submit(entry, staged);
   }
 

@@ -307,8 +307,8 @@ export class Streamer {
     try {
       await this.options.storage.admit(bytes);
     } catch (error) {
-      // Admission fails only once storage has stopped: fenced (FencedError) or closed, which
-      // `Storage.close` signals with a plain Error; both are the retryable `unavailable`.
+      // Admission fails only once storage has stopped: fenced (FencedError) or closed
+      // (FlusherClosedError); both are the retryable `unavailable`.
       const mapped = toS2Error(error);
       if (mapped instanceof S2Error) throw mapped;
       throw new S2Error("unavailable", "server shutting down", { cause: error });
