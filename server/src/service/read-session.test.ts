@@ -155,6 +155,32 @@ describe("read sessions", () => {
     );
   });
 
+  it("finds timestamp starts by binary search, with runs of equal timestamps", async () => {
+    await service.streams.create({ basin: testBasin, name: "stamps" });
+    // Non-decreasing client timestamps with runs of equal values: 0,0,0,10,10,10,20,…
+    const timestamps = Array.from({ length: 300 }, (_, i) => 1_000 + 10 * Math.floor(i / 3));
+    for (let i = 0; i < timestamps.length; i += 100) {
+      await service.records.append(testBasin, "stamps", {
+        records: timestamps
+          .slice(i, i + 100)
+          .map((timestamp) => ({ timestamp, headers: [], body: new Uint8Array([1]) })),
+      });
+    }
+    const expectedStart = (target: number): number => {
+      const index = timestamps.findIndex((timestamp) => timestamp >= target);
+      return index === -1 ? timestamps.length : index;
+    };
+    for (const target of [0, 1_000, 1_001, 1_010, 1_455, 1_989, 1_990]) {
+      const events = await drain(service, "stamps", {
+        start: { kind: "timestamp", timestamp: target },
+        clamp: false,
+        count: 1,
+      });
+      const first = seqNumsOf(events)[0] ?? timestamps.length;
+      assert.equal(first, expectedStart(target), `target ${target}`);
+    }
+  });
+
   it("follows the tail: a heartbeat first, then each durable batch with its tail", async () => {
     await service.streams.create({ basin: testBasin, name: "live" });
     const session = await service.records.openReadSession(

@@ -125,18 +125,27 @@ async function firstSeqNumAtOrAfter(
   target: number,
   tailSeqNum: SeqNum,
 ): Promise<SeqNum> {
-  let cursor = streamer.trimPoint;
-  while (cursor < tailSeqNum) {
-    const records = await streamer.read({
-      startSeqNum: cursor,
-      countMax: readBatchCountMax,
+  // Binary search over [trim point, tail): timestamps never decrease along a stream, so the
+  // first record at or after `target` is found in O(log n) single-record reads. A record found
+  // past `mid` (a concurrent trim) narrows the range just the same.
+  let low = streamer.trimPoint;
+  let high = tailSeqNum;
+  while (low < high) {
+    const mid = low + Math.floor((high - low) / 2);
+    const [record] = await streamer.read({
+      startSeqNum: mid,
+      countMax: 1,
       bytesMax: readBatchBytesMax,
     });
-    if (records.length === 0) break;
-    for (const record of records) if (record.timestamp >= target) return record.seqNum;
-    cursor = records.at(-1)!.seqNum + 1;
+    if (record === undefined || record.seqNum >= high) {
+      high = mid;
+    } else if (record.timestamp >= target) {
+      high = record.seqNum;
+    } else {
+      low = record.seqNum + 1;
+    }
   }
-  return tailSeqNum;
+  return low;
 }
 
 /** A timer may fire a hair early; a deadline this close counts as reached (no last heartbeat). */
@@ -192,9 +201,15 @@ async function* readEvents(
         const { taken, ended } = admit(records);
         if (taken.length > 0) yield { kind: "batch", records: taken };
         if (ended) return;
-        if (records.length < countMax && cursor < tailSeqNum) {
+        const isBudgetBound = bytesMax < readBatchBytesMax;
+        if (
+          (records.length === 0 || isBudgetBound) &&
+          records.length < countMax &&
+          cursor < tailSeqNum
+        ) {
           // The cache stopped early: either the next record exceeds the remaining byte budget
           // (the read is over; records are never split), or the rest up to the tail is trimmed.
+          // A batch cut by the 1 MiB batch cap needs no probe: the next loop reads on.
           const [next] = await streamer.read({
             startSeqNum: cursor,
             countMax: 1,
