@@ -9,7 +9,7 @@
  * mirror the change, so the cache commit of a segment is one atomic batch.
  */
 import { assert } from "../core/assert.js";
-import type { SeqNum } from "../core/records.js";
+import { commandValueOf, type SeqNum } from "../core/records.js";
 import {
   encodeBasinKey,
   encodeJsonValue,
@@ -91,8 +91,9 @@ export function advanceTail(
   for (let i = 0; i < records.length; i++) {
     const record = records[i]!;
     lastTimestamp = record.timestamp;
-    if (record.headers.length !== 1 || record.headers[0]!.name.length !== 0) continue;
-    const command = utf8.decode(record.headers[0]!.value);
+    const commandValue = commandValueOf(record);
+    if (commandValue === undefined) continue;
+    const command = utf8.decode(commandValue);
     if (command === fenceCommand) {
       fencingToken = utf8.decode(record.body);
     } else if (command === trimCommand) {
