@@ -272,3 +272,38 @@ async function* readEvents(
 export function isSessionError(error: unknown): error is S2Error {
   return error instanceof S2Error;
 }
+
+/**
+ * Drains a unary read as lite's `merge_read_session` does: every catch-up batch (the unary caps
+ * keep them within one response); at the first heartbeat, stop if there are records (the read
+ * reached the tail), else long-poll: stop after the first live batch, or when the session ends
+ * (`wait` expired). `tail` is the last batch's, so only a live batch contributes one. `next`
+ * pulls the next event, or answers undefined once the client has gone; then so does this.
+ */
+export async function collectUnaryRead(
+  session: AsyncGenerator<ReadEvent, void, undefined>,
+  next: () => Promise<IteratorResult<ReadEvent, void> | undefined>,
+): Promise<{ records: SequencedRecord[]; tail?: StreamPosition } | undefined> {
+  const records: SequencedRecord[] = [];
+  let tail: StreamPosition | undefined;
+  let isLongPolling = false;
+  try {
+    for (;;) {
+      const result = await next();
+      if (result === undefined) return undefined;
+      if (result.done === true) break;
+      const event = result.value;
+      if (event.kind === "batch") {
+        records.push(...event.records);
+        tail = event.tail;
+        if (isLongPolling) break;
+      } else {
+        if (records.length > 0) break;
+        isLongPolling = true;
+      }
+    }
+  } finally {
+    session.return(undefined).catch(() => {});
+  }
+  return tail === undefined ? { records } : { records, tail };
+}

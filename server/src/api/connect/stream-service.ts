@@ -19,12 +19,13 @@ import type {
 } from "../../../../gen/tributary/v1/stream_pb.js";
 import type { StreamService } from "../../../../gen/tributary/v1/stream_pb.js";
 import { S2Error } from "../../core/errors.js";
+import { meteredBytesOfBatch, type StreamPosition } from "../../core/records.js";
 import {
-  meteredBytesOfBatch,
-  type SequencedRecord,
-  type StreamPosition,
-} from "../../core/records.js";
-import type { ReadEvent, ReadRequest, ReadStart } from "../../service/read-session.js";
+  collectUnaryRead,
+  type ReadEvent,
+  type ReadRequest,
+  type ReadStart,
+} from "../../service/read-session.js";
 import {
   appendAckToProto,
   appendInputFromProto,
@@ -64,7 +65,8 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
         unaryReadRequest(readRequestFromProto(request)),
         { encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context) },
       );
-      const batch = await collectUnaryRead(events, context.signal);
+      const batch = await collectUnaryRead(events, () => nextUnlessAborted(events, context.signal));
+      if (batch === undefined) throw new S2Error("client_hangup", "client hung up");
       deps.metrics.observeRead(batch.records.length, meteredBytesOfBatch(batch.records));
       return { batch: readBatchToProto(batch) };
     },
@@ -133,39 +135,6 @@ function nextUnlessAborted(
       },
     );
   });
-}
-
-/**
- * Drains a unary read as REST does (lite's `merge_read_session`): every catch-up batch; at the
- * first heartbeat stop if there are records, else long-poll until the first live batch or the end
- * of `wait_secs`. `tail` is set only by a live batch.
- */
-async function collectUnaryRead(
-  events: AsyncGenerator<ReadEvent, void, undefined>,
-  signal: AbortSignal,
-): Promise<{ records: SequencedRecord[]; tail?: StreamPosition }> {
-  const collected: SequencedRecord[] = [];
-  let tail: StreamPosition | undefined;
-  let isLongPolling = false;
-  try {
-    for (;;) {
-      const next = await nextUnlessAborted(events, signal);
-      if (next === undefined) throw new S2Error("client_hangup", "client hung up");
-      if (next.done === true) break;
-      const event = next.value;
-      if (event.kind === "batch") {
-        collected.push(...event.records);
-        tail = event.tail;
-        if (isLongPolling) break;
-      } else {
-        if (collected.length > 0) break;
-        isLongPolling = true;
-      }
-    }
-  } finally {
-    events.return(undefined).catch(() => {});
-  }
-  return tail === undefined ? { records: collected } : { records: collected, tail };
 }
 
 /** Serves one read session: batches, and heartbeats as batches with no records and a tail. */

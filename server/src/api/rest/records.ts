@@ -10,14 +10,9 @@
  * body, 422 for Base64 and validation).
  */
 import { S2Error } from "../../core/errors.js";
-import {
-  type AppendInput,
-  meteredBytesOfBatch,
-  type SequencedRecord,
-  type StreamPosition,
-} from "../../core/records.js";
+import { type AppendInput, meteredBytesOfBatch } from "../../core/records.js";
 import { validateStreamName } from "../../core/names.js";
-import type { ReadEvent } from "../../service/read-session.js";
+import { collectUnaryRead } from "../../service/read-session.js";
 import {
   appendAckToJson,
   appendInputFromJson,
@@ -55,7 +50,7 @@ import { type Route, route } from "../router.js";
 import type { ApiDeps } from "../routes.js";
 import { handleS2sAppendSession } from "../s2s/append-session.js";
 import { handleS2sReadSession } from "../s2s/read-session.js";
-import { type ClosedWatch, nextUnlessClosed, serveSseRead, watchClosed } from "./sse.js";
+import { nextUnlessClosed, serveSseRead, watchClosed } from "./sse.js";
 
 export function recordRoutes(deps: ApiDeps): Route[] {
   return [
@@ -136,7 +131,7 @@ async function read(context: RequestContext, deps: ApiDeps): Promise<void> {
           unaryReadRequest(readRequest),
           { encryptionKey: encryptionKeyOf(request) },
         );
-        const batch = await collectUnaryRead(session, watch);
+        const batch = await collectUnaryRead(session, () => nextUnlessClosed(session, watch));
         if (batch === undefined) return;
         deps.metrics.observeRead(batch.records.length, meteredBytesOfBatch(batch.records));
         if (mode.protobuf) sendProtobuf(response, encodeReadBatchProto(batch));
@@ -147,41 +142,6 @@ async function read(context: RequestContext, deps: ApiDeps): Promise<void> {
       return;
     }
   }
-}
-
-/**
- * Drains a unary read's session as lite's `merge_read_session` does: every catch-up batch (the
- * caps keep them within one response); at the first heartbeat, stop if there are records (the
- * read reached the tail), else long-poll: stop after the first live batch, or when the session
- * ends (`wait` expired). `tail` is the last batch's, so only a live batch contributes one.
- * `undefined` when the client hung up.
- */
-async function collectUnaryRead(
-  session: AsyncGenerator<ReadEvent, void, undefined>,
-  watch: ClosedWatch,
-): Promise<{ records: SequencedRecord[]; tail?: StreamPosition } | undefined> {
-  const records: SequencedRecord[] = [];
-  let tail: StreamPosition | undefined;
-  let isLongPolling = false;
-  try {
-    for (;;) {
-      const next = await nextUnlessClosed(session, watch);
-      if (next === undefined) return undefined;
-      if (next.done === true) break;
-      const event = next.value;
-      if (event.kind === "batch") {
-        records.push(...event.records);
-        tail = event.tail;
-        if (isLongPolling) break;
-      } else {
-        if (records.length > 0) break;
-        isLongPolling = true;
-      }
-    }
-  } finally {
-    session.return(undefined).catch(() => {});
-  }
-  return tail === undefined ? { records } : { records, tail };
 }
 
 /** `GET /v1/streams/{stream}/records/tail` (S2-API.md §5.5). */
