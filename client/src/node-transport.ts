@@ -1,0 +1,8 @@
+/** The default transport in Node: the Connect protocol, binary, over HTTP/2 (bidi streams need it). */
+import type { Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+
+/** A Connect transport to `baseUrl` over HTTP/2 (h2c for `http:` URLs). */
+export function createNodeTransport(baseUrl: string): Transport {
+  return createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true });
+}
