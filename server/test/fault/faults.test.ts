@@ -43,6 +43,8 @@ import {
 const isSoak = process.env["TRIBUTARY_SOAK"] === "1";
 const baseSeed = Number(process.env["TRIBUTARY_FAULT_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
 const workloadMs = isSoak ? 10_000 : 700;
+/** At most this many workload rounds while waiting for every expected fault kind. */
+const workloadRoundsMax = 10;
 const streams = ["s-0", "s-1", "s-2", "s-3"];
 const settleTimeoutMs = 45_000;
 const encoder = new TextEncoder();
@@ -205,16 +207,26 @@ describe(`faults (base seed ${baseSeed})`, () => {
       try {
         await createStreams(service);
         store.setFaults(scenario.faults);
-        await runProducers({
-          service,
-          log,
-          streams,
-          durationMs: workloadMs,
-          inflightPerStream: 3,
-          minBatches: 60,
-          random: createSeededRandom(seed ^ 0xabc),
-          onAck: ackChecker(service, store.inner, violations),
-        });
+        // Faults are drawn at random per call: keep the workload going (bounded) until every kind
+        // the scenario is about was injected at least once, so the scenario is never vacuous.
+        const isMissingKind = (): boolean =>
+          scenario.expectKinds.some((kind) => store.counters().faults[kind] === 0);
+        for (
+          let round = 0;
+          round === 0 || (isMissingKind() && round < workloadRoundsMax);
+          round++
+        ) {
+          await runProducers({
+            service,
+            log,
+            streams,
+            durationMs: workloadMs,
+            inflightPerStream: 3,
+            minBatches: 60,
+            random: createSeededRandom((seed ^ 0xabc) + round),
+            onAck: ackChecker(service, store.inner, violations),
+          });
+        }
         await log.settle(settleTimeoutMs, context);
         assert.deepEqual(violations, [], `${context}: acks only of durable records`);
         for (const kind of scenario.expectKinds) {
