@@ -25,7 +25,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
@@ -56,6 +55,8 @@ import {
   printSummary,
   runBenchMain,
   type Verdict,
+  machineLine,
+  printLoadBeforeStart,
 } from "./support.js";
 
 // The AWS SDK (in the server process) warns once that its 2027 releases need node 22.
@@ -665,36 +666,16 @@ async function onFreshServer<T>(
 
 async function main(): Promise<void> {
   const cli = parseCli();
-  const cpus = os.cpus();
   console.log(
     "Tributary API benchmark (end to end: the server as a separate process, S3 mode on moto, " +
       `--flush-interval-ms ${flushIntervalMs}; the official SDK over S2S HTTP/2 as the client)`,
   );
-  console.log(
-    `machine: ${cpus[0]?.model.trim() ?? "unknown cpu"}, ${cpus.length} cores, ` +
-      `${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM, node ${process.version}, ${os.platform()} ${os.release()}`,
-  );
+  console.log(machineLine());
   console.log(
     `records: 8 KiB random bodies prepared before timing; MiB/s counts record bodies acked; ` +
       `warm-up ${cli.warmupSeconds} s, measured ${cli.seconds} s; each part on a fresh server`,
   );
-  const before = readThreadCpu();
-  const cpuBefore = process.cpuUsage();
-  await sleep(1000);
-  const idleLoad = threadCpuDelta(before, readThreadCpu(), 1).machineBusy;
-  const ownLoad = (() => {
-    const used = process.cpuUsage(cpuBefore);
-    return (used.user + used.system) / 1e6;
-  })();
-  console.log(
-    `load before starting: other processes kept ${fmt(Math.max(0, idleLoad - ownLoad), 2)} of ` +
-      `${cpus.length} cores busy (figures below are only comparable on an otherwise idle machine)`,
-  );
-  const s3Endpoint = process.env["TRIBUTARY_TEST_S3_ENDPOINT"];
-  console.log(
-    `moto: ${s3Endpoint !== undefined && s3Endpoint !== "" ? s3Endpoint : "none set; started on demand"} ` +
-      "(a Python process on the same cores)",
-  );
+  await printLoadBeforeStart();
   console.log(
     "columns: client / server = cores used by this process (the SDK) / the server process; " +
       "others = cores busy in other processes meanwhile (moto included; other work on the " +

@@ -1,29 +1,3 @@
-/**
- * The engine benchmark ("engine alone"): the Service in-process, no HTTP. Prints figures and a
- * comparison with the targets; it never asserts (a missed target is a finding, not a failure).
- *
- *   scripts/with-moto.sh node --import tsx bench/engine-bench.ts [flags]    (or `make bench`)
- *
- * Parts:
- * - latency: 8 KiB random records, one per append, issued on a fixed schedule (10 MiB/s =
- *   1280 records/s) without waiting for acks, into one stream; ack latency from issue to ack, on
- *   the memory, local-fs and moto (S3) stores at 5 ms and 50 ms flush intervals.
- * - throughput: 8 KiB records in appends of 100 with enough appends in flight to saturate
- *   admission, into 1 stream and over 1,000 streams, memory store, at 5 ms and 50 ms flushes.
- * - stall: the memory store wrapped to stall every call; appends pushed hard; peak RSS growth
- *   versus appendInflightBytesMax + 256 MiB. Runs first, in the fresh process.
- * Every engine runs on the real LevelDB cache (`openCache` in a temp dir). Extra lines, for
- * diagnosis only and without targets: "memory-kv" (the memory KV as cache), "leveldb, no record
- * bodies" (record puts to the cache dropped) and "moto-raw-put" (segment PUTs to moto as bare
- * HTTP requests instead of through the AWS SDK).
- *
- * Flags: --only latency,throughput,stall  --seconds N (measured, default 5)  --warmup N (1)
- *   --stall-seconds N (3)  --stores memory,local-fs,moto  --batch N (records per append in the
- *   throughput part, 100)  --concurrency N (appends in flight there, 160)  --flush 5,50 and
- *   --streams 1,1000 (run only these configurations)  --no-extra (skip the diagnosis lines)
- *   --cpu-profile DIR (write a V8 CPU profile of each measured window there).
- */
-import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { appendInflightBytesMax } from "../server/src/core/limits.js";
@@ -54,6 +28,8 @@ import {
   printSummary,
   runBenchMain,
   type Verdict,
+  machineLine,
+  printLoadBeforeStart,
 } from "./support.js";
 
 // The SDK warns once that its 2027 releases need node 22; that is not a finding of this bench.
@@ -654,12 +630,8 @@ async function runStall(cli: Cli): Promise<StallResult> {
 
 async function main(): Promise<void> {
   const cli = parseCli();
-  const cpus = os.cpus();
   console.log("Tributary engine benchmark (engine alone: the Service in-process, no HTTP)");
-  console.log(
-    `machine: ${cpus[0]?.model.trim() ?? "unknown cpu"}, ${cpus.length} cores, ` +
-      `${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM, node ${process.version}, ${os.platform()} ${os.release()}`,
-  );
+  console.log(machineLine());
   console.log(
     "cache: the real LevelDB cache (openCache in a temp dir) for every engine, not the memory " +
       "KV; lines marked memory-kv, 'no record bodies' or moto-raw-put are what-ifs for " +
@@ -669,23 +641,7 @@ async function main(): Promise<void> {
     `records: 8 KiB random bodies prepared before timing; MiB/s counts record bodies acked; ` +
       `warm-up ${cli.warmupSeconds} s, measured ${cli.seconds} s`,
   );
-  const before = readThreadCpu();
-  const cpuBefore = process.cpuUsage();
-  await sleep(1000);
-  const idleLoad = threadCpuDelta(before, readThreadCpu(), 1).machineBusy;
-  const ownLoad = (() => {
-    const used = process.cpuUsage(cpuBefore);
-    return (used.user + used.system) / 1e6;
-  })();
-  console.log(
-    `load before starting: other processes kept ${fmt(Math.max(0, idleLoad - ownLoad), 2)} of ` +
-      `${cpus.length} cores busy (figures below are only comparable on an otherwise idle machine)`,
-  );
-  const s3Endpoint = process.env["TRIBUTARY_TEST_S3_ENDPOINT"];
-  console.log(
-    `moto: ${s3Endpoint !== undefined && s3Endpoint !== "" ? s3Endpoint : "none set; started on demand"} ` +
-      "(a Python process on the same cores)",
-  );
+  await printLoadBeforeStart();
   console.log(
     "columns: ELU = main-thread event-loop utilization; CPU main/1/all = cores used by the main " +
       "thread / the busiest other thread / the whole process; disk = MiB/s this process sent to " +

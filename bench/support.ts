@@ -8,7 +8,7 @@ import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
-import { tmpdir } from "node:os";
+import { cpus, platform, release, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { systemClock } from "../server/src/core/clock.js";
@@ -426,4 +426,35 @@ export function runBenchMain(name: string, main: () => Promise<void>): void {
     process.exitCode = 1;
     watchdog();
   });
+}
+
+/** The machine a benchmark ran on: CPU model and cores, memory, node, kernel. */
+export function machineLine(): string {
+  const cores = cpus();
+  return (
+    `machine: ${cores[0]?.model.trim() ?? "unknown cpu"}, ${cores.length} cores, ` +
+    `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, node ${process.version}, ${platform()} ${release()}`
+  );
+}
+
+/**
+ * Measures for 1 s how busy other processes keep the machine before a benchmark starts, and prints
+ * that and the moto endpoint: figures are only comparable on an otherwise idle machine.
+ */
+export async function printLoadBeforeStart(): Promise<void> {
+  const before = readThreadCpu();
+  const cpuBefore = process.cpuUsage();
+  await sleep(1000);
+  const idleLoad = threadCpuDelta(before, readThreadCpu(), 1).machineBusy;
+  const used = process.cpuUsage(cpuBefore);
+  const ownLoad = (used.user + used.system) / 1e6;
+  console.log(
+    `load before starting: other processes kept ${fmt(Math.max(0, idleLoad - ownLoad), 2)} of ` +
+      `${cpus().length} cores busy (figures below are only comparable on an otherwise idle machine)`,
+  );
+  const s3Endpoint = process.env["TRIBUTARY_TEST_S3_ENDPOINT"];
+  console.log(
+    `moto: ${s3Endpoint !== undefined && s3Endpoint !== "" ? s3Endpoint : "none set; started on demand"} ` +
+      "(a Python process on the same cores)",
+  );
 }
