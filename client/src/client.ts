@@ -17,6 +17,8 @@ import { type ReadSessionOptions, readSession } from "./read-session.js";
 export interface TributaryClientOptions {
   /** The server's URL, e.g. `http://127.0.0.1:8080`. */
   readonly baseUrl: string;
+  /** An access token, sent as `authorization: Bearer <token>` (ignored with `transport`). */
+  readonly token?: string;
   /** A transport to use instead of Connect over HTTP/2 from @connectrpc/connect-node. */
   readonly transport?: Transport;
 }
@@ -98,7 +100,7 @@ async function* paginate<T extends { name: string }>(
 
 /** Creates a client for the server at `baseUrl`. */
 export function createTributaryClient(options: TributaryClientOptions): TributaryClient {
-  const transport = options.transport ?? createNodeTransport(options.baseUrl);
+  const transport = options.transport ?? createNodeTransport(options.baseUrl, options.token);
   const account = createClient(AccountService, transport);
   const basins = createClient(BasinService, transport);
   const streams = createClient(StreamService, transport);
