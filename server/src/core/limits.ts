@@ -79,6 +79,13 @@ assert(segmentBytesMax > segmentBytesTarget + recordBatchBytesMax, "a full segme
 export const requestBodyBytesMax = 2 << 20;
 /** S2S frames above this (counting the flag byte) are rejected (lite: 2 MiB). */
 export const s2sFrameBytesMax = 2 << 20;
+/**
+ * An S2S read session cuts a batch into `ReadBatch` frames of about this many metered bytes. The
+ * TypeScript SDK's frame parser copies its whole buffer for every HTTP/2 chunk it receives, so a
+ * frame costs it time quadratic in its size: measured on its parser, 1 MiB frames parse at
+ * ~100 MiB/s and 64–128 KiB frames at ~450–600 MiB/s. Frames much smaller only add overhead.
+ */
+export const s2sReadFrameBytesTarget = 128 << 10;
 /** S2S payloads smaller than this are never compressed (S2-API.md §5.8). */
 export const s2sCompressionBytesMin = 1024;
 /**

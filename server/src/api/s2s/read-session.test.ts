@@ -6,7 +6,11 @@ import { describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { ReadBatchSchema } from "../../../../gen/s2/v1/s2_pb.js";
 import { S2Error } from "../../core/errors.js";
-import { recordBatchBytesMax, s2sFrameBytesMax } from "../../core/limits.js";
+import {
+  recordBatchBytesMax,
+  s2sFrameBytesMax,
+  s2sReadFrameBytesTarget,
+} from "../../core/limits.js";
 import { meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
 import { decodeS2sPayload, S2sFrameDecoder } from "./frame.js";
 import { encodeReadEventFrames } from "./read-session.js";
@@ -91,6 +95,46 @@ describe("S2S read session frames", () => {
     assert.deepEqual(
       seqNums,
       records.map((record) => record.seqNum),
+    );
+    for (const { batch } of decoded) assert.equal(batch.tail?.seqNum, 5000n);
+  });
+
+  it("cuts a 1 MiB catch-up batch into frames of about the target size, in order", async () => {
+    const body = new Uint8Array(8184); // 8 KiB metered
+    const records: SequencedRecord[] = Array.from({ length: 128 }, (_, i) => ({
+      seqNum: 100 + i,
+      timestamp: i,
+      headers: [],
+      body,
+    }));
+    const frames = await encodeReadEventFrames({ kind: "batch", records }, "none");
+    const decoded = await decodeFrames(frames);
+    assert.equal(decoded.length, Math.ceil(meteredBytesOfBatch(records) / s2sReadFrameBytesTarget));
+    for (const { batch } of decoded) {
+      const metered = batch.records.length * 8192;
+      assert.ok(metered <= s2sReadFrameBytesTarget, `frame of ${metered} metered bytes`);
+    }
+    const seqNums = decoded.flatMap(({ batch }) => batch.records.map((r) => Number(r.seqNum)));
+    assert.deepEqual(
+      seqNums,
+      records.map((record) => record.seqNum),
+    );
+  });
+
+  it("sends a record larger than the target in a frame of its own", async () => {
+    const big: SequencedRecord = {
+      seqNum: 1,
+      timestamp: 0,
+      headers: [],
+      body: new Uint8Array(s2sReadFrameBytesTarget * 2),
+    };
+    const small: SequencedRecord = { ...big, seqNum: 2, body: new Uint8Array(10) };
+    const decoded = await decodeFrames(
+      await encodeReadEventFrames({ kind: "batch", records: [big, small], tail }, "none"),
+    );
+    assert.deepEqual(
+      decoded.map(({ batch }) => batch.records.map((r) => Number(r.seqNum))),
+      [[1], [2]],
     );
     for (const { batch } of decoded) assert.equal(batch.tail?.seqNum, 5000n);
   });

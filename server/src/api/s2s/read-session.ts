@@ -14,7 +14,8 @@
  * effect at its next event (a follower waits at most one heartbeat delay).
  */
 import { S2Error } from "../../core/errors.js";
-import { meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
+import { s2sReadFrameBytesTarget } from "../../core/limits.js";
+import { meteredBytes, meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
 import type { ReadEvent, ReadRequest } from "../../service/read-session.js";
 import { encodeReadBatchProto } from "../convert/records-proto.js";
 import {
@@ -89,9 +90,10 @@ export async function handleS2sReadSession(
 }
 
 /**
- * The frames of one event: one `ReadBatch` frame, or several when its encoding would exceed one
- * frame (a batch is ≤ 1 MiB metered, but the protobuf of many tiny headers takes up to twice
- * that). A single record too large for a frame even without the optional `tail` (possible only
+ * The frames of one event: `ReadBatch` frames of about `s2sReadFrameBytesTarget` metered bytes
+ * each (one frame for a heartbeat or a small batch), each further halved when its encoding would
+ * exceed one frame (a batch is ≤ 1 MiB metered, but the protobuf of many tiny headers takes up to
+ * twice that). Every frame carries the event's tail, if it has one. A single record too large for a frame even without the optional `tail` (possible only
  * for a record of ~260k one-byte headers) cannot be sent: the session fails with 500 `other`.
  *
  * @internal Exported for tests.
@@ -120,8 +122,28 @@ export async function encodeReadEventFrames(
       messages.push(untailed);
     }
   };
-  encode(event.kind === "batch" ? event.records : []);
+  if (event.kind === "heartbeat") encode([]);
+  else for (const chunk of chunkByMeteredBytes(event.records)) encode(chunk);
   return Promise.all(messages.map((message) => encodeS2sMessage(message, compression)));
+}
+
+/** Splits records into runs of about `s2sReadFrameBytesTarget` metered bytes (never empty). */
+function chunkByMeteredBytes(records: readonly SequencedRecord[]): SequencedRecord[][] {
+  const chunks: SequencedRecord[][] = [];
+  let chunk: SequencedRecord[] = [];
+  let chunkBytes = 0;
+  for (const record of records) {
+    const bytes = meteredBytes(record);
+    if (chunk.length > 0 && chunkBytes + bytes > s2sReadFrameBytesTarget) {
+      chunks.push(chunk);
+      chunk = [];
+      chunkBytes = 0;
+    }
+    chunk.push(record);
+    chunkBytes += bytes;
+  }
+  if (chunk.length > 0 || chunks.length === 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** Tracks whether the client went away, and waits for `drain` unless it did. */
