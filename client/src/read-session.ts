@@ -28,13 +28,21 @@ export interface ReadSessionOptions {
    * server sends a heartbeat at least every 15 s while idle).
    */
   readonly heartbeatTimeoutMs?: number;
-  /** Backoff between reconnects and how many consecutive failures to tolerate. */
+  /**
+   * Backoff between reconnects; `maxAttempts` is here the number of consecutive failed reconnects
+   * tolerated (default `reconnectFailuresMaxDefault`).
+   */
   readonly retry?: RetryOptions;
   /** Ends the iteration with the signal's reason. */
   readonly signal?: AbortSignal;
   /** Called before each reconnect, with the failure and the seq num the session resumes from. */
   readonly onReconnect?: (error: unknown, nextSeqNum: bigint) => void;
 }
+
+/** Silence after which a session is reopened (the SDKs' 20 s; the server beats every 5–15 s). */
+export const heartbeatTimeoutMsDefault = 20_000;
+/** Consecutive failed reconnects a session tolerates (~1 min of 2 s backoffs: a restart). */
+export const reconnectFailuresMaxDefault = 30;
 
 /** Thrown inside a session that stayed silent past its heartbeat timeout. */
 export class HeartbeatTimeoutError extends Error {
@@ -49,8 +57,8 @@ export async function* readSession(
   client: Client<typeof StreamService>,
   options: ReadSessionOptions,
 ): AsyncGenerator<SequencedRecord, void, undefined> {
-  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 20_000;
-  const maxAttempts = options.retry?.maxAttempts ?? 30;
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? heartbeatTimeoutMsDefault;
+  const maxAttempts = options.retry?.maxAttempts ?? reconnectFailuresMaxDefault;
   let next = options.startSeqNum;
   let remaining = options.count;
   let failures = 0;
