@@ -4,11 +4,9 @@
  * CLI's `s2 bench` (cli/src/cli.rs `BenchArgs`).
  */
 import { parseArgs } from "node:util";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { createTributaryClient, type TributaryClient } from "../client.js";
+import { createTributaryClient } from "../client.js";
 import { type CliIo, connectionFromEnv } from "../cli/io.js";
 import { describeError, exitCodes } from "../cli/report-error.js";
-import { bearerTokenInterceptor } from "../node-transport.js";
 import { BenchVerificationError } from "./chain.js";
 import { formatProgress, formatReport, formatReportJson } from "./report.js";
 import {
@@ -162,23 +160,6 @@ function parseBenchArgs(args: string[]): ParsedBench {
 }
 
 /**
- * The bench's client: the default transport (Connect, binary, HTTP/2) but without accepting
- * compressed responses. Bench bodies are random bytes, so gzip only burns CPU on both ends: with
- * it, this 2-core VM's reads top out at half the rate (docs/performance-cli-bench.md), and the S2
- * CLI's bench does not compress either (the S2 SDKs compress only when asked).
- */
-function createBenchClient(baseUrl: string, token: string | undefined): TributaryClient {
-  const transport = createConnectTransport({
-    baseUrl,
-    httpVersion: "2",
-    useBinaryFormat: true,
-    acceptCompression: [],
-    interceptors: token === undefined ? [] : [bearerTokenInterceptor(token)],
-  });
-  return createTributaryClient({ baseUrl, transport });
-}
-
-/**
  * `benchCommand` with options for tests.
  * @internal
  */
@@ -223,7 +204,7 @@ export async function benchCommandWith(
     return exitCodes.ok;
   }
   const { baseUrl, token } = connectionFromEnv(io.env);
-  const client = createBenchClient(baseUrl, token);
+  const client = createTributaryClient({ baseUrl, ...(token !== undefined && { token }) });
   const isTty = io.stderr.isTTY === true;
   let progressShown = false;
   const clearProgress = (): void => {
