@@ -1,9 +1,11 @@
 /**
  * The web console (`/console`): lists basins and streams, appends a text record and tails a stream
- * live, from the browser over Connect-web (`tributary.v1` services on the page's own origin).
+ * live, from the browser over Connect-web (`tributary.v1` services on the page's own origin). An
+ * access token typed in is kept in `localStorage` and sent as `Authorization: Bearer` on every
+ * call (docs/design/auth.md); a `--no-auth` server needs none.
  * Bundled by `scripts/build-console.mjs`; browser code, so outside the server's tsconfig.
  */
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import type { ReadBatch } from "../../gen/s2/v1/s2_pb.js";
 import { AccountService } from "../../gen/tributary/v1/account_pb.js";
@@ -15,7 +17,23 @@ const tailBacklog = 10n;
 /** Rows kept in the table; older ones are dropped. */
 const rowsMax = 500;
 
-const transport = createConnectTransport({ baseUrl: window.location.origin });
+/** Where the access token is kept between visits. */
+const tokenStorageKey = "tributary.accessToken";
+
+function storedToken(): string {
+  return window.localStorage.getItem(tokenStorageKey) ?? "";
+}
+
+const sendToken: Interceptor = (next) => (request) => {
+  const token = storedToken();
+  if (token !== "") request.header.set("authorization", `Bearer ${token}`);
+  return next(request);
+};
+
+const transport = createConnectTransport({
+  baseUrl: window.location.origin,
+  interceptors: [sendToken],
+});
 const account = createClient(AccountService, transport);
 const basins = createClient(BasinService, transport);
 const streams = createClient(StreamService, transport);
@@ -38,6 +56,8 @@ const tailStart = element<HTMLButtonElement>("tail-start");
 const tailStop = element<HTMLButtonElement>("tail-stop");
 const tailState = element<HTMLSpanElement>("tail-state");
 const rows = element<HTMLTableSectionElement>("records");
+const tokenForm = element<HTMLFormElement>("token-form");
+const tokenInput = element<HTMLInputElement>("token");
 
 let tail: AbortController | undefined;
 
@@ -186,6 +206,15 @@ element<HTMLButtonElement>("refresh").addEventListener("click", () => report(loa
 appendForm.addEventListener("submit", (event) => {
   event.preventDefault();
   void append();
+});
+tokenInput.value = storedToken();
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = tokenInput.value.trim();
+  if (token === "") window.localStorage.removeItem(tokenStorageKey);
+  else window.localStorage.setItem(tokenStorageKey, token);
+  stopTail();
+  report(loadBasins());
 });
 tailStart.addEventListener("click", startTail);
 tailStop.addEventListener("click", stopTail);

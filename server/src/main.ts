@@ -1,16 +1,23 @@
 /**
  * The server process (`tributary serve`): parses flags, opens storage (recovery and fencing), then
  * serves the S2 v1 API, `/health`, `/ping` and `/metrics` on one port. It prints the endpoint
- * settings for the S2 SDKs and CLI once ready.
+ * settings for the S2 SDKs and CLI once ready, with the root access token when it generated one.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startApiServer } from "./api/server.js";
 import { AssertionError } from "./core/assert.js";
 import { systemClock } from "./core/clock.js";
-import { flushIntervalMsDefault, flushIntervalMsMax } from "./core/limits.js";
+import {
+  accessTokenSecretBytes,
+  flushIntervalMsDefault,
+  flushIntervalMsMax,
+  metricsFlushIntervalMs as metricsFlushIntervalMsDefault,
+} from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
+import { accessTokenSecretPrefix } from "./service/access-tokens.js";
 import { applyInitSpec, type InitSpec, parseInitFile } from "./service/init-file.js";
 import { Service } from "./service/service.js";
 import { describeObjectStore, openCache, openObjectStore } from "./storage/open-stores.js";
@@ -18,7 +25,8 @@ import { describeObjectStore, openCache, openObjectStore } from "./storage/open-
 const usage = [
   "usage: tributary serve [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR]",
   "                       [--flush-interval-ms N] [--init-file JSON] [--no-cors]",
-  "                       [--tls-cert PEM --tls-key PEM]",
+  "                       [--metrics-flush-interval-ms N]",
+  "                       [--tls-cert PEM --tls-key PEM] [--root-token T | --no-auth]",
 ].join("\n");
 
 function fail(message: string): never {
@@ -49,6 +57,9 @@ function parseFlags() {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "init-file": { type: "string" },
+      "metrics-flush-interval-ms": { type: "string" },
+      "root-token": { type: "string" },
+      "no-auth": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -79,6 +90,18 @@ if (
 ) {
   fail(`--flush-interval-ms must be 1..${flushIntervalMsMax}, got \`${flushText}\``);
 }
+const metricsFlushText = parsed["metrics-flush-interval-ms"];
+const metricsFlushIntervalMs =
+  metricsFlushText === undefined ? metricsFlushIntervalMsDefault : Number(metricsFlushText);
+if (
+  !/^\d+$/.test(metricsFlushText ?? "1") ||
+  metricsFlushIntervalMs < 1 ||
+  metricsFlushIntervalMs > metricsFlushIntervalMsDefault
+) {
+  fail(
+    `--metrics-flush-interval-ms must be 1..${metricsFlushIntervalMsDefault}, got \`${metricsFlushText}\``,
+  );
+}
 if (parsed.bucket !== undefined && parsed["local-root"] !== undefined) {
   fail("--bucket and --local-root cannot be used together");
 }
@@ -108,6 +131,19 @@ if (initFilePath !== undefined) {
   }
 }
 
+// Auth (docs/design/auth.md): a root token from the flag or the environment, else a fresh one
+// printed below; `--no-auth` serves everyone, as s2-lite does.
+// An empty variable counts as unset (a shell's `VAR=` clears it); an empty flag is an error.
+const rootTokenGiven = parsed["root-token"] ?? (process.env["TRIBUTARY_ROOT_TOKEN"] || undefined);
+if (parsed["no-auth"] && parsed["root-token"] !== undefined) {
+  fail("--root-token and --no-auth cannot be used together");
+}
+if (rootTokenGiven !== undefined && rootTokenGiven.trim() === "") fail("the root token is empty");
+const rootToken = parsed["no-auth"]
+  ? undefined
+  : (rootTokenGiven ??
+    `${accessTokenSecretPrefix}${randomBytes(accessTokenSecretBytes).toString("base64url")}`);
+
 const choice = { bucket: parsed.bucket, path: parsed.path, localRoot: parsed["local-root"] };
 const store = openObjectStore(choice);
 const cache = await openCache(parsed["cache-dir"]);
@@ -118,6 +154,7 @@ const service = await Service.open({
   clock: systemClock,
   random: systemRandom,
   flushIntervalMs,
+  metricsFlushIntervalMs,
   onFenced: (error) => {
     process.stderr.write(`tributary: fenced by a newer server, stopping: ${error.message}\n`);
     process.exit(75);
@@ -127,7 +164,13 @@ const recoveredMs = Math.round(performance.now() - startMs);
 const initChanges = initSpec === undefined ? [] : await applyInitSpec(service, initSpec);
 let api: Awaited<ReturnType<typeof startApiServer>>;
 try {
-  api = await startApiServer({ service, port, cors: !parsed["no-cors"], tls });
+  api = await startApiServer({
+    service,
+    port,
+    cors: !parsed["no-cors"],
+    tls,
+    auth: rootToken === undefined ? { kind: "open" } : { kind: "token", rootToken },
+  });
 } catch (error) {
   fail(`cannot listen on port ${port}: ${error instanceof Error ? error.message : String(error)}`);
 }
@@ -147,7 +190,8 @@ process.stdout.write(
     "point the S2 CLI and SDKs here with:",
     `  export S2_ACCOUNT_ENDPOINT=${scheme}://localhost:${api.port}`,
     `  export S2_BASIN_ENDPOINT=${scheme}://localhost:${api.port}`,
-    "  export S2_ACCESS_TOKEN=ignored",
+    // The root token is printed only when generated: a given one is the operator's secret.
+    `  export S2_ACCESS_TOKEN=${rootToken === undefined ? "ignored" : rootTokenGiven === undefined ? rootToken : "<your root token>"}`,
     "",
   ].join("\n"),
 );

@@ -5,9 +5,11 @@ import type { Service } from "../service/service.js";
 import type { ApiMetrics } from "./metrics.js";
 import { notImplementedHandler } from "./rest/not-implemented.js";
 import { type Route, route } from "./router.js";
+import { accessTokenRoutes } from "./rest/access-tokens.js";
 import { basinRoutes } from "./rest/basins.js";
 import { streamRoutes } from "./rest/streams.js";
 import { recordRoutes } from "./rest/records.js";
+import { metricsRoutes } from "./rest/metrics.js";
 
 /** What route handlers need. */
 export interface ApiDeps {
@@ -20,12 +22,8 @@ export function createRoutes(deps: ApiDeps): Route[] {
     ...basinRoutes(deps),
     ...streamRoutes(deps),
     ...recordRoutes(deps),
-    route("GET", "/v1/access-tokens", notImplementedHandler),
-    route("POST", "/v1/access-tokens", notImplementedHandler),
-    route("DELETE", "/v1/access-tokens/{id}", notImplementedHandler),
-    route("GET", "/v1/metrics", notImplementedHandler),
-    route("GET", "/v1/metrics/{basin}", notImplementedHandler),
-    route("GET", "/v1/metrics/{basin}/{stream}", notImplementedHandler),
+    ...accessTokenRoutes(deps),
+    ...metricsRoutes(deps),
     route("GET", "/v1/locations", notImplementedHandler),
     route("GET", "/v1/locations/default", notImplementedHandler),
     route("PUT", "/v1/locations/default", notImplementedHandler),

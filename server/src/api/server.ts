@@ -3,7 +3,9 @@
  * permissive CORS unless disabled, the ops routes (`/health`, `/ping`, `/metrics`), the web console
  * (`/`, `/console`: `api/console.ts`) and the v1 API (docs/design/api.md "One port, two
  * protocols"), and the `tributary.v1` services over Connect, gRPC and gRPC-web for paths under
- * `/tributary.v1.` (`api/connect/`).
+ * `/tributary.v1.` (`api/connect/`). Every v1 route and RPC is authenticated and authorized
+ * (`auth.ts`, `auth-routes.ts`; docs/design/auth.md) before its handler runs; the ops routes, the
+ * console and CORS preflights are not.
  *
  * Fault model: a connection that never sends enough bytes to pick a protocol is closed after
  * `protocolSniffTimeoutMs`; a handler that throws gets an error response if nothing was sent yet,
@@ -29,6 +31,8 @@ import {
   connectProcedurePaths,
   createConnectHandler,
 } from "./connect/connect-handler.js";
+import { type AuthOptions, createAuthenticator } from "./auth.js";
+import { authorizeRoute } from "./auth-routes.js";
 import { isConsolePath, serveConsole } from "./console.js";
 import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-context.js";
 import { sendJson } from "./http/request-context.js";
@@ -46,6 +50,11 @@ export interface ApiServerOptions {
   /** Send permissive CORS headers (s2-lite's default; `--no-cors` turns it off). */
   readonly cors: boolean;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+  /**
+   * How requests are authenticated (docs/design/auth.md). `main.ts` always says; the default,
+   * no checks (`--no-auth`), is for in-process tests.
+   */
+  readonly auth?: AuthOptions | undefined;
 }
 
 export interface ApiServer {
@@ -66,7 +75,8 @@ const corsHeaders = {
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const metrics = createApiMetrics(options.service);
   const routes = createRoutes({ service: options.service, metrics });
-  const connectHandler = createConnectHandler({ service: options.service, metrics });
+  const authenticate = createAuthenticator(options.auth ?? { kind: "open" }, options.service);
+  const connectHandler = createConnectHandler({ service: options.service, metrics }, authenticate);
   const sockets = new Set<Socket>();
 
   const handle = (request: ApiRequest, response: ApiResponse): void => {
@@ -124,8 +134,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       response.writeHead(match.kind === "not_found" ? 404 : 405, { "content-length": "0" }).end();
       return;
     }
-    const context: RequestContext = { request, response, params: match.params, query, isHttp2 };
     const routeName = `${match.route.method} /${match.route.pattern.join("/")}`;
+    let context: RequestContext;
+    try {
+      // Before the handler reads the body: a 401 or 403 has no side effect.
+      const auth = authenticate(request.headers.authorization);
+      const params = authorizeRoute(auth, routeName, request, match.params);
+      context = { request, response, params, query, isHttp2, auth };
+    } catch (error) {
+      respondWithError(request, response, error);
+      metrics.observeRequest(routeName, response.statusCode, performance.now() - startMs);
+      return;
+    }
     match.route
       .handler(context)
       .catch((error: unknown) => respondWithError(request, response, error))

@@ -120,3 +120,29 @@ export const heartbeatDelayMsMax = 15_000;
 
 // Background tasks (S2 lite: trim, delete-on-empty and basin deletion run every 60 s ± 10%).
 export const backgroundTaskIntervalMs = 60_000;
+
+// Metrics API (docs/design/metrics.md; S2 docs: concepts/metrics).
+/** The recorder submits its deltas this often (when any): a crash loses at most this much. */
+export const metricsFlushIntervalMs = 10_000;
+/** Recorder cells (series × minute) before a flush is forced. */
+export const metricsPendingCellsMax = 10_000;
+/** Every stream's storage is sampled at least this often, so that past hours are answerable. */
+export const metricsGaugeSampleIntervalSecs = 3_600;
+/** Retention of the ledger's buckets, per granularity (relative to the newest entry's time). */
+export const metricsMinuteRetentionSecs = 2 * 86_400;
+export const metricsHourRetentionSecs = 45 * 86_400;
+export const metricsDayRetentionSecs = 400 * 86_400;
+/** S2: "the time period specified should not exceed 30 days". */
+export const metricsRangeSecsMax = 30 * 86_400;
+/** S2: `end` may not be in the future, "though some leeway is given". */
+export const metricsEndLeewaySecs = 60;
+
+assert(metricsHourRetentionSecs >= metricsRangeSecsMax, "a max range is answerable hourly");
+assert(metricsFlushIntervalMs <= 60_000, "deltas are flushed within their minute's neighbour");
+
+// Access tokens (S2-API.md §4.4, docs/design/auth.md).
+/** Token ids are 1..=96 bytes (S2 openapi `AccessTokenIdStr`). */
+export const accessTokenIdBytesMin = 1;
+export const accessTokenIdBytesMax = 96;
+/** Random bytes in a token secret (256 bits: guessing one is hopeless). */
+export const accessTokenSecretBytes = 32;

@@ -54,6 +54,7 @@ export class BasinService {
     readonly config?: BasinConfig | undefined;
     readonly requestToken?: string | undefined;
   }): Promise<{ info: BasinInfo; result: ProvisionResult }> {
+    this.context.metrics.recordOp("create-basin");
     validName(options.name);
     const config = validConfig(options.config ?? defaultBasinConfig());
     const createKey = createKeyOf(options.requestToken, encodeBasinConfig(config));
@@ -88,6 +89,7 @@ export class BasinService {
     const config = validConfig(options.config ?? defaultBasinConfig());
     const existing = this.context.basinForChange(options.name);
     if (existing === undefined) return this.create({ name: options.name, config });
+    this.context.metrics.recordOp("create-basin");
     if (existing.deletedAtMs !== null) throw basinDeletionPending(options.name);
     if (basinConfigEquals(basinConfigOf(existing), config))
       return { info: basinInfoOf(existing), result: "noop" };
@@ -98,6 +100,7 @@ export class BasinService {
 
   /** The basin's config (durable); still answered while the basin is being deleted. */
   getConfig(name: string): BasinConfig {
+    this.context.metrics.recordOp("get-basin-config", name);
     validName(name);
     const record = this.context.catalog.durable.basins.get(name);
     if (record === undefined) throw basinNotFound(name);
@@ -106,6 +109,7 @@ export class BasinService {
 
   /** Applies a PATCH; affects only streams created afterwards. */
   async reconfigure(name: string, change: BasinReconfiguration): Promise<BasinConfig> {
+    this.context.metrics.recordOp("reconfigure-basin", name);
     validName(name);
     const reason = validateBasinReconfiguration(change);
     if (reason !== undefined) throw invalid(reason);
@@ -117,6 +121,7 @@ export class BasinService {
 
   /** Durable basins, deleting ones included (with `deletedAtMs`). */
   list(options: ListOptions): ListPage<BasinInfo> {
+    this.context.metrics.recordOp("list-basins");
     const page = listPage(
       this.context.catalog.durable.basins.values(),
       (basin) => basin.name,
@@ -127,6 +132,7 @@ export class BasinService {
 
   /** Marks the basin deleted and removes its streams and then it in the background. */
   async delete(name: string): Promise<void> {
+    this.context.metrics.recordOp("delete-basin");
     validName(name);
     const existing = this.context.basinForChange(name);
     if (existing === undefined) throw basinNotFound(name);

@@ -9,8 +9,14 @@ import { type DurableState, streamMapKey } from "../storage/durable-state.js";
 import type { Storage } from "../storage/storage.js";
 import type { BasinRecord, ControlOp, StreamRecord } from "../storage/wal/entries.js";
 
-/** The control operations that change the catalog (expiry changes only a tail). */
-export type CatalogOp = Exclude<ControlOp, { op: "stream.expire" }>;
+/**
+ * The control operations that change the catalog (expiry changes only a tail; access tokens have
+ * their own overlay in `access-tokens.ts`).
+ */
+export type CatalogOp = Extract<
+  ControlOp,
+  { op: "basin.put" | "basin.remove" | "stream.put" | "stream.remove" }
+>;
 
 export class Catalog {
   /**

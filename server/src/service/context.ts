@@ -29,6 +29,7 @@ import { streamMapKey } from "../storage/durable-state.js";
 import type { BasinRecord, StreamRecord } from "../storage/wal/entries.js";
 import { type FollowEnd, Streamer, toS2Error } from "../streamer/streamer.js";
 import type { Catalog } from "./catalog.js";
+import { MetricsService } from "./metrics.js";
 
 /** Basin info as listed (S2-API.md §4.3). */
 export interface BasinInfo {
@@ -89,6 +90,8 @@ export class ServiceContext {
   private readonly streamers = new Map<number, Streamer>();
   /** Stream deletions whose terminal trim and mark are not yet durable, by stream id. */
   private readonly deletions = new Map<number, Promise<void>>();
+  /** The metrics recorder every service counts its operations with. */
+  readonly metrics: MetricsService;
 
   constructor(
     readonly storage: Storage,
@@ -96,6 +99,7 @@ export class ServiceContext {
     readonly clock: Clock,
     readonly random: Random,
   ) {
+    this.metrics = new MetricsService(storage, clock);
     storage.onDurable((segment) => {
       for (const entry of segment.entries) {
         if (entry.kind === "records")

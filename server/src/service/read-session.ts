@@ -25,6 +25,7 @@ import {
   type StreamPosition,
 } from "../core/records.js";
 import type { Follower, Streamer } from "../streamer/streamer.js";
+import { noteUnaryReadSession } from "./metrics.js";
 
 /** Where a read starts (S2-API.md §5.4); none given means `tailOffset: 0`. */
 export type ReadStart =
@@ -284,6 +285,7 @@ export async function collectUnaryRead(
   session: AsyncGenerator<ReadEvent, void, undefined>,
   next: () => Promise<IteratorResult<ReadEvent, void> | undefined>,
 ): Promise<{ records: SequencedRecord[]; tail?: StreamPosition } | undefined> {
+  noteUnaryReadSession(session);
   const records: SequencedRecord[] = [];
   let tail: StreamPosition | undefined;
   let isLongPolling = false;

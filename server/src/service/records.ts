@@ -6,12 +6,13 @@
 import { basinNotFound, invalid, streamNotFound } from "../core/errors.js";
 import { validateBasinName, validateStreamName } from "../core/names.js";
 import { decryptRecord, requireEncryptionKey, streamCipherOf } from "../core/record-encryption.js";
-import type {
-  AppendAck,
-  AppendInput,
-  SeqNum,
-  SequencedRecord,
-  StreamPosition,
+import {
+  type AppendAck,
+  type AppendInput,
+  meteredBytesOfBatch,
+  type SeqNum,
+  type SequencedRecord,
+  type StreamPosition,
 } from "../core/records.js";
 import type { StreamRecord } from "../storage/wal/entries.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
@@ -64,12 +65,16 @@ export class RecordService {
       if (session?.isPoisoned) throw appendSessionPoisoned();
       validateAppendBatch(input);
       const record = this.resolve(basin, stream, "append");
-      if (!(record instanceof Promise)) {
-        return this.context.streamerOf(record).append(input, session, keyed);
-      }
-      return record.then((created) =>
-        this.context.streamerOf(created).append(input, session, keyed),
-      );
+      const appendTo = (target: StreamRecord): Promise<AppendAck> => {
+        const acked = this.context.streamerOf(target).append(input, session, keyed);
+        const bytes = meteredBytesOfBatch(input.records);
+        return acked.then((ack) => {
+          this.context.metrics.recordAppend({ stream: target, bytes, session });
+          return ack;
+        });
+      };
+      if (!(record instanceof Promise)) return appendTo(record);
+      return record.then(appendTo);
     } catch (error) {
       if (session !== undefined) session.isPoisoned = true;
       return Promise.reject(error);
@@ -94,6 +99,7 @@ export class RecordService {
 
   /** The durable tail (`{0, 0}` for a never-written stream). */
   async checkTail(basin: string, stream: string): Promise<StreamPosition> {
+    this.context.metrics.recordOp("check-tail", basin);
     const record = await this.resolve(basin, stream, "read");
     return this.context.streamerOf(record).tail;
   }
@@ -137,12 +143,13 @@ export class RecordService {
     validateReadRequest(request);
     const record = await this.resolve(basin, stream, "read");
     const decrypt = decryptorOf(record, options.encryptionKey);
-    return openReadSession(this.context.streamerOf(record), request, {
+    const session = await openReadSession(this.context.streamerOf(record), request, {
       clock: this.context.clock,
       random: this.context.random,
       heartbeatDelayMs: options.heartbeatDelayMs,
       decrypt,
     });
+    return this.context.metrics.meterReadSession(basin, session);
   }
 
   /**

@@ -9,9 +9,11 @@ import type { ObjectStore } from "../storage/object-store/object-store.js";
 import { Storage, type StorageOptions } from "../storage/storage.js";
 import type { FencedError } from "../storage/wal/flusher.js";
 import { S2Error } from "../core/errors.js";
+import { AccessTokenService } from "./access-tokens.js";
 import { BasinService } from "./basins.js";
 import { Catalog } from "./catalog.js";
 import { ServiceContext } from "./context.js";
+import type { MetricsService } from "./metrics.js";
 import { RecordService } from "./records.js";
 import { RetentionTask } from "./retention.js";
 import { StreamService } from "./streams.js";
@@ -28,6 +30,8 @@ export interface ServiceOptions {
   readonly manifestPollIntervalMs?: number | undefined;
   readonly onFenced?: ((error: FencedError) => void) | undefined;
   readonly onFatal?: ((error: unknown) => void) | undefined;
+  /** How often the metrics recorder flushes (default `metricsFlushIntervalMs`). */
+  readonly metricsFlushIntervalMs?: number | undefined;
   /** Retention and delete-on-empty cadence (default `backgroundTaskIntervalMs`). */
   readonly backgroundTaskIntervalMs?: number | undefined;
 }
@@ -36,6 +40,7 @@ export class Service {
   readonly basins: BasinService;
   readonly streams: StreamService;
   readonly records: RecordService;
+  readonly accessTokens: AccessTokenService;
 
   /** Retention and delete-on-empty; exposed so tests can run a pass on demand. */
   readonly retention: RetentionTask;
@@ -49,6 +54,7 @@ export class Service {
     this.basins = new BasinService(context);
     this.streams = new StreamService(context);
     this.records = new RecordService(context, this.streams);
+    this.accessTokens = new AccessTokenService(storage, context.clock, context.metrics);
   }
 
   /** Recovers storage (fencing older writers) and resumes pending deletions. */
@@ -87,8 +93,14 @@ export class Service {
     );
     service = new Service(storage, context, options.backgroundTaskIntervalMs);
     context.resumeDeletions();
+    context.metrics.start(options.metricsFlushIntervalMs);
     service.retention.start();
     return service;
+  }
+
+  /** The metrics API: recorder and queries (docs/design/metrics.md). */
+  get metrics(): MetricsService {
+    return this.context.metrics;
   }
 
   /** Streams with a live streamer (metrics). */
@@ -99,7 +111,10 @@ export class Service {
   /** Flushes pending appends, ends followers, and stops storage. Stores are the caller's. */
   async close(): Promise<void> {
     await this.retention.stop();
+    // Submitted now (synchronously), flushed by the storage close with everything else.
+    const metricsStopped = this.context.metrics.stop();
     await this.storage.close();
+    await metricsStopped;
     this.context.endAllFollowers("closed");
   }
 }

@@ -57,6 +57,7 @@ export class StreamService {
     readonly requestToken?: string | undefined;
   }): Promise<{ info: StreamInfo; result: ProvisionResult }> {
     const { basin, name } = options;
+    this.context.metrics.recordOp("create-stream", basin);
     validNames(basin, name);
     validInput(options.config);
     const createKey = createKeyOf(
@@ -104,6 +105,7 @@ export class StreamService {
     const basinRecord = this.context.activeBasin(basin);
     const existing = this.context.streamForChange(basin, name);
     if (existing === undefined) return this.create(options);
+    this.context.metrics.recordOp("create-stream", basin);
     if (existing.deletedAtMs !== null) throw streamDeletionPending();
     const config = resolveStreamConfig(
       options.config,
@@ -117,6 +119,7 @@ export class StreamService {
 
   /** The stream's resolved config (durable). Lite does not check the basin: 404 stream. */
   getConfig(basin: string, name: string): StreamConfig {
+    this.context.metrics.recordOp("get-stream-config", basin);
     validNames(basin, name);
     const record = this.context.catalog.durable.streams.get(`${basin}\u0000${name}`);
     if (record === undefined) throw streamNotFound({ basin, stream: name });
@@ -130,6 +133,7 @@ export class StreamService {
     name: string,
     change: StreamReconfiguration,
   ): Promise<StreamConfig> {
+    this.context.metrics.recordOp("reconfigure-stream", basin);
     validNames(basin, name);
     const reason = validateStreamReconfiguration(change);
     if (reason !== undefined) throw invalid(reason);
@@ -146,6 +150,7 @@ export class StreamService {
 
   /** Durable streams of a basin, deleting ones included; an unknown basin lists nothing. */
   list(basin: string, options: ListOptions): ListPage<StreamInfo> {
+    this.context.metrics.recordOp("list-streams", basin);
     const streams = [...this.context.catalog.durable.streams.values()].filter(
       (stream) => stream.basin === basin,
     );
@@ -155,6 +160,7 @@ export class StreamService {
 
   /** Deletes the stream: a terminal trim, then removal in the background. */
   async delete(basin: string, name: string): Promise<void> {
+    this.context.metrics.recordOp("delete-stream", basin);
     validNames(basin, name);
     const existing = this.context.streamForChange(basin, name);
     if (existing === undefined) throw streamNotFound({ basin, stream: name });

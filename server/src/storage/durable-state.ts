@@ -9,8 +9,9 @@
  * mirror the change, so the cache commit of a segment is one atomic batch.
  */
 import { assert } from "../core/assert.js";
-import { commandValueOf, type SeqNum } from "../core/records.js";
+import { commandValueOf, meteredBytesOfBatch, type SeqNum } from "../core/records.js";
 import {
+  encodeAccessTokenKey,
   encodeBasinKey,
   encodeJsonValue,
   encodeRecordKey,
@@ -18,8 +19,10 @@ import {
   encodeStreamTailKey,
 } from "./kv/keys.js";
 import type { KvOp } from "./kv/kv-store.js";
+import { MetricsLedger } from "./metrics-ledger.js";
 import type { SegmentEntry } from "./segment/format.js";
 import {
+  type AccessTokenRecord,
   type BasinRecord,
   type ControlOp,
   decodeControlOp,
@@ -113,6 +116,11 @@ export class DurableState {
   readonly tails = new Map<number, StreamTail>();
   /** Stream ids are never reused: one past the highest ever seen. */
   nextStreamId = 1;
+  /** The metrics API's durable part: `metrics.add` entries and appended bytes, folded. */
+  readonly metrics = new MetricsLedger();
+  /** Live access tokens by id, and their ids by secret hash (authentication looks up by hash). */
+  readonly tokens = new Map<string, AccessTokenRecord>();
+  readonly tokenIdsByHash = new Map<string, string>();
 
   /** The tail of a stream (the empty tail for a stream that has no records yet). */
   tailOf(streamId: number): StreamTail {
@@ -129,6 +137,14 @@ export class DurableState {
     this.streams.set(streamMapKey(record.basin, record.name), record);
     this.streamsById.set(record.streamId, record);
     this.nextStreamId = Math.max(this.nextStreamId, record.streamId + 1);
+  }
+
+  /** Loads an access token read from the cache (also the apply path of `token.put`). */
+  loadToken(record: AccessTokenRecord): void {
+    const existing = this.tokens.get(record.id);
+    if (existing !== undefined) this.tokenIdsByHash.delete(existing.secretHash);
+    this.tokens.set(record.id, record);
+    this.tokenIdsByHash.set(record.secretHash, record.id);
   }
 
   /** Loads a tail read from the cache. */
@@ -159,6 +175,7 @@ export class DurableState {
     );
     const after = advanceTail(before, entry.firstSeqNum, entry.records);
     this.tails.set(entry.streamId, after);
+    this.metrics.addAppendedBytes(entry.streamId, meteredBytesOfBatch(entry.records), ops);
     ops.push({
       type: "put",
       key: encodeStreamTailKey(entry.streamId),
@@ -223,6 +240,21 @@ export class DurableState {
         effects.trimmed.push({ streamId: op.streamId, trimPoint });
         return;
       }
+      case "token.put":
+        this.loadToken(op.token);
+        ops.push({
+          type: "put",
+          key: encodeAccessTokenKey(op.token.id),
+          value: encodeJsonValue(op.token),
+        });
+        return;
+      case "token.remove": {
+        const existing = this.tokens.get(op.id);
+        if (existing !== undefined) this.tokenIdsByHash.delete(existing.secretHash);
+        this.tokens.delete(op.id);
+        ops.push({ type: "del", key: encodeAccessTokenKey(op.id) });
+        return;
+      }
       case "stream.remove":
         this.streams.delete(streamMapKey(op.basin, op.name));
         this.streamsById.delete(op.streamId);
@@ -230,6 +262,10 @@ export class DurableState {
         effects.removedStreamIds.push(op.streamId);
         ops.push({ type: "del", key: encodeStreamKey(op.basin, op.name) });
         ops.push({ type: "del", key: encodeStreamTailKey(op.streamId) });
+        this.metrics.removeStream(op.streamId, ops);
+        return;
+      case "metrics.add":
+        this.metrics.fold(op, ops);
         return;
     }
   }

@@ -32,6 +32,7 @@ import {
 } from "./kv/keys.js";
 import type { KvOp, KvStore } from "./kv/kv-store.js";
 import { claimManifest, type Manifest } from "./manifest/manifest.js";
+import { loadMetricsLedger } from "./metrics-ledger.js";
 import { parseObjectId, walKey, walPrefix } from "./object-keys.js";
 import type { ObjectStore } from "./object-store/object-store.js";
 import {
@@ -42,7 +43,7 @@ import {
   segmentHeaderBytes,
   writeIdBytes,
 } from "./segment/format.js";
-import type { BasinRecord, StreamRecord } from "./wal/entries.js";
+import type { AccessTokenRecord, BasinRecord, StreamRecord } from "./wal/entries.js";
 import { FencedError } from "./wal/flusher.js";
 
 /** The cache marker: the last WAL segment the cache holds entirely. */
@@ -128,11 +129,15 @@ async function loadState(kv: KvStore): Promise<DurableState> {
   for await (const [, value] of kv.entries(keyTypeRange(KeyType.Stream))) {
     state.loadStream(decodeJsonValue(value) as StreamRecord);
   }
+  for await (const [, value] of kv.entries(keyTypeRange(KeyType.AccessToken))) {
+    state.loadToken(decodeJsonValue(value) as AccessTokenRecord);
+  }
   for await (const [key, value] of kv.entries(keyTypeRange(KeyType.StreamTail))) {
     const streamId = new DataView(key.buffer, key.byteOffset + 1, 8);
     const id = streamId.getUint32(0) * 0x1_0000_0000 + streamId.getUint32(4);
     state.loadTail(id, decodeJsonValue(value) as StreamTail);
   }
+  await loadMetricsLedger(state.metrics, kv);
   return state;
 }
 

@@ -32,6 +32,11 @@ export interface StartServerOptions {
   readonly localRoot?: string;
   readonly bucket?: string;
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Start with auth on and this root token (`--root-token`); without it the server runs with
+   * `--no-auth`, s2-lite's open behaviour, which every test that is not about auth relies on.
+   */
+  readonly rootToken?: string;
 }
 
 export interface ServerProcess {
@@ -41,6 +46,8 @@ export interface ServerProcess {
   readonly cacheDir: string;
   readonly localRoot: string | undefined;
   readonly bucket: string | undefined;
+  /** The root token the server was started with; undefined when it runs with `--no-auth`. */
+  readonly rootToken: string | undefined;
   /** Everything the process printed so far. */
   output(): string;
   /** SIGTERM and wait for exit (graceful). */
@@ -85,6 +92,8 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       AWS_REGION: "us-east-1",
     });
   }
+  if (options.rootToken === undefined) args.push("--no-auth");
+  else args.push("--root-token", options.rootToken);
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
@@ -122,6 +131,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     cacheDir,
     localRoot,
     bucket,
+    rootToken: options.rootToken,
     output: () => output,
     async stop() {
       child.kill("SIGTERM");
@@ -144,10 +154,17 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   };
 }
 
-/** An official S2 SDK client for the server, as a user would configure it. */
-export function s2ClientFor(server: { endpoint: string }): S2 {
+/**
+ * An official S2 SDK client for the server, as a user would configure it: with the server's root
+ * token when it has one, else with any token (a `--no-auth` server ignores it), or with the given
+ * token.
+ */
+export function s2ClientFor(
+  server: { endpoint: string; rootToken?: string | undefined },
+  accessToken?: string,
+): S2 {
   return new S2({
-    accessToken: "ignored",
+    accessToken: accessToken ?? server.rootToken ?? "ignored",
     endpoints: { account: server.endpoint, basin: server.endpoint },
   });
 }

@@ -1,7 +1,9 @@
 /**
- * `tributary.v1.AccountService` (proto/tributary/v1/account.proto): basins, over the same
- * `service.basins` calls as REST `/v1/basins` (S2-API.md §6.3–§6.5). Errors are thrown as
- * `S2Error` and rendered by the router's interceptor (`render-error.ts`).
+ * `tributary.v1.AccountService` (proto/tributary/v1/account.proto): basins and access tokens, over
+ * the same `service.basins` and `service.accessTokens` calls as REST `/v1/basins` and
+ * `/v1/access-tokens` (S2-API.md §4.4, §6.3–§6.5). The call was authorized by the auth
+ * interceptor (`auth-routes.ts`); listings are restricted to the caller's scope here. Errors are
+ * thrown as `S2Error` and rendered by the router's interceptor (`render-error.ts`).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountService } from "../../../../gen/tributary/v1/account_pb.js";
@@ -13,15 +15,30 @@ import {
   basinReconfigurationFromProto,
   provisionResultToProto,
 } from "../convert/config-proto.js";
+import { invalid } from "../../core/errors.js";
+import { validateAccessTokenId } from "../../service/access-tokens.js";
+import { authorize, listInScope } from "../auth.js";
+import { principalKey } from "../auth-routes.js";
+import { accessTokenInfoToProto, issueInputFromProto } from "../convert/access-token-proto.js";
 import type { ApiDeps } from "../routes.js";
+import { accountMetricsQueryFromProto, metricToProto } from "../convert/metrics-proto.js";
 import { listOptionsOf, requestTokenFieldOf } from "./request-fields.js";
+
+/** Token ids in list filters are not names: any string is accepted. */
+const anyListName = (): string | undefined => undefined;
 
 /** The implementation of `AccountService` over `deps.service`. */
 export function createAccountService(deps: ApiDeps): ServiceImpl<typeof AccountService> {
-  const { basins } = deps.service;
+  const { basins, accessTokens } = deps.service;
   return {
-    listBasins(request) {
-      const page = basins.list(listOptionsOf(request, validateBasinNamePrefix));
+    listBasins(request, context) {
+      const page = listInScope(
+        context.values.get(principalKey),
+        "basins",
+        listOptionsOf(request, validateBasinNamePrefix),
+        (options) => basins.list(options),
+        (info) => info.name,
+      );
       return { basins: page.items.map(basinInfoToProto), hasMore: page.hasMore };
     },
     async createBasin(request) {
@@ -50,6 +67,32 @@ export function createAccountService(deps: ApiDeps): ServiceImpl<typeof AccountS
     async deleteBasin(request) {
       await basins.delete(request.basin);
       return {};
+    },
+    async issueAccessToken(request, context) {
+      const principal = context.values.get(principalKey);
+      const input = issueInputFromProto(request.info);
+      const reason = validateAccessTokenId(input.id);
+      if (reason !== undefined) throw invalid(reason);
+      authorize(principal, ["issue-access-token"], { tokenId: input.id });
+      return await accessTokens.issue(principal, input);
+    },
+    listAccessTokens(request, context) {
+      const page = listInScope(
+        context.values.get(principalKey),
+        "accessTokens",
+        listOptionsOf(request, anyListName),
+        (options) => accessTokens.list(options),
+        (info) => info.id,
+      );
+      return { accessTokens: page.items.map(accessTokenInfoToProto), hasMore: page.hasMore };
+    },
+    async revokeAccessToken(request) {
+      const info = await accessTokens.revoke(request.id);
+      return { info: accessTokenInfoToProto(info) };
+    },
+    getAccountMetrics(request) {
+      const metrics = deps.service.metrics.account(accountMetricsQueryFromProto(request));
+      return { values: metrics.map(metricToProto) };
     },
   };
 }

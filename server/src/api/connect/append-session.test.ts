@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { createContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
   type AppendSessionRequest,
   AppendSessionRequestSchema,
@@ -47,6 +47,8 @@ function context(): HandlerContext {
   return {
     signal: new AbortController().signal,
     requestHeader: new Headers(),
+    // No principal set: the open principal (`--no-auth`) is the context key's default.
+    values: createContextValues(),
   } as unknown as HandlerContext;
 }
 

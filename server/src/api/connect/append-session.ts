@@ -33,6 +33,8 @@ import { invalid, S2Error } from "../../core/errors.js";
 import { rpcAppendInflightBytesMax, rpcAppendInflightInputsMax } from "../../core/limits.js";
 import { type AppendAck, meteredBytesOfBatch } from "../../core/records.js";
 import { appendAckToProto, appendInputFromProto } from "../convert/records-proto.js";
+import { authorizeCommands, type Principal } from "../auth.js";
+import { principalKey } from "../auth-routes.js";
 import type { ApiDeps } from "../routes.js";
 import { SessionPoisoning } from "../s2s/append-session.js";
 import { encryptionKeyFieldOf } from "./request-fields.js";
@@ -58,6 +60,7 @@ export async function* serveAppendSession(
     basin,
     stream,
     encryptionKey,
+    principal: context.values.get(principalKey),
   });
   deps.metrics.addSessions("rpc_append", 1);
   try {
@@ -96,6 +99,8 @@ class RpcAppendSession {
       readonly basin: string;
       readonly stream: string;
       readonly encryptionKey: Uint8Array | undefined;
+      /** The caller: fence and trim commands need their operations (`authorizeCommands`). */
+      readonly principal: Principal;
     },
   ) {}
 
@@ -184,6 +189,7 @@ class RpcAppendSession {
         );
       }
       const input = appendInputFromProto(message.input ?? create(AppendInputSchema));
+      authorizeCommands(this.target.principal, input);
       const ack = this.deps.service.records.append(basin, stream, input, {
         session: this.poisoning.enter(),
         encryptionKey,

@@ -15,28 +15,44 @@ import {
   streamInfoToProto,
   streamReconfigurationFromProto,
 } from "../convert/config-proto.js";
+import { clientStreamName, listInScope } from "../auth.js";
+import { principalKey } from "../auth-routes.js";
 import type { ApiDeps } from "../routes.js";
+import { basinMetricsQueryFromProto, metricToProto } from "../convert/metrics-proto.js";
 import { listOptionsOf, requestTokenFieldOf } from "./request-fields.js";
 
 /** The implementation of `BasinService` over `deps.service`. */
 export function createBasinService(deps: ApiDeps): ServiceImpl<typeof BasinService> {
   const { streams } = deps.service;
   return {
-    listStreams(request) {
+    listStreams(request, context) {
       // Lite checks the basin name of a listing (REST: the `S2-Basin` header), not its existence.
       const reason = validateBasinName(request.basin);
       if (reason !== undefined) throw invalid(reason);
-      const page = streams.list(request.basin, listOptionsOf(request, validateStreamNamePrefix));
-      return { streams: page.items.map(streamInfoToProto), hasMore: page.hasMore };
+      const principal = context.values.get(principalKey);
+      const page = listInScope(
+        principal,
+        "streams",
+        listOptionsOf(request, validateStreamNamePrefix),
+        (options) => streams.list(request.basin, options),
+        (info) => info.name,
+      );
+      return {
+        streams: page.items.map((info) =>
+          streamInfoToProto({ ...info, name: clientStreamName(principal, info.name) }),
+        ),
+        hasMore: page.hasMore,
+      };
     },
-    async createStream(request) {
+    async createStream(request, context) {
       const { info, result } = await streams.create({
         basin: request.basin,
         name: request.stream,
         config: streamConfigInputFromProto(request.config),
         requestToken: requestTokenFieldOf(request.requestToken),
       });
-      return { info: streamInfoToProto(info), result: provisionResultToProto(result) };
+      const name = clientStreamName(context.values.get(principalKey), info.name);
+      return { info: streamInfoToProto({ ...info, name }), result: provisionResultToProto(result) };
     },
     getStreamConfig(request) {
       return { config: streamConfigToProto(streams.getConfig(request.basin, request.stream)) };
@@ -49,6 +65,10 @@ export function createBasinService(deps: ApiDeps): ServiceImpl<typeof BasinServi
     async deleteStream(request) {
       await streams.delete(request.basin, request.stream);
       return {};
+    },
+    getBasinMetrics(request) {
+      const query = basinMetricsQueryFromProto(request);
+      return { values: deps.service.metrics.basin(request.basin, query).map(metricToProto) };
     },
   };
 }

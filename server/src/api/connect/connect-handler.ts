@@ -12,6 +12,8 @@ import { BasinService } from "../../../../gen/tributary/v1/basin_pb.js";
 import { StreamService } from "../../../../gen/tributary/v1/stream_pb.js";
 import { AssertionError } from "../../core/assert.js";
 import { requestBodyBytesMax } from "../../core/limits.js";
+import type { Authenticator } from "../auth.js";
+import { createAuthInterceptor } from "../auth-routes.js";
 import { renderConnectError } from "../render-error.js";
 import type { ApiDeps } from "../routes.js";
 import { createAccountService } from "./account-service.js";
@@ -31,15 +33,19 @@ export const connectProcedurePaths: ReadonlySet<string> = new Set(
   ),
 );
 
-/** The request handler of the `tributary.v1` services; unknown procedures get an empty 404. */
-export function createConnectHandler(deps: ApiDeps): ConnectHandler {
+/**
+ * The request handler of the `tributary.v1` services; unknown procedures get an empty 404. Every
+ * call is authenticated and authorized by `createAuthInterceptor` (inside `renderErrors`, so a
+ * 401/403 is rendered like any error).
+ */
+export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator): ConnectHandler {
   return connectNodeAdapter({
     routes: (router: ConnectRouter) => {
       router.service(AccountService, createAccountService(deps));
       router.service(BasinService, createBasinService(deps));
       router.service(StreamService, createStreamService(deps));
     },
-    interceptors: [renderErrors],
+    interceptors: [renderErrors, createAuthInterceptor(authenticate)],
     // Unknown fields in JSON are an error (a misspelt field must not be silently ignored);
     // unknown fields in binary messages are kept by protobuf rules.
     jsonOptions: { ignoreUnknownFields: false },

@@ -33,7 +33,10 @@ import {
   u64ToNumber,
 } from "../convert/records-proto.js";
 import { unaryReadRequest } from "../http/read-query.js";
+import { authorizeCommands } from "../auth.js";
+import { principalKey } from "../auth-routes.js";
 import type { ApiDeps } from "../routes.js";
+import { metricToProto, streamMetricsQueryFromProto } from "../convert/metrics-proto.js";
 import { serveAppendSession } from "./append-session.js";
 import { encryptionKeyFieldOf } from "./request-fields.js";
 
@@ -47,6 +50,7 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
     },
     async append(request, context) {
       const input = appendInputFromProto(request.input ?? create(AppendInputSchema));
+      authorizeCommands(context.values.get(principalKey), input);
       const startMs = performance.now();
       const ack = await records.append(request.basin, request.stream, input, {
         encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context),
@@ -75,6 +79,11 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
     },
     readSession(request, context) {
       return serveReadSession(request, context, deps);
+    },
+    getStreamMetrics(request) {
+      const query = streamMetricsQueryFromProto(request);
+      const metrics = deps.service.metrics.stream(request.basin, request.stream, query);
+      return { values: metrics.map(metricToProto) };
     },
   };
 }

@@ -8,6 +8,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { S2Error } from "../../core/errors.js";
 import { validateBasinName } from "../../core/names.js";
 import { parseEncryptionKey } from "../../core/record-encryption.js";
+import type { Principal } from "../auth.js";
 
 export type ApiRequest = IncomingMessage | Http2ServerRequest;
 export type ApiResponse = ServerResponse | Http2ServerResponse;
@@ -20,6 +21,8 @@ export interface RequestContext {
   readonly query: URLSearchParams;
   /** Whether the connection is HTTP/2. */
   readonly isHttp2: boolean;
+  /** The authenticated caller, already authorized for the route (`api/auth.ts`). */
+  readonly auth: Principal;
 }
 
 /** A request header's value (the first, if repeated), trimmed; undefined if absent. */

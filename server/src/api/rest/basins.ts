@@ -40,6 +40,7 @@ import {
   readString,
   rfc3339FromMs,
 } from "../json/json-body.js";
+import { authorize, listInScope } from "../auth.js";
 import { type Route, route } from "../router.js";
 import type { ApiDeps } from "../routes.js";
 
@@ -137,17 +138,24 @@ function sendProvisioned(
 
 export function basinRoutes({ service }: ApiDeps): Route[] {
   return [
-    route("GET", "/v1/basins", async ({ query, response }) => {
-      const page = service.basins.list(listQueryOf(query, validateBasinNamePrefix));
+    route("GET", "/v1/basins", async ({ auth, query, response }) => {
+      const page = listInScope(
+        auth,
+        "basins",
+        listQueryOf(query, validateBasinNamePrefix),
+        (options) => service.basins.list(options),
+        (info) => info.name,
+      );
       sendJson(response, 200, {
         basins: page.items.map(renderBasinInfo),
         has_more: page.hasMore,
       });
     }),
 
-    route("POST", "/v1/basins", async ({ request, response }) => {
+    route("POST", "/v1/basins", async ({ auth, request, response }) => {
       const requestToken = requestTokenOf(request);
       const { basin, config } = parseCreateBasinRequest(await readJsonBody(request));
+      authorize(auth, ["create-basin"], { basin });
       const { info, result } = await service.basins.create({ name: basin, config, requestToken });
       // Lite answers 201 for a token replay (`noop`) too (S2-API.md §11.20).
       sendProvisioned(response, 201, info, result);

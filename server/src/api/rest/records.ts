@@ -46,6 +46,7 @@ import {
   sendJson,
 } from "../http/request-context.js";
 import { readJsonBody } from "../json/json-body.js";
+import { authorizeCommands } from "../auth.js";
 import { type Route, route } from "../router.js";
 import type { ApiDeps } from "../routes.js";
 import { handleS2sAppendSession } from "../s2s/append-session.js";
@@ -95,6 +96,7 @@ async function append(context: RequestContext, deps: ApiDeps): Promise<void> {
     const format = parseRecordFormat(headerOf(request, "s2-format"));
     input = appendInputFromJson(await readJsonBody(request), format);
   }
+  authorizeCommands(context.auth, input);
   const startMs = performance.now();
   const ack = await deps.service.records.append(basin, stream, input, {
     encryptionKey: encryptionKeyOf(request),

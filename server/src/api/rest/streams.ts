@@ -30,6 +30,7 @@ import {
   readString,
   rfc3339FromMs,
 } from "../json/json-body.js";
+import { authorize, clientStreamName, listInScope, type Principal } from "../auth.js";
 import { type Route, route } from "../router.js";
 import type { ApiDeps } from "../routes.js";
 import { provisionResultHeader, requestTokenOf } from "./basins.js";
@@ -49,6 +50,11 @@ export function renderStreamInfo(info: StreamInfo): StreamInfoJson {
     deleted_at: info.deletedAtMs === null ? null : rfc3339FromMs(info.deletedAtMs),
     cipher: info.cipher,
   };
+}
+
+/** The stream as the caller names it (an auto-prefixing token's prefix stripped). */
+function clientStreamInfo(auth: Principal, info: StreamInfo): StreamInfo {
+  return { ...info, name: clientStreamName(auth, info.name) };
 }
 
 /** A stream name from the path (already percent-decoded): invalid is 400 `bad_path`. */
@@ -80,27 +86,36 @@ function parseCreateStreamRequest(value: unknown): {
 
 export function streamRoutes({ service }: ApiDeps): Route[] {
   return [
-    route("GET", "/v1/streams", async ({ request, query, response }) => {
+    route("GET", "/v1/streams", async ({ auth, request, query, response }) => {
       const basin = basinHeaderOf(request);
       // Lite lists nothing for an unknown basin rather than 404 (S2-API.md §6.4).
-      const page = service.streams.list(basin, listQueryOf(query, validateStreamNamePrefix));
+      const page = listInScope(
+        auth,
+        "streams",
+        listQueryOf(query, validateStreamNamePrefix),
+        (options) => service.streams.list(basin, options),
+        (info) => info.name,
+      );
       sendJson(response, 200, {
-        streams: page.items.map(renderStreamInfo),
+        streams: page.items.map((info) => renderStreamInfo(clientStreamInfo(auth, info))),
         has_more: page.hasMore,
       });
     }),
 
-    route("POST", "/v1/streams", async ({ request, response }) => {
+    route("POST", "/v1/streams", async ({ auth, request, response }) => {
       const requestToken = requestTokenOf(request);
       const basin = basinHeaderOf(request);
       const { stream, config } = parseCreateStreamRequest(await readJsonBody(request));
+      const scoped = authorize(auth, ["create-stream"], { basin, stream });
       const { info, result } = await service.streams.create({
         basin,
-        name: stream,
+        name: scoped.stream ?? stream,
         config,
         requestToken,
       });
-      sendJson(response, 201, renderStreamInfo(info), { [provisionResultHeader]: result });
+      sendJson(response, 201, renderStreamInfo(clientStreamInfo(auth, info)), {
+        [provisionResultHeader]: result,
+      });
     }),
 
     route("GET", "/v1/streams/{stream}", async ({ params, request, response }) => {
@@ -109,16 +124,21 @@ export function streamRoutes({ service }: ApiDeps): Route[] {
       sendJson(response, 200, renderStreamConfig(config));
     }),
 
-    route("PUT", "/v1/streams/{stream}", async ({ params, request, response }) => {
+    route("PUT", "/v1/streams/{stream}", async ({ auth, params, request, response }) => {
       const basin = basinHeaderOf(request);
       const name = streamPathParam(params);
       // The body is a bare StreamConfig, not a wrapper; none means "all defaults" (§11.18).
       const body = await readOptionalJsonBody(request);
       const config = body === undefined ? undefined : parseStreamConfigInput(body, "");
       const { info, result } = await service.streams.ensure({ basin, name, config });
-      sendJson(response, result === "created" ? 201 : 200, renderStreamInfo(info), {
-        [provisionResultHeader]: result,
-      });
+      sendJson(
+        response,
+        result === "created" ? 201 : 200,
+        renderStreamInfo(clientStreamInfo(auth, info)),
+        {
+          [provisionResultHeader]: result,
+        },
+      );
     }),
 
     route("DELETE", "/v1/streams/{stream}", async ({ params, request, response }) => {

@@ -24,6 +24,7 @@
  * Fault model: a client that disconnects ends the session at once; inputs already submitted stay
  * submitted (they may become durable, like a unary append whose client hung up).
  */
+import { authorizeCommands, type Principal } from "../auth.js";
 import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
 import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
@@ -73,7 +74,12 @@ export async function handleS2sAppendSession(
   startS2sResponse(response);
   deps.metrics.addSessions("s2s_append", 1);
   try {
-    await new AppendSession(request, response, deps, { basin, stream, encryptionKey }).run();
+    await new AppendSession(request, response, deps, {
+      basin,
+      stream,
+      encryptionKey,
+      principal: context.auth,
+    }).run();
   } finally {
     deps.metrics.addSessions("s2s_append", -1);
   }
@@ -146,6 +152,8 @@ class AppendSession {
       readonly basin: string;
       readonly stream: string;
       readonly encryptionKey: Uint8Array | undefined;
+      /** The caller: fence and trim commands need their operations (`authorizeCommands`). */
+      readonly principal: Principal;
     },
   ) {}
 
@@ -237,6 +245,7 @@ class AppendSession {
           const payload = await decodeS2sPayload(frame);
           payloadBytes = payload.length;
           input = appendInputFromProto(decodeAppendInputProto(payload, "bad_frame"));
+          authorizeCommands(this.target.principal, input);
         } catch (error) {
           this.failFrame(error);
           break;

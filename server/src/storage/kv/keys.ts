@@ -9,9 +9,25 @@
  * | Stream | per stream | rewritten on every change | `03 · basin · 00 · name` | JSON `StreamRecord` (byte order lists a basin's streams by name) |
  * | StreamTail | per stream | rewritten per segment that appends to it | `04 · streamId u64` | JSON `StreamTail` |
  * | Record | per record | written once (staged before durable), deleted by trim/removal/recovery | `05 · streamId u64 · seqNum u64` | `encodeRecord` bytes |
+ * | AccessToken | per access token | written on issue, deleted on revoke | `06 · id` | JSON `AccessTokenRecord` (a hash of the secret, never the secret) |
+ * | MetricBucket | per metric series and bucket | rewritten per `metrics.add` entry, deleted past retention | `07 · granularity u8 · bucketSec u64 · series` (series: `scope 00 set 00 name`) | JSON number |
+ * | MetricGauge | per stream and bucket | rewritten per storage sample, deleted past retention | `08 · granularity u8 · bucketSec u64 · basin 00 stream` | JSON number (bytes) |
+ * | StreamBytes | per stream | rewritten per segment that appends to it, deleted with the stream | `09 · streamId u64` | JSON number: appended metered bytes |
+ * | MetricsClock | singleton | rewritten per `metrics.add` entry | `0a` | JSON number: the newest `atSec` folded (retention's reference time) |
  */
 
-export const KeyType = { CacheMarker: 1, Basin: 2, Stream: 3, StreamTail: 4, Record: 5 } as const;
+export const KeyType = {
+  CacheMarker: 1,
+  Basin: 2,
+  Stream: 3,
+  StreamTail: 4,
+  Record: 5,
+  AccessToken: 6,
+  MetricBucket: 7,
+  MetricGauge: 8,
+  StreamBytes: 9,
+  MetricsClock: 10,
+} as const;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -29,6 +45,7 @@ function readU64(bytes: Uint8Array, offset: number): number {
 }
 
 export const cacheMarkerKey = new Uint8Array([KeyType.CacheMarker]);
+export const metricsClockKey = new Uint8Array([KeyType.MetricsClock]);
 
 export function encodeBasinKey(name: string): Uint8Array {
   const nameBytes = encoder.encode(name);
@@ -46,6 +63,14 @@ export function encodeStreamKey(basin: string, name: string): Uint8Array {
   key.set(basinBytes, 1);
   key[1 + basinBytes.length] = 0;
   key.set(nameBytes, 2 + basinBytes.length);
+  return key;
+}
+
+export function encodeAccessTokenKey(id: string): Uint8Array {
+  const idBytes = encoder.encode(id);
+  const key = new Uint8Array(1 + idBytes.length);
+  key[0] = KeyType.AccessToken;
+  key.set(idBytes, 1);
   return key;
 }
 
@@ -67,6 +92,76 @@ export function encodeRecordKey(streamId: number, seqNum: number): Uint8Array {
 export function decodeRecordKey(key: Uint8Array): { streamId: number; seqNum: number } {
   if (key.length !== 17 || key[0] !== KeyType.Record) throw new Error("not a record key");
   return { streamId: readU64(key, 1), seqNum: readU64(key, 9) };
+}
+
+function encodeMetricKey(
+  type: number,
+  granularity: number,
+  bucketSec: number,
+  name: string,
+): Uint8Array {
+  const nameBytes = encoder.encode(name);
+  const key = new Uint8Array(10 + nameBytes.length);
+  key[0] = type;
+  key[1] = granularity;
+  writeU64(key, 2, bucketSec);
+  key.set(nameBytes, 10);
+  return key;
+}
+
+/** A metric key's parts (`MetricBucket` and `MetricGauge` share the layout). */
+export interface MetricKey {
+  readonly granularity: number;
+  readonly bucketSec: number;
+  readonly name: string;
+}
+
+function decodeMetricKey(type: number, key: Uint8Array): MetricKey {
+  if (key.length < 10 || key[0] !== type) throw new Error("not a metric key");
+  return {
+    granularity: key[1]!,
+    bucketSec: readU64(key, 2),
+    name: decoder.decode(key.subarray(10)),
+  };
+}
+
+/** A metric counter cell (`storage/metrics-ledger.ts`). */
+export function encodeMetricBucketKey(
+  granularity: number,
+  bucketSec: number,
+  series: string,
+): Uint8Array {
+  return encodeMetricKey(KeyType.MetricBucket, granularity, bucketSec, series);
+}
+
+export function decodeMetricBucketKey(key: Uint8Array): MetricKey {
+  return decodeMetricKey(KeyType.MetricBucket, key);
+}
+
+/** A stream's storage sample (`storage/metrics-ledger.ts`); `stream` is `basin 00 stream`. */
+export function encodeMetricGaugeKey(
+  granularity: number,
+  bucketSec: number,
+  stream: string,
+): Uint8Array {
+  return encodeMetricKey(KeyType.MetricGauge, granularity, bucketSec, stream);
+}
+
+export function decodeMetricGaugeKey(key: Uint8Array): MetricKey {
+  return decodeMetricKey(KeyType.MetricGauge, key);
+}
+
+/** A stream's appended metered bytes (`storage/metrics-ledger.ts`). */
+export function encodeStreamBytesKey(streamId: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = KeyType.StreamBytes;
+  writeU64(key, 1, streamId);
+  return key;
+}
+
+export function decodeStreamBytesKey(key: Uint8Array): number {
+  if (key.length !== 9 || key[0] !== KeyType.StreamBytes) throw new Error("not a stream bytes key");
+  return readU64(key, 1);
 }
 
 /** The first key of a type, and the first key after it: bounds for scanning one type. */

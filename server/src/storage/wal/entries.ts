@@ -6,6 +6,7 @@
  * Configs are kept as the JSON produced by core/config.ts's encoders: storage stores and replays
  * them but never interprets them.
  */
+import type { MetricsDelta } from "../metrics-ledger.js";
 
 /** A basin as stored. */
 export interface BasinRecord {
@@ -32,6 +33,21 @@ export interface StreamRecord {
   readonly createKey: string | null;
 }
 
+/**
+ * An access token as stored (docs/design/auth.md): never its secret, only the secret's SHA-256.
+ * `scope` is `core/access-scope.ts`'s `AccessScope` as JSON; storage never interprets it.
+ */
+export interface AccessTokenRecord {
+  readonly id: string;
+  /** Hex SHA-256 of the secret; lookups go by it. */
+  readonly secretHash: string;
+  readonly scope: unknown;
+  /** Null: never expires. */
+  readonly expiresAtMs: number | null;
+  readonly autoPrefixStreams: boolean;
+  readonly createdAtMs: number;
+}
+
 export type ControlOp =
   | { readonly op: "basin.put"; readonly basin: BasinRecord }
   | { readonly op: "basin.remove"; readonly name: string }
@@ -46,7 +62,12 @@ export type ControlOp =
    * Retention: records below `trimPoint` expired. Unlike a trim command it takes no seq num, so
    * expiry never changes a stream's positions.
    */
-  | { readonly op: "stream.expire"; readonly streamId: number; readonly trimPoint: number };
+  | { readonly op: "stream.expire"; readonly streamId: number; readonly trimPoint: number }
+  /** An access token issued (the whole record) or revoked. */
+  | { readonly op: "token.put"; readonly token: AccessTokenRecord }
+  | { readonly op: "token.remove"; readonly id: string }
+  /** Metrics deltas of one recorder flush (docs/design/metrics.md), folded into the ledger. */
+  | ({ readonly op: "metrics.add" } & MetricsDelta);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -97,6 +118,29 @@ export function decodeControlOp(payload: Uint8Array): ControlOp {
     }
     case "stream.expire":
       if (Number.isSafeInteger(value["streamId"]) && Number.isSafeInteger(value["trimPoint"])) {
+        return value as unknown as ControlOp;
+      }
+      break;
+    case "token.put": {
+      const token = value["token"];
+      if (
+        isRecordLike(token) &&
+        typeof token["id"] === "string" &&
+        typeof token["secretHash"] === "string"
+      ) {
+        return value as unknown as ControlOp;
+      }
+      break;
+    }
+    case "token.remove":
+      if (typeof value["id"] === "string") return value as unknown as ControlOp;
+      break;
+    case "metrics.add":
+      if (
+        Number.isSafeInteger(value["atSec"]) &&
+        Array.isArray(value["counters"]) &&
+        Array.isArray(value["gauges"])
+      ) {
         return value as unknown as ControlOp;
       }
       break;

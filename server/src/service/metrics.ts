@@ -1,0 +1,526 @@
+/**
+ * The metrics API's service side (docs/design/metrics.md): the recorder, which counts operations,
+ * appends and reads into in-memory minute cells and periodically submits them to the WAL as a
+ * `metrics.add` control entry, and the queries, which answer from the durable ledger plus the
+ * deltas not yet durable (so a caller sees its own operations at once).
+ *
+ * Fault model: a crash loses the unflushed deltas (at most one flush interval); a failed flush
+ * keeps its deltas and retries at the next tick.
+ */
+import type { Clock } from "../core/clock.js";
+import { decodeStreamConfig, type StorageClass } from "../core/config.js";
+import { invalid } from "../core/errors.js";
+import {
+  metricsEndLeewaySecs,
+  metricsFlushIntervalMs,
+  metricsGaugeSampleIntervalSecs,
+  metricsPendingCellsMax,
+  metricsRangeSecsMax,
+} from "../core/limits.js";
+import { validateBasinName, validateStreamName } from "../core/names.js";
+import { type Operation, operationGroups } from "../core/operations.js";
+import { meteredBytes } from "../core/records.js";
+import { type DurableState, streamMapKey } from "../storage/durable-state.js";
+import {
+  bucketStartOf,
+  type CounterRow,
+  type GaugeRow,
+  granularitySecs,
+  type MetricGranularity,
+  seriesKeyOf,
+} from "../storage/metrics-ledger.js";
+import type { Storage } from "../storage/storage.js";
+import type { StreamRecord } from "../storage/wal/entries.js";
+import type { ReadEvent } from "./read-session.js";
+
+export const accountMetricSets = ["active-basins", "account-ops"] as const;
+export const basinMetricSets = [
+  "storage",
+  "append-ops",
+  "read-ops",
+  "read-throughput",
+  "append-throughput",
+  "basin-ops",
+] as const;
+export const streamMetricSets = ["storage"] as const;
+export const timeseriesIntervals = ["minute", "hour", "day"] as const;
+
+export type AccountMetricSet = (typeof accountMetricSets)[number];
+export type BasinMetricSet = (typeof basinMetricSets)[number];
+export type StreamMetricSet = (typeof streamMetricSets)[number];
+export type TimeseriesInterval = MetricGranularity;
+export type MetricUnit = "bytes" | "operations";
+
+/** A metric as S2 defines it (S2-API.md §4.5 `Metric`); timestamps are epoch seconds. */
+export type Metric =
+  | { readonly kind: "scalar"; readonly name: string; readonly unit: MetricUnit; value: number }
+  | {
+      readonly kind: "accumulation";
+      readonly name: string;
+      readonly unit: MetricUnit;
+      readonly interval: TimeseriesInterval;
+      readonly values: readonly (readonly [number, number])[];
+    }
+  | {
+      readonly kind: "gauge";
+      readonly name: string;
+      readonly unit: MetricUnit;
+      readonly values: readonly (readonly [number, number])[];
+    }
+  | { readonly kind: "label"; readonly name: string; readonly values: readonly string[] };
+
+/** A query as the API parsed it: `start`/`end` may be missing (422 here, as S2 does). */
+export interface MetricsQuery<Set extends string> {
+  readonly set: Set;
+  readonly start?: number | undefined;
+  readonly end?: number | undefined;
+  readonly interval?: TimeseriesInterval | undefined;
+}
+
+/** Whether a value names one of `sets`. */
+export function isMetricSet<Set extends string>(sets: readonly Set[], value: string): value is Set {
+  return (sets as readonly string[]).includes(value);
+}
+
+/** The read kinds of `read-ops` (S2: one series for unary reads, one for streaming reads). */
+type ReadKind = "unary" | "streaming";
+
+/** Sessions that `collectUnaryRead` drains: their read op is `unary`. */
+const unaryReadSessions = new WeakSet<object>();
+
+/** Marks a read session as the body of a unary read (called before its first event is pulled). */
+export function noteUnaryReadSession(session: object): void {
+  unaryReadSessions.add(session);
+}
+
+/** Metered stored bytes of a stream: exact until a trim, then estimated from the mean record. */
+export function storedBytesOf(state: DurableState, record: StreamRecord): number {
+  const tail = state.tailOf(record.streamId);
+  const appended = state.metrics.appendedBytesOf(record.streamId);
+  if (tail.nextSeqNum === 0) return 0;
+  return Math.round((appended * (tail.nextSeqNum - tail.trimPoint)) / tail.nextSeqNum);
+}
+
+interface Cell {
+  readonly scope: string;
+  readonly set: string;
+  readonly name: string;
+  readonly minuteSec: number;
+  value: number;
+}
+
+export class MetricsService {
+  /** Deltas not yet submitted, by series and minute. */
+  private pending = new Map<string, Cell>();
+  /** Deltas submitted, not yet durable (queries count them until the ledger has them). */
+  private readonly inflight = new Set<readonly Cell[]>();
+  /** The minute each append session last counted an op for each stream. */
+  private readonly appendSessionMinutes = new WeakMap<object, Map<string, number>>();
+  private flushing: Promise<void> | undefined;
+  private cancelTimer: (() => void) | undefined;
+  private isStopped = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Starts the periodic flush (every `flushIntervalMs`, only when something changed). */
+  start(flushIntervalMs: number = metricsFlushIntervalMs): void {
+    const tick = (): void => {
+      if (this.isStopped) return;
+      this.flush()
+        .catch(() => {})
+        .finally(() => {
+          if (!this.isStopped) this.cancelTimer = this.clock.setTimer(flushIntervalMs, tick);
+        });
+    };
+    this.cancelTimer = this.clock.setTimer(flushIntervalMs, tick);
+  }
+
+  /**
+   * Stops the timer and submits what is pending, synchronously when no flush is in progress, so
+   * that a storage close right after flushes it too (shutdown; a failure is a crash's loss).
+   */
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    this.cancelTimer?.();
+    const previous = this.flushing;
+    const last = previous === undefined ? this.flush() : previous.then(() => this.flush());
+    await last.catch(() => {});
+  }
+
+  /** Counts one request of `op` (account ops toward the account, others toward `basin`). */
+  recordOp(op: Operation, basin?: string): void {
+    const isAccountOp = operationGroups[op].level === "account" || op.endsWith("-metrics");
+    if (isAccountOp) {
+      this.add("", "account-ops", op, 1);
+      return;
+    }
+    if (basin === undefined || validateBasinName(basin) !== undefined) return;
+    this.add(basin, "basin-ops", op, 1);
+  }
+
+  /**
+   * Counts an acknowledged append: one op per unary append, one per minute and stream for a
+   * session (S2: "one minute of appends to a single stream, using a single TCP connection").
+   */
+  recordAppend(options: {
+    readonly stream: StreamRecord;
+    readonly bytes: number;
+    readonly session?: object | undefined;
+  }): void {
+    const { stream, bytes, session } = options;
+    const storageClass = storageClassOf(stream);
+    const minuteSec = this.nowMinuteSec();
+    let isNewOp = true;
+    if (session !== undefined) {
+      let minutes = this.appendSessionMinutes.get(session);
+      if (minutes === undefined) {
+        minutes = new Map();
+        this.appendSessionMinutes.set(session, minutes);
+      }
+      isNewOp = minutes.get(stream.name) !== minuteSec;
+      minutes.set(stream.name, minuteSec);
+    }
+    if (isNewOp) this.add(stream.basin, "append-ops", storageClass, 1);
+    this.add(stream.basin, "append-throughput", storageClass, bytes);
+  }
+
+  /**
+   * Wraps a read session so that what it delivers is counted: a `unary` op for a session drained
+   * by `collectUnaryRead`, else a `streaming` op when first pulled and one more per later minute
+   * with a batch; `read-throughput` adds the metered bytes of every record delivered.
+   */
+  meterReadSession(
+    basin: string,
+    session: AsyncGenerator<ReadEvent, void, undefined>,
+  ): AsyncGenerator<ReadEvent, void, undefined> {
+    let kind: ReadKind | undefined;
+    let lastMinuteSec = -1;
+    const onPull = (wrapper: object): void => {
+      if (kind !== undefined) return;
+      kind = unaryReadSessions.has(wrapper) ? "unary" : "streaming";
+      lastMinuteSec = this.nowMinuteSec();
+      this.add(basin, "read-ops", kind, 1);
+    };
+    const onEvent = (event: ReadEvent): void => {
+      if (event.kind !== "batch" || event.records.length === 0) return;
+      let bytes = 0;
+      for (const record of event.records) bytes += meteredBytes(record);
+      this.add(basin, "read-throughput", "read-throughput", bytes);
+      const minuteSec = this.nowMinuteSec();
+      if (kind === "streaming" && minuteSec !== lastMinuteSec) {
+        lastMinuteSec = minuteSec;
+        this.add(basin, "read-ops", "streaming", 1);
+      }
+    };
+    const wrapper: AsyncGenerator<ReadEvent, void, undefined> = {
+      next: async (...args: [] | [undefined]) => {
+        onPull(wrapper);
+        const result = await session.next(...args);
+        if (result.done !== true) onEvent(result.value);
+        return result;
+      },
+      return: (value) => session.return(value),
+      throw: (error) => session.throw(error),
+      [Symbol.asyncIterator]() {
+        return wrapper;
+      },
+    };
+    return wrapper;
+  }
+
+  /**
+   * Submits the pending deltas and the storage samples due as one `metrics.add` entry; resolves
+   * once durable. One flush at a time; a failed flush puts its deltas back.
+   */
+  flush(): Promise<void> {
+    if (this.flushing !== undefined) return this.flushing;
+    const flushing = this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    this.flushing = flushing;
+    return flushing;
+  }
+
+  /** Account metrics (`GET /v1/metrics`). */
+  account(query: MetricsQuery<AccountMetricSet>): Metric[] {
+    this.recordOp("account-metrics");
+    const { start, end, interval } = validateQuery(query, this.nowSec(), {
+      defaultInterval: "hour",
+      allowed: query.set === "active-basins" ? "any" : timeseriesIntervals,
+    });
+    switch (query.set) {
+      case "active-basins":
+        return [{ kind: "label", name: "active-basins", values: this.activeBasins(start, end) }];
+      case "account-ops":
+        return this.accumulations("", "account-ops", "operations", interval, start, end);
+    }
+  }
+
+  /** Basin metrics (`GET /v1/metrics/{basin}`); an unknown basin has empty data, as in S2. */
+  basin(basin: string, query: MetricsQuery<BasinMetricSet>): Metric[] {
+    this.recordOp("basin-metrics");
+    validName(validateBasinName(basin));
+    const isStorage = query.set === "storage";
+    const defaultInterval = isStorage || query.set === "basin-ops" ? "hour" : "minute";
+    const { start, end, interval } = validateQuery(query, this.nowSec(), {
+      defaultInterval,
+      allowed: isStorage ? ["hour"] : timeseriesIntervals,
+    });
+    switch (query.set) {
+      case "storage":
+        return [this.basinStorage(basin, start, end)];
+      case "append-ops":
+        return this.accumulations(basin, query.set, "operations", interval, start, end);
+      case "read-ops":
+        return this.accumulations(basin, query.set, "operations", interval, start, end);
+      case "basin-ops":
+        return this.accumulations(basin, query.set, "operations", interval, start, end);
+      case "read-throughput":
+        return this.accumulations(basin, query.set, "bytes", interval, start, end);
+      case "append-throughput":
+        return this.accumulations(basin, query.set, "bytes", interval, start, end);
+    }
+  }
+
+  /** Stream metrics (`GET /v1/metrics/{basin}/{stream}`). */
+  stream(basin: string, stream: string, query: MetricsQuery<StreamMetricSet>): Metric[] {
+    this.recordOp("stream-metrics");
+    validName(validateBasinName(basin) ?? validateStreamName(stream));
+    const { start, end } = validateQuery(query, this.nowSec(), {
+      defaultInterval: "minute",
+      allowed: ["minute"],
+    });
+    const values = this.gaugePoints(start, end, "minute", (sec, isNow) =>
+      isNow ? this.liveStoredBytes(basin, stream) : this.state.metrics.gaugeAt(basin, stream, sec),
+    );
+    return [{ kind: "gauge", name: "storage", unit: "bytes", values }];
+  }
+
+  private get state(): DurableState {
+    return this.storage.state;
+  }
+
+  private nowSec(): number {
+    return Math.floor(this.clock.nowMs() / 1000);
+  }
+
+  private nowMinuteSec(): number {
+    return bucketStartOf(this.nowSec(), "minute");
+  }
+
+  private add(scope: string, set: string, name: string, value: number): void {
+    if (value === 0) return;
+    const minuteSec = this.nowMinuteSec();
+    const key = `${seriesKeyOf(scope, set, name)}\u0000${minuteSec}`;
+    const cell = this.pending.get(key);
+    if (cell !== undefined) {
+      cell.value += value;
+      return;
+    }
+    this.pending.set(key, { scope, set, name, minuteSec, value });
+    if (this.pending.size >= metricsPendingCellsMax) void this.flush().catch(() => {});
+  }
+
+  private async flushOnce(): Promise<void> {
+    const cells = [...this.pending.values()];
+    this.pending = new Map();
+    const atSec = this.nowSec();
+    const gauges = this.dueGaugeSamples(atSec);
+    if (cells.length === 0 && gauges.length === 0) return;
+    const counters: CounterRow[] = cells.map((cell) => [
+      cell.scope,
+      cell.set,
+      cell.name,
+      cell.minuteSec,
+      cell.value,
+    ]);
+    // The flusher folds the entry into the ledger and resolves its submitter in one synchronous
+    // step; the cells leave `inflight` in this continuation's microtasks, before any request can
+    // run a query, so no query counts them twice (or not at all).
+    this.inflight.add(cells);
+    try {
+      await this.storage.submitControl({ op: "metrics.add", atSec, counters, gauges });
+    } catch (error) {
+      for (const cell of cells) {
+        const key = `${seriesKeyOf(cell.scope, cell.set, cell.name)}\u0000${cell.minuteSec}`;
+        const current = this.pending.get(key);
+        if (current === undefined) this.pending.set(key, { ...cell });
+        else current.value += cell.value;
+      }
+      throw error;
+    } finally {
+      this.inflight.delete(cells);
+    }
+  }
+
+  /** Samples of streams whose storage changed, that were not sampled this hour, or are gone. */
+  private dueGaugeSamples(atSec: number): GaugeRow[] {
+    const minuteSec = bucketStartOf(atSec, "minute");
+    const rows: GaugeRow[] = [];
+    const live = new Set<string>();
+    for (const record of this.state.streams.values()) {
+      live.add(`${record.basin}\u0000${record.name}`);
+      const bytes = storedBytesOf(this.state, record);
+      const last = this.state.metrics.lastGaugeOf(record.basin, record.name);
+      const isDue =
+        last === undefined ||
+        last.bytes !== bytes ||
+        minuteSec - last.minuteSec >= metricsGaugeSampleIntervalSecs;
+      if (isDue) rows.push([record.basin, record.name, minuteSec, bytes]);
+    }
+    for (const sampled of this.state.metrics.sampledStreams()) {
+      if (sampled.bytes === 0 || live.has(`${sampled.basin}\u0000${sampled.stream}`)) continue;
+      rows.push([sampled.basin, sampled.stream, minuteSec, 0]);
+    }
+    return rows;
+  }
+
+  /** Undurable cells (pending and in flight) of a scope and set. */
+  private *undurableCells(scope: string, set: string): Generator<Cell> {
+    for (const cell of this.pending.values()) {
+      if (cell.scope === scope && cell.set === set) yield cell;
+    }
+    for (const cells of this.inflight) {
+      for (const cell of cells) if (cell.scope === scope && cell.set === set) yield cell;
+    }
+  }
+
+  private accumulations(
+    scope: string,
+    set: string,
+    unit: MetricUnit,
+    interval: TimeseriesInterval,
+    startSec: number,
+    endSec: number,
+  ): Metric[] {
+    const series = this.state.metrics.accumulations({
+      scope,
+      set,
+      granularity: interval,
+      startSec,
+      endSec,
+    });
+    const length = granularitySecs[interval];
+    for (const cell of this.undurableCells(scope, set)) {
+      const bucket = bucketStartOf(cell.minuteSec, interval);
+      if (bucket > endSec || bucket + length <= startSec) continue;
+      let buckets = series.get(cell.name);
+      if (buckets === undefined) {
+        buckets = new Map();
+        series.set(cell.name, buckets);
+      }
+      buckets.set(bucket, (buckets.get(bucket) ?? 0) + cell.value);
+    }
+    const metrics: Metric[] = [];
+    for (const name of [...series.keys()].sort()) {
+      const values = [...series.get(name)!.entries()]
+        .filter(([, value]) => value !== 0)
+        .sort(([a], [b]) => a - b);
+      if (values.length > 0) metrics.push({ kind: "accumulation", name, unit, interval, values });
+    }
+    return metrics;
+  }
+
+  /**
+   * One point per interval bucket intersecting `[startSec, endSec]` (up to now), at the bucket's
+   * start; the point of the current bucket is the live value.
+   */
+  private gaugePoints(
+    startSec: number,
+    endSec: number,
+    interval: TimeseriesInterval,
+    valueAt: (sec: number, isNow: boolean) => number,
+  ): [number, number][] {
+    const length = granularitySecs[interval];
+    const nowSec = this.nowSec();
+    const currentBucket = bucketStartOf(nowSec, interval);
+    const points: [number, number][] = [];
+    const last = Math.min(endSec, nowSec);
+    for (let sec = bucketStartOf(startSec, interval); sec <= last; sec += length) {
+      points.push([sec, valueAt(sec, sec === currentBucket)]);
+    }
+    return points;
+  }
+
+  private basinStorage(basin: string, startSec: number, endSec: number): Metric {
+    const sampled = this.state.metrics.gaugeStreamsOf(basin);
+    const values = this.gaugePoints(startSec, endSec, "hour", (sec, isNow) => {
+      if (isNow) {
+        let total = 0;
+        for (const record of this.state.streams.values()) {
+          if (record.basin === basin) total += storedBytesOf(this.state, record);
+        }
+        return total;
+      }
+      let total = 0;
+      for (const key of sampled) {
+        const stream = key.slice(key.indexOf("\u0000") + 1);
+        total += this.state.metrics.gaugeAt(basin, stream, sec);
+      }
+      return total;
+    });
+    return { kind: "gauge", name: "storage", unit: "bytes", values };
+  }
+
+  private liveStoredBytes(basin: string, stream: string): number {
+    const record = this.state.streams.get(streamMapKey(basin, stream));
+    return record === undefined ? 0 : storedBytesOf(this.state, record);
+  }
+
+  /**
+   * Basins that had a stream in the range (S2 `active-basins`): those with a stream now that was
+   * created by `end`, and those with any operation or non-zero storage sample in the range.
+   */
+  private activeBasins(startSec: number, endSec: number): string[] {
+    const basins = this.state.metrics.activeBasins(startSec, endSec);
+    for (const record of this.state.streams.values()) {
+      if (record.createdAtMs <= endSec * 1000) basins.add(record.basin);
+    }
+    for (const cells of [this.pending.values(), ...[...this.inflight].map((c) => c.values())]) {
+      for (const cell of cells) {
+        const inRange = cell.minuteSec <= endSec && cell.minuteSec + 60 > startSec;
+        if (inRange && cell.scope !== "") basins.add(cell.scope);
+      }
+    }
+    return [...basins].sort();
+  }
+}
+
+function storageClassOf(record: StreamRecord): StorageClass {
+  return decodeStreamConfig(record.config).storageClass;
+}
+
+function validName(reason: string | undefined): void {
+  if (reason !== undefined) throw invalid(reason);
+}
+
+/**
+ * Validates a query's time range and interval (S2: start and end required, `start <= end`, at
+ * most 30 days, `end` not in the future beyond a leeway); returns the range and the effective
+ * interval (`active-basins` takes any interval and ignores it).
+ */
+function validateQuery(
+  query: MetricsQuery<string>,
+  nowSec: number,
+  options: {
+    readonly defaultInterval: TimeseriesInterval;
+    readonly allowed: readonly TimeseriesInterval[] | "any";
+  },
+): { start: number; end: number; interval: TimeseriesInterval } {
+  const { start, end, interval } = query;
+  if (start === undefined || end === undefined) {
+    throw invalid(`start and end params required for ${query.set}`);
+  }
+  if (start > end) throw invalid("start must not be after end");
+  if (end - start > metricsRangeSecsMax) {
+    throw invalid(`time range must not exceed ${metricsRangeSecsMax} seconds`);
+  }
+  if (end > nowSec + metricsEndLeewaySecs) throw invalid("end must not be in the future");
+  if (interval !== undefined && options.allowed !== "any" && !options.allowed.includes(interval)) {
+    throw invalid(`interval \`${interval}\` is not supported for ${query.set}`);
+  }
+  return { start, end, interval: interval ?? options.defaultInterval };
+}
