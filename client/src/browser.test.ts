@@ -5,32 +5,19 @@
 // bundled with esbuild and run in Debian's headless Chromium through playwright-core (skipped
 // where /usr/bin/chromium is missing outside CI, as the console's browser test does).
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { build } from "esbuild";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { haveChromiumOrSkip, openChromiumPage } from "../../server/test/support/chromium.js";
 import { type ServerProcess, startServer } from "../../server/test/support/server-process.js";
 import type { SubmitAck } from "./append-session.js";
 import { createTributaryClient, type TributaryClient } from "./browser.js";
 
 const basin = "browser-entry-basin";
 const decoder = new TextDecoder();
-const chromiumPath = "/usr/bin/chromium";
-const hasChromium = existsSync(chromiumPath);
 /** Every wait in the browser, so that a broken page fails fast rather than at the test timeout. */
 const waitMs = 20_000;
-/** Flags known to work for Debian's Chromium here (see console-browser.test.ts). */
-const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 describe("browser entry", { timeout: 120_000 }, () => {
   let server: ServerProcess;
@@ -91,11 +78,7 @@ describe("browser entry", { timeout: 120_000 }, () => {
   });
 
   it("runs in Chromium", async (t) => {
-    if (!hasChromium) {
-      assert.ok(process.env["CI"] === undefined, `${chromiumPath} is missing in CI`);
-      t.skip(`${chromiumPath} not found: apt-get install chromium (or make browser-deps)`);
-      return;
-    }
+    if (!haveChromiumOrSkip(t)) return;
     // The entry as a web app would ship it: one script that defines `tributary`.
     const bundle = await build({
       absWorkingDir: new URL("../../", import.meta.url).pathname,
@@ -111,16 +94,9 @@ describe("browser entry", { timeout: 120_000 }, () => {
     const script = bundle.outputFiles[0]?.text;
     assert.ok(script !== undefined);
 
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: chromiumArgs,
-      timeout: waitMs,
-    });
-    const page = await browser.newPage();
-    page.setDefaultTimeout(waitMs);
-    const pageErrors: string[] = [];
-    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    const opened = await openChromiumPage(waitMs);
+    browser = opened.browser;
+    const { page, pageErrors } = opened;
     // A blank page on the server's origin (served by the browser itself, so without the
     // console's CSP): the client's calls are same-origin, as in a web app served with the API.
     const pageUrl = `${server.endpoint}/client-test.html`;

@@ -5,31 +5,17 @@
 // /usr/bin/chromium is missing outside CI; in CI a missing browser fails the test).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { haveChromiumOrSkip, openChromiumPage } from "../support/chromium.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
-const chromiumPath = "/usr/bin/chromium";
-const hasChromium = existsSync(chromiumPath);
 const root = new URL("../../../", import.meta.url).pathname;
 /** Every wait on the page, so that a broken console fails fast rather than at the test timeout. */
 const waitMs = 15_000;
 const basin = "console-basin";
 const stream = "events";
-
-/** Flags known to work for Debian's Chromium here, as root on a closed network. */
-const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 let server: ServerProcess;
 let browser: Browser | undefined;
@@ -95,28 +81,14 @@ describe("web console", { timeout: 120_000 }, () => {
   });
 
   it("tails a stream live and shows records appended by the page and by REST", async (t) => {
-    if (!hasChromium) {
-      assert.ok(
-        process.env["CI"] === undefined,
-        `${chromiumPath} is missing in CI: make test installs it (make browser-deps)`,
-      );
-      t.skip(`${chromiumPath} not found: apt-get install chromium (or make browser-deps)`);
-      return;
-    }
+    if (!haveChromiumOrSkip(t)) return;
     await rest("POST", "/v1/basins", { basin });
     await rest("POST", "/v1/streams", { stream });
     await rest("POST", `/v1/streams/${stream}/records`, { records: [{ body: "before the tail" }] });
 
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: chromiumArgs,
-      timeout: waitMs,
-    });
-    const page = await browser.newPage();
-    page.setDefaultTimeout(waitMs);
-    const pageErrors: string[] = [];
-    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    const opened = await openChromiumPage(waitMs);
+    browser = opened.browser;
+    const { page, pageErrors } = opened;
     page.on("console", (message) => {
       if (message.type() === "error") pageErrors.push(message.text());
     });
