@@ -16,26 +16,11 @@ import type { ObjectStore } from "../storage/object-store/object-store.js";
 import type { Metric } from "./metrics.js";
 import { collectUnaryRead } from "./read-session.js";
 import { Service } from "./service.js";
+import { createSettableClock } from "../../test/support/clock.js";
 
 const encoder = new TextEncoder();
 const t0Sec = 1_800_000_000 - (1_800_000_000 % 3_600); // an hour boundary
 const basin = "metrics-unit";
-
-function createSettableClock(initialMs: number): Clock & { setNowMs(nowMs: number): void } {
-  let nowMs = initialMs;
-  return {
-    nowMs: () => nowMs,
-    monotonicMs: () => performance.now(),
-    setTimer(delayMs, fn) {
-      const handle = setTimeout(fn, delayMs);
-      return () => clearTimeout(handle);
-    },
-    sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, delayMs)),
-    setNowMs(value) {
-      nowMs = value;
-    },
-  };
-}
 
 function openService(options: { store: ObjectStore; kv: KvStore; clock: Clock }): Promise<Service> {
   // The recorder's timer is effectively off: tests flush explicitly.

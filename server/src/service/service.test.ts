@@ -16,30 +16,12 @@ import { createMemoryKvStore } from "../storage/kv/memory.js";
 import { createMemoryObjectStore } from "../storage/object-store/memory.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
 import { Service } from "./service.js";
+import { createSettableClock } from "../../test/support/clock.js";
 
 const encoder = new TextEncoder();
 const sevenDaysSecs = 7 * 24 * 60 * 60;
 
 /** A wall clock the test sets; timers are real. */
-interface SettableClock extends Clock {
-  setNowMs(nowMs: number): void;
-}
-
-function createSettableClock(initialMs = 1_700_000_000_000): SettableClock {
-  let nowMs = initialMs;
-  return {
-    nowMs: () => nowMs,
-    monotonicMs: () => performance.now(),
-    setTimer(delayMs, fn) {
-      const handle = setTimeout(fn, delayMs);
-      return () => clearTimeout(handle);
-    },
-    sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, delayMs)),
-    setNowMs(value) {
-      nowMs = value;
-    },
-  };
-}
 
 function openService(
   options: { store?: ObjectStore; kv?: KvStore; clock?: Clock } = {},
@@ -47,7 +29,7 @@ function openService(
   return Service.open({
     store: options.store ?? createMemoryObjectStore(),
     kv: options.kv ?? createMemoryKvStore(),
-    clock: options.clock ?? createSettableClock(),
+    clock: options.clock ?? createSettableClock(1_700_000_000_000),
     random: systemRandom,
     flushIntervalMs: 1,
   });
@@ -780,7 +762,7 @@ describe("stream deletion", () => {
     const service = await Service.open({
       store: createMemoryObjectStore(),
       kv: createMemoryKvStore(),
-      clock: createSettableClock(),
+      clock: createSettableClock(1_700_000_000_000),
       random: systemRandom,
       flushIntervalMs: 1,
       appendInflightBytesMax: 64,
@@ -829,7 +811,7 @@ describe("basin deletion racing a stream deletion", () => {
     const service = await Service.open({
       store: createMemoryObjectStore(),
       kv,
-      clock: createSettableClock(),
+      clock: createSettableClock(1_700_000_000_000),
       random: systemRandom,
       flushIntervalMs: 1,
       appendInflightBytesMax: 64,

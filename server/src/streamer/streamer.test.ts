@@ -26,31 +26,13 @@ import { createMemoryObjectStore } from "../storage/object-store/memory.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
 import { walPrefix } from "../storage/object-keys.js";
 import { Streamer } from "./streamer.js";
+import { createSettableClock, type SettableClock } from "../../test/support/clock.js";
 
 const basin = "streamer-tests";
 const encoder = new TextEncoder();
 const startNowMs = 1_700_000_000_000;
 
 /** A wall clock the test sets; timers and the monotonic clock are real. */
-interface SettableClock extends Clock {
-  setNowMs(nowMs: number): void;
-}
-
-function createSettableClock(initialMs: number = startNowMs): SettableClock {
-  let nowMs = initialMs;
-  return {
-    nowMs: () => nowMs,
-    monotonicMs: () => performance.now(),
-    setTimer(delayMs, fn) {
-      const handle = setTimeout(fn, delayMs);
-      return () => clearTimeout(handle);
-    },
-    sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, delayMs)),
-    setNowMs(value) {
-      nowMs = value;
-    },
-  };
-}
 
 /** A memory object store whose WAL PUTs wait while held, so that nothing becomes durable. */
 interface GatedObjectStore extends ObjectStore {
@@ -97,7 +79,7 @@ async function openService(
 ): Promise<Fixture> {
   const store = options.store ?? createMemoryObjectStore();
   const kv = options.kv ?? createMemoryKvStore();
-  const clock = options.clock ?? createSettableClock();
+  const clock = options.clock ?? createSettableClock(startNowMs);
   const service = await Service.open({
     store,
     kv,
@@ -1112,7 +1094,7 @@ describe("buffer ownership", () => {
   it("keeps what was sequenced when the caller reuses its buffers before the batch is durable", async () => {
     const store = createGatedObjectStore();
     const kv = createMemoryKvStore();
-    const clock = createSettableClock();
+    const clock = createSettableClock(startNowMs);
     const first = await openService({ store, kv, clock });
     try {
       await first.service.basins.create({ name: basin });
@@ -1183,7 +1165,7 @@ describe("recovery", () => {
     it(`gives identical records, tails and pipelined state after a reopen (${cache} cache)`, async () => {
       const store = createMemoryObjectStore();
       const kv = createMemoryKvStore();
-      const clock = createSettableClock();
+      const clock = createSettableClock(startNowMs);
       const first = await openService({ store, kv, clock });
       await first.service.basins.create({ name: basin });
       await first.service.streams.create({ basin, name: "s" });
