@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { validateRootToken } from "./api/auth.js";
 import { startApiServer } from "./api/server.js";
 import { AssertionError } from "./core/assert.js";
 import { systemClock } from "./core/clock.js";
@@ -139,6 +140,10 @@ if (parsed["no-auth"] && parsed["root-token"] !== undefined) {
   fail("--root-token and --no-auth cannot be used together");
 }
 if (rootTokenGiven !== undefined && rootTokenGiven.trim() === "") fail("the root token is empty");
+// A token that cannot travel in `Authorization: Bearer …` would lock everyone out: refuse it.
+const rootTokenProblem =
+  rootTokenGiven === undefined || parsed["no-auth"] ? undefined : validateRootToken(rootTokenGiven);
+if (rootTokenProblem !== undefined) fail(rootTokenProblem);
 const rootToken = parsed["no-auth"]
   ? undefined
   : (rootTokenGiven ??

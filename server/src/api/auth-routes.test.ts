@@ -1,7 +1,8 @@
 // Goal: the access table covers every REST route and every `tributary.v1` RPC, so that no route
 // or method is open by accident (a missing entry is refused at run time, this makes it a test
-// failure first), and names only real operations. Method: compare the table's keys with the route
-// table and the generated service descriptors.
+// failure first), and names only real routes, methods and operations (a stale entry can hide a
+// misspelt one). Method: compare the table's keys with the route table and the generated service
+// descriptors.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
@@ -29,6 +30,24 @@ describe("access table", () => {
         const name = `${service.typeName}/${method.name}`;
         assert.ok(rpcMethodAccess[name] !== undefined, `no access rule for ${name}`);
       }
+    }
+  });
+
+  it("names only real REST routes and RPC methods", () => {
+    const routes = createRoutes({ service: {} as Service, metrics: {} as ApiMetrics });
+    const routeNames = new Set(
+      routes.map((route) => `${route.method} /${route.pattern.join("/")}`),
+    );
+    for (const name of Object.keys(restRouteAccess)) {
+      assert.ok(routeNames.has(name), `access rule for a route that does not exist: ${name}`);
+    }
+    const methodNames = new Set(
+      [AccountService, BasinService, StreamService].flatMap((service) =>
+        service.methods.map((method) => `${service.typeName}/${method.name}`),
+      ),
+    );
+    for (const name of Object.keys(rpcMethodAccess)) {
+      assert.ok(methodNames.has(name), `access rule for a method that does not exist: ${name}`);
     }
   });
 

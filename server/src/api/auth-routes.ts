@@ -4,7 +4,7 @@
  * the handler and before the body is read) and `createAuthInterceptor` (RPC) apply it with the
  * one `authorize` of `auth.ts`. A route or method missing from the table is refused (403), so a
  * new one cannot be open by accident; `auth-routes.test.ts` checks every route and method has an
- * entry.
+ * entry, and every entry names a real route or method.
  *
  * Names that travel in a body (create stream, issue token, an append session's first message)
  * are authorized by their handlers once parsed, with the same function.
@@ -141,7 +141,6 @@ export const rpcMethodAccess: Readonly<Record<string, RpcAccess>> = {
   "tributary.v1.AccountService/GetAccountMetrics": { operations: ["account-metrics"] },
   "tributary.v1.BasinService/ListStreams": { operations: ["list-streams"], basin: true },
   "tributary.v1.BasinService/CreateStream": rpcStream(["create-stream"]),
-  "tributary.v1.BasinService/EnsureStream": rpcStream(["create-stream", "reconfigure-stream"]),
   "tributary.v1.BasinService/GetStreamConfig": rpcStream(["get-stream-config"]),
   "tributary.v1.BasinService/ReconfigureStream": rpcStream(["reconfigure-stream"]),
   "tributary.v1.BasinService/DeleteStream": rpcStream(["delete-stream"]),

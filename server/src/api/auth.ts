@@ -13,11 +13,13 @@ import {
   rootScope,
   streamPrefixOf,
 } from "../core/access-scope.js";
+import { assert } from "../core/assert.js";
 import { S2Error } from "../core/errors.js";
 import type { Operation } from "../core/operations.js";
 import { type AppendInput, commandValueOf } from "../core/records.js";
 import { digestsEqual, hashSecret, type TokenIssuer } from "../service/access-tokens.js";
 import type { ListOptions, ListPage } from "../service/list.js";
+import type { Metric } from "../service/metrics.js";
 import type { Service } from "../service/service.js";
 
 /** The caller of a request, once authenticated. */
@@ -47,6 +49,22 @@ export type AuthOptions = { readonly kind: "open" } | { readonly kind: "token"; 
 export type Authenticator = (authorization: string | null | undefined) => Principal;
 
 const bearerSyntax = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** What a root token may hold: visible ASCII, so `Bearer <token>` can carry it byte for byte. */
+const rootTokenSyntax = /^[\x21-\x7e]+$/;
+
+/**
+ * Why a root token could never authenticate, or undefined. A secret in a header is `\S+` of
+ * `bearerSyntax`, and header bytes are read as Latin-1, so whitespace, control or non-ASCII
+ * characters would make a root token nobody can present (`main.ts` refuses it at start).
+ */
+export function validateRootToken(token: string): string | undefined {
+  if (!rootTokenSyntax.test(token)) {
+    return "the root token must be visible ASCII characters without whitespace (it is sent as `Authorization: Bearer <token>`)";
+  }
+  assert(bearerSyntax.test(`Bearer ${token}`), "a valid root token matches the bearer syntax");
+  return undefined;
+}
 
 export function createAuthenticator(options: AuthOptions, service: Service): Authenticator {
   if (options.kind === "open") return () => openPrincipal;
@@ -172,4 +190,20 @@ export function listInScope<T>(
   if (narrowed.exact === undefined) return page;
   // An exact name sorts before every other name with it as a prefix: it is first, if listed.
   return { items: page.items.filter((item) => nameOf(item) === narrowed.exact), hasMore: false };
+}
+
+/**
+ * Account metrics as the principal may see them: the basin names of a label metric
+ * (`active-basins`) are kept only if in `scope.basins`, as a basin listing keeps them, so that a
+ * token scoped to one basin does not learn the others' names. Counts are account-wide totals and
+ * name nothing, so they are left as they are.
+ */
+export function accountMetricsInScope(principal: Principal, metrics: readonly Metric[]): Metric[] {
+  if (principal.kind === "open") return [...metrics];
+  const { basins } = principal.scope;
+  return metrics.map((metric) =>
+    metric.kind === "label"
+      ? { ...metric, values: metric.values.filter((basin) => matchesResource(basins, basin)) }
+      : metric,
+  );
 }

@@ -146,3 +146,8 @@ export const accessTokenIdBytesMin = 1;
 export const accessTokenIdBytesMax = 96;
 /** Random bytes in a token secret (256 bits: guessing one is hopeless). */
 export const accessTokenSecretBytes = 32;
+/**
+ * The latest token expiry, 9999-12-31T23:59:59.999Z: the end of RFC 3339's four-digit years and of
+ * the protobuf `Timestamp` range, so every stored expiry renders on both wires.
+ */
+export const accessTokenExpiresAtMsMax = Date.UTC(9999, 11, 31, 23, 59, 59, 999);

@@ -15,9 +15,11 @@ import {
   scopeEscalation,
   streamPrefixOf,
 } from "../core/access-scope.js";
+import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import { invalid, S2Error } from "../core/errors.js";
 import {
+  accessTokenExpiresAtMsMax,
   accessTokenIdBytesMax,
   accessTokenIdBytesMin,
   accessTokenSecretBytes,
@@ -127,8 +129,19 @@ export class AccessTokenService {
     }
     const nowMs = this.clock.nowMs();
     let expiresAtMs = input.expiresAtMs ?? issuer.expiresAtMs;
+    // Both wires' parsers reject what is not a time; a NaN here would skip every check below
+    // and be stored as "never expires" (JSON has no NaN).
+    assert(
+      expiresAtMs === null || Number.isFinite(expiresAtMs),
+      `access token expiry must be finite. expiresAtMs=\`${expiresAtMs}\``,
+    );
     if (expiresAtMs !== null && expiresAtMs <= nowMs) {
       throw invalid("access token expiry must be in the future");
+    }
+    if (expiresAtMs !== null && expiresAtMs > accessTokenExpiresAtMsMax) {
+      throw invalid(
+        `access token expiry must be at most 9999-12-31T23:59:59.999Z. expiresAtMs=\`${expiresAtMs}\``,
+      );
     }
     if (issuer.expiresAtMs !== null) {
       expiresAtMs = Math.min(expiresAtMs ?? issuer.expiresAtMs, issuer.expiresAtMs);

@@ -10,7 +10,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { AppendInput, AppendRecord, type S2, S2Error } from "@s2-dev/streamstore";
+import { Operation } from "../../../gen/tributary/v1/access_token_pb.js";
+import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
+import { AccountMetricSet } from "../../../gen/tributary/v1/metrics_pb.js";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 
 const rootToken = "tokens-root-token";
@@ -291,6 +297,173 @@ describe("issuing rules", () => {
   });
 });
 
+/** An `AccountService` client over Connect, binary: JSON cannot carry an out-of-range timestamp. */
+function accountClient(token: string) {
+  return createClient(
+    AccountService,
+    createConnectTransport({
+      baseUrl: server.endpoint,
+      httpVersion: "1.1",
+      useBinaryFormat: true,
+      interceptors: [
+        (next) => (request) => {
+          request.header.set("authorization", `Bearer ${token}`);
+          return next(request);
+        },
+      ],
+    }),
+  );
+}
+
+async function expectRpcError(promise: Promise<unknown>, code: Code, s2Code: string) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.equal(error.code, code, error.message);
+    assert.equal(error.metadata.get("s2-error-code"), s2Code);
+    return true;
+  });
+}
+
+describe("expiry bounds", () => {
+  it("rejects an RPC expiry that is no time, and clamps a later one to the issuer's", async () => {
+    const parentExpiryMs = Math.floor(Date.now() / 1000) * 1000 + 3_600_000;
+    const parent = await issue(rootToken, {
+      id: "rpc-mortal",
+      scope: { access_tokens: { prefix: "rpc-mortal-" }, ops: ["read", "issue-access-token"] },
+      expires_at: new Date(parentExpiryMs).toISOString(),
+    });
+    const client = accountClient(parent);
+    const scope = { ops: [Operation.READ] };
+    const nowSeconds = BigInt(Math.floor(Date.now() / 1000));
+    for (const [id, expiresAt] of [
+      // Beyond the JS Date range: NaN before the fix, a token that never expired.
+      ["rpc-mortal-far", { seconds: 10n ** 15n, nanos: 0 }],
+      ["rpc-mortal-far-past", { seconds: -(10n ** 15n), nanos: 0 }],
+      ["rpc-mortal-nanos", { seconds: nowSeconds + 60n, nanos: -1 }],
+      ["rpc-mortal-nanos-big", { seconds: nowSeconds + 60n, nanos: 1_000_000_000 }],
+      // Year 10000: a time, but not one RFC 3339 or a protobuf Timestamp can show.
+      ["rpc-mortal-10000", { seconds: 253_402_300_800n, nanos: 0 }],
+      ["rpc-mortal-past", { seconds: nowSeconds - 60n, nanos: 0 }],
+    ] as const) {
+      await expectRpcError(
+        client.issueAccessToken({ info: { id, scope, expiresAt } }),
+        Code.InvalidArgument,
+        "invalid",
+      );
+    }
+    await client.issueAccessToken({
+      info: { id: "rpc-mortal-later", scope, expiresAt: { seconds: nowSeconds + 7_200n } },
+    });
+    const sooner = nowSeconds + 60n;
+    await client.issueAccessToken({
+      info: { id: "rpc-mortal-sooner", scope, expiresAt: { seconds: sooner } },
+    });
+    const { accessTokens } = await accountClient(rootToken).listAccessTokens({
+      prefix: "rpc-mortal-",
+    });
+    assert.deepEqual(
+      Object.fromEntries(
+        accessTokens.map((token) => [token.id, token.expiresAt && timestampMs(token.expiresAt)]),
+      ),
+      { "rpc-mortal-later": parentExpiryMs, "rpc-mortal-sooner": Number(sooner) * 1000 },
+    );
+  });
+
+  it("rejects REST dates that do not exist or lie past year 9999, and keeps 9999-12-31", async () => {
+    for (const expiresAt of [
+      "2099-02-30T00:00:00Z",
+      "2099-01-01T24:00:00Z",
+      "2099-12-31T23:59:60Z",
+      "2099-01-01T10:00:00+23:60",
+    ]) {
+      await expectStatus(
+        rest("POST", "/v1/access-tokens", rootToken, {
+          id: "rest-bad-date",
+          scope: { ops: ["read"] },
+          expires_at: expiresAt,
+        }),
+        400,
+        "bad_json",
+      );
+    }
+    // A real instant, but in year 10000 once the offset is applied.
+    await expectStatus(
+      rest("POST", "/v1/access-tokens", rootToken, {
+        id: "rest-year-10000",
+        scope: { ops: ["read"] },
+        expires_at: "9999-12-31T23:59:59-23:59",
+      }),
+      422,
+      "invalid",
+    );
+    await issue(rootToken, {
+      id: "rest-last-day",
+      scope: { ops: ["read"] },
+      expires_at: "9999-12-31T23:59:59Z",
+    });
+    const { json } = await rest("GET", "/v1/access-tokens?prefix=rest-", rootToken);
+    assert.deepEqual(
+      ((json?.["access_tokens"] ?? []) as { id: string; expires_at: string }[]).map((token) => [
+        token.id,
+        token.expires_at,
+      ]),
+      [["rest-last-day", "9999-12-31T23:59:59.000Z"]],
+    );
+  });
+});
+
+describe("account metrics in scope", () => {
+  it("lists only the token's basins in active-basins, over REST and RPC", async () => {
+    const mine = "scoped-metrics-aaaa";
+    const theirs = "scoped-metrics-bbbb";
+    for (const basin of [mine, theirs]) {
+      await root.basins.create({ basin });
+      await root.basin(basin).streams.create({ stream: "s" });
+    }
+    const scoped = await issue(rootToken, {
+      id: "metrics-one-basin",
+      scope: { basins: { exact: mine }, ops: ["account-metrics", "list-basins"] },
+    });
+    // End one second ahead (within S2's leeway) so the streams created this second are in range.
+    const endSec = Math.floor(Date.now() / 1000) + 1;
+    const startSec = endSec - 3600;
+    const activeOverRest = async (token: string): Promise<string[]> => {
+      const { status, json } = await rest(
+        "GET",
+        `/v1/metrics?set=active-basins&start=${startSec}&end=${endSec}`,
+        token,
+      );
+      assert.equal(status, 200, JSON.stringify(json));
+      const values = json?.["values"] as { label: { name: string; values: string[] } }[];
+      assert.equal(values.length, 1);
+      assert.equal(values[0]?.label.name, "active-basins");
+      return values[0]?.label.values ?? [];
+    };
+    const activeOverRpc = async (token: string): Promise<string[]> => {
+      const { values } = await accountClient(token).getAccountMetrics({
+        set: AccountMetricSet.ACTIVE_BASINS,
+        start: startSec,
+        end: endSec,
+      });
+      assert.equal(values.length, 1);
+      const metric = values[0]?.metric;
+      assert.equal(metric?.case, "label");
+      return metric?.case === "label" ? metric.value.values : [];
+    };
+    for (const active of [activeOverRest, activeOverRpc]) {
+      const seenByRoot = await active(rootToken);
+      assert.ok(seenByRoot.includes(mine) && seenByRoot.includes(theirs), String(seenByRoot));
+      assert.deepEqual(await active(scoped), [mine]);
+    }
+    // The same names the token's basin listing shows.
+    const { json } = await rest("GET", "/v1/basins", scoped);
+    assert.deepEqual(
+      ((json?.["basins"] ?? []) as { name: string }[]).map((basin) => basin.name),
+      [mine],
+    );
+  });
+});
+
 describe("auto_prefix_streams", () => {
   it("namespaces stream names for create, list, append (unary and S2S) and read", async () => {
     const basinName = "tenant-basin-1";
@@ -418,7 +591,55 @@ async function stopChild(started: { child: ChildProcess; cacheDir: string }): Pr
   await rm(started.cacheDir, { recursive: true, force: true });
 }
 
+/** Runs `tributary serve` expecting it to refuse to start; returns its exit code and stderr. */
+async function startRefused(
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string }> {
+  const cacheDir = await mkdtemp(join(tmpdir(), "tributary-auth-refused-"));
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", mainPath, "serve", "--port", "0", "--cache-dir", cacheDir, ...args],
+    {
+      env: { ...(process.env as Record<string, string>), ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`still running:\n${stderr}`));
+      }, startTimeoutMs);
+      child.once("exit", (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    return { code, stderr };
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+}
+
 describe("the root token", () => {
+  it("is refused at start when no bearer header could carry it", async () => {
+    for (const [args, env] of [
+      [["--root-token", "two words"], {}],
+      [["--root-token", " padded"], {}],
+      [["--root-token", "caf\u00e9"], {}],
+      [[], { TRIBUTARY_ROOT_TOKEN: "tab\there" }],
+    ] as const) {
+      const { code, stderr } = await startRefused(args, env);
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, /root token must be visible ASCII characters without whitespace/);
+    }
+  });
+
   it("is generated and printed when none is given", async () => {
     const started = await startWithoutAuthFlags({ TRIBUTARY_ROOT_TOKEN: "" });
     try {

@@ -17,7 +17,7 @@ import {
 } from "../convert/config-proto.js";
 import { invalid } from "../../core/errors.js";
 import { validateAccessTokenId } from "../../service/access-tokens.js";
-import { authorize, listInScope } from "../auth.js";
+import { accountMetricsInScope, authorize, listInScope } from "../auth.js";
 import { principalKey } from "../auth-routes.js";
 import { accessTokenInfoToProto, issueInputFromProto } from "../convert/access-token-proto.js";
 import type { ApiDeps } from "../routes.js";
@@ -90,9 +90,10 @@ export function createAccountService(deps: ApiDeps): ServiceImpl<typeof AccountS
       const info = await accessTokens.revoke(request.id);
       return { info: accessTokenInfoToProto(info) };
     },
-    getAccountMetrics(request) {
+    getAccountMetrics(request, context) {
       const metrics = deps.service.metrics.account(accountMetricsQueryFromProto(request));
-      return { values: metrics.map(metricToProto) };
+      const visible = accountMetricsInScope(context.values.get(principalKey), metrics);
+      return { values: visible.map(metricToProto) };
     },
   };
 }

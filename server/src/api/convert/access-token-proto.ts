@@ -5,7 +5,7 @@
  * unknown or unspecified value is 422 `invalid`.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   type AccessTokenInfo as AccessTokenInfoMessage,
   type AccessTokenInfoSchema,
@@ -76,6 +76,27 @@ export function accessScopeFromProto(scope: AccessTokenScopeMessage | undefined)
   };
 }
 
+/** Nanoseconds in a second: a `Timestamp`'s `nanos` is below it (timestamp.proto). */
+const nanosPerSecond = 1_000_000_000;
+
+/**
+ * Epoch milliseconds of an `expires_at`, or 422 `invalid` for a timestamp that is no time at all:
+ * `nanos` out of 0..1e9 (timestamp.proto) or `seconds` beyond the JS Date range (±8.64e15 ms),
+ * where a Date is NaN, which would skip every expiry check and be stored as "never expires".
+ * Times in range but past 9999 are the service's 422.
+ */
+function expiresAtMsFromProto(expiresAt: Timestamp): number {
+  const { seconds, nanos } = expiresAt;
+  const ms = nanos >= 0 && nanos < nanosPerSecond ? timestampMs(expiresAt) : Number.NaN;
+  // A Date of NaN, ±Infinity or a finite value out of its range is invalid alike.
+  if (Number.isNaN(new Date(ms).getTime())) {
+    throw invalid(
+      `access token expiry is not a valid timestamp. seconds=\`${seconds}\` nanos=\`${nanos}\``,
+    );
+  }
+  return ms;
+}
+
 /** The issue request's token: `expires_at` unset means the issuer's expiry. */
 export function issueInputFromProto(info: AccessTokenInfoMessage | undefined): {
   id: string;
@@ -86,8 +107,7 @@ export function issueInputFromProto(info: AccessTokenInfoMessage | undefined): {
   return {
     id: info?.id ?? "",
     scope: accessScopeFromProto(info?.scope),
-    expiresAtMs:
-      info?.expiresAt === undefined ? undefined : timestampDate(info.expiresAt).getTime(),
+    expiresAtMs: info?.expiresAt === undefined ? undefined : expiresAtMsFromProto(info.expiresAt),
     autoPrefixStreams: info?.autoPrefixStreams ?? false,
   };
 }

@@ -31,12 +31,36 @@ export interface IssueAccessTokenJson {
   readonly autoPrefixStreams: boolean;
 }
 
-const rfc3339Syntax = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const rfc3339Syntax =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
+/**
+ * An RFC 3339 timestamp in epoch ms. `Date.parse` alone is not enough: it rolls an impossible date
+ * over (`2026-02-30` is March 2, `24:00` the next day), so every field is range-checked by
+ * rebuilding the date from it. A leap second (`:60`) is refused, as `Date` cannot hold it.
+ */
 function readTimestampMs(value: unknown, field: string): number {
   const text = readString(value, field);
-  const ms = rfc3339Syntax.test(text) ? Date.parse(text) : Number.NaN;
-  if (!Number.isFinite(ms)) throw jsonFieldError(field, "an RFC 3339 timestamp");
+  const match = rfc3339Syntax.exec(text);
+  const ms = match === null ? Number.NaN : Date.parse(text);
+  if (match === null || !Number.isFinite(ms)) throw jsonFieldError(field, "an RFC 3339 timestamp");
+  const [year, month, day, hour, minute, second, , offsetHour, offsetMinute] = match
+    .slice(1)
+    .map((part) => (part === undefined || part.startsWith(".") ? 0 : Number(part)));
+  // setUTCFullYear, unlike Date.UTC, does not map years 0..99 to 1900..1999.
+  const local = new Date(0);
+  local.setUTCFullYear(year!, month! - 1, day!);
+  local.setUTCHours(hour!, minute!, second!);
+  const isRealTime =
+    local.getUTCFullYear() === year &&
+    local.getUTCMonth() === month! - 1 &&
+    local.getUTCDate() === day &&
+    local.getUTCHours() === hour &&
+    local.getUTCMinutes() === minute &&
+    local.getUTCSeconds() === second &&
+    offsetHour! <= 23 &&
+    offsetMinute! <= 59;
+  if (!isRealTime) throw jsonFieldError(field, "an RFC 3339 timestamp");
   return ms;
 }
 

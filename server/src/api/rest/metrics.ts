@@ -20,6 +20,7 @@ import {
   type TimeseriesInterval,
   timeseriesIntervals,
 } from "../../service/metrics.js";
+import { accountMetricsInScope } from "../auth.js";
 import { sendJson } from "../http/request-context.js";
 import { badQuery, queryString, queryU64 } from "../http/query.js";
 import { renderMetricSetResponse } from "../json/metrics-json.js";
@@ -68,9 +69,9 @@ function pathParam(params: Readonly<Record<string, string>>, name: "basin" | "st
 
 export function metricsRoutes({ service }: ApiDeps): Route[] {
   return [
-    route("GET", "/v1/metrics", async ({ query, response }) => {
+    route("GET", "/v1/metrics", async ({ auth, query, response }) => {
       const metrics = service.metrics.account(metricsQueryOf(query, accountMetricSets));
-      sendJson(response, 200, renderMetricSetResponse(metrics));
+      sendJson(response, 200, renderMetricSetResponse(accountMetricsInScope(auth, metrics)));
     }),
     route("GET", "/v1/metrics/{basin}", async ({ params, query, response }) => {
       const basin = pathParam(params, "basin");
