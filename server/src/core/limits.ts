@@ -124,8 +124,22 @@ export const backgroundTaskIntervalMs = 60_000;
 // Metrics API (docs/design/metrics.md; S2 docs: concepts/metrics).
 /** The recorder submits its deltas this often (when any): a crash loses at most this much. */
 export const metricsFlushIntervalMs = 10_000;
-/** Recorder cells (series × minute) before a flush is forced. */
+/**
+ * Recorder cells (series × minute) before a flush is forced; a hard cap: while a flush is in
+ * flight (as long as an object-store outage), deltas that need a new cell are dropped.
+ */
 export const metricsPendingCellsMax = 10_000;
+/**
+ * JSON bytes of rows per `metrics.add` entry: a flush with more rows (every stream due at once,
+ * e.g. after an hour down) splits them into several entries, so that no entry can push a segment
+ * past `segmentBytesMax` (ours: small next to a segment, large enough for ~400 long-named rows).
+ */
+export const metricsEntryBytesMax = 256 << 10;
+/**
+ * Gauge cells (minute + hour buckets, streams and basins) the ledger keeps (~100 bytes each):
+ * past it the fold prunes the buckets that end first (ours: ~100 MB of heap).
+ */
+export const metricsGaugeCellsMax = 1_000_000;
 /** Every stream's storage is sampled at least this often, so that past hours are answerable. */
 export const metricsGaugeSampleIntervalSecs = 3_600;
 /** Retention of the ledger's buckets, per granularity (relative to the newest entry's time). */
@@ -139,6 +153,7 @@ export const metricsEndLeewaySecs = 60;
 
 assert(metricsHourRetentionSecs >= metricsRangeSecsMax, "a max range is answerable hourly");
 assert(metricsFlushIntervalMs <= 60_000, "deltas are flushed within their minute's neighbour");
+assert(metricsEntryBytesMax * 4 <= segmentBytesTarget, "metrics entries never crowd a segment");
 
 // Access tokens (S2-API.md §4.4, docs/design/auth.md).
 /** Token ids are 1..=96 bytes (S2 openapi `AccessTokenIdStr`). */

@@ -1,18 +1,24 @@
 // Goal: the metrics recorder counts operations, appends and reads as docs/design/metrics.md says
 // (append ops per session and minute, unary vs streaming reads, account vs basin ops), queries see
 // undurable deltas at once, flushed deltas survive a restart (WAL replay, with and without the
-// cache), and query validation answers S2's 422s. Method: a real Service on the memory object
-// store and memory KV, with a settable wall clock; restarts open a new Service on the same store.
+// cache), and query validation answers S2's 422s; and that it stays bounded: entries under
+// `metricsEntryBytesMax`, no series for unknown basins, a hard pending cap during an outage.
+// Method: a real Service on the memory object store and memory KV, with a settable wall clock;
+// restarts open a new Service on the same store; an outage is a store whose PUTs fail.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Clock } from "../core/clock.js";
 import { S2Error } from "../core/errors.js";
+import { metricsEntryBytesMax, metricsPendingCellsMax } from "../core/limits.js";
 import { systemRandom } from "../core/random.js";
 import type { AppendRecord } from "../core/records.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import { createMemoryKvStore } from "../storage/kv/memory.js";
 import { createMemoryObjectStore } from "../storage/object-store/memory.js";
-import type { ObjectStore } from "../storage/object-store/object-store.js";
+import { listAll, type ObjectStore } from "../storage/object-store/object-store.js";
+import { walPrefix } from "../storage/object-keys.js";
+import { decodeSegment } from "../storage/segment/format.js";
+import { decodeControlOp } from "../storage/wal/entries.js";
 import type { Metric } from "./metrics.js";
 import { collectUnaryRead } from "./read-session.js";
 import { Service } from "./service.js";
@@ -43,6 +49,25 @@ function valuesOf(metrics: Metric[]): Record<string, [number, number][]> {
     result[metric.name] = metric.values.map(([t, v]) => [t, v]);
   }
   return result;
+}
+
+/** The `metrics.add` entries in the WAL, in order, with their payload sizes. */
+async function metricsEntriesIn(
+  store: ObjectStore,
+): Promise<{ bytes: number; counters: number; gauges: number }[]> {
+  const entries: { bytes: number; counters: number; gauges: number }[] = [];
+  for (const object of await listAll(store, walPrefix)) {
+    const bytes = await store.get(object.key);
+    assert.ok(bytes !== undefined);
+    for (const entry of decodeSegment(bytes).entries) {
+      if (entry.kind !== "control") continue;
+      const op = decodeControlOp(entry.payload);
+      if (op.op !== "metrics.add") continue;
+      const { length } = entry.payload;
+      entries.push({ bytes: length, counters: op.counters.length, gauges: op.gauges.length });
+    }
+  }
+  return entries;
 }
 
 function assertInvalid(run: () => unknown, message: RegExp): void {
@@ -229,6 +254,195 @@ describe("metrics service", () => {
       assert.equal(gauge[0]!.kind === "gauge" && gauge[0]!.values.length, 61);
       assert.ok(gauge[0]!.kind === "gauge" && gauge[0]!.values.every(([, v]) => v === 0));
     } finally {
+      await service.close();
+    }
+  });
+
+  it("splits a flush into entries under metricsEntryBytesMax, and recovers without the cache", async () => {
+    const clock = createSettableClock(t0Sec * 1000);
+    const store = createMemoryObjectStore();
+    const first = await openService({ store, kv: createMemoryKvStore(), clock });
+    const streamCount = 1_500;
+    // Long names: ~530 JSON bytes per gauge row, ~800 KB of rows due at one flush.
+    const nameOf = (i: number): string => `${"s".repeat(500)}-${i}`;
+    try {
+      await first.basins.create({ name: basin });
+      for (let i = 0; i < streamCount; i += 250) {
+        const names = Array.from({ length: 250 }, (_, j) => nameOf(i + j));
+        await Promise.all(names.map((name) => first.streams.create({ basin, name })));
+      }
+      await first.records.append(basin, nameOf(7), { records: [record("seven")] });
+      clock.setNowMs((t0Sec + 60) * 1000);
+      await first.metrics.flush();
+    } finally {
+      await first.close();
+    }
+    const entries = await metricsEntriesIn(store);
+    for (const { bytes } of entries) assert.ok(bytes <= metricsEntryBytesMax, `${bytes}`);
+    const gaugeRows = entries.reduce((sum, entry) => sum + entry.gauges, 0);
+    assert.equal(gaugeRows, streamCount + 1); // every stream, and the basin's own series
+    assert.ok(entries.length > 2, `${entries.length}`);
+    const restarted = await openService({ store, kv: createMemoryKvStore(), clock });
+    try {
+      const range = { start: t0Sec, end: t0Sec + 60 };
+      const bytes = meteredOf("seven");
+      assert.deepEqual(
+        valuesOf(restarted.metrics.stream(basin, nameOf(7), { set: "storage", ...range })),
+        {
+          storage: [
+            [t0Sec, 0],
+            [t0Sec + 60, bytes],
+          ],
+        },
+      );
+      clock.setNowMs((t0Sec + 3_600) * 1000);
+      const hours = { start: t0Sec, end: t0Sec + 3_600 };
+      assert.deepEqual(valuesOf(restarted.metrics.basin(basin, { set: "storage", ...hours })), {
+        storage: [
+          [t0Sec, 0],
+          [t0Sec + 3_600, bytes],
+        ],
+      });
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it("staggers the hourly re-samples of unchanged streams over the hour", async () => {
+    const clock = createSettableClock(t0Sec * 1000);
+    const store = createMemoryObjectStore();
+    const service = await openService({ store, kv: createMemoryKvStore(), clock });
+    const streamCount = 120;
+    try {
+      await service.basins.create({ name: basin });
+      await Promise.all(
+        Array.from({ length: streamCount }, (_, i) =>
+          service.streams.create({ basin, name: `s${i}` }),
+        ),
+      );
+      await service.metrics.flush(); // the first samples of every stream
+      const perFlush: number[] = [];
+      for (let minute = 1; minute <= 60; minute++) {
+        const before = (await metricsEntriesIn(store)).length;
+        clock.setNowMs((t0Sec + minute * 60) * 1000);
+        await service.metrics.flush();
+        const added = (await metricsEntriesIn(store)).slice(before);
+        perFlush.push(added.reduce((sum, entry) => sum + entry.gauges, 0));
+      }
+      // Within the hour every stream (and the basin) is sampled again, never all at once.
+      assert.equal(
+        perFlush.reduce((sum, rows) => sum + rows, 0),
+        streamCount + 1,
+      );
+      assert.ok(Math.max(...perFlush) <= streamCount / 4, JSON.stringify(perFlush));
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("answers basin storage from the basin's series, also after its streams are gone", async () => {
+    const clock = createSettableClock(t0Sec * 1000);
+    const store = createMemoryObjectStore();
+    const service = await openService({ store, kv: createMemoryKvStore(), clock });
+    try {
+      await service.basins.create({ name: basin });
+      await service.streams.create({ basin, name: "a" });
+      await service.streams.create({ basin, name: "b" });
+      await service.records.append(basin, "a", { records: [record("aa")] });
+      await service.records.append(basin, "b", { records: [record("bbb")] });
+      clock.setNowMs((t0Sec + 60) * 1000);
+      await service.metrics.flush();
+      await service.streams.delete(basin, "a");
+      await service.streams.delete(basin, "b");
+      clock.setNowMs((t0Sec + 3_600 + 60) * 1000);
+      await service.metrics.flush();
+      clock.setNowMs((t0Sec + 2 * 3_600) * 1000);
+      const range = { start: t0Sec, end: t0Sec + 2 * 3_600 };
+      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "storage", ...range })), {
+        storage: [
+          [t0Sec, 0],
+          [t0Sec + 3_600, meteredOf("aa") + meteredOf("bbb")],
+          [t0Sec + 2 * 3_600, 0],
+        ],
+      });
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("does not count basin ops on an unknown basin (no series, not in active-basins)", async () => {
+    const clock = createSettableClock(t0Sec * 1000);
+    const service = await openService({
+      store: createMemoryObjectStore(),
+      kv: createMemoryKvStore(),
+      clock,
+    });
+    try {
+      await service.basins.create({ name: basin });
+      const phantom = "phantom-basin-zzz";
+      assert.throws(() => service.streams.getConfig(phantom, "x"), S2Error);
+      service.streams.list(phantom, {}); // lite answers an empty page here
+      assert.throws(() => service.streams.getConfig(basin, "x"), S2Error);
+      await service.metrics.flush();
+      const range = { start: t0Sec, end: t0Sec + 60 };
+      const active = service.metrics.account({ set: "active-basins", ...range });
+      assert.deepEqual(active, [{ kind: "label", name: "active-basins", values: [basin] }]);
+      assert.deepEqual(service.metrics.basin(phantom, { set: "basin-ops", ...range }), []);
+      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "basin-ops", ...range })), {
+        "get-stream-config": [[t0Sec, 1]],
+      });
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("keeps at most metricsPendingCellsMax cells while a flush hangs in an outage", async () => {
+    const clock = createSettableClock(t0Sec * 1000);
+    const inner = createMemoryObjectStore();
+    let isDown = false;
+    const store: ObjectStore = {
+      get: (key, range) => inner.get(key, range),
+      putIfAbsent: (key, bytes) =>
+        isDown ? Promise.reject(new Error("injected outage")) : inner.putIfAbsent(key, bytes),
+      list: (prefix, options) => inner.list(prefix, options),
+      delete: (key) => inner.delete(key),
+      close: () => inner.close(),
+    };
+    const service = await openService({ store, kv: createMemoryKvStore(), clock });
+    try {
+      await service.metrics.flush();
+      service.metrics.recordOp("list-basins");
+      isDown = true;
+      const hung = service.metrics.flush();
+      // One new cell per minute: the recorder is full after metricsPendingCellsMax of them.
+      const extra = 100;
+      for (let i = 1; i <= metricsPendingCellsMax + extra; i++) {
+        clock.setNowMs((t0Sec + 60 * i) * 1000);
+        service.metrics.recordOp("list-basins");
+      }
+      assert.equal(service.metrics.droppedDeltaCount, extra);
+      // An existing cell still takes deltas.
+      clock.setNowMs((t0Sec + 60) * 1000);
+      service.metrics.recordOp("list-basins");
+      assert.equal(service.metrics.droppedDeltaCount, extra);
+      isDown = false;
+      await hung;
+      await service.metrics.flush();
+      const end = t0Sec + 60 * (metricsPendingCellsMax + extra);
+      clock.setNowMs(end * 1000);
+      const ops = service.metrics.account({
+        set: "account-ops",
+        start: end - 29 * 86_400,
+        end,
+        interval: "day",
+      });
+      const total = ops
+        .filter((metric) => metric.name === "list-basins")
+        .flatMap((metric) => (metric.kind === "accumulation" ? metric.values : []))
+        .reduce((sum, [, value]) => sum + value, 0);
+      assert.equal(total, 1 + metricsPendingCellsMax + 1);
+    } finally {
+      isDown = false; // else the close would wait for the hung flush forever
       await service.close();
     }
   });

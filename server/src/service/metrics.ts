@@ -5,13 +5,17 @@
  * deltas not yet durable (so a caller sees its own operations at once).
  *
  * Fault model: a crash loses the unflushed deltas (at most one flush interval); a failed flush
- * keeps its deltas and retries at the next tick.
+ * keeps its deltas (up to `metricsPendingCellsMax`) and retries at the next tick. While a flush
+ * hangs (an object-store outage), deltas that need a new cell past the cap are dropped: metrics
+ * never hold a request back and never grow without bound.
  */
 import type { Clock } from "../core/clock.js";
 import { decodeStreamConfig, type StorageClass } from "../core/config.js";
 import { invalid } from "../core/errors.js";
+import { assert } from "../core/assert.js";
 import {
   metricsEndLeewaySecs,
+  metricsEntryBytesMax,
   metricsFlushIntervalMs,
   metricsGaugeSampleIntervalSecs,
   metricsPendingCellsMax,
@@ -22,8 +26,10 @@ import { type Operation, operationGroups } from "../core/operations.js";
 import { meteredBytes } from "../core/records.js";
 import { type DurableState, streamMapKey } from "../storage/durable-state.js";
 import {
+  basinGaugeStream,
   bucketStartOf,
   type CounterRow,
+  gaugeKeyOf,
   type GaugeRow,
   granularitySecs,
   type MetricGranularity,
@@ -117,6 +123,7 @@ export class MetricsService {
   /** The minute each append session last counted an op for each stream. */
   private readonly appendSessionMinutes = new WeakMap<object, Map<string, number>>();
   private flushing: Promise<void> | undefined;
+  private droppedDeltas = 0;
   private cancelTimer: (() => void) | undefined;
   private isStopped = false;
 
@@ -150,15 +157,24 @@ export class MetricsService {
     await last.catch(() => {});
   }
 
-  /** Counts one request of `op` (account ops toward the account, others toward `basin`). */
+  /**
+   * Counts one request of `op` (account ops toward the account, others toward `basin`). A basin
+   * op counts only if the basin exists: a request naming an unknown basin (a 404) must not
+   * create a durable series (kept 400 days, listed by `active-basins`).
+   */
   recordOp(op: Operation, basin?: string): void {
     const isAccountOp = operationGroups[op].level === "account" || op.endsWith("-metrics");
     if (isAccountOp) {
       this.add("", "account-ops", op, 1);
       return;
     }
-    if (basin === undefined || validateBasinName(basin) !== undefined) return;
+    if (basin === undefined || !this.state.basins.has(basin)) return;
     this.add(basin, "basin-ops", op, 1);
+  }
+
+  /** Deltas dropped because the recorder was full (`metricsPendingCellsMax`), for tests. */
+  get droppedDeltaCount(): number {
+    return this.droppedDeltas;
   }
 
   /**
@@ -320,8 +336,25 @@ export class MetricsService {
       cell.value += value;
       return;
     }
+    if (this.pending.size >= metricsPendingCellsMax) {
+      // Full while a flush is in flight (or failing): drop rather than grow.
+      this.droppedDeltas += 1;
+      void this.flush().catch(() => {});
+      return;
+    }
     this.pending.set(key, { scope, set, name, minuteSec, value });
     if (this.pending.size >= metricsPendingCellsMax) void this.flush().catch(() => {});
+  }
+
+  /** Puts a failed flush's cells back, within `metricsPendingCellsMax`. */
+  private mergeBack(cells: readonly Cell[]): void {
+    for (const cell of cells) {
+      const key = `${seriesKeyOf(cell.scope, cell.set, cell.name)}\u0000${cell.minuteSec}`;
+      const current = this.pending.get(key);
+      if (current !== undefined) current.value += cell.value;
+      else if (this.pending.size < metricsPendingCellsMax) this.pending.set(key, { ...cell });
+      else this.droppedDeltas += 1;
+    }
   }
 
   private async flushOnce(): Promise<void> {
@@ -330,49 +363,66 @@ export class MetricsService {
     const atSec = this.nowSec();
     const gauges = this.dueGaugeSamples(atSec);
     if (cells.length === 0 && gauges.length === 0) return;
-    const counters: CounterRow[] = cells.map((cell) => [
-      cell.scope,
-      cell.set,
-      cell.name,
-      cell.minuteSec,
-      cell.value,
-    ]);
-    // The flusher folds the entry into the ledger and resolves its submitter in one synchronous
-    // step; the cells leave `inflight` in this continuation's microtasks, before any request can
-    // run a query, so no query counts them twice (or not at all).
-    this.inflight.add(cells);
-    try {
-      await this.storage.submitControl({ op: "metrics.add", atSec, counters, gauges });
-    } catch (error) {
-      for (const cell of cells) {
-        const key = `${seriesKeyOf(cell.scope, cell.set, cell.name)}\u0000${cell.minuteSec}`;
-        const current = this.pending.get(key);
-        if (current === undefined) this.pending.set(key, { ...cell });
-        else current.value += cell.value;
-      }
-      throw error;
-    } finally {
-      this.inflight.delete(cells);
-    }
+    // Several entries of at most `metricsEntryBytesMax` each: one entry per flush could outgrow a
+    // segment (every stream can be due at once). Folding them in turn equals folding their union.
+    const entries: { cells: readonly Cell[]; gauges: readonly GaugeRow[] }[] = [
+      ...chunkByBytes(cells, (cell) => rowBytesOf(counterRowOf(cell))).map((chunk) => ({
+        cells: chunk,
+        gauges: [],
+      })),
+      ...chunkByBytes(gauges, rowBytesOf).map((chunk) => ({ cells: [], gauges: chunk })),
+    ];
+    const results = await Promise.allSettled(
+      entries.map(async (entry) => {
+        // The flusher folds the entry into the ledger and resolves its submitter in one
+        // synchronous step; the cells leave `inflight` in this continuation's microtasks, before
+        // any request can run a query, so no query counts them twice (or not at all).
+        this.inflight.add(entry.cells);
+        try {
+          await this.storage.submitControl({
+            op: "metrics.add",
+            atSec,
+            counters: entry.cells.map(counterRowOf),
+            gauges: entry.gauges,
+          });
+        } catch (error) {
+          this.mergeBack(entry.cells);
+          throw error;
+        } finally {
+          this.inflight.delete(entry.cells);
+        }
+      }),
+    );
+    for (const result of results) if (result.status === "rejected") throw result.reason;
   }
 
-  /** Samples of streams whose storage changed, that were not sampled this hour, or are gone. */
+  /**
+   * Samples of streams and basins (a basin's is the sum of its streams) whose storage changed,
+   * whose phase-shifted hour has no sample yet, or that are gone (a last sample of 0).
+   */
   private dueGaugeSamples(atSec: number): GaugeRow[] {
     const minuteSec = bucketStartOf(atSec, "minute");
     const rows: GaugeRow[] = [];
     const live = new Set<string>();
-    for (const record of this.state.streams.values()) {
-      live.add(`${record.basin}\u0000${record.name}`);
-      const bytes = storedBytesOf(this.state, record);
-      const last = this.state.metrics.lastGaugeOf(record.basin, record.name);
+    const basinBytes = new Map<string, number>();
+    const sampleIfDue = (basin: string, stream: string, bytes: number): void => {
+      const key = gaugeKeyOf(basin, stream);
+      live.add(key);
+      const last = this.state.metrics.lastGaugeOf(basin, stream);
       const isDue =
         last === undefined ||
         last.bytes !== bytes ||
-        minuteSec - last.minuteSec >= metricsGaugeSampleIntervalSecs;
-      if (isDue) rows.push([record.basin, record.name, minuteSec, bytes]);
+        hourlySampleOf(key, minuteSec) !== hourlySampleOf(key, last.minuteSec);
+      if (isDue) rows.push([basin, stream, minuteSec, bytes]);
+    };
+    for (const record of this.state.streams.values()) {
+      const bytes = storedBytesOf(this.state, record);
+      basinBytes.set(record.basin, (basinBytes.get(record.basin) ?? 0) + bytes);
+      sampleIfDue(record.basin, record.name, bytes);
     }
-    for (const sampled of this.state.metrics.sampledStreams()) {
-      if (sampled.bytes === 0 || live.has(`${sampled.basin}\u0000${sampled.stream}`)) continue;
+    for (const [basin, bytes] of basinBytes) sampleIfDue(basin, basinGaugeStream, bytes);
+    for (const sampled of this.state.metrics.lastSamples()) {
+      if (sampled.bytes === 0 || live.has(gaugeKeyOf(sampled.basin, sampled.stream))) continue;
       rows.push([sampled.basin, sampled.stream, minuteSec, 0]);
     }
     return rows;
@@ -445,20 +495,13 @@ export class MetricsService {
     return points;
   }
 
+  /** A basin's storage: its own series (sampled at flush), one lookup per point. */
   private basinStorage(basin: string, startSec: number, endSec: number): Metric {
-    const sampled = this.state.metrics.gaugeStreamsOf(basin);
     const values = this.gaugePoints(startSec, endSec, "hour", (sec, isNow) => {
-      if (isNow) {
-        let total = 0;
-        for (const record of this.state.streams.values()) {
-          if (record.basin === basin) total += storedBytesOf(this.state, record);
-        }
-        return total;
-      }
+      if (!isNow) return this.state.metrics.basinGaugeAt(basin, sec);
       let total = 0;
-      for (const key of sampled) {
-        const stream = key.slice(key.indexOf("\u0000") + 1);
-        total += this.state.metrics.gaugeAt(basin, stream, sec);
+      for (const record of this.state.streams.values()) {
+        if (record.basin === basin) total += storedBytesOf(this.state, record);
       }
       return total;
     });
@@ -487,6 +530,67 @@ export class MetricsService {
     }
     return [...basins].sort();
   }
+}
+
+function counterRowOf(cell: Cell): CounterRow {
+  return [cell.scope, cell.set, cell.name, cell.minuteSec, cell.value];
+}
+
+const utf8 = new TextEncoder();
+
+/** A row's JSON bytes in a `metrics.add` entry, with its separating comma. */
+function rowBytesOf(row: CounterRow | GaugeRow): number {
+  return utf8.encode(JSON.stringify(row)).length + 1;
+}
+
+/** Room in an entry for the op, `atSec` and the two array brackets. */
+const metricsEntryOverheadBytes = 256;
+
+/**
+ * Splits rows into chunks whose JSON rows total at most `metricsEntryBytesMax` minus the entry's
+ * own overhead, so that every `metrics.add` entry is at most `metricsEntryBytesMax`.
+ * @internal
+ */
+export function chunkByBytes<T>(rows: readonly T[], bytesOf: (row: T) => number): T[][] {
+  const budget = metricsEntryBytesMax - metricsEntryOverheadBytes;
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let chunkBytes = 0;
+  for (const row of rows) {
+    const bytes = bytesOf(row);
+    // Names are bounded (basin 48, stream 512 characters, at most 6 JSON bytes each).
+    assert(bytes <= budget, `a metrics row fits an entry. bytes=\`${bytes}\``);
+    if (chunk.length > 0 && chunkBytes + bytes > budget) {
+      chunks.push(chunk);
+      chunk = [];
+      chunkBytes = 0;
+    }
+    chunk.push(row);
+    chunkBytes += bytes;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * Which hourly sample a minute belongs to for a gauge key: hours shifted by a phase hashed from
+ * the key (whole minutes), so that the hourly re-samples of many streams spread over the hour
+ * instead of all falling due at the same flush.
+ */
+function hourlySampleOf(key: string, minuteSec: number): number {
+  const phaseMinutes = metricsGaugeSampleIntervalSecs / 60;
+  const phaseSec = (fnv1a(key) % phaseMinutes) * 60;
+  return Math.floor((minuteSec - phaseSec) / metricsGaugeSampleIntervalSecs);
+}
+
+/** FNV-1a over UTF-16 code units: a cheap, stable hash (not for security). */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 function storageClassOf(record: StreamRecord): StorageClass {

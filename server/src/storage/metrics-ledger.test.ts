@@ -1,11 +1,16 @@
 // Goal: the metrics ledger buckets counters by minute, hour and day, answers gauges as the last
-// sample, prunes by retention measured from the entries' own time, and is a pure function of the
-// WAL: folding the same entries twice, or reloading what its cache ops wrote, gives the same
-// answers. Method: fold hand-made `metrics.add` deltas into ledgers, write their cache ops to the
-// memory KV store and load them back through `loadMetricsLedger`.
+// sample, prunes by retention (from the entries' own time) and by its gauge cap, and is a pure
+// function of the WAL: folding the same entries twice, or reloading what its cache ops wrote at
+// any point and folding the rest, gives the same ledger, pruned or not. Method: fold hand-made
+// `metrics.add` deltas into ledgers, write their cache ops to the memory KV store, load them back
+// through `loadMetricsLedger`, and compare whole ledgers (`dump`).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { metricsHourRetentionSecs, metricsMinuteRetentionSecs } from "../core/limits.js";
+import {
+  metricsGaugeSampleIntervalSecs,
+  metricsHourRetentionSecs,
+  metricsMinuteRetentionSecs,
+} from "../core/limits.js";
 import {
   decodeMetricBucketKey,
   decodeMetricGaugeKey,
@@ -120,9 +125,9 @@ describe("metrics ledger", () => {
     assert.equal(ledger.gaugeAt("basin-a", "s1", t0 + 3_659), 100);
     assert.equal(ledger.gaugeAt("basin-a", "s1", t0 + 3_660), 250);
     assert.equal(ledger.gaugeAt("basin-a", "s2", t0 + 3_600), 0);
-    assert.deepEqual([...ledger.gaugeStreamsOf("basin-a")].sort(), [
-      "basin-a\u0000s1",
-      "basin-a\u0000s2",
+    assert.deepEqual([...ledger.lastSamples()].map(({ stream, bytes }) => [stream, bytes]).sort(), [
+      ["s1", 250],
+      ["s2", 50],
     ]);
     assert.deepEqual(ledger.lastGaugeOf("basin-a", "s1"), { bytes: 250, minuteSec: t0 + 3_660 });
     assert.deepEqual([...ledger.activeBasins(t0, t0 + 60)].sort(), ["basin-a"]);
@@ -166,18 +171,8 @@ describe("metrics ledger", () => {
     await kv.write(bytesOps);
     const loaded = new MetricsLedger();
     await loadMetricsLedger(loaded, kv);
-    for (const ledger of [second, loaded]) {
-      for (const granularity of ["minute", "hour", "day"] as const) {
-        assert.deepEqual(
-          appendOps(ledger, granularity, t0 + 7_200),
-          appendOps(first, granularity, t0 + 7_200),
-        );
-      }
-      for (const sec of [t0, t0 + 60, t0 + 3_660, t0 + 7_200]) {
-        assert.equal(ledger.gaugeAt("basin-a", "s1", sec), first.gaugeAt("basin-a", "s1", sec));
-      }
-      assert.equal(ledger.appendedBytesOf(7), 1_000);
-    }
+    assert.deepEqual(second.dump(), first.dump());
+    assert.deepEqual(loaded.dump(), first.dump());
     // Retention after a reload measures from the same time as after a replay.
     const late: MetricsDelta = {
       atSec: t0 + metricsMinuteRetentionSecs + 90,
@@ -186,15 +181,94 @@ describe("metrics ledger", () => {
     };
     fold(first, [late]);
     fold(loaded, [late]);
-    assert.deepEqual(
-      appendOps(loaded, "minute", t0 + 7_200),
-      appendOps(first, "minute", t0 + 7_200),
-    );
+    assert.deepEqual(loaded.dump(), first.dump());
     assert.deepEqual(Object.keys(appendOps(first, "minute", t0 + 7_200)), ["express", "standard"]);
     const removal: KvOp[] = [];
     loaded.removeStream(7, removal);
     assert.equal(loaded.appendedBytesOf(7), 0);
     assert.deepEqual(removal, [{ type: "del", key: encodeStreamBytesKey(7) }]);
+  });
+
+  // The review's repro: a stream held 1 GB, was deleted, and days passed. A reload must answer
+  // what a replay answers (and what was true: the basin held 1 GB at t0 + 1 h), at every point
+  // where the cache could have been written, with minute buckets and last samples pruned.
+  it("reloads to the replayed ledger at every entry, across retention and the gauge cap", async () => {
+    const hour = metricsGaugeSampleIntervalSecs;
+    const history: MetricsDelta[] = [
+      {
+        atSec: t0 + 60,
+        counters: [["basin-a", "basin-ops", "create-stream", t0, 1]],
+        gauges: [
+          ["basin-a", "big", t0 + 60, 1e9],
+          ["basin-a", "", t0 + 60, 1e9],
+        ],
+      },
+      // Deleted: the recorder samples 0 for the stream and its basin.
+      {
+        atSec: t0 + 2 * hour + 30,
+        counters: [["basin-a", "basin-ops", "delete-stream", t0 + 2 * hour, 1]],
+        gauges: [
+          ["basin-a", "big", t0 + 2 * hour, 0],
+          ["basin-a", "", t0 + 2 * hour, 0],
+        ],
+      },
+    ];
+    // Three days of hourly samples of another basin's streams (growing), then a late entry.
+    for (let i = 3; i <= 72; i++) {
+      const sec = t0 + i * hour;
+      history.push({
+        atSec: sec + 10,
+        counters: [["basin-b", "append-ops", "express", sec, i]],
+        gauges: [
+          ["basin-b", `s${i % 5}`, sec, i * 100],
+          ["basin-b", "", sec, i * 500],
+        ],
+      });
+    }
+    history.push({ atSec: t0 + metricsHourRetentionSecs + 3 * hour, counters: [], gauges: [] });
+    for (const gaugeCellsMax of [Number.POSITIVE_INFINITY, 40]) {
+      const replayed = new MetricsLedger(gaugeCellsMax);
+      const kv = createMemoryKvStore();
+      for (const [index, delta] of history.entries()) {
+        await kv.write(fold(replayed, [delta]));
+        assert.ok(replayed.gaugeCellCount <= gaugeCellsMax);
+        // Recovery with the cache written here: load it, then replay the rest of the WAL.
+        if (index % 7 !== 0 && index !== history.length - 2) continue;
+        const loaded = new MetricsLedger(gaugeCellsMax);
+        await loadMetricsLedger(loaded, kv);
+        assert.deepEqual(loaded.dump(), replayed.dump(), `reload after entry ${index}`);
+        const rest = history.slice(index + 1);
+        const resumed = new MetricsLedger(gaugeCellsMax);
+        await loadMetricsLedger(resumed, kv);
+        fold(resumed, rest);
+        const full = new MetricsLedger(gaugeCellsMax);
+        fold(full, history);
+        assert.deepEqual(resumed.dump(), full.dump(), `reload after entry ${index}, then replay`);
+      }
+      if (gaugeCellsMax === Number.POSITIVE_INFINITY) {
+        // Before the last entry: three days on, the minute samples of the deleted stream are gone,
+        // its hour sample is not, and the basin's own series still answers 1 GB at t0 + 1 h.
+        const atThreeDays = new MetricsLedger();
+        fold(atThreeDays, history.slice(0, -1));
+        assert.equal(atThreeDays.lastGaugeOf("basin-a", "big"), undefined);
+        assert.equal(atThreeDays.basinGaugeAt("basin-a", t0 + hour), 1e9);
+        assert.equal(atThreeDays.basinGaugeAt("basin-a", t0 + 3 * hour), 0);
+        assert.equal(atThreeDays.basinGaugeAt("basin-b", t0 + 72 * hour), 72 * 500);
+      } else {
+        // The cap pruned the buckets that end first: the newest samples (and the last samples the
+        // recorder compares with) are kept; the oldest history is gone.
+        const capped = new MetricsLedger(gaugeCellsMax);
+        fold(capped, history.slice(0, -1));
+        assert.ok(capped.gaugeCellCount <= gaugeCellsMax);
+        assert.equal(capped.basinGaugeAt("basin-b", t0 + 72 * hour), 72 * 500);
+        assert.equal(capped.basinGaugeAt("basin-b", t0 + 73 * hour), 72 * 500);
+        assert.deepEqual(capped.lastGaugeOf("basin-b", ""), {
+          bytes: 72 * 500,
+          minuteSec: t0 + 72 * hour,
+        });
+        assert.equal(capped.basinGaugeAt("basin-a", t0 + hour), 0);
+      }
+    }
   });
 
   it("encodes metric keys that decode back, ordered by granularity then time", () => {

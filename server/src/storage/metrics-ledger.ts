@@ -5,9 +5,12 @@
  * folded from records entries.
  *
  * Invariants: the ledger is a pure function of the WAL prefix folded so far. A fold depends only
- * on the entry and the ledger before it (retention is measured from the entry's own `atSec`, never
- * the wall clock), so replay, with or without the cache, rebuilds the same ledger. Every change
- * returns the cache ops that mirror it; they are committed with the segment's cache marker.
+ * on the entry and the ledger before it (retention and the gauge cap are measured from the
+ * entry's own `atSec` and the ledger's contents, never the wall clock), so replay, with or
+ * without the cache, rebuilds the same ledger. Every change returns the cache ops that mirror it;
+ * they are committed with the segment's cache marker. Everything the ledger answers is rebuilt by
+ * a cache load: a key's last sample is kept exactly as long as the minute bucket holding it, and
+ * the load takes it from the newest minute bucket that holds the key.
  *
  * Fault model: none of its own. A crash loses only the recorder's unflushed deltas, which never
  * reached the WAL.
@@ -15,6 +18,7 @@
 import { assert } from "../core/assert.js";
 import {
   metricsDayRetentionSecs,
+  metricsGaugeCellsMax,
   metricsGaugeSampleIntervalSecs,
   metricsHourRetentionSecs,
   metricsMinuteRetentionSecs,
@@ -74,8 +78,14 @@ export type CounterRow = readonly [
   value: number,
 ];
 
-/** A storage sample of a stream at `minuteSec` (the flush's minute). */
+/**
+ * A storage sample of a stream at `minuteSec` (the flush's minute); `stream` "" is the basin's own
+ * series (the sum of its streams, so that a basin query reads one series).
+ */
 export type GaugeRow = readonly [basin: string, stream: string, minuteSec: number, bytes: number];
+
+/** The gauge row's `stream` of a basin's own storage series (stream names are never empty). */
+export const basinGaugeStream = "";
 
 /** The payload of a `metrics.add` control entry. */
 export interface MetricsDelta {
@@ -113,14 +123,22 @@ export class MetricsLedger {
     minute: new Map(),
     hour: new Map(),
   };
-  /** Streams that ever had a gauge sample, by basin (for basin storage sums). */
-  private readonly gaugeStreamsByBasin = new Map<string, Set<string>>();
-  /** The last sample of each stream (value and minute), for the recorder's change detection. */
+  /** Gauge cells in `gauges` (both granularities), bounded by `metricsGaugeCellsMax`. */
+  private gaugeCells = 0;
+  /**
+   * The last sample of each gauge key (value and minute bucket), for the recorder's change
+   * detection; kept exactly as long as its minute bucket is (so a cache load rebuilds it).
+   */
   private readonly lastGauges = new Map<string, { bytes: number; minuteSec: number }>();
   /** Appended metered bytes per stream id, ever (trims do not subtract). */
   private readonly appendedBytes = new Map<number, number>();
   /** The newest `atSec` folded: retention is measured from it. */
   private newestSec = 0;
+
+  /** `gaugeCellsMax` is the memory bound (tests lower it to exercise the cap). */
+  constructor(private readonly gaugeCellsMax: number = metricsGaugeCellsMax) {
+    assert(gaugeCellsMax > 0, "the gauge cap admits at least one cell");
+  }
 
   /** Appended metered bytes of a stream since it was created. */
   appendedBytesOf(streamId: number): number {
@@ -132,12 +150,25 @@ export class MetricsLedger {
     return this.lastGauges.get(gaugeKeyOf(basin, stream));
   }
 
-  /** Every stream with a sample whose last sample is not 0 (to sample 0 once it is gone). */
-  *sampledStreams(): Generator<{ basin: string; stream: string; bytes: number }> {
+  /**
+   * Every gauge key with a kept last sample (stream "" for a basin's series), so that the
+   * recorder samples 0 once its stream or basin is gone.
+   */
+  *lastSamples(): Generator<{ basin: string; stream: string; bytes: number; minuteSec: number }> {
     for (const [key, last] of this.lastGauges) {
       const separator = key.indexOf("\u0000");
-      yield { basin: key.slice(0, separator), stream: key.slice(separator + 1), bytes: last.bytes };
+      yield {
+        basin: key.slice(0, separator),
+        stream: key.slice(separator + 1),
+        bytes: last.bytes,
+        minuteSec: last.minuteSec,
+      };
     }
+  }
+
+  /** Gauge cells held (for the `metricsGaugeCellsMax` bound and tests). */
+  get gaugeCellCount(): number {
+    return this.gaugeCells;
   }
 
   /** Folds a records entry's metered bytes into its stream's total. */
@@ -174,10 +205,10 @@ export class MetricsLedger {
     }
     for (const [basin, stream, minuteSec, bytes] of delta.gauges) {
       const key = gaugeKeyOf(basin, stream);
-      this.noteGaugeStream(basin, key, minuteSec, bytes);
+      this.noteLastSample(key, bucketStartOf(minuteSec, "minute"), bytes);
       for (const granularity of gaugeGranularities) {
         const bucket = bucketStartOf(minuteSec, granularity);
-        getOrCreate(this.gauges[granularity], bucket).set(key, bytes);
+        this.setGaugeCell(granularity, bucket, key, bytes);
         ops.push({
           type: "put",
           key: encodeMetricGaugeKey(granularityCode[granularity], bucket, key),
@@ -186,6 +217,26 @@ export class MetricsLedger {
       }
     }
     this.prune(ops);
+  }
+
+  /**
+   * A canonical copy of everything the ledger holds, sorted (map order is insertion order, which
+   * differs between a replay and a reload): tests compare replay and reload with it.
+   * @internal
+   */
+  dump(): unknown {
+    const byKey = <V>(entries: Iterable<[string, V]>): [string, V][] =>
+      [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const sorted = (buckets: Buckets): [number, [string, number][]][] =>
+      [...buckets].sort(([a], [b]) => a - b).map(([bucket, cells]) => [bucket, byKey(cells)]);
+    return {
+      newestSec: this.newestSec,
+      gaugeCells: this.gaugeCells,
+      counters: metricGranularities.map((granularity) => sorted(this.counters[granularity])),
+      gauges: gaugeGranularities.map((granularity) => sorted(this.gauges[granularity])),
+      lastGauges: byKey(this.lastGauges),
+      appendedBytes: [...this.appendedBytes].sort(([a], [b]) => a - b),
+    };
   }
 
   /** Loads a counter cell read from the cache. */
@@ -200,10 +251,8 @@ export class MetricsLedger {
 
   /** Loads a gauge cell read from the cache. */
   loadGauge(granularity: GaugeGranularity, bucket: number, key: string, bytes: number): void {
-    getOrCreate(this.gauges[granularity], bucket).set(key, bytes);
-    if (granularity === "minute") {
-      this.noteGaugeStream(key.slice(0, key.indexOf("\u0000")), key, bucket, bytes);
-    }
+    this.setGaugeCell(granularity, bucket, key, bytes);
+    if (granularity === "minute") this.noteLastSample(key, bucket, bytes);
   }
 
   /** Loads a stream's byte total read from the cache. */
@@ -257,9 +306,9 @@ export class MetricsLedger {
     return 0;
   }
 
-  /** The streams of a basin that have storage samples. */
-  gaugeStreamsOf(basin: string): readonly string[] {
-    return [...(this.gaugeStreamsByBasin.get(basin) ?? [])];
+  /** The last storage sample of a basin's own series at or before `sec` (see `gaugeAt`). */
+  basinGaugeAt(basin: string, sec: number): number {
+    return this.gaugeAt(basin, basinGaugeStream, sec);
   }
 
   /** Basins with a counter or a non-zero storage sample in an hour intersecting the range. */
@@ -282,16 +331,41 @@ export class MetricsLedger {
     return basins;
   }
 
-  private noteGaugeStream(basin: string, key: string, minuteSec: number, bytes: number): void {
-    let streams = this.gaugeStreamsByBasin.get(basin);
-    if (streams === undefined) {
-      streams = new Set();
-      this.gaugeStreamsByBasin.set(basin, streams);
-    }
-    streams.add(key);
+  private setGaugeCell(
+    granularity: GaugeGranularity,
+    bucket: number,
+    key: string,
+    bytes: number,
+  ): void {
+    const cells = getOrCreate(this.gauges[granularity], bucket);
+    if (!cells.has(key)) this.gaugeCells += 1;
+    cells.set(key, bytes);
+  }
+
+  /** Keeps the newest sample of a key (the newest minute bucket holding it). */
+  private noteLastSample(key: string, minuteSec: number, bytes: number): void {
     const last = this.lastGauges.get(key);
-    if (last === undefined || last.minuteSec <= minuteSec)
+    if (last === undefined || last.minuteSec <= minuteSec) {
       this.lastGauges.set(key, { bytes, minuteSec });
+    }
+  }
+
+  /** Drops one gauge bucket, its cache cells, and the last samples that lie in it. */
+  private dropGaugeBucket(granularity: GaugeGranularity, bucket: number, ops: KvOp[]): void {
+    const cells = this.gauges[granularity].get(bucket);
+    assert(cells !== undefined, "a dropped gauge bucket exists");
+    const code = granularityCode[granularity];
+    for (const key of cells.keys()) {
+      ops.push({ type: "del", key: encodeMetricGaugeKey(code, bucket, key) });
+      // Buckets go oldest first, so the newest bucket holding a key is its last sample's: once it
+      // is gone no minute bucket holds the key, and a cache load would not see it either.
+      if (granularity === "minute" && this.lastGauges.get(key)?.minuteSec === bucket) {
+        this.lastGauges.delete(key);
+      }
+    }
+    this.gaugeCells -= cells.size;
+    assert(this.gaugeCells >= 0, "gauge cell count is non-negative");
+    this.gauges[granularity].delete(bucket);
   }
 
   /** Drops buckets older than their granularity's retention, measured from `newestSec`. */
@@ -309,20 +383,36 @@ export class MetricsLedger {
     }
     for (const granularity of gaugeGranularities) {
       const oldest = this.newestSec - retentionSecs[granularity];
-      const code = granularityCode[granularity];
-      for (const [bucket, cells] of this.gauges[granularity]) {
-        if (bucket >= oldest) continue;
-        for (const key of cells.keys()) {
-          ops.push({ type: "del", key: encodeMetricGaugeKey(code, bucket, key) });
-        }
-        this.gauges[granularity].delete(bucket);
+      // Oldest first (see `dropGaugeBucket`); the map's order is insertion order, not time.
+      const expired = [...this.gauges[granularity].keys()].filter((bucket) => bucket < oldest);
+      for (const bucket of expired.sort((a, b) => a - b)) {
+        this.dropGaugeBucket(granularity, bucket, ops);
       }
+    }
+    // The memory bound: the bucket that ends first goes first (old hours before recent minutes),
+    // so the newest samples, which the recorder's change detection needs, go last: dropping them
+    // would make every stream due again at each flush. A pure function of the ledger, so replay
+    // and the cache agree.
+    while (this.gaugeCells > this.gaugeCellsMax) {
+      const minute = oldestBucketOf(this.gauges.minute);
+      const hour = oldestBucketOf(this.gauges.hour);
+      const minuteEnd = minute + granularitySecs.minute;
+      const hourEnd = hour + granularitySecs.hour;
+      if (minuteEnd <= hourEnd) this.dropGaugeBucket("minute", minute, ops);
+      else this.dropGaugeBucket("hour", hour, ops);
     }
   }
 }
 
 /** How many earlier hours `gaugeAt` looks back (a server down longer reads as 0 storage). */
 const gaugeHourLookback = 48;
+
+/** The earliest bucket of a map (its order is insertion order), +∞ when empty. */
+function oldestBucketOf(buckets: Buckets): number {
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const bucket of buckets.keys()) oldest = Math.min(oldest, bucket);
+  return oldest;
+}
 
 function getOrCreate<K, K2, V>(map: Map<K, Map<K2, V>>, key: K): Map<K2, V> {
   let value = map.get(key);

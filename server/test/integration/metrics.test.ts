@@ -22,8 +22,12 @@ import {
   TimeseriesInterval,
 } from "../../../gen/tributary/v1/metrics_pb.js";
 import { StreamService } from "../../../gen/tributary/v1/stream_pb.js";
+import { metricsEntryBytesMax } from "../../src/core/limits.js";
 import { walPrefix } from "../../src/storage/object-keys.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
+import { listAll } from "../../src/storage/object-store/object-store.js";
+import { decodeSegment } from "../../src/storage/segment/format.js";
+import { decodeControlOp } from "../../src/storage/wal/entries.js";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 
 const basinName = "metrics-int";
@@ -173,6 +177,22 @@ describe("metrics API (local mode)", () => {
       gauge.values.at(-1)?.[1],
       bodies.reduce((sum, body) => sum + meteredOf(body), 0),
     );
+  });
+
+  it("creates no series for a request on a basin that does not exist (404)", async () => {
+    const phantom = "phantom-basin-zzz";
+    const response = await fetch(`${server.endpoint}/v1/streams/x`, {
+      headers: { "s2-basin": phantom },
+    });
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+    await sleep(300); // three flush intervals: a counted op would be durable by now
+    const active = await getJson(server, `/v1/metrics?${query("active-basins")}`);
+    assert.deepEqual(active.body.values, [
+      { label: { name: "active-basins", values: [basinName] } },
+    ]);
+    const ops = await getJson(server, `/v1/metrics/${phantom}?${query("basin-ops")}`);
+    assert.deepEqual(ops, { status: 200, body: { values: [] } });
   });
 
   it("works through the official SDK (Date and milliseconds in, Dates out)", async () => {
@@ -366,5 +386,70 @@ describe("metrics API (local mode)", () => {
     await server.kill();
     server = await startServer({ mode: "local", localRoot, cacheDir, args: metricsArgs });
     assert.deepEqual(await getJson(server, path), before);
+  });
+});
+
+// The review's finding: every stream due at one flush made one `metrics.add` entry bigger than a
+// segment may be, and recovery then failed. Thousands of long-named streams are all due at the
+// first flush; every entry must stay under the bound and a restart without the cache must work.
+describe("metrics with thousands of long-named streams (local mode)", () => {
+  it("keeps every metrics.add entry under the bound and replays without the cache", async () => {
+    const localRoot = await mkdtemp(join(tmpdir(), "tributary-metrics-many-objects-"));
+    const cacheDir = await mkdtemp(join(tmpdir(), "tributary-metrics-many-cache-"));
+    // No periodic flush (10 s) before the stop, normally: every stream is sampled at one flush.
+    const args = ["--metrics-flush-interval-ms", "10000"];
+    let server = await startServer({ mode: "local", localRoot, cacheDir, args });
+    try {
+      const s2 = s2ClientFor(server);
+      const basin = "metrics-many";
+      await s2.basins.create({ basin });
+      const streamCount = 2_000;
+      const nameOf = (i: number): string => `${"n".repeat(500)}-${i}`;
+      for (let i = 0; i < streamCount; i += 200) {
+        await Promise.all(
+          Array.from({ length: 200 }, (_, j) =>
+            s2.basin(basin).streams.create({ stream: nameOf(i + j) }),
+          ),
+        );
+      }
+      await s2
+        .basin(basin)
+        .stream(nameOf(3))
+        .append(AppendInput.create([AppendRecord.string({ body: "three" })]));
+      assert.equal(await server.stop(), 0); // flushes the recorder: every stream is sampled
+      const store = createLocalFsObjectStore({ root: localRoot });
+      let gaugeRows = 0;
+      let metricsEntries = 0;
+      for (const object of await listAll(store, walPrefix)) {
+        const bytes = await store.get(object.key);
+        assert.ok(bytes !== undefined);
+        for (const entry of decodeSegment(bytes).entries) {
+          if (entry.kind !== "control") continue;
+          const op = decodeControlOp(entry.payload);
+          if (op.op !== "metrics.add") continue;
+          assert.ok(entry.payload.length <= metricsEntryBytesMax, `${entry.payload.length}`);
+          gaugeRows += op.gauges.length;
+          metricsEntries += 1;
+        }
+      }
+      await store.close();
+      assert.ok(gaugeRows >= streamCount, `${gaugeRows} gauge rows`);
+      assert.ok(metricsEntries >= 4, `${metricsEntries} entries for ~1 MB of rows`);
+      await rm(cacheDir, { recursive: true, force: true });
+      server = await startServer({ mode: "local", localRoot, cacheDir, args: metricsArgs });
+      assert.match(server.output(), /replayed [1-9][0-9]* segments/);
+      const now = Math.floor(Date.now() / 1000);
+      const stream = encodeURIComponent(nameOf(3));
+      const storage = await getJson(
+        server,
+        `/v1/metrics/${basin}/${stream}?set=storage&start=${now - 60}&end=${now}`,
+      );
+      assert.equal(storage.status, 200);
+      assert.equal(storage.body.values![0]!.gauge!.values.at(-1)?.[1], meteredOf("three"));
+    } finally {
+      await server.cleanup();
+      await rm(localRoot, { recursive: true, force: true });
+      await rm(cacheDir, { recursive: true, force: true });
+    }
   });
 });

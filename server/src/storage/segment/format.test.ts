@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { AssertionError } from "../../core/assert.js";
+import { segmentBytesMax } from "../../core/limits.js";
 import {
   decodeSegment,
   decodeSegmentEntry,
@@ -174,6 +175,20 @@ describe("segment format", () => {
     const view = new DataView(bytes.buffer);
     view.setUint32(52, 0xffff_fff0);
     assert.throws(() => decodeSegmentHeader(bytes), SegmentFormatError);
+  });
+
+  it("refuses to encode a segment over the size cap the decoder checks (paired assertion)", () => {
+    const headroom = encodedSegmentBytes([{ kind: "control", payload: new Uint8Array(0) }]);
+    const fits: SegmentEntryInput = {
+      kind: "control",
+      payload: new Uint8Array(segmentBytesMax - headroom),
+    };
+    assert.equal(decodeSegment(segmentOf([fits])).entries.length, 1);
+    const tooBig: SegmentEntryInput = {
+      kind: "control",
+      payload: new Uint8Array(1 + fits.payload.length),
+    };
+    assert.throws(() => segmentOf([tooBig]), AssertionError);
   });
 
   it("refuses to seal non-contiguous seq nums of one stream (writer-side assertion)", () => {

@@ -111,7 +111,10 @@ export function encodedSegmentBytes(entries: readonly SegmentEntryInput[]): numb
   return bytes;
 }
 
-/** Encodes a segment. Asserts per-stream seq-num contiguity across its records entries. */
+/**
+ * Encodes a segment. Asserts per-stream seq-num contiguity across its records entries, and the
+ * size bound `decodeSegmentHeader` checks.
+ */
 export function encodeSegment(options: {
   readonly walId: number;
   readonly writerEpoch: number;
@@ -133,6 +136,12 @@ export function encodeSegment(options: {
   }
 
   const totalBytes = encodedSegmentBytes(entries);
+  // Paired with `decodeSegmentHeader`'s check: a segment it would reject must never be written,
+  // or an acknowledged segment would be unreadable at recovery.
+  assert(
+    totalBytes <= segmentBytesMax,
+    `segment larger than allowed. bytes=\`${totalBytes}\` max=\`${segmentBytesMax}\``,
+  );
   const indexBytes = segmentIndexRowBytes * entries.length;
   const bodyBytes = totalBytes - segmentHeaderBytes - indexBytes - segmentTrailerBytes;
   const out = new Uint8Array(totalBytes);

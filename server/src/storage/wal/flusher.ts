@@ -19,6 +19,7 @@ import { assert } from "../../core/assert.js";
 import { type Clock, orTimeout } from "../../core/clock.js";
 import { failpoint } from "../../core/failpoints.js";
 import {
+  segmentBytesMax,
   segmentPutRetryDelayMsMax,
   segmentPutRetryDelayMsMin,
   segmentPutTimeoutDoublingsMax,
@@ -146,6 +147,12 @@ export class Flusher {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const input = toInput(entry);
     const bytes = encodedSegmentBytes([input]) - encodedSegmentBytes([]);
+    // Every entry fits a segment on its own (producers bound their entries), so a segment the
+    // decoder would reject is never built.
+    assert(
+      encodedSegmentBytes([]) + bytes <= segmentBytesMax,
+      `entry larger than a segment. bytes=\`${bytes}\``,
+    );
     return new Promise((resolve, reject) => {
       this.pending.push({ entry, input, bytes, staged, resolve, reject });
       this.pendingBytes += bytes;
@@ -223,9 +230,11 @@ export class Flusher {
     failpoint("flush.before-build");
     const taken: PendingEntry[] = [];
     let takenBytes = 0;
+    // The target is a soft cut; `segmentBytesMax` is hard whatever the target is configured to.
+    const takenBytesMax = Math.min(segmentBytesTarget, segmentBytesMax - encodedSegmentBytes([]));
     while (this.pending.length > 0) {
       const next = this.pending[0]!;
-      if (taken.length > 0 && takenBytes + next.bytes > segmentBytesTarget) break;
+      if (taken.length > 0 && takenBytes + next.bytes > takenBytesMax) break;
       taken.push(this.pending.shift()!);
       takenBytes += next.bytes;
       this.pendingBytes -= next.bytes;
