@@ -17,10 +17,13 @@ import { commandHeader, encodeTrimBody, type SequencedRecord } from "../../src/c
 import type { Service } from "../../src/service/service.js";
 import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
 import {
+  cacheMarkerKey,
+  decodeJsonValue,
   decodeSegmentEntryKey,
   decodeSegmentEntryValue,
   decodeSegmentRefsKey,
   decodeSegmentRefsValue,
+  encodeJsonValue,
   encodeStreamKey,
   KeyType,
   keyTypeRange,
@@ -374,6 +377,31 @@ for (const kind of ["memory", "local-fs"] as const) {
         const opened = await fixture.open(fixture.cacheDir("a"));
         assert.match(String(opened.service.storage.stats.cacheResetReason), /unreadable/);
         await assertConverged(fixture, opened, logs, "unparsable cache");
+      } finally {
+        await fixture.cleanup();
+      }
+    });
+
+    it("a cache of the previous layout (records staged in LevelDB) is rebuilt", async () => {
+      const fixture = await createFixture(kind);
+      try {
+        const logs = await writeHistory(fixture, fixture.cacheDir("a"), 25);
+        const { kv } = await openCache(fixture.cacheDir("a"));
+        // What a layout-1 cache holds: a marker without `layout`, and a staged record row.
+        const marker = decodeJsonValue((await kv.get(cacheMarkerKey))!) as Record<string, unknown>;
+        delete marker["layout"];
+        await kv.write([
+          { type: "put", key: cacheMarkerKey, value: encodeJsonValue(marker) },
+          {
+            type: "put",
+            key: new Uint8Array(17).fill(0).fill(KeyType.Record, 0, 1),
+            value: encoder.encode("old"),
+          },
+        ]);
+        await kv.close();
+        const opened = await fixture.open(fixture.cacheDir("a"));
+        assert.match(String(opened.service.storage.stats.cacheResetReason), /another layout/);
+        await assertConverged(fixture, opened, logs, "previous layout");
       } finally {
         await fixture.cleanup();
       }

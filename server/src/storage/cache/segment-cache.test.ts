@@ -5,7 +5,7 @@
 // directory segment files, then damaged, trimmed and swept; plus engine-level checks of a restart
 // with the cache kept and of reads while a cache commit is held back.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -297,6 +297,25 @@ describe("segment cache in the engine", () => {
         );
         assert.equal(reopened.storage.stats.entryHits, 3);
         assert.equal(reopened.storage.stats.entryMisses, 0);
+
+        // Damage on the local disk: a flipped bit in one file, another file gone. The same
+        // bytes are served, from the bucket, and counted as misses.
+        const [firstFile, secondFile] = (await second.segmentFiles.list()).sort((a, b) => a - b);
+        const firstPath = path.join(dir, "segments", String(firstFile).padStart(20, "0"));
+        const damaged = await readFile(firstPath);
+        damaged[damaged.length - 6]! ^= 0x01;
+        await writeFile(firstPath, damaged);
+        await second.segmentFiles.delete(secondFile!);
+        const again = await reopened.records.read(basin, "s", {
+          startSeqNum: 0,
+          countMax: 10,
+          bytesMax: 1 << 20,
+        });
+        assert.deepEqual(
+          again.map((r) => decoder.decode(r.body)),
+          ["r0", "r1", "r2", "r3"],
+        );
+        assert.equal(reopened.storage.stats.entryMisses, 2);
       } finally {
         await reopened.close();
         await second.kv.close();
