@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { systemClock } from "../../core/clock.js";
+import { S2Error } from "../../core/errors.js";
 import { systemRandom } from "../../core/random.js";
 import { Service } from "../../service/service.js";
 import { encodeSegmentRefsKey, KeyType, keyTypeRange, decodeSegmentEntryKey } from "../kv/keys.js";
@@ -316,6 +317,13 @@ describe("segment cache in the engine", () => {
           ["r0", "r1", "r2", "r3"],
         );
         assert.equal(reopened.storage.stats.entryMisses, 2);
+
+        // The bucket's copy gone as well: the read fails with the retryable `storage` error.
+        await store.delete(walKey(secondFile!));
+        await assert.rejects(
+          reopened.records.read(basin, "s", { startSeqNum: 0, countMax: 10, bytesMax: 1 << 20 }),
+          (error: unknown) => error instanceof S2Error && error.code === "storage",
+        );
       } finally {
         await reopened.close();
         await second.kv.close();
