@@ -634,7 +634,7 @@ async function main(): Promise<void> {
   console.log(machineLine());
   console.log(
     "cache: the real LevelDB cache (openCache in a temp dir) for every engine, not the memory " +
-      "KV; lines marked memory-kv, 'no record bodies' or moto-raw-put are what-ifs for " +
+      "KV; lines marked memory-kv, 'no segment files' or moto-raw-put are what-ifs for " +
       "diagnosis (no target)",
   );
   console.log(
@@ -742,7 +742,7 @@ async function main(): Promise<void> {
     if (cli.extra) {
       for (const flush of cli.flushes) {
         for (const streams of cli.streamCounts) {
-          runs.push([streams, "leveldb, no record bodies", flush]);
+          runs.push([streams, "leveldb, no segment files", flush]);
         }
       }
     }
@@ -755,8 +755,8 @@ async function main(): Promise<void> {
     printThroughput(results);
     if (cli.extra) {
       console.log(
-        '  "leveldb, no record bodies" is a what-if for diagnosis (record puts to the cache ' +
-          "dropped, so reads would fail); no target applies to it",
+        '  "leveldb, no segment files" is a what-if for diagnosis (segment file writes ' +
+          "dropped, so reads would miss the cache); no target applies to it",
       );
     }
     console.log(

@@ -15,7 +15,10 @@ import { systemClock } from "../server/src/core/clock.js";
 import { createSeededRandom, systemRandom } from "../server/src/core/random.js";
 import type { AppendInput, AppendRecord } from "../server/src/core/records.js";
 import { Service } from "../server/src/service/service.js";
-import { KeyType } from "../server/src/storage/kv/keys.js";
+import {
+  createMemorySegmentFiles,
+  type SegmentFiles,
+} from "../server/src/storage/cache/segment-files.js";
 import type { KvStore } from "../server/src/storage/kv/kv-store.js";
 import { createMemoryKvStore } from "../server/src/storage/kv/memory.js";
 import {
@@ -110,11 +113,12 @@ export function appendInputs(
  */
 export type StoreKind = "memory" | "local-fs" | "moto" | "moto-raw-put" | "stalled-memory";
 /**
- * "leveldb": the real cache (`openCache`). "memory-kv": the memory KV (tests' cache). "leveldb,
- * no record bodies": a what-if for diagnosis only: LevelDB with every record put dropped (so
- * reads would fail), to measure what staging record bodies in LevelDB costs.
+ * "leveldb": the real cache (`openCache`: LevelDB and segment files). "memory-kv": the memory KV
+ * and memory segment files (tests' cache). "leveldb, no segment files": a what-if for diagnosis
+ * only: the real LevelDB with every segment file write dropped (reads would be cache misses), to
+ * measure what writing the segment files costs.
  */
-export type CacheKind = "leveldb" | "memory-kv" | "leveldb, no record bodies";
+export type CacheKind = "leveldb" | "memory-kv" | "leveldb, no segment files";
 
 /** A Service with its stores; `close` releases everything it opened. */
 export interface Engine {
@@ -166,19 +170,26 @@ export async function openEngine(options: {
     cleanups.push(() => timed.close());
 
     let kv: KvStore;
+    let segmentFiles: SegmentFiles;
     if (options.cache !== "memory-kv") {
       const dir = await mkdtemp(path.join(tmpdir(), "tributary-bench-cache-"));
       cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      kv = (await openCache(dir)).kv;
-      if (options.cache === "leveldb, no record bodies") kv = withoutRecordPuts(kv);
+      const cache = await openCache(dir);
+      kv = cache.kv;
+      segmentFiles =
+        options.cache === "leveldb, no segment files"
+          ? withoutWrites(cache.segmentFiles)
+          : cache.segmentFiles;
     } else {
       kv = createMemoryKvStore();
+      segmentFiles = createMemorySegmentFiles();
     }
     cleanups.push(() => kv.close());
 
     const service = await Service.open({
       store: timed,
       kv,
+      segmentFiles,
       clock: systemClock,
       random: systemRandom,
       flushIntervalMs: options.flushIntervalMs,
@@ -246,17 +257,14 @@ export class WindowProfiler {
   }
 }
 
-/** The what-if cache: record puts are dropped, everything else reaches `inner`. */
-function withoutRecordPuts(inner: KvStore): KvStore {
+/** The what-if cache: segment file writes are dropped, everything else reaches `inner`. */
+function withoutWrites(inner: SegmentFiles): SegmentFiles {
   return {
-    get: (key) => inner.get(key),
-    async write(ops, options) {
-      const kept = ops.filter((op) => !(op.type === "put" && op.key[0] === KeyType.Record));
-      if (kept.length > 0) await inner.write(kept, options);
-    },
-    entries: (range) => inner.entries(range),
-    clear: (range) => inner.clear(range),
-    close: () => inner.close(),
+    write: async () => {},
+    read: (walId, offset, length) => inner.read(walId, offset, length),
+    delete: (walId) => inner.delete(walId),
+    list: () => inner.list(),
+    clear: () => inner.clear(),
   };
 }
 

@@ -156,6 +156,7 @@ const startMs = performance.now();
 const service = await Service.open({
   store,
   kv: cache.kv,
+  segmentFiles: cache.segmentFiles,
   clock: systemClock,
   random: systemRandom,
   flushIntervalMs,

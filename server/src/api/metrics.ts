@@ -139,6 +139,16 @@ export function createApiMetrics(service: Service): ApiMetrics {
         "Latency of the last segment PUT.",
         stats.lastPutLatencyMs / 1000,
       );
+      counter(
+        "tributary_cache_entry_misses_total",
+        "Records entries read from the bucket because their cache file was missing or damaged.",
+        stats.entryMisses,
+      );
+      counter(
+        "tributary_cache_segment_files_written_total",
+        "Durable segments written to the local cache as files.",
+        stats.filesWritten,
+      );
       gauge(
         "tributary_append_inflight_bytes",
         "Metered bytes accepted and not yet durable and cached.",

@@ -5,7 +5,8 @@
  * variable every call is one map lookup on an empty map.
  *
  * Points: `flush.before-build` (segment not yet encoded), `flush.after-put` (segment durable, acks
- * not yet released).
+ * not yet released), `cache.after-file-write` (a durable segment's cache file written, the LevelDB
+ * batch that indexes it not yet).
  */
 
 interface FailpointAction {

@@ -18,6 +18,7 @@ import {
   type SequencedRecord,
 } from "../core/records.js";
 import { advanceTail, emptyStreamTail, type StreamTail } from "../storage/durable-state.js";
+import { createMemorySegmentFiles, type SegmentFiles } from "../storage/cache/segment-files.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import { createMemoryKvStore } from "../storage/kv/memory.js";
 import { createMemoryObjectStore } from "../storage/object-store/memory.js";
@@ -37,13 +38,38 @@ const plainBasin = "enc-plain-basin";
 const key = Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + 3) & 0xff);
 const otherKey = Uint8Array.from({ length: 32 }, (_, i) => (i * 11 + 5) & 0xff);
 
+/** Segment files in memory that also keep what was written, so a test can scan every file. */
+interface ScannableSegmentFiles extends SegmentFiles {
+  /** The bytes of every file still present. */
+  contents(): Promise<Uint8Array[]>;
+}
+
+function createScannableSegmentFiles(): ScannableSegmentFiles {
+  const inner = createMemorySegmentFiles();
+  const written = new Map<number, Uint8Array>();
+  return {
+    ...inner,
+    write: (walId, bytes) => {
+      written.set(walId, bytes.slice());
+      return inner.write(walId, bytes);
+    },
+    async contents() {
+      return (await inner.list()).map((walId) => written.get(walId)!);
+    },
+  };
+}
+
 /** Opens a service with one basin per cipher and one plaintext basin, all auto-creating. */
-async function openService(
-  stores: { store?: ObjectStore; kv?: KvStore } = {},
-): Promise<{ service: Service; store: ObjectStore; kv: KvStore }> {
+async function openService(stores: { store?: ObjectStore; kv?: KvStore } = {}): Promise<{
+  service: Service;
+  store: ObjectStore;
+  kv: KvStore;
+  segmentFiles: ScannableSegmentFiles;
+}> {
   const store = stores.store ?? createMemoryObjectStore();
   const kv = stores.kv ?? createMemoryKvStore();
-  const service = await openTestService({ store, kv });
+  const segmentFiles = createScannableSegmentFiles();
+  const service = await openTestService({ store, kv, segmentFiles });
   for (const [name, streamCipher] of [
     [basinOf["aegis-256"], "aegis-256"],
     [basinOf["aes-256-gcm"], "aes-256-gcm"],
@@ -59,15 +85,18 @@ async function openService(
       },
     });
   }
-  return { service, store, kv };
+  return { service, store, kv, segmentFiles };
 }
 
 async function withService(
-  body: (service: Service, stores: { store: ObjectStore; kv: KvStore }) => Promise<void>,
+  body: (
+    service: Service,
+    stores: { store: ObjectStore; kv: KvStore; segmentFiles: ScannableSegmentFiles },
+  ) => Promise<void>,
 ): Promise<void> {
-  const { service, store, kv } = await openService();
+  const { service, store, kv, segmentFiles } = await openService();
   try {
-    await body(service, { store, kv });
+    await body(service, { store, kv, segmentFiles });
   } finally {
     await service.close();
   }
@@ -141,7 +170,11 @@ async function rejectsWithCode(
 }
 
 /** Every object's bytes and every cache key and value, concatenated per item. */
-async function storedBytes(store: ObjectStore, kv: KvStore): Promise<Buffer[]> {
+async function storedBytes(
+  store: ObjectStore,
+  kv: KvStore,
+  segmentFiles: ScannableSegmentFiles,
+): Promise<Buffer[]> {
   const items: Buffer[] = [];
   let startAfter: string | undefined;
   for (;;) {
@@ -156,6 +189,7 @@ async function storedBytes(store: ObjectStore, kv: KvStore): Promise<Buffer[]> {
   for await (const [k, v] of kv.entries({})) {
     items.push(Buffer.from(k), Buffer.from(v));
   }
+  for (const bytes of await segmentFiles.contents()) items.push(Buffer.from(bytes));
   return items;
 }
 
@@ -386,7 +420,9 @@ describe("encrypted streams: commands", () => {
 
         // The fencing token is a command's body: stored in clear (and in the stream's tail).
         await service.close();
-        assert.ok(where(await storedBytes(stores.store, stores.kv), token) > 0);
+        assert.ok(
+          where(await storedBytes(stores.store, stores.kv, stores.segmentFiles), token) > 0,
+        );
       });
     });
   }
@@ -473,7 +509,7 @@ describe("encrypted streams: nothing in clear at rest", () => {
 
       // Close, so that every cache commit has happened, then scan both stores whole.
       await service.close();
-      const items = await storedBytes(stores.store, stores.kv);
+      const items = await storedBytes(stores.store, stores.kv, stores.segmentFiles);
       const objectCount = (await stores.store.list("")).objects.length;
       assert.ok(
         objectCount >= 2 && items.length > objectCount,
@@ -485,13 +521,12 @@ describe("encrypted streams: nothing in clear at rest", () => {
         }
       }
       // Positive control: the same scan finds the plaintext stream's records, in the WAL segment
-      // (object store) and in the cache (KV), in every field.
+      // (object store) and in the cache (segment files), in every field.
       for (const part of ["name-", "value-", "body-"]) {
         assert.ok(where(items, `${part}${markerOf("plain")}`) >= 2, part);
       }
-      const kvValues: Buffer[] = [];
-      for await (const [, value] of stores.kv.entries({})) kvValues.push(Buffer.from(value));
-      assert.ok(where(kvValues, markerOf("plain")) > 0, "the cache holds the plaintext stream");
+      const files = (await stores.segmentFiles.contents()).map((bytes) => Buffer.from(bytes));
+      assert.ok(where(files, markerOf("plain")) > 0, "the cache holds the plaintext stream");
       const objects: Buffer[] = [];
       for (const object of (await stores.store.list("")).objects) {
         objects.push(Buffer.from((await stores.store.get(object.key))!));

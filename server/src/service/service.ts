@@ -4,6 +4,7 @@
  */
 import type { Clock } from "../core/clock.js";
 import type { Random } from "../core/random.js";
+import type { SegmentFiles } from "../storage/cache/segment-files.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
 import { Storage, type StorageOptions } from "../storage/storage.js";
@@ -21,6 +22,8 @@ import { StreamService } from "./streams.js";
 export interface ServiceOptions {
   readonly store: ObjectStore;
   readonly kv: KvStore;
+  /** The segment files paired with `kv` (`openCache` opens both); memory by default. */
+  readonly segmentFiles?: SegmentFiles | undefined;
   readonly clock: Clock;
   readonly random: Random;
   readonly flushIntervalMs?: number | undefined;
@@ -63,6 +66,7 @@ export class Service {
     const storageOptions: StorageOptions = {
       store: options.store,
       kv: options.kv,
+      segmentFiles: options.segmentFiles,
       clock: options.clock,
       random: options.random,
       ...(options.flushIntervalMs !== undefined && { flushIntervalMs: options.flushIntervalMs }),

@@ -14,7 +14,6 @@ import {
   encodeAccessTokenKey,
   encodeBasinKey,
   encodeJsonValue,
-  encodeRecordKey,
   encodeStreamKey,
   encodeStreamTailKey,
 } from "./kv/keys.js";
@@ -50,9 +49,9 @@ export const emptyStreamTail: StreamTail = {
 
 /** What applying an entry changed, for callers that react (trims to clear, streams removed). */
 export interface AppliedEffects {
-  /** Streams whose trim point advanced: cached records below it can be deleted. */
+  /** Streams whose trim point advanced: cached entries wholly below it can be deleted. */
   readonly trimmed: { streamId: number; trimPoint: SeqNum }[];
-  /** Streams removed: all their cached records can be deleted. */
+  /** Streams removed: all their cached entries can be deleted. */
   readonly removedStreamIds: number[];
 }
 
@@ -153,10 +152,10 @@ export class DurableState {
   }
 
   /**
-   * Applies one durable entry; returns the cache ops mirroring it. `withRecords` adds the record
-   * puts (recovery replays records the cache may not have; the live path staged them already).
+   * Applies one durable entry; returns the cache ops mirroring its metadata (records themselves
+   * are cached by `cache/segment-cache.ts`, from the segment's bytes).
    */
-  applyEntry(entry: SegmentEntry, effects: AppliedEffects, withRecords: boolean): KvOp[] {
+  applyEntry(entry: SegmentEntry, effects: AppliedEffects): KvOp[] {
     const ops: KvOp[] = [];
     if (entry.kind === "control") {
       this.applyControl(decodeControlOp(entry.payload), ops, effects);
@@ -181,15 +180,6 @@ export class DurableState {
       key: encodeStreamTailKey(entry.streamId),
       value: encodeJsonValue(after),
     });
-    if (withRecords) {
-      for (let i = 0; i < entry.records.length; i++) {
-        ops.push({
-          type: "put",
-          key: encodeRecordKey(entry.streamId, entry.firstSeqNum + i),
-          value: entry.records[i]!.encoded,
-        });
-      }
-    }
     if (after.trimPoint > before.trimPoint) {
       effects.trimmed.push({ streamId: entry.streamId, trimPoint: after.trimPoint });
     }

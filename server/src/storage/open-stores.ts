@@ -7,6 +7,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openFsSegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import { destroyLevelKvStore, KvCorruptError, openLevelKvStore } from "./kv/level.js";
 import type { KvStore } from "./kv/kv-store.js";
 import { createLocalFsObjectStore } from "./object-store/local-fs.js";
@@ -48,16 +49,25 @@ export function openObjectStore(
   return createMemoryObjectStore();
 }
 
-/** Opens the LevelDB cache at `cacheDir` (a temp dir if absent), wiping it if corrupt. */
+/**
+ * Opens the cache at `cacheDir` (a temp dir if absent): LevelDB in the directory itself and the
+ * segment files in `segments/` under it (docs/design/storage.md "The local cache"). A corrupt
+ * LevelDB is wiped with the whole directory, segment files included.
+ */
 export async function openCache(
   cacheDir: string | undefined,
-): Promise<{ kv: KvStore; path: string; wiped: boolean }> {
+): Promise<{ kv: KvStore; segmentFiles: SegmentFiles; path: string; wiped: boolean }> {
   const path = cacheDir ?? (await mkdtemp(join(tmpdir(), "tributary-cache-")));
+  let kv: KvStore;
+  let wiped = false;
   try {
-    return { kv: await openLevelKvStore({ path }), path, wiped: false };
+    kv = await openLevelKvStore({ path });
   } catch (error) {
     if (!(error instanceof KvCorruptError)) throw error;
     await destroyLevelKvStore(path);
-    return { kv: await openLevelKvStore({ path }), path, wiped: true };
+    kv = await openLevelKvStore({ path });
+    wiped = true;
   }
+  const segmentFiles = await openFsSegmentFiles({ dir: join(path, "segments") });
+  return { kv, segmentFiles, path, wiped };
 }

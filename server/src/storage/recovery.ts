@@ -2,10 +2,12 @@
  * Recovery: from whatever the local cache holds to the bucket's truth, then the fence that makes
  * this server the only writer (docs/design/storage.md "Recovery" and "Fencing").
  *
- * Invariants: the cache's marker names a segment that exists in the bucket with the same write id,
- * or the cache is wiped; segments are replayed densely in id order with non-decreasing writer
- * epochs; after recovery the cache holds no record at or past a stream's durable tail, below its
- * trim point, or of a removed stream.
+ * Invariants: the cache's marker names a segment that exists in the bucket with the same write id
+ * and the current cache layout, or the cache is wiped (LevelDB and segment files); segments are
+ * replayed densely in id order with non-decreasing writer epochs, each committed to the cache as
+ * the live path does (file, then one batch); after recovery the cache index holds no entry at or
+ * past a stream's durable tail, wholly below its trim point, or of a removed stream, and no segment
+ * file lacks a reference count.
  *
  * Fault model: object-store reads may fail (retried, bounded); the cache may be missing, stale,
  * corrupt or from another bucket; a newer writer may appear at any moment (we stop: fenced).
@@ -21,12 +23,14 @@ import {
 } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { type AppliedEffects, DurableState, type StreamTail } from "./durable-state.js";
+import { SegmentCache } from "./cache/segment-cache.js";
+import type { SegmentFiles } from "./cache/segment-files.js";
 import {
   cacheMarkerKey,
   decodeJsonValue,
-  decodeRecordKey,
+  decodeSegmentEntryKey,
   encodeJsonValue,
-  encodeRecordKey,
+  encodeSegmentEntryKey,
   KeyType,
   keyTypeRange,
 } from "./kv/keys.js";
@@ -40,6 +44,7 @@ import {
   decodeSegmentHeader,
   encodeSegment,
   type Segment,
+  type SegmentEntry,
   segmentHeaderBytes,
   writeIdBytes,
 } from "./segment/format.js";
@@ -56,7 +61,15 @@ export interface CacheMarker {
    * longer holds removed streams, and ids must never be reused.
    */
   readonly nextStreamId: number;
+  /** The cache layout (`cacheLayout`); a cache of another layout is rebuilt. */
+  readonly layout: number;
 }
+
+/**
+ * The cache layout version: 2 = segment files indexed per records entry (1, unnamed in markers,
+ * staged every record in LevelDB).
+ */
+export const cacheLayout = 2;
 
 export interface RecoveryResult {
   readonly manifest: Manifest;
@@ -66,11 +79,14 @@ export interface RecoveryResult {
   readonly replayedSegments: number;
   /** Why the cache was wiped, if it was. */
   readonly cacheResetReason: string | undefined;
+  /** The record cache, for the live path to keep committing to. */
+  readonly segmentCache: SegmentCache;
 }
 
 export interface RecoveryOptions {
   readonly store: ObjectStore;
   readonly kv: KvStore;
+  readonly segmentFiles: SegmentFiles;
   readonly clock: Clock;
   readonly random: Random;
 }
@@ -82,8 +98,9 @@ export function hexOf(bytes: Uint8Array): string {
 }
 
 /** The cache ops that record `segment` as the last one the cache holds. */
-export function cacheMarkerOp(marker: CacheMarker): KvOp {
-  return { type: "put", key: cacheMarkerKey, value: encodeJsonValue(marker) };
+export function cacheMarkerOp(marker: Omit<CacheMarker, "layout">): KvOp {
+  const value: CacheMarker = { ...marker, layout: cacheLayout };
+  return { type: "put", key: cacheMarkerKey, value: encodeJsonValue(value) };
 }
 
 async function retrying<T>(clock: Clock, what: string, operation: () => Promise<T>): Promise<T> {
@@ -117,7 +134,8 @@ async function readMarker(kv: KvStore): Promise<CacheMarker | undefined> {
   ) {
     return undefined;
   }
-  return value as CacheMarker;
+  // A marker without a layout is from layout 1 (records staged in LevelDB).
+  return { ...(value as CacheMarker), layout: value.layout ?? 1 };
 }
 
 /** Loads basins, streams and tails from the cache into a fresh state. */
@@ -141,55 +159,83 @@ async function loadState(kv: KvStore): Promise<DurableState> {
   return state;
 }
 
-/** Applies one whole segment to the state and commits it to the cache with its marker. */
-async function replaySegment(kv: KvStore, state: DurableState, segment: Segment): Promise<void> {
-  const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
-  const ops: KvOp[] = [];
-  for (const entry of segment.entries) ops.push(...state.applyEntry(entry, effects, true));
-  ops.push(
-    cacheMarkerOp({
-      walId: segment.header.walId,
-      writeId: hexOf(segment.header.writeId),
-      writerEpoch: segment.header.writerEpoch,
-      nextStreamId: state.nextStreamId,
-    }),
-  );
-  await kv.write(ops);
+/** A durable segment as `applyDurableSegment` takes it. */
+export interface DurableSegmentInput {
+  readonly walId: number;
+  readonly writeId: Uint8Array;
+  readonly writerEpoch: number;
+  readonly entries: readonly SegmentEntry[];
+  /** The segment's bytes exactly as in `wal/<walId>`. */
+  readonly bytes: Uint8Array;
 }
 
 /**
- * Deletes cached records that recovery proved were never durable (at or past a tail), trimmed,
- * or of streams that no longer exist.
+ * Applies a durable segment's entries to the state, synchronously, and returns its cache commit
+ * to run later, after the previous segment's (the caller serializes commits): the segment file,
+ * then one batch with its metadata, index rows, reference count and marker, then the index rows
+ * its trims and removals freed. The live path (`Storage`) and replay share this, so both leave the
+ * same cache.
  */
-async function discardUndurableRecords(kv: KvStore, state: DurableState): Promise<void> {
-  const recordRange = keyTypeRange(KeyType.Record);
-  let cursor = recordRange.gte;
+export function applyDurableSegment(
+  cache: SegmentCache,
+  state: DurableState,
+  segment: DurableSegmentInput,
+): () => Promise<void> {
+  const { walId, entries, bytes } = segment;
+  const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
+  const ops: KvOp[] = [];
+  const isIndexed: boolean[] = [];
+  for (const entry of entries) {
+    isIndexed.push(entry.kind === "records" && state.streamsById.has(entry.streamId));
+    ops.push(...state.applyEntry(entry, effects));
+  }
+  ops.push(
+    cacheMarkerOp({
+      walId,
+      writeId: hexOf(segment.writeId),
+      writerEpoch: segment.writerEpoch,
+      nextStreamId: state.nextStreamId,
+    }),
+  );
+  return async () => {
+    await cache.commitSegment({ walId, bytes, entries, isIndexed, ops });
+    for (const { streamId, trimPoint } of effects.trimmed) {
+      await cache.dropRowsBelow(streamId, trimPoint);
+    }
+    for (const streamId of effects.removedStreamIds) await cache.dropStream(streamId);
+  };
+}
+
+/**
+ * Drops index rows a crash left behind (between a segment's batch and its trim cleanup): rows of
+ * streams that no longer exist, rows wholly below a trim point, and, defensively, rows at or past
+ * a tail (none can exist: nothing is cached before it is durable); then unlinks orphan files.
+ */
+async function cleanUpCache(kv: KvStore, cache: SegmentCache, state: DurableState): Promise<void> {
+  const rowRange = keyTypeRange(KeyType.SegmentEntry);
+  let cursor = rowRange.gte;
   for (;;) {
     let firstKey: Uint8Array | undefined;
-    for await (const [key] of kv.entries({ gte: cursor, lt: recordRange.lt, limit: 1 }))
+    for await (const [key] of kv.entries({ gte: cursor, lt: rowRange.lt, limit: 1 }))
       firstKey = key;
-    if (firstKey === undefined) return;
-    const { streamId } = decodeRecordKey(firstKey);
-    const nextStream = encodeRecordKey(streamId + 1, 0);
+    if (firstKey === undefined) break;
+    const { streamId } = decodeSegmentEntryKey(firstKey);
     if (!state.streamsById.has(streamId)) {
-      await kv.clear({ gte: encodeRecordKey(streamId, 0), lt: nextStream });
+      await cache.dropStream(streamId);
     } else {
       const tail = state.tailOf(streamId);
-      if (tail.trimPoint > 0) {
-        await kv.clear({
-          gte: encodeRecordKey(streamId, 0),
-          lt: encodeRecordKey(streamId, tail.trimPoint),
-        });
-      }
-      await kv.clear({ gte: encodeRecordKey(streamId, tail.nextSeqNum), lt: nextStream });
+      if (tail.trimPoint > 0) await cache.dropRowsBelow(streamId, tail.trimPoint);
+      await cache.dropRowsFrom(streamId, tail.nextSeqNum);
     }
-    cursor = nextStream;
+    cursor = encodeSegmentEntryKey(streamId + 1, 0);
   }
+  await cache.sweepOrphanFiles();
 }
 
 /** Opens the durable state: manifest claim, cache check, replay, cleanup, fence. */
 export async function recover(options: RecoveryOptions): Promise<RecoveryResult> {
   const { store, kv, clock, random } = options;
+  const cache = new SegmentCache(kv, options.segmentFiles, store, clock);
   const manifest = await claimManifest(store, () => clock.nowMs());
 
   let cacheResetReason: string | undefined;
@@ -204,11 +250,13 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       cacheResetReason = `cache marker names another history. walId=\`${marker.walId}\``;
     } else if (marker.walId < manifest.walStartId - 1) {
       cacheResetReason = `cache older than the WAL start. walId=\`${marker.walId}\``;
+    } else if (marker.layout !== cacheLayout) {
+      cacheResetReason = `cache of another layout. layout=\`${marker.layout}\``;
     }
   } else if ((await firstKey(kv)) !== undefined) {
     cacheResetReason = "cache has data but no marker";
   }
-  if (cacheResetReason !== undefined) await kv.clear({});
+  if (cacheResetReason !== undefined) await clearCache(kv, cache);
   let state = new DurableState();
   if (cacheResetReason === undefined) {
     try {
@@ -217,7 +265,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
       // only a cache; rebuild it.
       cacheResetReason = `cache unreadable: ${error instanceof Error ? error.message : String(error)}`;
-      await kv.clear({});
+      await clearCache(kv, cache);
       state = new DurableState();
     }
   }
@@ -229,7 +277,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   let lastEpoch = marker !== undefined && cacheResetReason === undefined ? marker.writerEpoch : 0;
   let replayedSegments = 0;
 
-  const replay = async (segment: Segment): Promise<void> => {
+  const replay = async (segment: Segment, bytes: Uint8Array): Promise<void> => {
     assert(
       segment.header.walId === nextWalId,
       `wal ids not dense: expected ${nextWalId} got ${segment.header.walId}`,
@@ -238,7 +286,13 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     if (segment.header.writerEpoch > manifest.writerEpoch) {
       throw new FencedError(`a newer writer owns the WAL. epoch=\`${segment.header.writerEpoch}\``);
     }
-    await replaySegment(kv, state, segment);
+    await applyDurableSegment(cache, state, {
+      walId: segment.header.walId,
+      writeId: segment.header.writeId,
+      writerEpoch: segment.header.writerEpoch,
+      entries: segment.entries,
+      bytes,
+    })();
     lastEpoch = segment.header.writerEpoch;
     nextWalId += 1;
     replayedSegments += 1;
@@ -258,7 +312,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         if (id === undefined) continue;
         const bytes = await retrying(clock, "read segment", () => store.get(object.key));
         assert(bytes !== undefined, `listed segment missing: ${object.key}`);
-        await replay(decodeSegment(bytes));
+        await replay(decodeSegment(bytes), bytes);
       }
       if (!page.isTruncated) return;
     }
@@ -298,12 +352,12 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       assert(bytes !== undefined, "a segment that exists can be read");
       const segment = decodeSegment(bytes);
       if (hexOf(segment.header.writeId) !== hexOf(writeId)) {
-        await replay(segment);
+        await replay(segment, bytes);
         continue;
       }
     }
     // After the claim loop, which may have replayed more segments (trims, removals) into the cache.
-    await discardUndurableRecords(kv, state);
+    await cleanUpCache(kv, cache, state);
     await kv.write([
       cacheMarkerOp({
         walId: nextWalId,
@@ -312,7 +366,14 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         nextStreamId: state.nextStreamId,
       }),
     ]);
-    return { manifest, state, firstWalId: nextWalId + 1, replayedSegments, cacheResetReason };
+    return {
+      manifest,
+      state,
+      firstWalId: nextWalId + 1,
+      replayedSegments,
+      cacheResetReason,
+      segmentCache: cache,
+    };
   }
   // Out of attempts: because the store kept failing (not fenced), or because others kept writing.
   if (lastClaimError !== undefined) {
@@ -324,6 +385,11 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     );
   }
   throw new FencedError(`could not claim a wal id. attempts=\`${walClaimAttemptsMax}\``);
+}
+
+async function clearCache(kv: KvStore, cache: SegmentCache): Promise<void> {
+  await kv.clear({});
+  await cache.clearFiles();
 }
 
 async function firstKey(kv: KvStore): Promise<Uint8Array | undefined> {

@@ -1,19 +1,26 @@
 /**
- * The storage engine: object store (truth) + LevelDB cache + flusher, opened through recovery.
- * Upper layers submit records and control operations and are answered when they are durable; they
- * read durable metadata and tails from `state` and records from the cache.
+ * The storage engine: object store (truth) + local cache (LevelDB metadata and index, segment
+ * files) + flusher, opened through recovery. Upper layers submit records and control operations
+ * and are answered when they are durable; they read durable metadata and tails from `state` and
+ * records through `readRecords` (docs/design/storage.md "The write path", "The local cache").
  *
  * Invariants:
  * - `state` only ever reflects segments that are in object storage.
- * - Records are staged in the cache when submitted and are in the cache before they count as
- *   durable, so a reader sent to the cache for seq nums below a durable tail finds them.
+ * - Nothing reaches local disk before its segment is durable: submitted records are held in
+ *   memory only. A durable segment's records entries stay readable from memory (`uncommitted`)
+ *   from the moment it is applied until its cache commit is written, so a reader finds every
+ *   record below a durable tail, in memory or in the cache.
+ * - Cache commits run one at a time, in WAL order (`commitChain`).
  * - Admission bytes are returned only after the segment's cache commit, so memory held for
- *   accepted-but-uncommitted appends is bounded by `appendInflightBytesMax`.
+ *   accepted-but-uncommitted appends (records and encoded segments) is bounded by
+ *   `appendInflightBytesMax` (twice over: records and segment bytes).
  *
  * Fault model: object-store faults are absorbed by the flusher's retries; being fenced fails
- * everything pending with `FencedError`; a cache (LevelDB) write failure is fatal (`onFatal`),
- * since the restart path rebuilds the cache from object storage.
+ * everything pending with `FencedError`; a cache write failure (LevelDB or a segment file) is
+ * fatal (`onFatal`), since the restart path rebuilds the cache from object storage. Cache reads
+ * are CRC-checked and fall back to the bucket (`cache/segment-cache.ts`).
  */
+import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import {
   appendInflightBytesMax,
@@ -24,14 +31,15 @@ import {
 } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { meteredBytes, type SeqNum, type SequencedRecord } from "../core/records.js";
-import type { AppliedEffects, DurableState } from "./durable-state.js";
-import { decodeRecordKey, encodeRecordKey } from "./kv/keys.js";
-import type { KvOp, KvStore } from "./kv/kv-store.js";
+import type { SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
+import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
+import type { DurableState } from "./durable-state.js";
+import type { KvStore } from "./kv/kv-store.js";
 import { type Manifest, readNewestManifest } from "./manifest/manifest.js";
 import type { ObjectStore } from "./object-store/object-store.js";
-import { cacheMarkerOp, hexOf, recover } from "./recovery.js";
+import { applyDurableSegment, recover } from "./recovery.js";
 import type { SegmentEntry } from "./segment/format.js";
-import { decodeRecord, type DecodedRecord } from "./segment/record-codec.js";
+import type { DecodedRecord } from "./segment/record-codec.js";
 import { Admission } from "./wal/admission.js";
 import { type ControlOp, encodeControlOp } from "./wal/entries.js";
 import {
@@ -45,6 +53,11 @@ import {
 export interface StorageOptions {
   readonly store: ObjectStore;
   readonly kv: KvStore;
+  /**
+   * Where durable segments are cached as files (`<cache-dir>/segments`); memory by default. Pair
+   * it with `kv`: a cache index whose files are elsewhere is served from the bucket (misses).
+   */
+  readonly segmentFiles?: SegmentFiles | undefined;
   readonly clock: Clock;
   readonly random: Random;
   readonly flushIntervalMs?: number;
@@ -67,11 +80,17 @@ export interface DurableRecords {
   readonly records: readonly DecodedRecord[];
 }
 
-export interface StorageStats extends FlusherStats {
+export interface StorageStats extends FlusherStats, SegmentCacheStats {
   readonly inflightBytes: number;
   readonly admissionWaiting: number;
   readonly replayedSegments: number;
   readonly cacheResetReason: string | undefined;
+}
+
+/** A records entry of a durable segment whose cache commit is not written yet. */
+interface UncommittedEntry {
+  readonly firstSeqNum: SeqNum;
+  readonly records: readonly DecodedRecord[];
 }
 
 function defaultOnFatal(error: unknown): void {
@@ -85,6 +104,8 @@ export class Storage {
   private readonly admittedBytesByEntry = new WeakMap<SegmentEntry, number>();
   private readonly durableListeners = new Set<(segment: DurableSegment) => void>();
   private commitChain: Promise<void> = Promise.resolve();
+  /** Per stream, in seq-num order: records entries applied but not yet committed to the cache. */
+  private readonly uncommitted = new Map<number, UncommittedEntry[]>();
   private cancelManifestPoll: (() => void) | undefined;
 
   private constructor(
@@ -93,12 +114,16 @@ export class Storage {
     readonly manifest: Manifest,
     private readonly admission: Admission,
     private readonly flusher: Flusher,
+    private readonly segmentCache: SegmentCache,
     private readonly recovery: { replayedSegments: number; cacheResetReason: string | undefined },
   ) {}
 
   /** Recovers from object storage and the cache, fences older writers, and starts flushing. */
   static async open(options: StorageOptions): Promise<Storage> {
-    const recovered = await recover(options);
+    const recovered = await recover({
+      ...options,
+      segmentFiles: options.segmentFiles ?? createMemorySegmentFiles(),
+    });
     const admission = new Admission(options.appendInflightBytesMax ?? appendInflightBytesMax);
     let storage: Storage | undefined;
     const flusher = new Flusher({
@@ -119,6 +144,7 @@ export class Storage {
       recovered.manifest,
       admission,
       flusher,
+      recovered.segmentCache,
       recovered,
     );
     storage.pollManifest();
@@ -136,6 +162,7 @@ export class Storage {
   get stats(): StorageStats {
     return {
       ...this.flusher.stats,
+      ...this.segmentCache.stats,
       inflightBytes: this.admission.inflight,
       admissionWaiting: this.admission.waiting,
       replayedSegments: this.recovery.replayedSegments,
@@ -154,7 +181,7 @@ export class Storage {
   }
 
   /**
-   * Stages one stream's sequenced records in the cache and submits them; resolves when durable.
+   * Submits one stream's sequenced records (held in memory only); resolves when durable.
    * `admittedBytes` (from `admit`) are released after the segment's cache commit.
    */
   submitRecords(options: {
@@ -166,18 +193,7 @@ export class Storage {
     const { streamId, firstSeqNum, records } = options;
     const entry: SegmentEntry = { kind: "records", streamId, firstSeqNum, records };
     this.admittedBytesByEntry.set(entry, options.admittedBytes);
-    const ops: KvOp[] = records.map((record, i) => ({
-      type: "put",
-      key: encodeRecordKey(streamId, firstSeqNum + i),
-      value: record.encoded,
-    }));
-    // A staging failure must also keep the entry from counting as durable (readers would be sent
-    // to a cache without its records), whatever `onFatal` does.
-    const staged = this.options.kv.write(ops).catch((error: unknown) => {
-      this.fatal(error);
-      throw error;
-    });
-    return this.flusher.submit(entry, staged);
+    return this.flusher.submit(entry);
   }
 
   /** Submits a control-plane operation; resolves when durable (and applied to `state`). */
@@ -212,26 +228,66 @@ export class Storage {
     const endSeqNum = Math.min(options.endSeqNum, tail.nextSeqNum);
     const records: SequencedRecord[] = [];
     if (startSeqNum >= endSeqNum || countMax <= 0) return records;
+    let nextSeqNum = startSeqNum;
     let bytes = 0;
-    const range = {
-      gte: encodeRecordKey(streamId, startSeqNum),
-      lt: encodeRecordKey(streamId, endSeqNum),
-      limit: countMax,
+    let isFull = false;
+    /** Takes the records of an entry from `nextSeqNum` on; false once the read is complete. */
+    const take = (firstSeqNum: SeqNum, entryRecords: readonly DecodedRecord[]): boolean => {
+      for (let i = nextSeqNum - firstSeqNum; i < entryRecords.length; i++) {
+        const seqNum = firstSeqNum + i;
+        if (seqNum >= endSeqNum || records.length >= countMax) break;
+        const decoded = entryRecords[i]!;
+        const recordBytes = meteredBytesOf(decoded);
+        if (bytes + recordBytes > bytesMax) {
+          isFull = true;
+          break;
+        }
+        bytes += recordBytes;
+        records.push({
+          seqNum,
+          timestamp: decoded.timestamp,
+          headers: decoded.headers,
+          body: decoded.body,
+        });
+        nextSeqNum = seqNum + 1;
+      }
+      return !isFull && nextSeqNum < endSeqNum && records.length < countMax;
     };
-    for await (const [key, value] of this.options.kv.entries(range)) {
-      const { seqNum } = decodeRecordKey(key);
-      const decoded = decodeRecord(value);
-      const recordBytes = meteredBytesOf(decoded);
-      if (bytes + recordBytes > bytesMax) break;
-      bytes += recordBytes;
-      records.push({
-        seqNum,
-        timestamp: decoded.timestamp,
-        headers: decoded.headers,
-        body: decoded.body,
+    while (!isFull && nextSeqNum < endSeqNum && records.length < countMax) {
+      // Segments applied but not committed are newer than everything the cache index holds.
+      const inMemory = this.uncommittedCovering(streamId, nextSeqNum);
+      if (inMemory !== undefined) {
+        take(inMemory.firstSeqNum, inMemory.records);
+        continue;
+      }
+      const before = nextSeqNum;
+      await this.segmentCache.readEntries({
+        streamId,
+        startSeqNum: nextSeqNum,
+        endSeqNum,
+        visit: (firstSeqNum, entryRecords) => {
+          if (firstSeqNum > nextSeqNum) {
+            // A gap: a trim that landed during this read dropped the rows below its trim point
+            // (the first row left starts at or below it). Read on from the trim point.
+            const { trimPoint } = this.state.tailOf(streamId);
+            if (firstSeqNum > trimPoint) return false;
+            nextSeqNum = Math.max(nextSeqNum, trimPoint);
+          }
+          return take(firstSeqNum, entryRecords);
+        },
       });
+      // Nothing found: trimmed or removed meanwhile, or the entry committed between the two looks
+      // (then the next pass finds it in the index). Stop rather than spin if neither holds it.
+      if (nextSeqNum === before && this.uncommittedCovering(streamId, nextSeqNum) === undefined) {
+        break;
+      }
     }
     return records;
+  }
+
+  /** Resolves once every segment durable so far is committed to the cache (tests, diagnostics). */
+  cacheCommitted(): Promise<void> {
+    return this.commitChain;
   }
 
   /** Flushes everything submitted so far (tests and shutdown). */
@@ -249,41 +305,55 @@ export class Storage {
   }
 
   private onSegmentDurable(segment: DurableSegment): void {
-    const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
-    const ops: KvOp[] = [];
+    const commit = applyDurableSegment(this.segmentCache, this.state, {
+      walId: segment.walId,
+      writeId: segment.writeId,
+      writerEpoch: segment.writerEpoch,
+      entries: segment.entries,
+      bytes: segment.encoded,
+    });
     let admittedBytes = 0;
+    const held: { streamId: number; entry: UncommittedEntry }[] = [];
     for (const entry of segment.entries) {
-      ops.push(...this.state.applyEntry(entry, effects, false));
       admittedBytes += this.admittedBytesByEntry.get(entry) ?? 0;
+      if (entry.kind !== "records") continue;
+      const uncommitted = { firstSeqNum: entry.firstSeqNum, records: entry.records };
+      held.push({ streamId: entry.streamId, entry: uncommitted });
+      const list = this.uncommitted.get(entry.streamId);
+      if (list === undefined) this.uncommitted.set(entry.streamId, [uncommitted]);
+      else list.push(uncommitted);
     }
-    ops.push(
-      cacheMarkerOp({
-        walId: segment.walId,
-        writeId: hexOf(segment.writeId),
-        writerEpoch: segment.writerEpoch,
-        nextStreamId: this.state.nextStreamId,
-      }),
-    );
     for (const listener of this.durableListeners) listener(segment);
-    const { kv } = this.options;
     this.commitChain = this.commitChain
-      .then(async () => {
-        await kv.write(ops);
-        for (const { streamId, trimPoint } of effects.trimmed) {
-          await kv.clear({
-            gte: encodeRecordKey(streamId, 0),
-            lt: encodeRecordKey(streamId, trimPoint),
-          });
-        }
-        for (const streamId of effects.removedStreamIds) {
-          await kv.clear({
-            gte: encodeRecordKey(streamId, 0),
-            lt: encodeRecordKey(streamId + 1, 0),
-          });
-        }
-      })
+      .then(commit)
       .catch((error: unknown) => this.fatal(error))
-      .finally(() => this.admission.release(admittedBytes));
+      .finally(() => {
+        // Commits run in WAL order, so each stream's oldest uncommitted entries are this segment's.
+        for (const { streamId, entry } of held) {
+          const list = this.uncommitted.get(streamId);
+          assert(list !== undefined && list[0] === entry, "cache commits run in WAL order");
+          list.shift();
+          if (list.length === 0) this.uncommitted.delete(streamId);
+        }
+        this.admission.release(admittedBytes);
+      });
+  }
+
+  /** The uncommitted records entry of a stream that holds `seqNum`, if any. */
+  private uncommittedCovering(streamId: number, seqNum: SeqNum): UncommittedEntry | undefined {
+    const list = this.uncommitted.get(streamId);
+    if (list === undefined) return undefined;
+    // Contiguous entries in seq-num order (a slow disk can queue many): binary search.
+    let lo = 0;
+    let hi = list.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const entry = list[mid]!;
+      if (seqNum < entry.firstSeqNum) hi = mid - 1;
+      else if (seqNum >= entry.firstSeqNum + entry.records.length) lo = mid + 1;
+      else return entry;
+    }
+    return undefined;
   }
 
   private onFenced(error: FencedError): void {

@@ -19,7 +19,7 @@ import {
   type SequencedRecord,
 } from "../core/records.js";
 import { Service } from "../service/service.js";
-import { encodeRecordKey } from "../storage/kv/keys.js";
+import { decodeSegmentEntryKey, encodeSegmentEntryKey } from "../storage/kv/keys.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import { createMemoryKvStore } from "../storage/kv/memory.js";
 import { createMemoryObjectStore } from "../storage/object-store/memory.js";
@@ -205,13 +205,14 @@ async function eventually(condition: () => Promise<boolean>, timeoutMs = 2_000):
   }
 }
 
-async function cachedSeqNums(kv: KvStore, streamId: number): Promise<number[]> {
+/** The first seq nums of the records entries the cache index holds for a stream. */
+async function cachedEntryStarts(kv: KvStore, streamId: number): Promise<number[]> {
   const seqNums: number[] = [];
   for await (const [key] of kv.entries({
-    gte: encodeRecordKey(streamId, 0),
-    lt: encodeRecordKey(streamId + 1, 0),
+    gte: encodeSegmentEntryKey(streamId, 0),
+    lt: encodeSegmentEntryKey(streamId + 1, 0),
   })) {
-    seqNums.push(new DataView(key.buffer, key.byteOffset).getUint32(13));
+    seqNums.push(decodeSegmentEntryKey(key).firstSeqNum);
   }
   return seqNums;
 }
@@ -531,7 +532,10 @@ describe("trim", () => {
   it("hides records below the trim point once durable, and eventually drops them from the cache", async () => {
     await withStream(undefined, async (fixture) => {
       const { records: recordService } = fixture.service;
-      await recordService.append(basin, fixture.stream, { records: records(10) });
+      // Five entries of two records: [0, 2) … [8, 10), each in its own segment.
+      for (let i = 0; i < 5; i++) {
+        await recordService.append(basin, fixture.stream, { records: records(2) });
+      }
       const ack = await recordService.append(basin, fixture.stream, { records: [trimRecord(5)] });
       assert.equal(ack.start.seqNum, 10);
       const read = await readAll(fixture);
@@ -543,8 +547,10 @@ describe("trim", () => {
       assert.equal((await readAll(fixture, 2))[0]?.seqNum, 5);
       assert.equal((await readAll(fixture, 7))[0]?.seqNum, 7);
       const streamId = streamIdOf(fixture.service, fixture.stream);
-      await eventually(async () => (await cachedSeqNums(fixture.kv, streamId))[0] === 5);
-      assert.deepEqual(await cachedSeqNums(fixture.kv, streamId), [5, 6, 7, 8, 9, 10]);
+      // Entries wholly below the trim point go, with their segment files; [4, 6) straddles it.
+      await eventually(async () => (await cachedEntryStarts(fixture.kv, streamId))[0] === 4);
+      assert.deepEqual(await cachedEntryStarts(fixture.kv, streamId), [4, 6, 8, 10]);
+      assert.equal(fixture.service.storage.stats.filesDeleted, 2);
       // The tail does not move back.
       assert.equal((await recordService.checkTail(basin, fixture.stream)).seqNum, 11);
     });

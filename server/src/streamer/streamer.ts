@@ -33,6 +33,7 @@ import {
 } from "../core/records.js";
 import { advanceTail, type StreamTail } from "../storage/durable-state.js";
 import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
+import { CacheReadError } from "../storage/cache/segment-cache.js";
 import type { Storage } from "../storage/storage.js";
 import { FencedError, FlusherClosedError } from "../storage/wal/flusher.js";
 import { validateAppendInput } from "./append-validation.js";
@@ -132,8 +133,14 @@ export interface StreamerOptions {
   readonly cipher?: EncryptionAlgorithm | null | undefined;
 }
 
-/** Maps storage failures to the API's errors: fenced or closed writers are retryable. */
+/**
+ * Maps storage failures to the API's errors: fenced or closed writers are retryable; records the
+ * cache and the bucket both failed to produce are the retryable `storage` error.
+ */
 export function toS2Error(error: unknown): unknown {
+  if (error instanceof CacheReadError) {
+    return new S2Error("storage", "records could not be read", { cause: error });
+  }
   if (error instanceof FencedError) {
     return new S2Error("unavailable", "server fenced by a newer writer", { cause: error });
   }
@@ -258,7 +265,19 @@ export class Streamer {
    * bytes; never past the durable tail. Records of an encrypted stream are returned as stored
    * (ciphertext) and metered as their plaintext; readers decrypt them with their own key.
    */
-  read(options: {
+  async read(options: {
+    readonly startSeqNum: SeqNum;
+    readonly countMax: number;
+    readonly bytesMax: number;
+  }): Promise<SequencedRecord[]> {
+    try {
+      return await this.readStored(options);
+    } catch (error) {
+      throw toS2Error(error);
+    }
+  }
+
+  private readStored(options: {
     readonly startSeqNum: SeqNum;
     readonly countMax: number;
     readonly bytesMax: number;

@@ -1,8 +1,9 @@
 // Goal: recovery converges on what the bucket holds whatever the LevelDB cache is: current, stale,
-// missing, corrupt, from another bucket, or holding staged records that never became durable.
+// missing, corrupt, from another bucket, or left by a writer whose last appends never became durable.
 // Method: Services on a memory or local-directory object store with a real LevelDB cache in a temp
 // directory, restarted on each kind of cache, compared with a fresh Service that rebuilds
-// everything from the bucket alone, and the cache's own keys inspected after recovery.
+// everything from the bucket alone, and the cache's own keys and segment files inspected after
+// recovery.
 import assert from "node:assert/strict";
 import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,9 +15,15 @@ import { recordBatchCountMax } from "../../src/core/limits.js";
 import { createSeededRandom } from "../../src/core/random.js";
 import { commandHeader, encodeTrimBody, type SequencedRecord } from "../../src/core/records.js";
 import type { Service } from "../../src/service/service.js";
+import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
 import {
-  decodeRecordKey,
-  encodeRecordKey,
+  cacheMarkerKey,
+  decodeJsonValue,
+  decodeSegmentEntryKey,
+  decodeSegmentEntryValue,
+  decodeSegmentRefsKey,
+  decodeSegmentRefsValue,
+  encodeJsonValue,
   encodeStreamKey,
   KeyType,
   keyTypeRange,
@@ -50,6 +57,7 @@ type StoreKind = "memory" | "local-fs";
 interface Opened {
   readonly service: Service;
   readonly kv: KvStore;
+  readonly segmentFiles: SegmentFiles;
   readonly wiped: boolean;
   isClosed: boolean;
 }
@@ -79,10 +87,14 @@ function makeFixture(kind: StoreKind, root: string, bucketName: string): Fixture
     store,
     cacheDir: (name) => path.join(root, `cache-${name}`),
     async open(dir, on = store) {
-      const { kv, wiped } = await openCache(dir);
+      const { kv, segmentFiles, wiped } = await openCache(dir);
       try {
-        const service = await within(openTestService({ store: on, kv }), waitMs, `open ${dir}`);
-        const entry: Opened = { service, kv, wiped, isClosed: false };
+        const service = await within(
+          openTestService({ store: on, kv, segmentFiles }),
+          waitMs,
+          `open ${dir}`,
+        );
+        const entry: Opened = { service, kv, segmentFiles, wiped, isClosed: false };
         opened.push(entry);
         return entry;
       } catch (error) {
@@ -188,34 +200,61 @@ async function bucketImage(store: ObjectStore): Promise<unknown> {
 }
 
 /**
- * The cache holds exactly the durable records: every key of a live stream, within
- * [trim point, tail), and all of them (a reader sent to the cache below a tail finds its record).
+ * The cache holds exactly the durable records: per live stream, index rows that are contiguous,
+ * cover [trim point, tail) and nothing wholly below the trim point or past the tail (a reader sent
+ * to the cache below a tail finds its record); no row of a removed stream; reference counts that
+ * match the rows; a segment file for every count and no other file.
  */
-async function assertCacheHoldsDurableRecords(
-  kv: KvStore,
-  service: Service,
-  context: string,
-): Promise<void> {
+async function assertCacheHoldsDurableRecords(opened: Opened, context: string): Promise<void> {
+  const { kv, service, segmentFiles } = opened;
+  // Cache commits run off the ack path: an acked append may not be committed yet.
+  await service.storage.cacheCommitted();
   const state = service.storage.state;
-  const counts = new Map<number, number>();
+  const rowsByStream = new Map<number, { firstSeqNum: number; endSeqNum: number }[]>();
+  const refsByWalId = new Map<number, number>();
+  for await (const [key, value] of kv.entries(keyTypeRange(KeyType.SegmentEntry))) {
+    const { streamId, firstSeqNum } = decodeSegmentEntryKey(key);
+    const location = decodeSegmentEntryValue(value);
+    assert.ok(state.streamsById.has(streamId), `${context}: cached entry of removed ${streamId}`);
+    const rows = rowsByStream.get(streamId) ?? [];
+    rows.push({ firstSeqNum, endSeqNum: firstSeqNum + location.recordCount });
+    rowsByStream.set(streamId, rows);
+    refsByWalId.set(location.walId, (refsByWalId.get(location.walId) ?? 0) + 1);
+  }
   for await (const [key] of kv.entries(keyTypeRange(KeyType.Record))) {
-    const { streamId, seqNum } = decodeRecordKey(key);
-    assert.ok(state.streamsById.has(streamId), `${context}: cached record of removed ${streamId}`);
-    const tail = state.tailOf(streamId);
-    assert.ok(
-      seqNum >= tail.trimPoint && seqNum < tail.nextSeqNum,
-      `${context}: cached record ${streamId}@${seqNum} outside [${tail.trimPoint}, ${tail.nextSeqNum})`,
-    );
-    counts.set(streamId, (counts.get(streamId) ?? 0) + 1);
+    assert.fail(`${context}: a record staged in LevelDB: ${Buffer.from(key).toString("hex")}`);
   }
   for (const streamId of state.streamsById.keys()) {
     const tail = state.tailOf(streamId);
-    assert.equal(
-      counts.get(streamId) ?? 0,
-      tail.nextSeqNum - tail.trimPoint,
-      `${context}: the cache holds every durable record of stream ${streamId}`,
+    const rows = rowsByStream.get(streamId) ?? [];
+    if (tail.nextSeqNum === tail.trimPoint) {
+      assert.deepEqual(rows, [], `${context}: nothing cached for an empty stream ${streamId}`);
+      continue;
+    }
+    assert.ok(rows.length > 0, `${context}: stream ${streamId} has cached entries`);
+    assert.ok(
+      rows[0]!.firstSeqNum <= tail.trimPoint && rows[0]!.endSeqNum > tail.trimPoint,
+      `${context}: stream ${streamId}'s first entry covers its trim point ${tail.trimPoint}`,
     );
+    for (let i = 1; i < rows.length; i++) {
+      assert.equal(rows[i]!.firstSeqNum, rows[i - 1]!.endSeqNum, `${context}: contiguous`);
+    }
+    assert.equal(rows.at(-1)!.endSeqNum, tail.nextSeqNum, `${context}: entries end at the tail`);
   }
+  const refs = new Map<number, number>();
+  for await (const [key, value] of kv.entries(keyTypeRange(KeyType.SegmentRefs))) {
+    refs.set(decodeSegmentRefsKey(key), decodeSegmentRefsValue(value));
+  }
+  assert.deepEqual(
+    [...refs].sort((a, b) => a[0] - b[0]),
+    [...refsByWalId].sort((a, b) => a[0] - b[0]),
+    `${context}: reference counts match the index rows`,
+  );
+  assert.deepEqual(
+    (await segmentFiles.list()).sort((a, b) => a - b),
+    [...refs.keys()].sort((a, b) => a - b),
+    `${context}: one segment file per referenced segment, no orphan`,
+  );
 }
 
 /** Creates the streams and appends a few rounds (several segments) with the cache at `cache`. */
@@ -239,7 +278,7 @@ async function assertConverged(
   context: string,
 ): Promise<void> {
   await assertServesLogs({ service: opened.service, logs, streams, context, allAcked: true });
-  await assertCacheHoldsDurableRecords(opened.kv, opened.service, context);
+  await assertCacheHoldsDurableRecords(opened, context);
   const image = await imageOf(opened.service);
   await closeBoth(opened);
   assert.deepEqual(image, await bucketImage(fixture.store), `${context}: same as the bucket`);
@@ -343,6 +382,31 @@ for (const kind of ["memory", "local-fs"] as const) {
       }
     });
 
+    it("a cache of the previous layout (records staged in LevelDB) is rebuilt", async () => {
+      const fixture = await createFixture(kind);
+      try {
+        const logs = await writeHistory(fixture, fixture.cacheDir("a"), 25);
+        const { kv } = await openCache(fixture.cacheDir("a"));
+        // What a layout-1 cache holds: a marker without `layout`, and a staged record row.
+        const marker = decodeJsonValue((await kv.get(cacheMarkerKey))!) as Record<string, unknown>;
+        delete marker["layout"];
+        await kv.write([
+          { type: "put", key: cacheMarkerKey, value: encodeJsonValue(marker) },
+          {
+            type: "put",
+            key: new Uint8Array(17).fill(0).fill(KeyType.Record, 0, 1),
+            value: encoder.encode("old"),
+          },
+        ]);
+        await kv.close();
+        const opened = await fixture.open(fixture.cacheDir("a"));
+        assert.match(String(opened.service.storage.stats.cacheResetReason), /another layout/);
+        await assertConverged(fixture, opened, logs, "previous layout");
+      } finally {
+        await fixture.cleanup();
+      }
+    });
+
     for (const other of ["shorter", "longer"] as const) {
       it(`a cache of another bucket (${other} history) is reset`, async () => {
         const fixture = await createFixture(kind);
@@ -387,17 +451,19 @@ for (const kind of ["memory", "local-fs"] as const) {
       });
     }
 
-    it("records staged but never durable are discarded, and their seq nums reused", async () => {
+    it("appends never durable leave nothing in the cache, and their seq nums are reused", async () => {
       const fixture = await createFixture(kind);
       const store = createFaultyObjectStore(fixture.store, {
         random: createSeededRandom(8),
         clock: systemClock,
       });
       const fatal: unknown[] = [];
-      const kv1 = (await openCache(fixture.cacheDir("a"))).kv;
+      const cache1 = await openCache(fixture.cacheDir("a"));
+      const kv1 = cache1.kv;
       const abandoned = await openTestService({
         store,
         kv: kv1,
+        segmentFiles: cache1.segmentFiles,
         onFatal: (error) => fatal.push(error),
       });
       try {
@@ -411,35 +477,29 @@ for (const kind of ["memory", "local-fs"] as const) {
           ]),
         );
 
-        // The store stops answering: appends are sequenced and staged in LevelDB, never durable.
+        // The store stops answering: appends are sequenced and held in memory, never durable.
         store.setStalled(true);
-        const stagedLog = new AppendLog("staged", createSeededRandom(10));
+        const stagedLog = new AppendLog("staged", createSeededRandom(10)); // never durable
         for (const stream of streams) {
           stagedLog.submit(abandoned, stream, 3);
           stagedLog.submit(abandoned, stream, 2);
         }
+        const putAttemptsBefore = abandoned.storage.stats.putAttempts;
         await waitUntil(
-          async () => {
-            for (const stream of streams) {
-              const key = encodeRecordKey(
-                streamIdOf(abandoned, stream),
-                tails.get(stream)!.nextSeqNum + 4,
-              );
-              if ((await kv1.get(key)) === undefined) return false;
-            }
-            return true;
-          },
+          () => abandoned.storage.stats.putAttempts > putAttemptsBefore,
           waitMs,
-          "the appends are staged in the cache",
+          "the appends are being uploaded",
         );
         assert.ok(
           stagedLog.all().every((batch) => batch.ack === undefined && batch.error === undefined),
         );
-        // The process dies: the Service is abandoned (not closed), its cache handle released.
+        // The process dies: the Service is abandoned (not closed), its cache handle released,
+        // once the cache commits of what was durable are written (they run off the ack path).
+        await abandoned.storage.cacheCommitted();
         await kv1.close();
 
         const reopened = await fixture.open(fixture.cacheDir("a"));
-        const { service, kv } = reopened;
+        const { service } = reopened;
         assert.equal(service.storage.stats.cacheResetReason, undefined, "the cache is kept");
         assert.equal(service.storage.stats.replayedSegments, 0, "nothing new in the bucket");
         for (const stream of streams) {
@@ -461,7 +521,7 @@ for (const kind of ["memory", "local-fs"] as const) {
           context: "after the crash",
           allAcked: true,
         });
-        await assertCacheHoldsDurableRecords(kv, service, "after the crash");
+        await assertCacheHoldsDurableRecords(reopened, "after the crash");
 
         // New appends take the staged records' seq nums, with their own content.
         const newLog = new AppendLog("new", createSeededRandom(11));
@@ -519,10 +579,12 @@ for (const kind of ["memory", "local-fs"] as const) {
         clock: systemClock,
       });
       const fatal: unknown[] = [];
-      const kv1 = (await openCache(fixture.cacheDir("a"))).kv;
+      const cache1 = await openCache(fixture.cacheDir("a"));
+      const kv1 = cache1.kv;
       const abandoned = await openTestService({
         store,
         kv: kv1,
+        segmentFiles: cache1.segmentFiles,
         onFatal: (error) => fatal.push(error),
       });
       let releasePut: () => void = () => {};
@@ -553,6 +615,7 @@ for (const kind of ["memory", "local-fs"] as const) {
         for (const stream of streams) unackedLog.submit(abandoned, stream, 3);
         await waitUntil(() => landed > 0, waitMs, "the segment lands");
         assert.ok(unackedLog.all().every((batch) => batch.ack === undefined));
+        await abandoned.storage.cacheCommitted();
         await kv1.close();
 
         const reopened = await fixture.open(fixture.cacheDir("a"));
@@ -663,7 +726,7 @@ for (const kind of ["memory", "local-fs"] as const) {
         for (const variant of variants) {
           const context = `${variant.name} cache`;
           const opened = await fixture.open(variant.dir);
-          const { service, kv } = opened;
+          const { service } = opened;
           try {
             if (variant.name === "current") {
               assert.equal(service.storage.stats.replayedSegments, 0, `${context}: no replay`);
@@ -709,7 +772,7 @@ for (const kind of ["memory", "local-fs"] as const) {
               nextStreamId,
               `${context}: stream ids are never reused`,
             );
-            await assertCacheHoldsDurableRecords(kv, service, context);
+            await assertCacheHoldsDurableRecords(opened, context);
             images.push(await imageOf(service));
           } finally {
             await closeBoth(opened);
@@ -734,7 +797,7 @@ for (const kind of ["memory", "local-fs"] as const) {
             records: [{ headers: [], body: encoder.encode("fenced in") }],
             fencingToken: "token-1",
           });
-          await assertCacheHoldsDurableRecords(last.kv, service, "after re-creation");
+          await assertCacheHoldsDurableRecords(last, "after re-creation");
         } finally {
           await closeBoth(last);
         }

@@ -164,6 +164,7 @@ print({ type: "cache", wiped: cache.wiped });
 const service = await Service.open({
   store,
   kv: cache.kv,
+  segmentFiles: cache.segmentFiles,
   clock: systemClock,
   random: systemRandom,
   flushIntervalMs: Number(args["flush-interval-ms"]),

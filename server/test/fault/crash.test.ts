@@ -1,5 +1,5 @@
 // Goal: whenever the server process dies (random moments, mid-recovery, each named point of a
-// flush) and whatever happens to its cache (kept, deleted, corrupt), every acked record stays
+// flush or a cache commit) and whatever happens to its cache (kept, deleted, corrupt), every acked record stays
 // readable with identical bytes at its seq num, seq nums stay dense from 0, batches are
 // all-or-nothing, and nothing once readable disappears. Method: crash-child.ts runs the engine on
 // a local directory or S3 (moto) appending to 20 streams and is SIGKILLed round after round; each
@@ -51,7 +51,7 @@ const verifyTimeoutMs = 60_000 * timeoutScale;
 const stderrKeptBytes = 16_384;
 
 type CacheAction = "keep" | "delete" | "corrupt";
-type FlusherPoint = "flush.before-build" | "flush.after-put";
+type FlusherPoint = "flush.before-build" | "flush.after-put" | "cache.after-file-write";
 type PutPoint = "put.before-apply" | "put.after-apply";
 type Kill =
   /** SIGKILL from the parent, `delayMs` after the child is ready. */
@@ -317,6 +317,7 @@ function localRounds(random: Random): Round[] {
     { kill: randomKill(), cacheAfter: "delete" },
     { kill: { kind: "replay", at: drawInt(random, 2, 10) }, cacheAfter: "keep" },
     { kill: point("flush.before-build"), cacheAfter: "keep" },
+    { kill: point("cache.after-file-write"), cacheAfter: "keep" },
     { kill: point("put.before-apply"), cacheAfter: "keep" },
     { kill: randomKill(), cacheAfter: "corrupt" },
     { kill: point("put.after-apply"), cacheAfter: "keep" },
@@ -446,7 +447,7 @@ async function runScenarioRounds(
     const args = baseArgs(index);
     const env: NodeJS.ProcessEnv = { TRIBUTARY_FAILPOINTS: "" };
     const { kill } = round;
-    if (kill.kind === "point" && kill.point.startsWith("flush.")) {
+    if (kill.kind === "point" && !kill.point.startsWith("put.")) {
       env["TRIBUTARY_FAILPOINTS"] = `${kill.point}=kill@${kill.at}`;
     } else if (kill.kind === "point") {
       args.push("--crash-point", kill.point, "--crash-at", String(kill.at));
@@ -533,6 +534,7 @@ async function runScenarioRounds(
     const service = await Service.open({
       store,
       kv: freshCache.kv,
+      segmentFiles: freshCache.segmentFiles,
       clock: systemClock,
       random: systemRandom,
       flushIntervalMs: setup.flushIntervalMs,

@@ -12,6 +12,7 @@ import { systemClock } from "../../src/core/clock.js";
 import { createSeededRandom } from "../../src/core/random.js";
 import type { AppendAck, AppendRecord } from "../../src/core/records.js";
 import type { Service } from "../../src/service/service.js";
+import { createMemorySegmentFiles } from "../../src/storage/cache/segment-files.js";
 import { createMemoryKvStore } from "../../src/storage/kv/memory.js";
 import {
   createFaultyObjectStore,
@@ -252,6 +253,7 @@ describe(`faults (base seed ${baseSeed})`, () => {
     const random = createSeededRandom(seed ^ 0xabc);
     const logs: AppendLog[] = [];
     const kv = createMemoryKvStore();
+    const segmentFiles = createMemorySegmentFiles();
     // Rounds: the first creates the streams; the second starts on a fresh cache (replays
     // everything under faults); the third reuses the second's cache (replays nothing new).
     for (let round = 0; round < 3; round++) {
@@ -261,6 +263,7 @@ describe(`faults (base seed ${baseSeed})`, () => {
         openTestService({
           store,
           kv: round === 0 ? createMemoryKvStore() : kv,
+          segmentFiles: round === 0 ? createMemorySegmentFiles() : segmentFiles,
           putTimeoutMs: 100,
           manifestPollIntervalMs: 20,
         }),
@@ -403,8 +406,8 @@ describe(`faults (base seed ${baseSeed})`, () => {
       );
       assert.ok(maxWaiting > 100, `${context}: appends wait for admission (${maxWaiting})`);
       assert.equal(ackedWhileStalled, 0, `${context}: no ack while stalled`);
-      // Accepted bytes are held a few times over (the appended records, their staged copy in the
-      // memory cache, the segment being uploaded); everything else waits unencoded.
+      // Accepted bytes are held a few times over (the appended records, the segment being
+      // uploaded, then kept for its cache commit); everything else waits unencoded.
       const growthMax = 3 * inflightMax + (48 << 20);
       assert.ok(
         pushedBytes > 2 * growthMax,

@@ -4,16 +4,18 @@
  *
  * | type | scope | mutability | key | value |
  * | --- | --- | --- | --- | --- |
- * | CacheMarker | singleton | rewritten per committed segment | `01` | JSON `{ walId, writeId (hex), writerEpoch }`: the last WAL segment the cache holds entirely |
+ * | CacheMarker | singleton | rewritten per committed segment | `01` | JSON `{ walId, writeId (hex), writerEpoch, nextStreamId, layout }`: the last WAL segment the cache holds entirely |
  * | Basin | per basin | rewritten on every change | `02 · name` | JSON `BasinRecord` |
  * | Stream | per stream | rewritten on every change | `03 · basin · 00 · name` | JSON `StreamRecord` (byte order lists a basin's streams by name) |
  * | StreamTail | per stream | rewritten per segment that appends to it | `04 · streamId u64` | JSON `StreamTail` |
- * | Record | per record | written once (staged before durable), deleted by trim/removal/recovery | `05 · streamId u64 · seqNum u64` | `encodeRecord` bytes |
+ * | Record | retired: the old staging layout, never written again and never reused | `05 · streamId u64 · seqNum u64` | `encodeRecord` bytes |
  * | AccessToken | per access token | written on issue, deleted on revoke | `06 · id` | JSON `AccessTokenRecord` (a hash of the secret, never the secret) |
  * | MetricBucket | per metric series and bucket | rewritten per `metrics.add` entry, deleted past retention | `07 · granularity u8 · bucketSec u64 · series` (series: `scope 00 set 00 name`) | JSON number |
  * | MetricGauge | per stream and bucket | rewritten per storage sample, deleted past retention | `08 · granularity u8 · bucketSec u64 · basin 00 stream` | JSON number (bytes) |
  * | StreamBytes | per stream | rewritten per segment that appends to it, deleted with the stream | `09 · streamId u64` | JSON number: appended metered bytes |
  * | MetricsClock | singleton | rewritten per `metrics.add` entry | `0a` | JSON number: the newest `atSec` folded (retention's reference time) |
+ * | SegmentEntry | per records entry of a durable segment | written once by the segment's cache commit, deleted by trim/removal/recovery | `0b · streamId u64 · firstSeqNum u64` | `walId u64 · offset u32 · length u32 · recordCount u32`: the entry's payload and CRC in `segments/<walId>` (and in `wal/<walId>`) |
+ * | SegmentRefs | per segment file | written by the segment's cache commit, rewritten as rows are deleted, deleted with the last row | `0c · walId u64` | `count u32`: the SegmentEntry rows pointing into the file (> 0) |
  */
 
 export const KeyType = {
@@ -27,6 +29,8 @@ export const KeyType = {
   MetricGauge: 8,
   StreamBytes: 9,
   MetricsClock: 10,
+  SegmentEntry: 11,
+  SegmentRefs: 12,
 } as const;
 
 const encoder = new TextEncoder();
@@ -176,4 +180,77 @@ export function encodeJsonValue(value: unknown): Uint8Array {
 
 export function decodeJsonValue(bytes: Uint8Array): unknown {
   return JSON.parse(decoder.decode(bytes));
+}
+
+/** Where one records entry lies in a segment (file and object alike). */
+export interface SegmentEntryLocation {
+  readonly walId: number;
+  /** From the start of the segment: the entry's payload, followed by its 4-byte CRC. */
+  readonly offset: number;
+  /** Payload bytes + 4. */
+  readonly length: number;
+  readonly recordCount: number;
+}
+
+const segmentEntryValueBytes = 20;
+
+export function encodeSegmentEntryKey(streamId: number, firstSeqNum: number): Uint8Array {
+  const key = new Uint8Array(17);
+  key[0] = KeyType.SegmentEntry;
+  writeU64(key, 1, streamId);
+  writeU64(key, 9, firstSeqNum);
+  return key;
+}
+
+export function decodeSegmentEntryKey(key: Uint8Array): { streamId: number; firstSeqNum: number } {
+  if (key.length !== 17 || key[0] !== KeyType.SegmentEntry) {
+    throw new Error("not a segment entry key");
+  }
+  return { streamId: readU64(key, 1), firstSeqNum: readU64(key, 9) };
+}
+
+export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Array {
+  const value = new Uint8Array(segmentEntryValueBytes);
+  const view = new DataView(value.buffer);
+  writeU64(value, 0, location.walId);
+  view.setUint32(8, location.offset);
+  view.setUint32(12, location.length);
+  view.setUint32(16, location.recordCount);
+  return value;
+}
+
+export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation {
+  if (value.length !== segmentEntryValueBytes) throw new Error("bad segment entry value");
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  const location = {
+    walId: readU64(value, 0),
+    offset: view.getUint32(8),
+    length: view.getUint32(12),
+    recordCount: view.getUint32(16),
+  };
+  if (location.length < 4 || location.recordCount === 0) throw new Error("bad segment entry value");
+  return location;
+}
+
+export function encodeSegmentRefsKey(walId: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = KeyType.SegmentRefs;
+  writeU64(key, 1, walId);
+  return key;
+}
+
+export function decodeSegmentRefsKey(key: Uint8Array): number {
+  if (key.length !== 9 || key[0] !== KeyType.SegmentRefs) throw new Error("not a segment refs key");
+  return readU64(key, 1);
+}
+
+export function encodeSegmentRefsValue(count: number): Uint8Array {
+  const value = new Uint8Array(4);
+  new DataView(value.buffer).setUint32(0, count);
+  return value;
+}
+
+export function decodeSegmentRefsValue(value: Uint8Array): number {
+  if (value.length !== 4) throw new Error("bad segment refs value");
+  return new DataView(value.buffer, value.byteOffset, 4).getUint32(0);
 }

@@ -1,8 +1,8 @@
 /**
- * The binary encoding of one sequenced record's content, shared by segments (concatenated in a
- * records entry) and the LevelDB cache (one value per record), so a record is encoded once when
- * it is appended and never re-encoded. The seq num is not encoded: it is implied by the position
- * in the entry, and by the key in the cache.
+ * The binary encoding of one sequenced record's content, concatenated in a segment's records
+ * entry (which the local cache keeps byte for byte), so a record is encoded once when it is
+ * appended and never re-encoded. The seq num is not encoded: it is implied by the position in the
+ * entry.
  *
  * Layout (big-endian): timestamp u64 · headerCount u32 · (nameLen u32 · name · valueLen u32 ·
  * value)* · bodyLen u32 · body. Decoding returns views into the input, never copies.

@@ -55,6 +55,8 @@ export interface DurableSegment {
   readonly writerEpoch: number;
   readonly entries: readonly SegmentEntry[];
   readonly bytes: number;
+  /** The segment exactly as uploaded (the local cache keeps these bytes). */
+  readonly encoded: Uint8Array;
 }
 
 export interface FlusherOptions {
@@ -77,8 +79,6 @@ interface PendingEntry {
   readonly entry: SegmentEntry;
   readonly input: SegmentEntryInput;
   readonly bytes: number;
-  /** Resolves when the entry's staging writes are done: required before it counts as durable. */
-  readonly staged: Promise<void> | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -139,11 +139,8 @@ export class Flusher {
     return this.failure !== undefined;
   }
 
-  /**
-   * Queues an entry for the next segment; resolves once that segment is durable. `staged`, if
-   * given, must resolve before the entry counts as durable (the cache holds its records by then).
-   */
-  submit(entry: SegmentEntry, staged?: Promise<void>): Promise<void> {
+  /** Queues an entry for the next segment; resolves once that segment is durable. */
+  submit(entry: SegmentEntry): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const input = toInput(entry);
     const bytes = encodedSegmentBytes([input]) - encodedSegmentBytes([]);
@@ -154,7 +151,7 @@ export class Flusher {
       `entry larger than a segment. bytes=\`${bytes}\``,
     );
     return new Promise((resolve, reject) => {
-      this.pending.push({ entry, input, bytes, staged, resolve, reject });
+      this.pending.push({ entry, input, bytes, resolve, reject });
       this.pendingBytes += bytes;
       this.schedule();
     });
@@ -261,9 +258,6 @@ export class Flusher {
       return;
     }
     failpoint("flush.after-put");
-    // The cache must hold the records before readers may be sent to it; staging normally finished
-    // long before the PUT did.
-    await Promise.all(taken.map((pending) => pending.staged));
     this.nextWalId = walId + 1;
     this.stats.segmentsUploaded += 1;
     this.stats.bytesUploaded += bytes.length;
@@ -273,6 +267,7 @@ export class Flusher {
       writerEpoch,
       entries: taken.map((pending) => pending.entry),
       bytes: bytes.length,
+      encoded: bytes,
     });
     for (const pending of taken) pending.resolve();
   }

@@ -1,0 +1,389 @@
+// Goal: the segment-file cache finds the entry covering any seq num, never serves bytes that fail
+// their CRC (a damaged or missing file is read from the bucket instead, and what fails both is an
+// error), and frees segment files exactly when no index row points into them. Method: segments
+// built with the real format, committed through `SegmentCache` to a memory KV and to memory or
+// directory segment files, then damaged, trimmed and swept; plus engine-level checks of a restart
+// with the cache kept and of reads while a cache commit is held back.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { systemClock } from "../../core/clock.js";
+import { S2Error } from "../../core/errors.js";
+import { systemRandom } from "../../core/random.js";
+import { Service } from "../../service/service.js";
+import { encodeSegmentRefsKey, KeyType, keyTypeRange, decodeSegmentEntryKey } from "../kv/keys.js";
+import { createMemoryKvStore } from "../kv/memory.js";
+import { walKey } from "../object-keys.js";
+import { createMemoryObjectStore } from "../object-store/memory.js";
+import type { ObjectStore } from "../object-store/object-store.js";
+import { openCache } from "../open-stores.js";
+import { decodeSegment, encodeSegment, type SegmentEntryInput } from "../segment/format.js";
+import { type DecodedRecord, encodeRecord } from "../segment/record-codec.js";
+import { CacheReadError, SegmentCache } from "./segment-cache.js";
+import {
+  createMemorySegmentFiles,
+  openFsSegmentFiles,
+  type SegmentFiles,
+} from "./segment-files.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function recordsEntry(streamId: number, firstSeqNum: number, count: number): SegmentEntryInput {
+  return {
+    kind: "records",
+    streamId,
+    firstSeqNum,
+    encodedRecords: Array.from({ length: count }, (_, i) =>
+      encodeRecord({
+        timestamp: firstSeqNum + i,
+        headers: [],
+        body: encoder.encode(`s${streamId}-${firstSeqNum + i}`),
+      }),
+    ),
+  };
+}
+
+interface Fixture {
+  readonly store: ObjectStore;
+  readonly files: SegmentFiles;
+  readonly cache: SegmentCache;
+  readonly kv: ReturnType<typeof createMemoryKvStore>;
+  /** Uploads a segment to the store and commits it to the cache, every records entry indexed. */
+  commit(walId: number, entries: readonly SegmentEntryInput[]): Promise<void>;
+  /** The body texts `readEntries` yields from `startSeqNum`, per entry, as "first:texts". */
+  read(streamId: number, startSeqNum: number, endSeqNum?: number): Promise<string[]>;
+}
+
+function makeFixture(files: SegmentFiles = createMemorySegmentFiles()): Fixture {
+  const store = createMemoryObjectStore();
+  const kv = createMemoryKvStore();
+  const cache = new SegmentCache(kv, files, store, systemClock);
+  return {
+    store,
+    files,
+    cache,
+    kv,
+    async commit(walId, inputs) {
+      const bytes = encodeSegment({
+        walId,
+        writerEpoch: 1,
+        writeId: new Uint8Array(16).fill(walId),
+        entries: inputs,
+      });
+      assert.equal(await store.putIfAbsent(walKey(walId), bytes), "created");
+      const { entries } = decodeSegment(bytes);
+      await cache.commitSegment({
+        walId,
+        bytes,
+        entries,
+        isIndexed: entries.map((entry) => entry.kind === "records"),
+        ops: [],
+      });
+    },
+    async read(streamId, startSeqNum, endSeqNum = 1_000) {
+      const out: string[] = [];
+      await cache.readEntries({
+        streamId,
+        startSeqNum,
+        endSeqNum,
+        visit: (firstSeqNum: number, records: readonly DecodedRecord[]) => {
+          out.push(`${firstSeqNum}:${records.map((r) => decoder.decode(r.body)).join(",")}`);
+          return true;
+        },
+      });
+      return out;
+    },
+  };
+}
+
+/** Stream 1: [0,3) in wal 5, [3,5) in wal 6, [5,6) in wal 7; stream 2: [0,2) in wal 6. */
+async function threeSegments(fixture: Fixture): Promise<void> {
+  await fixture.commit(5, [
+    recordsEntry(1, 0, 3),
+    { kind: "control", payload: encoder.encode("{}") },
+  ]);
+  await fixture.commit(6, [recordsEntry(2, 0, 2), recordsEntry(1, 3, 2)]);
+  await fixture.commit(7, [recordsEntry(1, 5, 1)]);
+}
+
+async function rowStarts(fixture: Fixture, streamId: number): Promise<number[]> {
+  const starts: number[] = [];
+  for await (const [key] of fixture.kv.entries(keyTypeRange(KeyType.SegmentEntry))) {
+    const row = decodeSegmentEntryKey(key);
+    if (row.streamId === streamId) starts.push(row.firstSeqNum);
+  }
+  return starts;
+}
+
+describe("segment cache: index lookup", () => {
+  it("finds the entry covering a seq num and reads on in order", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    assert.deepEqual(await fixture.read(1, 0), ["0:s1-0,s1-1,s1-2", "3:s1-3,s1-4", "5:s1-5"]);
+    // A start inside an entry finds that entry (seek ≤), not the next one.
+    assert.deepEqual(await fixture.read(1, 4), ["3:s1-3,s1-4", "5:s1-5"]);
+    assert.deepEqual(await fixture.read(1, 2, 4), ["0:s1-0,s1-1,s1-2", "3:s1-3,s1-4"]);
+    assert.deepEqual(await fixture.read(1, 6), [], "nothing at or past the end");
+    assert.deepEqual(await fixture.read(2, 1), ["0:s2-0,s2-1"], "streams do not mix");
+    assert.deepEqual(await fixture.read(3, 0), []);
+    assert.equal(fixture.cache.stats.entryMisses, 0);
+    assert.equal(fixture.cache.stats.filesWritten, 3);
+  });
+
+  it("writes no file for a segment without records entries", async () => {
+    const fixture = makeFixture();
+    await fixture.commit(1, [{ kind: "control", payload: encoder.encode("{}") }]);
+    assert.deepEqual(await fixture.files.list(), []);
+    assert.equal(await fixture.kv.get(encodeSegmentRefsKey(1)), undefined);
+  });
+});
+
+describe("segment cache: damaged and missing files", () => {
+  it("serves the right bytes from the bucket when a file fails its CRC", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    // Flip one byte inside stream 1's first entry, in the cached copy only.
+    const bytes = (await fixture.files.read(5, 0, 10_000)) ?? (await fixture.store.get(walKey(5)))!;
+    const damaged = bytes.slice();
+    damaged[damaged.length - 12]! ^= 0x40;
+    await fixture.files.write(5, damaged);
+    assert.deepEqual(await fixture.read(1, 0, 3), ["0:s1-0,s1-1,s1-2"]);
+    assert.equal(fixture.cache.stats.entryMisses, 1, "one miss, served by a range GET");
+  });
+
+  it("serves a missing or truncated file from the bucket", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    await fixture.files.delete(6);
+    const whole = (await fixture.store.get(walKey(7)))!;
+    await fixture.files.write(7, whole.subarray(0, whole.length - 20));
+    assert.deepEqual(await fixture.read(1, 0), ["0:s1-0,s1-1,s1-2", "3:s1-3,s1-4", "5:s1-5"]);
+    assert.equal(fixture.cache.stats.entryMisses, 2);
+  });
+
+  it("fails with a clear error, never wrong bytes, when the bucket's copy is bad too", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    await fixture.files.delete(7);
+    await fixture.store.delete(walKey(7));
+    await assert.rejects(
+      fixture.read(1, 5),
+      (error: unknown) => error instanceof CacheReadError && /walId=`7`/.test(error.message),
+    );
+  });
+});
+
+describe("segment cache: trim and deletion", () => {
+  it("drops entries wholly below a trim point and unlinks files no entry points into", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    await fixture.cache.dropRowsBelow(1, 4);
+    // [0,3) goes (file 5 had only it); [3,5) straddles 4 and stays.
+    assert.deepEqual(await rowStarts(fixture, 1), [3, 5]);
+    assert.deepEqual((await fixture.files.list()).sort(), [6, 7]);
+    assert.equal(fixture.cache.stats.filesDeleted, 1);
+    await fixture.cache.dropRowsBelow(1, 6);
+    assert.deepEqual(await rowStarts(fixture, 1), []);
+    // File 6 still holds stream 2's entry; file 7 is freed.
+    assert.deepEqual((await fixture.files.list()).sort(), [6]);
+    assert.deepEqual(await fixture.read(2, 0), ["0:s2-0,s2-1"]);
+    await fixture.cache.dropStream(2);
+    assert.deepEqual(await fixture.files.list(), []);
+    for await (const _ of fixture.kv.entries(keyTypeRange(KeyType.SegmentRefs))) {
+      assert.fail("no reference count is left");
+    }
+  });
+
+  it("drops a stream with more entries than one batch holds", async () => {
+    const fixture = makeFixture();
+    // 5,000 one-record entries of one stream in ten segments.
+    for (let walId = 0; walId < 10; walId++) {
+      await fixture.commit(
+        walId,
+        Array.from({ length: 500 }, (_, i) => recordsEntry(9, walId * 500 + i, 1)),
+      );
+    }
+    await fixture.cache.dropRowsBelow(9, 4_600);
+    assert.equal((await rowStarts(fixture, 9)).length, 400);
+    assert.deepEqual(await fixture.files.list(), [9]);
+    await fixture.cache.dropStream(9);
+    assert.deepEqual(await fixture.files.list(), []);
+  });
+
+  it("sweeps files that no reference count names (a crash before the unlink)", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    await fixture.files.write(42, new Uint8Array(100));
+    await fixture.cache.sweepOrphanFiles();
+    assert.deepEqual((await fixture.files.list()).sort(), [5, 6, 7]);
+  });
+});
+
+describe("segment files in a directory", () => {
+  it("reads by range, reports short and missing files, lists and deletes", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "tributary-segment-files-"));
+    try {
+      const files = await openFsSegmentFiles({ dir });
+      await files.write(3, encoder.encode("0123456789"));
+      assert.equal(decoder.decode((await files.read(3, 2, 5))!), "23456");
+      assert.equal(await files.read(3, 8, 5), undefined, "short");
+      assert.equal(await files.read(4, 0, 1), undefined, "missing");
+      await writeFile(path.join(dir, "not-a-segment"), "x");
+      assert.deepEqual(await files.list(), [3]);
+      await truncate(path.join(dir, "00000000000000000003"), 4);
+      assert.equal(await files.read(3, 2, 5), undefined, "truncated");
+      await files.delete(3);
+      await files.delete(3);
+      assert.deepEqual(await files.list(), []);
+      const fixture = makeFixture(files);
+      await threeSegments(fixture);
+      assert.deepEqual(await fixture.read(1, 4), ["3:s1-3,s1-4", "5:s1-5"]);
+      await files.clear();
+      assert.deepEqual(await files.list(), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("segment cache in the engine", () => {
+  const basin = "cache-basin";
+
+  async function openService(
+    store: ObjectStore,
+    cache: Awaited<ReturnType<typeof openCache>>,
+  ): Promise<Service> {
+    return Service.open({
+      store,
+      kv: cache.kv,
+      segmentFiles: cache.segmentFiles,
+      clock: systemClock,
+      random: systemRandom,
+      flushIntervalMs: 1,
+    });
+  }
+
+  it("serves records from the kept segment files after a restart", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "tributary-cache-restart-"));
+    const store = createMemoryObjectStore();
+    try {
+      const first = await openCache(dir);
+      const service = await openService(store, first);
+      await service.basins.create({ name: basin });
+      await service.streams.create({ basin, name: "s" });
+      for (let i = 0; i < 4; i++) {
+        await service.records.append(basin, "s", {
+          records: [{ headers: [], body: encoder.encode(`r${i}`) }],
+        });
+      }
+      await service.close();
+      await first.kv.close();
+
+      const second = await openCache(dir);
+      const reopened = await openService(store, second);
+      try {
+        assert.equal(reopened.storage.stats.replayedSegments, 0, "the cache is current");
+        assert.equal((await second.segmentFiles.list()).length, 4, "one file per records segment");
+        const records = await reopened.records.read(basin, "s", {
+          startSeqNum: 1,
+          countMax: 10,
+          bytesMax: 1 << 20,
+        });
+        assert.deepEqual(
+          records.map((r) => decoder.decode(r.body)),
+          ["r1", "r2", "r3"],
+        );
+        assert.equal(reopened.storage.stats.entryHits, 3);
+        assert.equal(reopened.storage.stats.entryMisses, 0);
+
+        // Damage on the local disk: a flipped bit in one file, another file gone. The same
+        // bytes are served, from the bucket, and counted as misses.
+        const [firstFile, secondFile] = (await second.segmentFiles.list()).sort((a, b) => a - b);
+        const firstPath = path.join(dir, "segments", String(firstFile).padStart(20, "0"));
+        const damaged = await readFile(firstPath);
+        damaged[damaged.length - 6]! ^= 0x01;
+        await writeFile(firstPath, damaged);
+        await second.segmentFiles.delete(secondFile!);
+        const again = await reopened.records.read(basin, "s", {
+          startSeqNum: 0,
+          countMax: 10,
+          bytesMax: 1 << 20,
+        });
+        assert.deepEqual(
+          again.map((r) => decoder.decode(r.body)),
+          ["r0", "r1", "r2", "r3"],
+        );
+        assert.equal(reopened.storage.stats.entryMisses, 2);
+
+        // The bucket's copy gone as well: the read fails with the retryable `storage` error.
+        await store.delete(walKey(secondFile!));
+        await assert.rejects(
+          reopened.records.read(basin, "s", { startSeqNum: 0, countMax: 10, bytesMax: 1 << 20 }),
+          (error: unknown) => error instanceof S2Error && error.code === "storage",
+        );
+      } finally {
+        await reopened.close();
+        await second.kv.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves durable records from memory while their cache commit is held back", async () => {
+    const inner = createMemorySegmentFiles();
+    let release: () => void = () => {};
+    let held = 0;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const files: SegmentFiles = {
+      ...inner,
+      async write(walId, bytes) {
+        held += 1;
+        await gate;
+        await inner.write(walId, bytes);
+      },
+    };
+    const service = await Service.open({
+      store: createMemoryObjectStore(),
+      kv: createMemoryKvStore(),
+      segmentFiles: files,
+      clock: systemClock,
+      random: systemRandom,
+      flushIntervalMs: 1,
+    });
+    try {
+      await service.basins.create({ name: basin });
+      await service.streams.create({ basin, name: "s" });
+      const acks = [];
+      for (let i = 0; i < 3; i++) {
+        acks.push(
+          await service.records.append(basin, "s", {
+            records: [
+              { headers: [], body: encoder.encode(`a${i}`) },
+              { headers: [], body: encoder.encode(`b${i}`) },
+            ],
+          }),
+        );
+      }
+      assert.ok(held >= 1, "the first cache commit is held");
+      const read = async (startSeqNum: number) =>
+        (
+          await service.records.read(basin, "s", { startSeqNum, countMax: 10, bytesMax: 1 << 20 })
+        ).map((r) => `${r.seqNum}:${decoder.decode(r.body)}`);
+      const expected = ["1:b0", "2:a1", "3:b1", "4:a2", "5:b2"];
+      assert.deepEqual(await read(1), expected, "acked records are readable before the commit");
+      release();
+      await service.storage.cacheCommitted();
+      assert.deepEqual(await read(1), expected, "and from the cache after it");
+      assert.ok(service.storage.stats.entryHits >= 3);
+    } finally {
+      release();
+      await service.close();
+    }
+  });
+});
