@@ -11,7 +11,7 @@
  * | Record | retired: the old staging layout, never written again and never reused | `05 · streamId u64 · seqNum u64` | `encodeRecord` bytes |
  * | AccessToken | per access token | written on issue, deleted on revoke | `06 · id` | JSON `AccessTokenRecord` (a hash of the secret, never the secret) |
  * | MetricBucket | per metric series and bucket | rewritten per `metrics.add` entry, deleted past retention | `07 · granularity u8 · bucketSec u64 · series` (series: `scope 00 set 00 name`) | JSON number |
- * | MetricGauge | per stream and bucket | rewritten per storage sample, deleted past retention | `08 · granularity u8 · bucketSec u64 · basin 00 stream` | JSON number (bytes) |
+ * | MetricGauge | per stream (and per basin: empty stream name) and bucket | rewritten per storage sample, deleted past retention | `08 · granularity u8 · bucketSec u64 · basin 00 stream` | JSON number (bytes) |
  * | StreamBytes | per stream | rewritten per segment that appends to it, deleted with the stream | `09 · streamId u64` | JSON number: appended metered bytes |
  * | MetricsClock | singleton | rewritten per `metrics.add` entry | `0a` | JSON number: the newest `atSec` folded (retention's reference time) |
  * | SegmentEntry | per records entry of a durable segment | written once by the segment's cache commit, deleted by trim/removal/recovery | `0b · streamId u64 · firstSeqNum u64` | `walId u64 · offset u32 · length u32 · recordCount u32`: the entry's payload and CRC in `segments/<walId>` (and in `wal/<walId>`) |
