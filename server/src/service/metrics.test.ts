@@ -22,7 +22,7 @@ import { decodeControlOp } from "../storage/wal/entries.js";
 import type { Metric } from "./metrics.js";
 import { collectUnaryRead } from "./read-session.js";
 import { Service } from "./service.js";
-import { createSettableClock } from "../../test/support/clock.js";
+import { createSettableClock, type SettableClock } from "../../test/support/clock.js";
 
 const encoder = new TextEncoder();
 const t0Sec = 1_800_000_000 - (1_800_000_000 % 3_600); // an hour boundary
@@ -79,6 +79,23 @@ function assertInvalid(run: () => unknown, message: RegExp): void {
   });
 }
 
+/** Runs `fn` on a fresh in-memory service whose clock starts at `t0Sec`, then closes it. */
+async function withFreshService(
+  fn: (service: Service, clock: SettableClock) => Promise<void>,
+): Promise<void> {
+  const clock = createSettableClock(t0Sec * 1000);
+  const service = await openService({
+    store: createMemoryObjectStore(),
+    kv: createMemoryKvStore(),
+    clock,
+  });
+  try {
+    await fn(service, clock);
+  } finally {
+    await service.close();
+  }
+}
+
 describe("metrics service", () => {
   it("counts append ops per unary append and per session minute, with metered bytes", async () => {
     const clock = createSettableClock(t0Sec * 1000 + 5_000);
@@ -127,13 +144,7 @@ describe("metrics service", () => {
   });
 
   it("counts a unary read as one unary op and a session as streaming ops, with read bytes", async () => {
-    const clock = createSettableClock(t0Sec * 1000);
-    const service = await openService({
-      store: createMemoryObjectStore(),
-      kv: createMemoryKvStore(),
-      clock,
-    });
-    try {
+    await withFreshService(async (service) => {
       await service.basins.create({ name: basin });
       await service.streams.create({ basin, name: "s" });
       await service.records.append(basin, "s", { records: [record("xyz"), record("w")] });
@@ -157,9 +168,7 @@ describe("metrics service", () => {
       );
       const storage = valuesOf(service.metrics.stream(basin, "s", { set: "storage", ...range }));
       assert.deepEqual(storage, { storage: [[t0Sec, meteredOf("xyz") + meteredOf("w")]] });
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it("keeps flushed metrics across restarts, with the cache and without it", async () => {
@@ -215,13 +224,7 @@ describe("metrics service", () => {
   });
 
   it("validates ranges and intervals as S2 does (422 invalid)", async () => {
-    const clock = createSettableClock(t0Sec * 1000);
-    const service = await openService({
-      store: createMemoryObjectStore(),
-      kv: createMemoryKvStore(),
-      clock,
-    });
-    try {
+    await withFreshService(async (service) => {
       const { metrics } = service;
       assertInvalid(() => metrics.account({ set: "account-ops", end: t0Sec }), /start and end/);
       assertInvalid(() => metrics.account({ set: "account-ops", start: t0Sec }), /start and end/);
@@ -253,9 +256,7 @@ describe("metrics service", () => {
       assert.equal(gauge.length, 1);
       assert.equal(gauge[0]!.kind === "gauge" && gauge[0]!.values.length, 61);
       assert.ok(gauge[0]!.kind === "gauge" && gauge[0]!.values.every(([, v]) => v === 0));
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it("splits a flush into entries under metricsEntryBytesMax, and recovers without the cache", async () => {
@@ -371,13 +372,7 @@ describe("metrics service", () => {
   });
 
   it("does not count basin ops on an unknown basin (no series, not in active-basins)", async () => {
-    const clock = createSettableClock(t0Sec * 1000);
-    const service = await openService({
-      store: createMemoryObjectStore(),
-      kv: createMemoryKvStore(),
-      clock,
-    });
-    try {
+    await withFreshService(async (service) => {
       await service.basins.create({ name: basin });
       const phantom = "phantom-basin-zzz";
       assert.throws(() => service.streams.getConfig(phantom, "x"), S2Error);
@@ -391,9 +386,7 @@ describe("metrics service", () => {
       assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "basin-ops", ...range })), {
         "get-stream-config": [[t0Sec, 1]],
       });
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it("keeps at most metricsPendingCellsMax cells while a flush hangs in an outage", async () => {
