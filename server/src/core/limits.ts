@@ -67,7 +67,11 @@ export const segmentBytesMax = 2 * segmentBytesTarget + recordBatchBytesMax * 2;
 /** Records per catch-up batch read from the cache (S2: a batch is ≤ 1000 records / 1 MiB). */
 export const readBatchCountMax = recordBatchCountMax;
 export const readBatchBytesMax = recordBatchBytesMax;
-/** A follower more than this many batches behind is cut off to catch up from storage (S2 lite). */
+/**
+ * A follower more than this many read batches (≤ `readBatchCountMax` records / `readBatchBytesMax`
+ * each) behind is cut off to catch up from storage (S2 lite's FOLLOWER_MAX_LAG, counted in read
+ * batches so that one flush of many small appended batches does not cut off a reader at once).
+ */
 export const followerLagBatchesMax = 25;
 
 assert(appendInflightBytesMax >= recordBatchBytesMax, "one max batch must always be admissible");

@@ -8,7 +8,12 @@ import { describe, it } from "node:test";
 import type { Clock } from "../core/clock.js";
 import type { StreamConfigInput } from "../core/config.js";
 import { AppendConditionFailed, type ErrorCode, S2Error } from "../core/errors.js";
-import { followerLagBatchesMax, recordBatchBytesMax, recordBatchCountMax } from "../core/limits.js";
+import {
+  followerLagBatchesMax,
+  readBatchCountMax,
+  recordBatchBytesMax,
+  recordBatchCountMax,
+} from "../core/limits.js";
 import { systemRandom } from "../core/random.js";
 import {
   type AppendAck,
@@ -1063,26 +1068,59 @@ describe("followers", () => {
     );
   });
 
-  it(`end with "lagged" once more than ${followerLagBatchesMax} batches are waiting`, async () => {
+  it(`end with "lagged" once more than ${followerLagBatchesMax} read batches are waiting`, async () => {
+    // Batches of just over half a read batch: no two of them make one read batch.
+    const batchRecords = readBatchCountMax / 2 + 1;
     await withStream(undefined, async (fixture) => {
       const { records: recordService } = fixture.service;
       const { follower: keepingUp } = await recordService.follow(basin, fixture.stream);
       const { follower: lagging } = await recordService.follow(basin, fixture.stream);
       for (let i = 0; i < followerLagBatchesMax; i++) {
-        await recordService.append(basin, fixture.stream, { records: records(1) });
+        await recordService.append(basin, fixture.stream, { records: records(batchRecords) });
       }
       for (let i = 0; i < followerLagBatchesMax; i++) {
         const batch = await keepingUp.next();
         assert.ok(!("end" in batch));
-        assert.equal(batch.records[0]!.seqNum, i);
+        assert.equal(batch.records[0]!.seqNum, i * batchRecords);
       }
-      await recordService.append(basin, fixture.stream, { records: records(1) });
+      await recordService.append(basin, fixture.stream, { records: records(batchRecords) });
       assert.deepEqual(await lagging.next(), { end: "lagged" });
       const batch = await keepingUp.next();
       assert.ok(!("end" in batch));
-      assert.equal(batch.records[0]!.seqNum, followerLagBatchesMax);
+      assert.equal(batch.records[0]!.seqNum, followerLagBatchesMax * batchRecords);
       keepingUp.close();
     });
+  });
+
+  it(`keep a follower that has not yet run when one flush holds more than ${followerLagBatchesMax} small batches`, async () => {
+    // A pipelined writer of one record per batch puts many batches in one flush, and the flush
+    // makes them durable in one synchronous pass: counted one by one, they cut off every follower.
+    const batchCount = 4 * followerLagBatchesMax;
+    const store = createGatedObjectStore();
+    await withStream(
+      undefined,
+      async (fixture) => {
+        const { follower } = await fixture.service.records.follow(basin, fixture.stream);
+        store.hold();
+        const appends = Array.from({ length: batchCount }, () =>
+          fixture.service.records.append(basin, fixture.stream, { records: records(1) }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        store.release();
+        await Promise.all(appends);
+        for (let i = 0; i < batchCount; i++) {
+          const batch = await follower.next();
+          assert.ok(!("end" in batch), `batch ${i}: ${JSON.stringify(batch)}`);
+          assert.deepEqual(
+            batch.records.map((r) => r.seqNum),
+            [i],
+          );
+          assert.equal(batch.tail.seqNum, i + 1);
+        }
+        follower.close();
+      },
+      { store },
+    );
   });
 
   it('end with "closed" when the service closes', async () => {

@@ -15,7 +15,7 @@ import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import type { EncryptionAlgorithm, StreamConfig } from "../core/config.js";
 import { AppendConditionFailed, S2Error, streamDeletionPending } from "../core/errors.js";
-import { followerLagBatchesMax } from "../core/limits.js";
+import { followerLagBatchesMax, readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
 import {
   checkEncryptedSeqNums,
   encryptRecord,
@@ -27,6 +27,7 @@ import {
   type AppendInput,
   type AppendRecord,
   commandValueOf,
+  meteredBytesOfBatch,
   type SeqNum,
   type SequencedRecord,
   type StreamPosition,
@@ -49,11 +50,22 @@ export type FollowEnd = "lagged" | "closed" | S2Error;
 
 /**
  * A live subscription to a stream's durable batches. Bounded: a follower more than
- * `followerLagBatchesMax` batches behind is ended with "lagged" (it resumes from storage by seq
- * num), so a slow reader never grows the server's memory.
+ * `followerLagBatchesMax` read batches behind is ended with "lagged" (it resumes from storage by
+ * seq num), so a slow reader never grows the server's memory.
+ *
+ * Lag is measured in read batches (runs of queued batches of at most `readBatchCountMax` records
+ * and `readBatchBytesMax` metered bytes), not in appended batches: one flush makes all of its
+ * batches durable in one synchronous pass, and a pipelined writer of one small record per batch
+ * puts dozens of them in one flush. Counted one by one, such a flush cut off every follower before
+ * it could run, and each then chased the tail from storage, no faster than the writer and so
+ * seconds behind it for good (S3 mode, 10 MiB/s of 8 KiB batches). Batches are delivered unmerged.
  */
 export class Follower {
-  private readonly queue: FollowedBatch[] = [];
+  private readonly queue: { readonly batch: FollowedBatch; readonly run: number }[] = [];
+  /** The run of the last queued batch, and its size so far. */
+  private run = 0;
+  private runRecords = 0;
+  private runBytes = 0;
   private ended: FollowEnd | undefined;
   /** Consumers waiting in `next()`; normally one, but concurrent calls must not hang. */
   private readonly waiters: (() => void)[] = [];
@@ -63,8 +75,8 @@ export class Follower {
   /** The next batch, or why following ended. */
   async next(): Promise<FollowedBatch | { end: FollowEnd }> {
     for (;;) {
-      const batch = this.queue.shift();
-      if (batch !== undefined) return batch;
+      const queued = this.queue.shift();
+      if (queued !== undefined) return queued.batch;
       if (this.ended !== undefined) return { end: this.ended };
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
@@ -80,12 +92,26 @@ export class Follower {
   /** @internal */
   push(batch: FollowedBatch): void {
     if (this.ended !== undefined) return;
-    if (this.queue.length >= followerLagBatchesMax) {
+    const recordCount = batch.records.length;
+    const bytes = meteredBytesOfBatch(batch.records);
+    const first = this.queue[0];
+    if (
+      first === undefined ||
+      this.runRecords + recordCount > readBatchCountMax ||
+      this.runBytes + bytes > readBatchBytesMax
+    ) {
+      this.run += 1;
+      this.runRecords = 0;
+      this.runBytes = 0;
+    }
+    if (first !== undefined && this.run - first.run >= followerLagBatchesMax) {
       this.queue.length = 0;
       this.end("lagged");
       return;
     }
-    this.queue.push(batch);
+    this.runRecords += recordCount;
+    this.runBytes += bytes;
+    this.queue.push({ batch, run: this.run });
     this.signal();
   }
 
