@@ -262,6 +262,7 @@ function withoutWrites(inner: SegmentFiles): SegmentFiles {
   return {
     write: async () => {},
     read: (walId, offset, length) => inner.read(walId, offset, length),
+    readRanges: (walId, ranges) => inner.readRanges(walId, ranges),
     delete: (walId) => inner.delete(walId),
     list: () => inner.list(),
     clear: () => inner.clear(),

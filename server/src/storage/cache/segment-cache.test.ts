@@ -13,7 +13,14 @@ import { systemClock } from "../../core/clock.js";
 import { S2Error } from "../../core/errors.js";
 import { systemRandom } from "../../core/random.js";
 import { Service } from "../../service/service.js";
-import { encodeSegmentRefsKey, KeyType, keyTypeRange, decodeSegmentEntryKey } from "../kv/keys.js";
+import {
+  decodeSegmentEntryKey,
+  decodeSegmentEntryValue,
+  encodeSegmentEntryKey,
+  encodeSegmentRefsKey,
+  KeyType,
+  keyTypeRange,
+} from "../kv/keys.js";
 import { createMemoryKvStore } from "../kv/memory.js";
 import { walKey } from "../object-keys.js";
 import { createMemoryObjectStore } from "../object-store/memory.js";
@@ -222,6 +229,98 @@ describe("segment cache: trim and deletion", () => {
   });
 });
 
+describe("segment cache: one file read per run of entries", () => {
+  /** Stream 1: 600 one-record entries in each of wal 1..3, each after an entry of stream 2. */
+  async function manyEntries(fixture: Fixture): Promise<string[]> {
+    const expected: string[] = [];
+    for (let walId = 1; walId <= 3; walId++) {
+      const inputs: SegmentEntryInput[] = [];
+      for (let i = 0; i < 600; i++) {
+        const seqNum = (walId - 1) * 600 + i;
+        inputs.push(recordsEntry(2, seqNum, 1), recordsEntry(1, seqNum, 1));
+        expected.push(`${seqNum}:s1-${seqNum}`);
+      }
+      await fixture.commit(walId, inputs);
+    }
+    return expected;
+  }
+
+  /** Files in `dir` that count the calls that open a file. */
+  async function countingFiles(dir: string) {
+    const inner = await openFsSegmentFiles({ dir });
+    const opens = { read: 0, readRanges: 0 };
+    const files: SegmentFiles = {
+      ...inner,
+      read(walId, offset, length) {
+        opens.read += 1;
+        return inner.read(walId, offset, length);
+      },
+      readRanges(walId, ranges) {
+        opens.readRanges += 1;
+        return inner.readRanges(walId, ranges);
+      },
+    };
+    return { files, opens };
+  }
+
+  it("reads many entries of one file with one open and returns each entry's records", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "tributary-cache-runs-"));
+    try {
+      const { files, opens } = await countingFiles(dir);
+      const fixture = makeFixture(files);
+      const expected = await manyEntries(fixture);
+      assert.deepEqual(await fixture.read(1, 0, 10_000), expected);
+      assert.equal(opens.readRanges, 3, "one open per file, not one per entry");
+      assert.equal(opens.read, 0);
+      assert.equal(fixture.cache.stats.entryHits, 1_800);
+      assert.equal(fixture.cache.stats.entryMisses, 0);
+      // A start inside the second file and an end inside the third.
+      assert.deepEqual(await fixture.read(1, 700, 1_300), expected.slice(700, 1_300));
+      // A visitor that stops early gets exactly the entries it asked for, in order.
+      const seen: number[] = [];
+      await fixture.cache.readEntries({
+        streamId: 1,
+        startSeqNum: 590,
+        endSeqNum: 10_000,
+        visit: (firstSeqNum) => {
+          seen.push(firstSeqNum);
+          return seen.length < 20;
+        },
+      });
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 20 }, (_, i) => 590 + i),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves only the damaged entries of a file read at once from the bucket", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "tributary-cache-runs-damaged-"));
+    try {
+      const { files } = await countingFiles(dir);
+      const fixture = makeFixture(files);
+      const expected = await manyEntries(fixture);
+      const locationOf = async (seqNum: number) =>
+        decodeSegmentEntryValue((await fixture.kv.get(encodeSegmentEntryKey(1, seqNum)))!);
+      // wal 1: one byte flipped inside the entry of seq num 300 (it fails its CRC); wal 2: cut
+      // at the entry of seq num 900 (it and every entry after it are short); wal 3: missing.
+      const first = (await fixture.store.get(walKey(1)))!.slice();
+      first[(await locationOf(300)).offset + 2]! ^= 0x40;
+      await writeFile(path.join(dir, "00000000000000000001"), first);
+      await truncate(path.join(dir, "00000000000000000002"), (await locationOf(900)).offset + 1);
+      await files.delete(3);
+      assert.deepEqual(await fixture.read(1, 0, 10_000), expected);
+      const { entryHits, entryMisses } = fixture.cache.stats;
+      assert.equal(entryMisses, 1 + 300 + 600, "the damaged, the cut and the missing entries");
+      assert.equal(entryHits, 599 + 300, "every other entry comes from its file");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("segment files in a directory", () => {
   it("reads by range, reports short and missing files, lists and deletes", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "tributary-segment-files-"));
@@ -243,6 +342,49 @@ describe("segment files in a directory", () => {
       assert.deepEqual(await fixture.read(1, 4), ["3:s1-3,s1-4", "5:s1-5"]);
       await files.clear();
       assert.deepEqual(await files.list(), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads many ranges of a file at once: any order, near and far, short and missing", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "tributary-segment-ranges-"));
+    try {
+      const files = await openFsSegmentFiles({ dir });
+      // 300 KiB whose byte i is i mod 251, so every slice is checkable.
+      const bytes = Uint8Array.from({ length: 300 << 10 }, (_, i) => i % 251);
+      await files.write(1, bytes);
+      const ranges = [
+        { offset: 200_000, length: 1_000 }, // far from the others: its own pread
+        { offset: 10, length: 5 },
+        { offset: 15, length: 100 }, // adjacent to the one before
+        { offset: 12, length: 8 }, // overlapping
+        { offset: 307_000, length: 200 }, // ends past the end of the file
+        { offset: 40_000, length: 3 }, // near: one span with the first ones
+      ];
+      const read = await files.readRanges(1, ranges);
+      assert.equal(read.length, ranges.length);
+      ranges.forEach(({ offset, length }, i) => {
+        if (offset + length > bytes.length) {
+          assert.equal(read[i], undefined, "past the end");
+        } else {
+          assert.deepEqual(read[i], bytes.subarray(offset, offset + length), `range ${i}`);
+        }
+      });
+      assert.deepEqual(await files.readRanges(1, []), []);
+      assert.deepEqual(await files.readRanges(2, ranges.slice(0, 2)), [undefined, undefined]);
+      await truncate(path.join(dir, "00000000000000000001"), 100_000);
+      const cut = await files.readRanges(1, ranges);
+      assert.deepEqual(cut[1], bytes.subarray(10, 15), "before the cut: whole");
+      assert.deepEqual(cut[5], bytes.subarray(40_000, 40_003));
+      assert.equal(cut[0], undefined, "past the cut");
+      // The memory implementation answers the same.
+      const memory = createMemorySegmentFiles();
+      await memory.write(1, bytes);
+      assert.deepEqual(
+        (await memory.readRanges(1, ranges)).map((r) => r?.length),
+        read.map((r) => r?.length),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

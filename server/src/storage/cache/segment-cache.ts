@@ -20,7 +20,11 @@
 import { assert } from "../../core/assert.js";
 import type { Clock } from "../../core/clock.js";
 import { failpoint } from "../../core/failpoints.js";
-import { segmentPutRetryDelayMsMax } from "../../core/limits.js";
+import {
+  readBatchBytesMax,
+  readBatchCountMax,
+  segmentPutRetryDelayMsMax,
+} from "../../core/limits.js";
 import type { SeqNum } from "../../core/records.js";
 import {
   decodeSegmentEntryKey,
@@ -58,6 +62,18 @@ export class CacheReadError extends Error {
  * read that a retry would serve.
  */
 const missReadAttemptsMax = 10;
+
+/**
+ * A read gathers consecutive rows that point into one file until their entries hold at least this
+ * many bytes, then reads them from the file in one call (one open, one pread per span, one close)
+ * instead of one open per entry: a catch-up read of one-record entries would otherwise open the
+ * same file a hundred times. One read batch's worth, so a read that stops early (its caller's
+ * byte or count limit) has read ahead at most one batch plus one entry.
+ */
+const readRunBytesMax = readBatchBytesMax;
+
+/** A run also ends at this many rows: a read batch never needs more entries than records. */
+const readRunRowsMax = readBatchCountMax;
 
 /** Rows deleted per LevelDB batch when a trim or a removal drops many (each batch is consistent). */
 const dropRowsPerBatchMax = 4096;
@@ -176,7 +192,8 @@ export class SegmentCache {
   /**
    * Visits the cached entries of a stream in order, from the one covering `startSeqNum` up to
    * (excluding) entries starting at or past `endSeqNum`, until `visit` returns false. Entries come
-   * from their file or, on a miss, from the bucket, always CRC-checked.
+   * from their file or, on a miss, from the bucket, always CRC-checked. The entries of one file are
+   * read together (`readRunBytesMax`), so a read may fetch up to one batch past where `visit` stops.
    */
   async readEntries(options: {
     readonly streamId: number;
@@ -194,6 +211,31 @@ export class SegmentCache {
     })) {
       from = key;
     }
+    // Rows of one stream that point into one file are consecutive (segments are committed in WAL
+    // order), so a run of them is read from the file at once, then decoded and visited one by one.
+    let run: { firstSeqNum: SeqNum; location: SegmentEntryLocation }[] = [];
+    let runBytes = 0;
+    /** Reads and visits the run; false once `visit` has had enough. */
+    const visitRun = async (): Promise<boolean> => {
+      const rows = run;
+      run = [];
+      runBytes = 0;
+      if (rows.length === 0) return true;
+      const walId = rows[0]!.location.walId;
+      const fromFile = await this.files
+        .readRanges(
+          walId,
+          rows.map(({ location }) => ({ offset: location.offset, length: location.length })),
+        )
+        .catch(() => rows.map(() => undefined));
+      assert(fromFile.length === rows.length, "one result per range read");
+      for (let i = 0; i < rows.length; i++) {
+        const { firstSeqNum, location } = rows[i]!;
+        const records = await this.readEntry(streamId, firstSeqNum, location, fromFile[i]);
+        if (!visit(firstSeqNum, records)) return false;
+      }
+      return true;
+    };
     for await (const [key, value] of this.kv.entries({
       gte: from,
       lt: encodeSegmentEntryKey(streamId, endSeqNum),
@@ -201,9 +243,16 @@ export class SegmentCache {
       const { firstSeqNum } = decodeSegmentEntryKey(key);
       const location = decodeSegmentEntryValue(value);
       if (firstSeqNum + location.recordCount <= startSeqNum) continue;
-      const records = await this.readEntry(streamId, firstSeqNum, location);
-      if (!visit(firstSeqNum, records)) return;
+      if (run.length > 0 && run[0]!.location.walId !== location.walId) {
+        if (!(await visitRun())) return;
+      }
+      run.push({ firstSeqNum, location });
+      runBytes += location.length;
+      if ((runBytes >= readRunBytesMax || run.length >= readRunRowsMax) && !(await visitRun())) {
+        return;
+      }
     }
+    await visitRun();
   }
 
   /** Unlinks every segment file that no SegmentRefs row references (recovery, after replay). */
@@ -220,10 +269,15 @@ export class SegmentCache {
     return this.files.clear();
   }
 
+  /**
+   * The records of one entry from `fromFile` (its bytes as read from the cache file, `undefined`
+   * when the file is missing or short) if they pass the CRC, else from the bucket.
+   */
   private async readEntry(
     streamId: number,
     firstSeqNum: SeqNum,
     location: SegmentEntryLocation,
+    fromFile: Uint8Array | undefined,
   ): Promise<readonly DecodedRecord[]> {
     const row = {
       kind: "records" as const,
@@ -245,7 +299,7 @@ export class SegmentCache {
       }
     };
     const { walId, offset, length } = location;
-    const cached = decode(await this.files.read(walId, offset, length).catch(() => undefined));
+    const cached = decode(fromFile);
     if (cached !== undefined) {
       this.stats.entryHits += 1;
       return cached;

@@ -1,7 +1,9 @@
 /**
  * The segment files of the local cache (docs/design/storage.md "The local cache"): one file per
  * durable WAL segment that holds records, named by its WAL id, holding exactly the bytes of
- * `wal/<id>`. Written once, read by byte range, unlinked when no index row points into it.
+ * `wal/<id>`. Written once, read by byte ranges (the ranges one read needs from a file with one
+ * open and one close), unlinked when no index row points into it. No handle outlives a call, so
+ * an unlink never races a cached handle.
  *
  * Two implementations: a directory (`<cache-dir>/segments`, production) and memory (tests and the
  * default of an engine opened without a cache directory).
@@ -19,6 +21,14 @@ export interface SegmentFiles {
   write(walId: number, bytes: Uint8Array): Promise<void>;
   /** `length` bytes at `offset`, or `undefined` when the file is missing or shorter. */
   read(walId: number, offset: number, length: number): Promise<Uint8Array | undefined>;
+  /**
+   * The bytes of each range, in the order given, from one open of the file; a range is
+   * `undefined` when the file is missing or ends before the range does.
+   */
+  readRanges(
+    walId: number,
+    ranges: readonly ByteRange[],
+  ): Promise<readonly (Uint8Array | undefined)[]>;
   /** Unlinks the file; a missing file is not an error. */
   delete(walId: number): Promise<void>;
   /** The WAL ids of every file present, in no particular order. */
@@ -27,7 +37,27 @@ export interface SegmentFiles {
   clear(): Promise<void>;
 }
 
+/** A byte range of a segment file. */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
 const idDigits = 20;
+
+/**
+ * Ranges of one `readRanges` call that lie at most this far apart are read with one pread of the
+ * span covering both: the entries of one stream in a segment are usually adjacent or separated by
+ * other streams' small entries, and one larger pread is cheaper than several small ones. Farther
+ * ranges get a pread each, so a read never pulls in much more than it needs.
+ */
+const rangeGapBytesMax = 64 << 10;
+
+/**
+ * A span grows by further ranges only while it stays within this (a single range may exceed it):
+ * it bounds the buffer of one pread whatever the ranges asked for. One read batch (1 MiB).
+ */
+const spanBytesMax = 1 << 20;
 
 function fileNameOf(walId: number): string {
   return String(walId).padStart(idDigits, "0");
@@ -43,6 +73,63 @@ function isNotFound(error: unknown): boolean {
   return typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT";
 }
 
+/**
+ * Reads `ranges` of the file at `path` on one handle: ranges sorted by offset are grouped into
+ * spans whose gaps are at most `rangeGapBytesMax`, one pread per span, then sliced (no copy).
+ */
+async function readRangesOf(
+  path: string,
+  ranges: readonly ByteRange[],
+): Promise<(Uint8Array | undefined)[]> {
+  const out: (Uint8Array | undefined)[] = ranges.map(() => undefined);
+  if (ranges.length === 0) return out;
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    if (isNotFound(error)) return out;
+    throw error;
+  }
+  try {
+    const order = ranges.map((_, i) => i).sort((a, b) => ranges[a]!.offset - ranges[b]!.offset);
+    let first = 0;
+    while (first < order.length) {
+      const start = ranges[order[first]!]!.offset;
+      let end = start + ranges[order[first]!]!.length;
+      let last = first;
+      while (
+        last + 1 < order.length &&
+        ranges[order[last + 1]!]!.offset - end <= rangeGapBytesMax &&
+        ranges[order[last + 1]!]!.offset + ranges[order[last + 1]!]!.length - start <= spanBytesMax
+      ) {
+        last += 1;
+        const range = ranges[order[last]!]!;
+        end = Math.max(end, range.offset + range.length);
+      }
+      const span = new Uint8Array(end - start);
+      let filled = 0;
+      while (filled < span.length) {
+        const { bytesRead } = await handle.read(span, filled, span.length - filled, start + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      for (let k = first; k <= last; k++) {
+        const i = order[k]!;
+        const range = ranges[i]!;
+        const from = range.offset - start;
+        // A range past the end of a short file stays undefined; the ranges before it are whole.
+        if (from + range.length <= filled) out[i] = span.subarray(from, from + range.length);
+      }
+      // The file ends inside this span: every later range lies past its end.
+      if (filled < span.length) break;
+      first = last + 1;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Segment files in `dir` (created if missing). Other names in the directory are ignored. */
 export async function openFsSegmentFiles(options: { readonly dir: string }): Promise<SegmentFiles> {
   const { dir } = options;
@@ -54,25 +141,11 @@ export async function openFsSegmentFiles(options: { readonly dir: string }): Pro
       await writeFile(pathOf(walId), bytes);
     },
     async read(walId, offset, length) {
-      let handle: Awaited<ReturnType<typeof open>>;
-      try {
-        handle = await open(pathOf(walId), "r");
-      } catch (error) {
-        if (isNotFound(error)) return undefined;
-        throw error;
-      }
-      try {
-        const out = new Uint8Array(length);
-        let filled = 0;
-        while (filled < length) {
-          const { bytesRead } = await handle.read(out, filled, length - filled, offset + filled);
-          if (bytesRead === 0) return undefined;
-          filled += bytesRead;
-        }
-        return out;
-      } finally {
-        await handle.close();
-      }
+      const [bytes] = await readRangesOf(pathOf(walId), [{ offset, length }]);
+      return bytes;
+    },
+    readRanges(walId, ranges) {
+      return readRangesOf(pathOf(walId), ranges);
     },
     async delete(walId) {
       await rm(pathOf(walId), { force: true });
@@ -104,6 +177,14 @@ export function createMemorySegmentFiles(): SegmentFiles {
       const bytes = files.get(walId);
       if (bytes === undefined || offset + length > bytes.length) return undefined;
       return bytes.slice(offset, offset + length);
+    },
+    async readRanges(walId, ranges) {
+      const bytes = files.get(walId);
+      return ranges.map(({ offset, length }) =>
+        bytes === undefined || offset + length > bytes.length
+          ? undefined
+          : bytes.slice(offset, offset + length),
+      );
     },
     async delete(walId) {
       files.delete(walId);
