@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type ServerProcess, startServer } from "../../../server/test/support/server-process.js";
 import { createTributaryClient } from "../client.js";
-import { benchRunChecks, runBenchCli } from "./test-support.js";
+import { benchRunChecks, runBenchCli, shortRunArgs } from "./test-support.js";
 
 describe("tributary bench (S3 mode, moto)", () => {
   let server: ServerProcess;
@@ -18,18 +18,7 @@ describe("tributary bench (S3 mode, moto)", () => {
   });
 
   it("measures, verifies and cleans up", async () => {
-    const run = await runBenchCli(server, [
-      "s2://bench-s3-basin",
-      "--target-mibps",
-      "1",
-      "--record-size",
-      "8192",
-      "--duration",
-      "2s",
-      "--catchup-delay",
-      "0s",
-      "--json",
-    ]);
+    const run = await runBenchCli(server, shortRunArgs("s2://bench-s3-basin", 8192));
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout);
     benchRunChecks(report, 8192);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { type ServerProcess, startServer } from "../../../server/test/support/server-process.js";
 import { createTributaryClient, type TributaryClient } from "../client.js";
 import { benchCommand, benchCommandWith, parseDurationMs } from "./command.js";
-import { benchRunChecks, captureIo, runBenchCli } from "./test-support.js";
+import { benchRunChecks, captureIo, runBenchCli, shortRunArgs } from "./test-support.js";
 
 describe("tributary bench (memory mode)", () => {
   let server: ServerProcess;
@@ -23,18 +23,7 @@ describe("tributary bench (memory mode)", () => {
   });
 
   it("measures, verifies and cleans up in a basin it creates", async () => {
-    const run = await runBenchCli(server, [
-      "s2://bench-created",
-      "--target-mibps",
-      "1",
-      "--record-size",
-      "1024",
-      "--duration",
-      "2s",
-      "--catchup-delay",
-      "0s",
-      "--json",
-    ]);
+    const run = await runBenchCli(server, shortRunArgs("s2://bench-created", 1024));
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout);
     benchRunChecks(report, 1024);

@@ -86,3 +86,19 @@ export function benchRunChecks(
     assert.ok(stats.p90 <= stats.p99 && stats.p99 <= stats.max);
   }
 }
+
+/** The flags of a short, slow verified run: 1 MiB/s for 2 s, no catch-up delay, a JSON report. */
+export function shortRunArgs(uri: string, recordSize: number): string[] {
+  return [
+    uri,
+    "--target-mibps",
+    "1",
+    "--record-size",
+    String(recordSize),
+    "--duration",
+    "2s",
+    "--catchup-delay",
+    "0s",
+    "--json",
+  ];
+}
