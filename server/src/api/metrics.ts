@@ -160,6 +160,11 @@ export function createApiMetrics(service: Service): ApiMetrics {
         stats.admissionWaiting,
       );
       gauge("tributary_active_streams", "Streams with a live streamer.", service.activeStreams);
+      counter(
+        "tributary_metrics_dropped_deltas_total",
+        "Metrics API deltas dropped because the recorder was full (metricsPendingCellsMax), e.g. during an object-store outage.",
+        service.metrics.droppedDeltaCount,
+      );
       lines.push(
         "# HELP tributary_sessions Open streaming sessions by kind.",
         "# TYPE tributary_sessions gauge",

@@ -172,7 +172,7 @@ export class MetricsService {
     this.add(basin, "basin-ops", op, 1);
   }
 
-  /** Deltas dropped because the recorder was full (`metricsPendingCellsMax`), for tests. */
+  /** Deltas dropped because the recorder was full (`metricsPendingCellsMax`); on /metrics. */
   get droppedDeltaCount(): number {
     return this.droppedDeltas;
   }

@@ -86,6 +86,7 @@ describe("server operations", () => {
     assert.match(text, /tributary_requests_total\{route="POST \/v1\/basins",status="201"\} 1/);
     assert.match(text, /tributary_append_ack_latency_seconds_count 1/);
     assert.match(text, /^tributary_active_streams \d+$/m);
+    assert.match(text, /^tributary_metrics_dropped_deltas_total 0$/m);
     assert.match(text, /^tributary_append_inflight_bytes \d+$/m);
   });
 
