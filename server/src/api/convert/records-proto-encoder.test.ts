@@ -35,10 +35,17 @@ function reference(batch: Batch): Uint8Array {
   );
 }
 
-/** Encodes with the hand-written encoder; asserts the reference's bytes and the round trip. */
+/**
+ * Encodes with the hand-written encoder, without and with headroom; asserts the reference's bytes
+ * and the round trip.
+ */
 function check(batch: Batch): void {
   const bytes = encodeReadBatchProto(batch);
   assert.deepEqual(bytes, reference(batch));
+  // With headroom (the S2S read path frames the message in place): zeroes, then the same bytes.
+  const withHeadroom = encodeReadBatchProto(batch, 4);
+  assert.deepEqual(withHeadroom.subarray(0, 4), new Uint8Array(4));
+  assert.deepEqual(withHeadroom.subarray(4), bytes);
   const decoded = fromBinary(ReadBatchSchema, bytes);
   assert.deepEqual(
     decoded.records.map((record) => ({

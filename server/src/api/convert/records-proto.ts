@@ -111,11 +111,18 @@ export function readBatchToProto(batch: {
  * to their default (0, empty bytes) are omitted (proto3), fields go in field-number order, as
  * protobuf-es writes them. Numbers are the domain's non-negative safe integers (≤ 2^53 − 1),
  * so varints are computed with arithmetic above 2^31 rather than 32-bit bit operations.
+ *
+ * @param headroomBytes Bytes left (zeroed) in front of the message in the returned buffer, so a
+ *   caller can add its own framing in place (the S2S frame header) instead of copying the message
+ *   into a second buffer. The message is `result.subarray(headroomBytes)`.
  */
-export function encodeReadBatchProto(batch: {
-  readonly records: readonly SequencedRecord[];
-  readonly tail?: StreamPosition | undefined;
-}): Uint8Array {
+export function encodeReadBatchProto(
+  batch: {
+    readonly records: readonly SequencedRecord[];
+    readonly tail?: StreamPosition | undefined;
+  },
+  headroomBytes = 0,
+): Uint8Array {
   const { records, tail } = batch;
   const recordSizes = new Array<number>(records.length);
   let size = 0;
@@ -127,8 +134,8 @@ export function encodeReadBatchProto(batch: {
   const tailSize = tail === undefined ? 0 : streamPositionSize(tail);
   if (tail !== undefined) size += 1 + varintSize(tailSize) + tailSize;
 
-  const out = new Uint8Array(size);
-  let pos = 0;
+  const out = new Uint8Array(headroomBytes + size);
+  let pos = headroomBytes;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as SequencedRecord;
     out[pos++] = 0x0a; // ReadBatch.records (1, length-delimited)
@@ -161,8 +168,8 @@ export function encodeReadBatchProto(batch: {
       pos = writeVarint(out, pos, tail.timestamp);
     }
   }
-  if (pos !== size) {
-    throw new Error(`ReadBatch encoder wrote ${pos} bytes, sized ${size}`);
+  if (pos !== headroomBytes + size) {
+    throw new Error(`ReadBatch encoder wrote ${pos - headroomBytes} bytes, sized ${size}`);
   }
   return out;
 }

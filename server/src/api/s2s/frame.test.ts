@@ -15,11 +15,13 @@ import {
   decodeS2sPayload,
   encodeS2sFrame,
   encodeS2sMessage,
+  encodeS2sMessageInPlace,
   encodeS2sTerminalFrame,
   parseS2sTerminalPayload,
   type S2sCompression,
   type S2sFrame,
   S2sFrameDecoder,
+  s2sFrameHeaderBytes,
   s2sPayloadBytesMax,
 } from "./frame.js";
 
@@ -281,6 +283,28 @@ describe("S2S payload compression", () => {
           const expected = length >= s2sCompressionBytesMin ? compression : "none";
           assert.equal(frame?.compression, expected);
           assert.deepEqual(await decodeS2sPayload(frame!), message);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("frames a message in place after its headroom with the bytes encodeS2sMessage gives", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<S2sCompression>("none", "zstd", "gzip"),
+        fc.integer({ min: 0, max: 3 * s2sCompressionBytesMin }),
+        fc.integer({ min: 0, max: 255 }),
+        async (compression, length, seed) => {
+          const message = new Uint8Array(length).map((_, i) => (i * 31 + seed) % 7);
+          const buffer = new Uint8Array(s2sFrameHeaderBytes + length);
+          buffer.set(message, s2sFrameHeaderBytes);
+          const framed = await encodeS2sMessageInPlace(buffer, compression);
+          assert.deepEqual(framed, await encodeS2sMessage(message, compression));
+          // Uncompressed, the frame is the caller's buffer: no second copy of the message.
+          if (length < s2sCompressionBytesMin || compression === "none") {
+            assert.equal(framed, buffer);
+          }
         },
       ),
       { numRuns: 60 },

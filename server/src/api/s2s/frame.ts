@@ -66,7 +66,9 @@ const reconnectAdvisedFlag = 0x10;
 const reservedMask = 0x0f;
 
 const lengthPrefixBytes = 3;
-const frameHeaderBytes = lengthPrefixBytes + 1;
+/** The 3-byte length and the flags byte in front of every payload. */
+export const s2sFrameHeaderBytes = lengthPrefixBytes + 1;
+const frameHeaderBytes = s2sFrameHeaderBytes;
 /** The largest payload: the length counts the flag byte. */
 export const s2sPayloadBytesMax = s2sFrameBytesMax - 1;
 /** Bytes of the status that opens a terminal payload. */
@@ -113,14 +115,24 @@ export function encodeS2sFrame(
   const length = 1 + payload.length;
   assert(length <= s2sFrameBytesMax, `an s2s frame fits the limit. length=\`${length}\``);
   const frame = new Uint8Array(lengthPrefixBytes + length);
+  writeFrameHeader(frame, length, isTerminal, compression);
+  frame.set(payload, frameHeaderBytes);
+  return frame;
+}
+
+/** Writes the length prefix (of the flags byte and the payload) and the flags byte. */
+function writeFrameHeader(
+  frame: Uint8Array,
+  length: number,
+  isTerminal: boolean,
+  compression: S2sCompression,
+): void {
   frame[0] = (length >>> 16) & 0xff;
   frame[1] = (length >>> 8) & 0xff;
   frame[2] = length & 0xff;
   frame[3] =
     (isTerminal ? terminalFlag : 0) |
     (compression === "zstd" ? zstdFlag : compression === "gzip" ? gzipFlag : 0);
-  frame.set(payload, frameHeaderBytes);
-  return frame;
 }
 
 /**
@@ -139,6 +151,27 @@ export async function encodeS2sMessage(
   const compressed = compression === "zstd" ? await zstdCompress(message) : gzipCompress(message);
   if (compressed.length > s2sPayloadBytesMax) return encodeS2sFrame(message);
   return encodeS2sFrame(compressed, { compression });
+}
+
+/**
+ * `encodeS2sMessage` for a message written after `s2sFrameHeaderBytes` of headroom in `buffer`
+ * (which the caller owns and no longer uses): an uncompressed frame is completed in place, so the
+ * catch-up read path does not copy every ~128 KiB message into a second buffer (the copy and the
+ * allocation, whose external-memory pressure drives most of the read path's GC). A compressed
+ * frame is a new buffer, as in `encodeS2sMessage`.
+ */
+export async function encodeS2sMessageInPlace(
+  buffer: Uint8Array,
+  compression: S2sCompression,
+): Promise<Uint8Array> {
+  assert(buffer.length >= frameHeaderBytes, "the buffer has room for the frame header");
+  const message = buffer.subarray(frameHeaderBytes);
+  assert(message.length <= s2sPayloadBytesMax, "an s2s message fits one frame");
+  if (compression === "none" || message.length < s2sCompressionBytesMin) {
+    writeFrameHeader(buffer, 1 + message.length, false, "none");
+    return buffer;
+  }
+  return encodeS2sMessage(message, compression);
 }
 
 /** The terminal frame for `error`: flag 0x80, u16 status + JSON body (S2-API.md §7.1). */

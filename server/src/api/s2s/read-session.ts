@@ -28,10 +28,11 @@ import type { ApiDeps } from "../routes.js";
 import { initZstd } from "./compression.js";
 import {
   compressionFromAcceptEncoding,
-  encodeS2sMessage,
+  encodeS2sMessageInPlace,
   encodeS2sTerminalFrame,
   isResponseClosed,
   type S2sCompression,
+  s2sFrameHeaderBytes,
   s2sPayloadBytesMax,
   startS2sResponse,
   writeS2sFrame,
@@ -102,29 +103,31 @@ export async function encodeReadEventFrames(
   event: ReadEvent,
   compression: S2sCompression,
 ): Promise<Uint8Array[]> {
-  const messages: Uint8Array[] = [];
+  // Each message is encoded after room for its frame header, which is then filled in place.
+  const buffers: Uint8Array[] = [];
   const encode = (records: readonly SequencedRecord[]): void => {
-    const message = encodeReadBatchProto({ records, tail: event.tail });
-    if (message.length <= s2sPayloadBytesMax) {
-      messages.push(message);
+    const buffer = encodeReadBatchProto({ records, tail: event.tail }, s2sFrameHeaderBytes);
+    if (buffer.length - s2sFrameHeaderBytes <= s2sPayloadBytesMax) {
+      buffers.push(buffer);
     } else if (records.length > 1) {
       const half = Math.ceil(records.length / 2);
       encode(records.slice(0, half));
       encode(records.slice(half));
     } else {
-      const untailed = encodeReadBatchProto({ records });
-      if (untailed.length > s2sPayloadBytesMax) {
+      const untailed = encodeReadBatchProto({ records }, s2sFrameHeaderBytes);
+      const untailedBytes = untailed.length - s2sFrameHeaderBytes;
+      if (untailedBytes > s2sPayloadBytesMax) {
         throw new S2Error(
           "other",
-          `record too large for an s2s frame. seq_num=\`${records[0]?.seqNum}\` bytes=\`${untailed.length}\``,
+          `record too large for an s2s frame. seq_num=\`${records[0]?.seqNum}\` bytes=\`${untailedBytes}\``,
         );
       }
-      messages.push(untailed);
+      buffers.push(untailed);
     }
   };
   if (event.kind === "heartbeat") encode([]);
   else for (const chunk of chunkByMeteredBytes(event.records)) encode(chunk);
-  return Promise.all(messages.map((message) => encodeS2sMessage(message, compression)));
+  return Promise.all(buffers.map((buffer) => encodeS2sMessageInPlace(buffer, compression)));
 }
 
 /** Splits records into runs of about `s2sReadFrameBytesTarget` metered bytes (never empty). */

@@ -106,7 +106,9 @@ async function readRangesOf(
         const range = ranges[order[last]!]!;
         end = Math.max(end, range.offset + range.length);
       }
-      const span = new Uint8Array(end - start);
+      // Not zero-filled (the catch-up read path reads every served byte through here): only
+      // ranges wholly inside the `filled` prefix are handed out, so no stale byte escapes.
+      const span = new Uint8Array(Buffer.allocUnsafeSlow(end - start).buffer, 0, end - start);
       let filled = 0;
       while (filled < span.length) {
         const { bytesRead } = await handle.read(span, filled, span.length - filled, start + filled);

@@ -1,5 +1,5 @@
 // Goal: pin crc32c to the iSCSI CRC32C (RFC 3720) and show that a running CRC chains across
-// chunks. Method: published test vectors, plus fast-check properties comparing the slicing-by-8
+// chunks. Method: published test vectors, plus fast-check properties comparing the slicing-by-16
 // code with a bit-at-a-time reference over random bytes, chunk splits and unaligned views.
 
 import assert from "node:assert/strict";
@@ -45,7 +45,7 @@ describe("crc32c", () => {
     assert.equal(crc32c(descending), 0x113fdb5c);
   });
 
-  it("agrees with the reference for every length 0..64 (the 8-byte loop and its tail)", () => {
+  it("agrees with the reference for every length 0..64 (the 16-byte loop and its tail)", () => {
     const data = Uint8Array.from({ length: 64 }, (_, i) => (i * 151 + 7) & 0xff);
     for (let length = 0; length <= 64; length++) {
       const view = data.subarray(0, length);
