@@ -271,6 +271,28 @@ async function writeHistory(fixture: Fixture, cache: string, seed: number): Prom
 }
 
 /** Checks a recovered service against the logs, the cache keys and the bucket's own image. */
+/**
+ * The process that later "dies" (is abandoned, not closed): a service on a faulty wrapper of the
+ * fixture's store with its cache at `cacheDir("a")`, the log of its durable history (seeded
+ * `seed + 1`), and the fatal errors it reports.
+ */
+async function openAbandonable(fixture: Fixture, seed: number) {
+  const store = createFaultyObjectStore(fixture.store, {
+    random: createSeededRandom(seed),
+    clock: systemClock,
+  });
+  const fatal: unknown[] = [];
+  const cache = await openCache(fixture.cacheDir("a"));
+  const service = await openTestService({
+    store,
+    kv: cache.kv,
+    segmentFiles: cache.segmentFiles,
+    onFatal: (error) => fatal.push(error),
+  });
+  const durableLog = new AppendLog("durable", createSeededRandom(seed + 1));
+  return { store, fatal, kv: cache.kv, service, durableLog };
+}
+
 async function assertConverged(
   fixture: Fixture,
   opened: Opened,
@@ -453,21 +475,14 @@ for (const kind of ["memory", "local-fs"] as const) {
 
     it("appends never durable leave nothing in the cache, and their seq nums are reused", async () => {
       const fixture = await createFixture(kind);
-      const store = createFaultyObjectStore(fixture.store, {
-        random: createSeededRandom(8),
-        clock: systemClock,
-      });
-      const fatal: unknown[] = [];
-      const cache1 = await openCache(fixture.cacheDir("a"));
-      const kv1 = cache1.kv;
-      const abandoned = await openTestService({
+      const {
         store,
+        fatal,
         kv: kv1,
-        segmentFiles: cache1.segmentFiles,
-        onFatal: (error) => fatal.push(error),
-      });
+        service: abandoned,
+        durableLog,
+      } = await openAbandonable(fixture, 8);
       try {
-        const durableLog = new AppendLog("durable", createSeededRandom(9));
         await createStreams(abandoned);
         await appendRounds(abandoned, durableLog, 2);
         const tails = new Map(
@@ -574,22 +589,15 @@ for (const kind of ["memory", "local-fs"] as const) {
 
     it("a segment that landed but was never acked is durable after the restart", async (t) => {
       const fixture = await createFixture(kind);
-      const store = createFaultyObjectStore(fixture.store, {
-        random: createSeededRandom(13),
-        clock: systemClock,
-      });
-      const fatal: unknown[] = [];
-      const cache1 = await openCache(fixture.cacheDir("a"));
-      const kv1 = cache1.kv;
-      const abandoned = await openTestService({
+      const {
         store,
+        fatal,
         kv: kv1,
-        segmentFiles: cache1.segmentFiles,
-        onFatal: (error) => fatal.push(error),
-      });
+        service: abandoned,
+        durableLog,
+      } = await openAbandonable(fixture, 13);
       let releasePut: () => void = () => {};
       try {
-        const durableLog = new AppendLog("durable", createSeededRandom(14));
         await createStreams(abandoned);
         await appendRounds(abandoned, durableLog, 2);
         const tails = new Map(
