@@ -57,13 +57,10 @@ import {
   type Verdict,
   machineLine,
   printLoadBeforeStart,
+  recordBytes,
+  latencyRecordsPerSec,
 } from "./support.js";
 
-// The AWS SDK (in the server process) warns once that its 2027 releases need node 22.
-process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-
-const recordBytes = 8 * kib;
-const latencyRecordsPerSec = 1280; // 10 MiB/s of 8 KiB records
 const flushIntervalMs = 5;
 const rssRecordBytes = kib;
 const parts = ["latency", "throughput", "rss"] as const;

@@ -30,13 +30,10 @@ import {
   type Verdict,
   machineLine,
   printLoadBeforeStart,
+  recordBytes,
+  latencyRecordsPerSec,
 } from "./support.js";
 
-// The SDK warns once that its 2027 releases need node 22; that is not a finding of this bench.
-process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-
-const recordBytes = 8 * kib;
-const latencyRecordsPerSec = 1280; // 10 MiB/s of 8 KiB records
 const parts = ["latency", "throughput", "stall"] as const;
 type Part = (typeof parts)[number];
 const latencyStores: readonly StoreKind[] = ["memory", "local-fs", "moto"];
