@@ -89,11 +89,10 @@ export class Follower {
     this.end("closed");
   }
 
-  /** @internal */
-  push(batch: FollowedBatch): void {
+  /** @internal `bytes`: the batch's metered size. */
+  push(batch: FollowedBatch, bytes: number): void {
     if (this.ended !== undefined) return;
     const recordCount = batch.records.length;
-    const bytes = meteredBytesOfBatch(batch.records);
     const first = this.queue[0];
     if (
       first === undefined ||
@@ -345,7 +344,9 @@ export class Streamer {
       records: sequenced,
       tail: { seqNum: last.seqNum + 1, timestamp: last.timestamp },
     };
-    for (const follower of [...this.followers]) follower.push(batch);
+    // Metered once for every follower (each counts its lag in read batches of bytes).
+    const bytes = meteredBytesOfBatch(sequenced);
+    for (const follower of [...this.followers]) follower.push(batch, bytes);
   }
 
   private async admit(bytes: number): Promise<void> {
