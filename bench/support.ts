@@ -273,6 +273,7 @@ function withoutWrites(inner: SegmentFiles): SegmentFiles {
     readRanges: (walId, ranges) => inner.readRanges(walId, ranges),
     delete: (walId) => inner.delete(walId),
     list: () => inner.list(),
+    sizes: () => inner.sizes(),
     clear: () => inner.clear(),
   };
 }

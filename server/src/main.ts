@@ -21,12 +21,19 @@ import { systemRandom } from "./core/random.js";
 import { accessTokenSecretPrefix } from "./service/access-tokens.js";
 import { applyInitSpec, type InitSpec, parseInitFile } from "./service/init-file.js";
 import { Service } from "./service/service.js";
-import { describeObjectStore, openCache, openObjectStore } from "./storage/open-stores.js";
+import {
+  describeObjectStore,
+  openCache,
+  openObjectStore,
+  parseByteSize,
+} from "./storage/open-stores.js";
 
 const usage = [
   "usage: tributary serve [--port N] [--bucket B [--path P] | --local-root DIR] [--cache-dir DIR]",
   "                       [--flush-interval-ms N] [--init-file JSON] [--no-cors]",
-  "                       [--metrics-flush-interval-ms N]",
+  "                       [--metrics-flush-interval-ms N] [--cache-size N[KiB|MiB|GiB]]",
+  "                       [--gc-grace-ms N] [--checkpoint-interval-ms N]",
+  "                       [--checkpoint-wal-bytes N] [--no-compaction]",
   "                       [--tls-cert PEM --tls-key PEM] [--root-token T | --no-auth]",
 ].join("\n");
 
@@ -59,6 +66,11 @@ function parseFlags() {
       "tls-key": { type: "string" },
       "init-file": { type: "string" },
       "metrics-flush-interval-ms": { type: "string" },
+      "cache-size": { type: "string" },
+      "gc-grace-ms": { type: "string" },
+      "checkpoint-interval-ms": { type: "string" },
+      "checkpoint-wal-bytes": { type: "string" },
+      "no-compaction": { type: "boolean", default: false },
       "root-token": { type: "string" },
       "no-auth": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -103,6 +115,29 @@ if (
     `--metrics-flush-interval-ms must be 1..${metricsFlushIntervalMsDefault}, got \`${metricsFlushText}\``,
   );
 }
+const cacheSizeText = parsed["cache-size"];
+const cacheBytesMax = cacheSizeText === undefined ? undefined : parseByteSize(cacheSizeText);
+if (cacheSizeText !== undefined && cacheBytesMax === undefined) {
+  fail(`--cache-size must be a byte count or N{KiB,MiB,GiB}, got \`${cacheSizeText}\``);
+}
+/** A non-negative integer flag, or undefined when absent (exits on anything else). */
+function integerFlag(name: string, text: string | undefined, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > max) fail(`--${name} must be 0..${max}, got \`${text}\``);
+  return value;
+}
+const bottomlessFlags = {
+  cacheBytesMax,
+  gcGraceMs: integerFlag("gc-grace-ms", parsed["gc-grace-ms"], 7 * 86_400_000),
+  checkpointIntervalMs: integerFlag(
+    "checkpoint-interval-ms",
+    parsed["checkpoint-interval-ms"],
+    86_400_000,
+  ),
+  checkpointWalBytes: integerFlag("checkpoint-wal-bytes", parsed["checkpoint-wal-bytes"], 2 ** 40),
+  maintenance: !parsed["no-compaction"],
+};
 if (parsed.bucket !== undefined && parsed["local-root"] !== undefined) {
   fail("--bucket and --local-root cannot be used together");
 }
@@ -157,6 +192,7 @@ const service = await Service.open({
   store,
   kv: cache.kv,
   segmentFiles: cache.segmentFiles,
+  bottomless: { ...bottomlessFlags, chunkFiles: cache.chunkFiles },
   clock: systemClock,
   random: systemRandom,
   flushIntervalMs,
@@ -186,7 +222,7 @@ process.stdout.write(
   [
     `tributary ready on port ${api.port}: objects in ${describeObjectStore(choice)}, cache in ${cache.path}` +
       `${cache.wiped ? " (was corrupt, rebuilt)" : ""}; epoch ${service.storage.writerEpoch}, ` +
-      `replayed ${stats.replayedSegments} segments in ${recoveredMs} ms` +
+      `${stats.loadedCheckpoint ? "loaded the checkpoint, " : ""}replayed ${stats.replayedSegments} segments in ${recoveredMs} ms` +
       `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}`,
     ...(initFilePath === undefined
       ? []

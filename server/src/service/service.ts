@@ -7,7 +7,7 @@ import type { Random } from "../core/random.js";
 import type { SegmentFiles } from "../storage/cache/segment-files.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
-import { Storage, type StorageOptions } from "../storage/storage.js";
+import { type BottomlessOptions, Storage, type StorageOptions } from "../storage/storage.js";
 import type { FencedError } from "../storage/wal/flusher.js";
 import { S2Error } from "../core/errors.js";
 import { AccessTokenService } from "./access-tokens.js";
@@ -37,6 +37,8 @@ export interface ServiceOptions {
   readonly metricsFlushIntervalMs?: number | undefined;
   /** Retention and delete-on-empty cadence (default `backgroundTaskIntervalMs`). */
   readonly backgroundTaskIntervalMs?: number | undefined;
+  /** Compaction, checkpoints, GC and the cache bound (storage defaults when absent). */
+  readonly bottomless?: BottomlessOptions | undefined;
 }
 
 export class Service {
@@ -67,6 +69,7 @@ export class Service {
       store: options.store,
       kv: options.kv,
       segmentFiles: options.segmentFiles,
+      ...options.bottomless,
       clock: options.clock,
       random: options.random,
       ...(options.flushIntervalMs !== undefined && { flushIntervalMs: options.flushIntervalMs }),

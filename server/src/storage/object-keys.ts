@@ -29,3 +29,30 @@ export function manifestKey(version: number): string {
 export function walKey(id: number): string {
   return walPrefix + formatObjectId(id);
 }
+
+export const chunkPrefix = "chunks/";
+export const checkpointPrefix = "checkpoints/";
+
+/** A chunk of one stream's records (docs/design/bottomless.md "Objects in the bucket"). */
+export function chunkKey(chunkId: number): string {
+  return chunkPrefix + formatObjectId(chunkId);
+}
+
+/**
+ * Chunk ids carry the writer epoch in their high bits (`epoch × 2³² + n`), so writers never
+ * collide and a successor never reuses a crashed writer's ids.
+ */
+export function chunkIdOf(writerEpoch: number, n: number): number {
+  assert(n >= 0 && n < chunkIdsPerEpoch, `chunk counter out of range: ${n}`);
+  const id = writerEpoch * chunkIdsPerEpoch + n;
+  assert(Number.isSafeInteger(id), `chunk id out of range: epoch ${writerEpoch}`);
+  return id;
+}
+
+export const chunkIdsPerEpoch = 0x1_0000_0000;
+
+/** A checkpoint taken at WAL id `walId`; the suffix makes every attempt's key unique. */
+export function checkpointKey(walId: number, suffixHex: string): string {
+  assert(/^[0-9a-f]{16}$/.test(suffixHex), "checkpoint key suffix is 16 hex digits");
+  return `${checkpointPrefix}${formatObjectId(walId)}-${suffixHex}`;
+}

@@ -51,12 +51,19 @@ export function openObjectStore(
 
 /**
  * Opens the cache at `cacheDir` (a temp dir if absent): LevelDB in the directory itself and the
- * segment files in `segments/` under it (docs/design/storage.md "The local cache"). A corrupt
+ * segment files in `segments/` and chunk files in `chunks/` under it (docs/design/storage.md "The
+ * local cache", docs/design/bottomless.md "The bounded cache"). A corrupt
  * LevelDB is wiped with the whole directory, segment files included.
  */
 export async function openCache(
   cacheDir: string | undefined,
-): Promise<{ kv: KvStore; segmentFiles: SegmentFiles; path: string; wiped: boolean }> {
+): Promise<{
+  kv: KvStore;
+  segmentFiles: SegmentFiles;
+  chunkFiles: SegmentFiles;
+  path: string;
+  wiped: boolean;
+}> {
   const path = cacheDir ?? (await mkdtemp(join(tmpdir(), "tributary-cache-")));
   let kv: KvStore;
   let wiped = false;
@@ -69,5 +76,18 @@ export async function openCache(
     wiped = true;
   }
   const segmentFiles = await openFsSegmentFiles({ dir: join(path, "segments") });
-  return { kv, segmentFiles, path, wiped };
+  const chunkFiles = await openFsSegmentFiles({ dir: join(path, "chunks") });
+  return { kv, segmentFiles, chunkFiles, path, wiped };
+}
+
+/**
+ * Parses a `--cache-size` value: a byte count, or a number with a `KiB`, `MiB` or `GiB` suffix.
+ * Returns undefined for anything else.
+ */
+export function parseByteSize(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*(|B|KiB|MiB|GiB|TiB)$/.exec(text.trim());
+  if (match === null) return undefined;
+  const unit = { "": 1, B: 1, KiB: 1 << 10, MiB: 1 << 20, GiB: 1 << 30, TiB: 2 ** 40 }[match[2]!]!;
+  const bytes = Math.floor(Number(match[1]) * unit);
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
 }

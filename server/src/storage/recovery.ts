@@ -15,6 +15,7 @@
  * a hole would lose acknowledged data silently.
  */
 import { assert } from "../core/assert.js";
+import { failpoint } from "../core/failpoints.js";
 import { type Clock, orTimeout } from "../core/clock.js";
 import {
   segmentPutRetryDelayMsMax,
@@ -22,17 +23,21 @@ import {
   walClaimAttemptsMax,
 } from "../core/limits.js";
 import type { Random } from "../core/random.js";
-import { type AppliedEffects, DurableState, type StreamTail } from "./durable-state.js";
+import { applyDurableSegment } from "./apply.js";
+import { cacheLayout, cacheMarkerOp, hexOf, readMarker } from "./cache/cache-marker.js";
+import { decodeCheckpoint, loadCheckpoint } from "./checkpoint.js";
+import { DurableState, type StreamTail } from "./durable-state.js";
 import { SegmentCache } from "./cache/segment-cache.js";
 import type { SegmentFiles } from "./cache/segment-files.js";
 import {
-  cacheMarkerKey,
   decodeJsonValue,
   decodeSegmentEntryKey,
   encodeJsonValue,
   encodeSegmentEntryKey,
+  fenceWalIdsKey,
   KeyType,
   keyTypeRange,
+  readFenceWalIds,
 } from "./kv/keys.js";
 import type { KvOp, KvStore } from "./kv/kv-store.js";
 import { claimManifest, type Manifest } from "./manifest/manifest.js";
@@ -51,26 +56,6 @@ import {
 import type { AccessTokenRecord, BasinRecord, StreamRecord } from "./wal/entries.js";
 import { FencedError } from "./wal/flusher.js";
 
-/** The cache marker: the last WAL segment the cache holds entirely. */
-export interface CacheMarker {
-  readonly walId: number;
-  readonly writeId: string;
-  readonly writerEpoch: number;
-  /**
-   * One past the highest stream id the WAL ever assigned, removed streams included: the cache no
-   * longer holds removed streams, and ids must never be reused.
-   */
-  readonly nextStreamId: number;
-  /** The cache layout (`cacheLayout`); a cache of another layout is rebuilt. */
-  readonly layout: number;
-}
-
-/**
- * The cache layout version: 2 = segment files indexed per records entry (1, unnamed in markers,
- * staged every record in LevelDB).
- */
-export const cacheLayout = 2;
-
 export interface RecoveryResult {
   readonly manifest: Manifest;
   readonly state: DurableState;
@@ -79,6 +64,8 @@ export interface RecoveryResult {
   readonly replayedSegments: number;
   /** Why the cache was wiped, if it was. */
   readonly cacheResetReason: string | undefined;
+  /** Whether the cache started from the newest checkpoint (empty or reset). */
+  readonly loadedCheckpoint: boolean;
   /** The record cache, for the live path to keep committing to. */
   readonly segmentCache: SegmentCache;
 }
@@ -87,21 +74,14 @@ export interface RecoveryOptions {
   readonly store: ObjectStore;
   readonly kv: KvStore;
   readonly segmentFiles: SegmentFiles;
+  readonly chunkFiles?: SegmentFiles | undefined;
+  /** The bound on the cache's files (`--cache-size`). */
+  readonly cacheBytesMax?: number | undefined;
   readonly clock: Clock;
   readonly random: Random;
 }
 
 const objectReadAttemptsMax = 10;
-
-export function hexOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-/** The cache ops that record `segment` as the last one the cache holds. */
-export function cacheMarkerOp(marker: Omit<CacheMarker, "layout">): KvOp {
-  const value: CacheMarker = { ...marker, layout: cacheLayout };
-  return { type: "put", key: cacheMarkerKey, value: encodeJsonValue(value) };
-}
 
 async function retrying<T>(clock: Clock, what: string, operation: () => Promise<T>): Promise<T> {
   let lastError: unknown;
@@ -114,28 +94,6 @@ async function retrying<T>(clock: Clock, what: string, operation: () => Promise<
     }
   }
   throw new Error(`${what} failed after ${objectReadAttemptsMax} attempts`, { cause: lastError });
-}
-
-async function readMarker(kv: KvStore): Promise<CacheMarker | undefined> {
-  const bytes = await kv.get(cacheMarkerKey);
-  if (bytes === undefined) return undefined;
-  let value: Partial<CacheMarker> | null;
-  try {
-    value = decodeJsonValue(bytes) as Partial<CacheMarker> | null;
-  } catch {
-    return undefined;
-  }
-  if (
-    value === null ||
-    !Number.isSafeInteger(value.walId) ||
-    typeof value.writeId !== "string" ||
-    !Number.isSafeInteger(value.writerEpoch) ||
-    !Number.isSafeInteger(value.nextStreamId)
-  ) {
-    return undefined;
-  }
-  // A marker without a layout is from layout 1 (records staged in LevelDB).
-  return { ...(value as CacheMarker), layout: value.layout ?? 1 };
 }
 
 /** Loads basins, streams and tails from the cache into a fresh state. */
@@ -157,53 +115,6 @@ async function loadState(kv: KvStore): Promise<DurableState> {
   }
   await loadMetricsLedger(state.metrics, kv);
   return state;
-}
-
-/** A durable segment as `applyDurableSegment` takes it. */
-export interface DurableSegmentInput {
-  readonly walId: number;
-  readonly writeId: Uint8Array;
-  readonly writerEpoch: number;
-  readonly entries: readonly SegmentEntry[];
-  /** The segment's bytes exactly as in `wal/<walId>`. */
-  readonly bytes: Uint8Array;
-}
-
-/**
- * Applies a durable segment's entries to the state, synchronously, and returns its cache commit
- * to run later, after the previous segment's (the caller serializes commits): the segment file,
- * then one batch with its metadata, index rows, reference count and marker, then the index rows
- * its trims and removals freed. The live path (`Storage`) and replay share this, so both leave the
- * same cache.
- */
-export function applyDurableSegment(
-  cache: SegmentCache,
-  state: DurableState,
-  segment: DurableSegmentInput,
-): () => Promise<void> {
-  const { walId, entries, bytes } = segment;
-  const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
-  const ops: KvOp[] = [];
-  const isIndexed: boolean[] = [];
-  for (const entry of entries) {
-    isIndexed.push(entry.kind === "records" && state.streamsById.has(entry.streamId));
-    ops.push(...state.applyEntry(entry, effects));
-  }
-  ops.push(
-    cacheMarkerOp({
-      walId,
-      writeId: hexOf(segment.writeId),
-      writerEpoch: segment.writerEpoch,
-      nextStreamId: state.nextStreamId,
-    }),
-  );
-  return async () => {
-    await cache.commitSegment({ walId, bytes, entries, isIndexed, ops });
-    for (const { streamId, trimPoint } of effects.trimmed) {
-      await cache.dropRowsBelow(streamId, trimPoint);
-    }
-    for (const streamId of effects.removedStreamIds) await cache.dropStream(streamId);
-  };
 }
 
 /**
@@ -235,46 +146,56 @@ async function cleanUpCache(kv: KvStore, cache: SegmentCache, state: DurableStat
 /** Opens the durable state: manifest claim, cache check, replay, cleanup, fence. */
 export async function recover(options: RecoveryOptions): Promise<RecoveryResult> {
   const { store, kv, clock, random } = options;
-  const cache = new SegmentCache(kv, options.segmentFiles, store, clock);
+  const cache = new SegmentCache(kv, options.segmentFiles, store, clock, {
+    chunkFiles: options.chunkFiles,
+    fileBytesMax: options.cacheBytesMax,
+  });
   const manifest = await claimManifest(store, () => clock.nowMs());
+  const newestCheckpoint = manifest.checkpoint;
 
-  let cacheResetReason: string | undefined;
-  const marker = await readMarker(kv);
-  if (marker !== undefined) {
-    const header = await retrying(clock, "read segment header", () =>
-      store.get(walKey(marker.walId), { start: 0, end: segmentHeaderBytes }),
-    );
-    if (header === undefined) {
-      cacheResetReason = `cache marker names a missing segment. walId=\`${marker.walId}\``;
-    } else if (hexOf(decodeSegmentHeader(header).writeId) !== marker.writeId) {
-      cacheResetReason = `cache marker names another history. walId=\`${marker.walId}\``;
-    } else if (marker.walId < manifest.walStartId - 1) {
-      cacheResetReason = `cache older than the WAL start. walId=\`${marker.walId}\``;
-    } else if (marker.layout !== cacheLayout) {
-      cacheResetReason = `cache of another layout. layout=\`${marker.layout}\``;
-    }
-  } else if ((await firstKey(kv)) !== undefined) {
-    cacheResetReason = "cache has data but no marker";
-  }
+  let cacheResetReason = await staleCacheReason(store, clock, kv, manifest);
   if (cacheResetReason !== undefined) await clearCache(kv, cache);
-  let state = new DurableState();
-  if (cacheResetReason === undefined) {
-    try {
-      state = await loadState(kv);
-    } catch (error) {
-      // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
-      // only a cache; rebuild it.
-      cacheResetReason = `cache unreadable: ${error instanceof Error ? error.message : String(error)}`;
-      await clearCache(kv, cache);
-      state = new DurableState();
-    }
+  let marker = cacheResetReason === undefined ? await readMarker(kv) : undefined;
+  let loadedCheckpoint = false;
+  /** An empty cache starts from the newest checkpoint, if there is one. */
+  const loadNewestCheckpoint = async (): Promise<void> => {
+    if (newestCheckpoint === undefined) return;
+    const bytes = await retrying(clock, "read checkpoint", () => store.get(newestCheckpoint.key));
+    assert(bytes !== undefined, `the newest checkpoint exists: ${newestCheckpoint.key}`);
+    const checkpoint = decodeCheckpoint(bytes);
+    assert(
+      checkpoint.header.walId === newestCheckpoint.walId &&
+        checkpoint.header.writeId === newestCheckpoint.writeId,
+      "the manifest and its checkpoint agree on the WAL id",
+    );
+    failpoint("recovery.checkpoint-load");
+    await loadCheckpoint(kv, checkpoint);
+    marker = await readMarker(kv);
+    assert(marker?.walId === newestCheckpoint.walId, "a loaded checkpoint leaves its marker");
+    loadedCheckpoint = true;
+  };
+  if (marker === undefined) await loadNewestCheckpoint();
+  let state: DurableState;
+  try {
+    state = await loadState(kv);
+  } catch (error) {
+    // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
+    // only a cache; rebuild it (a checkpoint just loaded that does not read back is a bug).
+    assert(!loadedCheckpoint, "a checkpoint just loaded reads back");
+    cacheResetReason = `cache unreadable: ${error instanceof Error ? error.message : String(error)}`;
+    await clearCache(kv, cache);
+    marker = undefined;
+    await loadNewestCheckpoint();
+    state = await loadState(kv);
   }
-  if (marker !== undefined && cacheResetReason === undefined) {
+  await cache.loadFileSizes();
+  if (marker !== undefined) {
     state.nextStreamId = Math.max(state.nextStreamId, marker.nextStreamId);
   }
-  let nextWalId =
-    marker !== undefined && cacheResetReason === undefined ? marker.walId + 1 : manifest.walStartId;
-  let lastEpoch = marker !== undefined && cacheResetReason === undefined ? marker.writerEpoch : 0;
+  // Without a marker the cache is empty and there is no checkpoint: the WAL starts at 0.
+  assert(marker !== undefined || manifest.walStartId === 0, "an empty cache starts at WAL id 0");
+  let nextWalId = marker !== undefined ? marker.walId + 1 : 0;
+  let lastEpoch = marker !== undefined ? marker.writerEpoch : 0;
   let replayedSegments = 0;
 
   const replay = async (segment: Segment, bytes: Uint8Array): Promise<void> => {
@@ -358,6 +279,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     }
     // After the claim loop, which may have replayed more segments (trims, removals) into the cache.
     await cleanUpCache(kv, cache, state);
+    const fenceWalIds = [...(await readFenceWalIds(kv)), nextWalId];
     await kv.write([
       cacheMarkerOp({
         walId: nextWalId,
@@ -365,6 +287,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         writerEpoch: manifest.writerEpoch,
         nextStreamId: state.nextStreamId,
       }),
+      { type: "put", key: fenceWalIdsKey, value: encodeJsonValue(fenceWalIds) },
     ]);
     return {
       manifest,
@@ -372,6 +295,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       firstWalId: nextWalId + 1,
       replayedSegments,
       cacheResetReason,
+      loadedCheckpoint,
       segmentCache: cache,
     };
   }
@@ -385,6 +309,46 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     );
   }
   throw new FencedError(`could not claim a wal id. attempts=\`${walClaimAttemptsMax}\``);
+}
+
+/**
+ * Why the cache cannot be resumed from, or undefined when it can (or is empty). A marker at or
+ * below the newest checkpoint is judged against the checkpoint (its segment may be gone: GC);
+ * one past it against its segment in the bucket.
+ */
+async function staleCacheReason(
+  store: ObjectStore,
+  clock: Clock,
+  kv: KvStore,
+  manifest: Manifest,
+): Promise<string | undefined> {
+  const marker = await readMarker(kv);
+  if (marker === undefined) {
+    return (await firstKey(kv)) !== undefined ? "cache has data but no marker" : undefined;
+  }
+  if (marker.layout !== cacheLayout) return `cache of another layout. layout=\`${marker.layout}\``;
+  const checkpoint = manifest.checkpoint;
+  if (checkpoint !== undefined && marker.walId < checkpoint.walId) {
+    return `cache older than the newest checkpoint. walId=\`${marker.walId}\``;
+  }
+  if (checkpoint !== undefined && marker.walId === checkpoint.walId) {
+    return marker.writeId === checkpoint.writeId
+      ? undefined
+      : `cache marker names another history. walId=\`${marker.walId}\``;
+  }
+  if (marker.walId < manifest.walStartId - 1) {
+    return `cache older than the WAL start. walId=\`${marker.walId}\``;
+  }
+  const header = await retrying(clock, "read segment header", () =>
+    store.get(walKey(marker.walId), { start: 0, end: segmentHeaderBytes }),
+  );
+  if (header === undefined) {
+    return `cache marker names a missing segment. walId=\`${marker.walId}\``;
+  }
+  if (hexOf(decodeSegmentHeader(header).writeId) !== marker.writeId) {
+    return `cache marker names another history. walId=\`${marker.walId}\``;
+  }
+  return undefined;
 }
 
 async function clearCache(kv: KvStore, cache: SegmentCache): Promise<void> {

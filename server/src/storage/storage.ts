@@ -36,8 +36,11 @@ import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-fil
 import type { DurableState } from "./durable-state.js";
 import type { KvStore } from "./kv/kv-store.js";
 import { type Manifest, readNewestManifest } from "./manifest/manifest.js";
+import { gcGraceMsDefault } from "./gc.js";
 import type { ObjectStore } from "./object-store/object-store.js";
-import { applyDurableSegment, recover } from "./recovery.js";
+import { applyDurableSegment } from "./apply.js";
+import { Maintenance } from "./maintenance.js";
+import { recover } from "./recovery.js";
 import type { SegmentEntry } from "./segment/format.js";
 import type { DecodedRecord } from "./segment/record-codec.js";
 import { Admission } from "./wal/admission.js";
@@ -50,7 +53,24 @@ import {
   type FlusherStats,
 } from "./wal/flusher.js";
 
-export interface StorageOptions {
+/** Compaction, checkpoints, GC and the cache bound (docs/design/bottomless.md). */
+export interface BottomlessOptions {
+  /** Where chunks are cached as files (`<cache-dir>/chunks`); memory by default. */
+  readonly chunkFiles?: SegmentFiles | undefined;
+  /** The bound on the cache's files (`--cache-size`); `cacheBytesMaxDefault` by default. */
+  readonly cacheBytesMax?: number | undefined;
+  /**
+   * Compaction, checkpoints and GC; on by default. Off, the WAL and the cache grow with history
+   * (benches compare the two).
+   */
+  readonly maintenance?: boolean | undefined;
+  readonly checkpointWalBytes?: number | undefined;
+  readonly checkpointIntervalMs?: number | undefined;
+  /** How long garbage outlives the checkpoint that made it so (`--gc-grace-ms`). */
+  readonly gcGraceMs?: number | undefined;
+}
+
+export interface StorageOptions extends BottomlessOptions {
   readonly store: ObjectStore;
   readonly kv: KvStore;
   /**
@@ -85,6 +105,27 @@ export interface StorageStats extends FlusherStats, SegmentCacheStats {
   readonly admissionWaiting: number;
   readonly replayedSegments: number;
   readonly cacheResetReason: string | undefined;
+  readonly loadedCheckpoint: boolean;
+  /** Background job, compaction and GC counters (absent with maintenance off). */
+  readonly maintenance: MaintenanceStatsView | undefined;
+}
+
+/** What `/metrics` shows of the background job. */
+export interface MaintenanceStatsView {
+  readonly jobs: number;
+  readonly jobErrors: number;
+  readonly checkpointsCommitted: number;
+  readonly checkpointAgeMs: number | undefined;
+  readonly lastCheckpointBytes: number;
+  readonly walBytesSinceCheckpoint: number;
+  readonly chunksWritten: number;
+  readonly chunkBytesWritten: number;
+  readonly bytesCompacted: number;
+  readonly gcPasses: number;
+  readonly gcObjectsDeleted: number;
+  readonly gcBytesDeleted: number;
+  readonly gcErrors: number;
+  readonly bucket: Maintenance["gc"]["stats"]["bucket"];
 }
 
 /** A records entry of a durable segment whose cache commit is not written yet. */
@@ -107,16 +148,29 @@ export class Storage {
   /** Per stream, in seq-num order: records entries applied but not yet committed to the cache. */
   private readonly uncommitted = new Map<number, UncommittedEntry[]>();
   private cancelManifestPoll: (() => void) | undefined;
+  private maintenance: Maintenance | undefined;
+  /** WAL bytes applied, and as of the last cache commit (the checkpoint trigger counts these). */
+  private walBytesApplied = 0;
+  private walBytesCommitted = 0;
 
   private constructor(
     private readonly options: StorageOptions,
     readonly state: DurableState,
-    readonly manifest: Manifest,
+    private currentManifest: Manifest,
     private readonly admission: Admission,
     private readonly flusher: Flusher,
     private readonly segmentCache: SegmentCache,
-    private readonly recovery: { replayedSegments: number; cacheResetReason: string | undefined },
+    private readonly recovery: {
+      replayedSegments: number;
+      cacheResetReason: string | undefined;
+      loadedCheckpoint: boolean;
+    },
   ) {}
+
+  /** The manifest this writer holds: its claim, or its last checkpoint commit. */
+  get manifest(): Manifest {
+    return this.currentManifest;
+  }
 
   /** Recovers from object storage and the cache, fences older writers, and starts flushing. */
   static async open(options: StorageOptions): Promise<Storage> {
@@ -148,7 +202,61 @@ export class Storage {
       recovered,
     );
     storage.pollManifest();
+    if (options.maintenance ?? true) storage.startMaintenance();
     return storage;
+  }
+
+  private startMaintenance(): void {
+    const storage = this;
+    this.maintenance = new Maintenance(
+      {
+        store: this.options.store,
+        kv: this.options.kv,
+        cache: this.segmentCache,
+        state: this.state,
+        clock: this.options.clock,
+        random: this.options.random,
+        writerEpoch: this.writerEpoch,
+        onCommitChain: (task) => storage.onCommitChain(task),
+        manifest: () => storage.currentManifest,
+        onCommitted: (manifest) => {
+          storage.currentManifest = manifest;
+        },
+        walBytesApplied: () => storage.walBytesApplied,
+        walBytesCommitted: () => storage.walBytesCommitted,
+        isReady: () => storage.healthState === "ready",
+        onFencedByManifest: (why) => storage.flusher.fence(why),
+      },
+      {
+        checkpointWalBytes: this.options.checkpointWalBytes,
+        checkpointIntervalMs: this.options.checkpointIntervalMs,
+        gcGraceMs: this.options.gcGraceMs ?? gcGraceMsDefault,
+      },
+    );
+    this.maintenance.start();
+  }
+
+  /**
+   * Runs one compaction + checkpoint + GC job now (tests, benches); rejects if it fails.
+   * Resolves at once when maintenance is off.
+   */
+  async runMaintenanceNow(): Promise<void> {
+    await this.maintenance?.runNow();
+  }
+
+  /** Runs one GC pass now if a checkpoint is past its grace period; true if it ran. */
+  async collectGarbageNow(): Promise<boolean> {
+    return (await this.maintenance?.collectNow()) ?? false;
+  }
+
+  /** Runs `task` on the commit chain, between two segment commits; a failure is fatal. */
+  private onCommitChain<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.commitChain.then(task);
+    this.commitChain = result.then(
+      () => {},
+      (error: unknown) => this.fatal(error),
+    );
+    return result;
   }
 
   get health(): StorageHealth {
@@ -167,6 +275,31 @@ export class Storage {
       admissionWaiting: this.admission.waiting,
       replayedSegments: this.recovery.replayedSegments,
       cacheResetReason: this.recovery.cacheResetReason,
+      loadedCheckpoint: this.recovery.loadedCheckpoint,
+      maintenance: this.maintenanceStats(),
+    };
+  }
+
+  private maintenanceStats(): MaintenanceStatsView | undefined {
+    const job = this.maintenance;
+    if (job === undefined) return undefined;
+    const { lastCheckpointAtMs } = job.stats;
+    return {
+      jobs: job.stats.jobs,
+      jobErrors: job.stats.jobErrors,
+      checkpointsCommitted: job.stats.checkpointsCommitted,
+      checkpointAgeMs:
+        lastCheckpointAtMs === undefined ? undefined : this.options.clock.nowMs() - lastCheckpointAtMs,
+      lastCheckpointBytes: job.stats.lastCheckpointBytes,
+      walBytesSinceCheckpoint: job.walBytesSinceCheckpoint,
+      chunksWritten: job.compactor.stats.chunksWritten,
+      chunkBytesWritten: job.compactor.stats.chunkBytesWritten,
+      bytesCompacted: job.compactor.stats.bytesCompacted,
+      gcPasses: job.gc.stats.passes,
+      gcObjectsDeleted: job.gc.stats.objectsDeleted,
+      gcBytesDeleted: job.gc.stats.bytesDeleted,
+      gcErrors: job.gc.stats.errors,
+      bucket: job.gc.stats.bucket,
     };
   }
 
@@ -299,6 +432,7 @@ export class Storage {
   async close(): Promise<void> {
     if (this.healthState === "ready") this.healthState = "closed";
     this.cancelManifestPoll?.();
+    await this.maintenance?.stop();
     await this.flusher.close();
     this.admission.close(new FlusherClosedError("storage closed"));
     await this.commitChain;
@@ -313,6 +447,8 @@ export class Storage {
       bytes: segment.encoded,
     });
     let admittedBytes = 0;
+    this.walBytesApplied += segment.encoded.length;
+    const walBytesApplied = this.walBytesApplied;
     const held: { streamId: number; entry: UncommittedEntry }[] = [];
     for (const entry of segment.entries) {
       admittedBytes += this.admittedBytesByEntry.get(entry) ?? 0;
@@ -335,6 +471,7 @@ export class Storage {
           list.shift();
           if (list.length === 0) this.uncommitted.delete(streamId);
         }
+        this.walBytesCommitted = walBytesApplied;
         this.admission.release(admittedBytes);
       });
   }
@@ -368,9 +505,9 @@ export class Storage {
     const intervalMs = this.options.manifestPollIntervalMs ?? manifestPollIntervalMs;
     const tick = (): void => {
       this.cancelManifestPoll = undefined;
-      readNewestManifest(this.options.store, this.manifest.version)
+      readNewestManifest(this.options.store, this.currentManifest.version)
         .then((newer) => {
-          if (newer !== undefined && newer.writerEpoch > this.manifest.writerEpoch) {
+          if (newer !== undefined && newer.writerEpoch > this.currentManifest.writerEpoch) {
             this.flusher.fence(`a newer writer started. epoch=\`${newer.writerEpoch}\``);
           }
         })

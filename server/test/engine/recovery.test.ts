@@ -211,7 +211,7 @@ async function assertCacheHoldsDurableRecords(opened: Opened, context: string): 
   await service.storage.cacheCommitted();
   const state = service.storage.state;
   const rowsByStream = new Map<number, { firstSeqNum: number; endSeqNum: number }[]>();
-  const refsByWalId = new Map<number, number>();
+  const refsByWalId = new Map<string, number>();
   for await (const [key, value] of kv.entries(keyTypeRange(KeyType.SegmentEntry))) {
     const { streamId, firstSeqNum } = decodeSegmentEntryKey(key);
     const location = decodeSegmentEntryValue(value);
@@ -219,7 +219,8 @@ async function assertCacheHoldsDurableRecords(opened: Opened, context: string): 
     const rows = rowsByStream.get(streamId) ?? [];
     rows.push({ firstSeqNum, endSeqNum: firstSeqNum + location.recordCount });
     rowsByStream.set(streamId, rows);
-    refsByWalId.set(location.walId, (refsByWalId.get(location.walId) ?? 0) + 1);
+    const refKey = `${location.source}:${location.objectId}`;
+    refsByWalId.set(refKey, (refsByWalId.get(refKey) ?? 0) + 1);
   }
   for await (const [key] of kv.entries(keyTypeRange(KeyType.Record))) {
     assert.fail(`${context}: a record staged in LevelDB: ${Buffer.from(key).toString("hex")}`);
@@ -241,18 +242,24 @@ async function assertCacheHoldsDurableRecords(opened: Opened, context: string): 
     }
     assert.equal(rows.at(-1)!.endSeqNum, tail.nextSeqNum, `${context}: entries end at the tail`);
   }
-  const refs = new Map<number, number>();
-  for await (const [key, value] of kv.entries(keyTypeRange(KeyType.SegmentRefs))) {
-    refs.set(decodeSegmentRefsKey(key), decodeSegmentRefsValue(value));
+  const refs = new Map<string, number>();
+  for (const type of [KeyType.SegmentRefs, KeyType.ChunkRefs]) {
+    for await (const [key, value] of kv.entries(keyTypeRange(type))) {
+      const { source, objectId } = decodeSegmentRefsKey(key);
+      refs.set(`${source}:${objectId}`, decodeSegmentRefsValue(value));
+    }
   }
   assert.deepEqual(
-    [...refs].sort((a, b) => a[0] - b[0]),
-    [...refsByWalId].sort((a, b) => a[0] - b[0]),
+    [...refs].sort((a, b) => a[0].localeCompare(b[0])),
+    [...refsByWalId].sort((a, b) => a[0].localeCompare(b[0])),
     `${context}: reference counts match the index rows`,
   );
   assert.deepEqual(
     (await segmentFiles.list()).sort((a, b) => a - b),
-    [...refs.keys()].sort((a, b) => a - b),
+    [...refs.keys()]
+      .filter((key) => key.startsWith("wal:"))
+      .map((key) => Number(key.slice(4)))
+      .sort((a, b) => a - b),
     `${context}: one segment file per referenced segment, no orphan`,
   );
 }

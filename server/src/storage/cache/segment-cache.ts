@@ -1,7 +1,10 @@
 /**
- * The record half of the local cache (docs/design/storage.md "The local cache"): durable segments
- * kept as files (`SegmentFiles`), indexed in LevelDB by one SegmentEntry row per records entry,
- * with a SegmentRefs row per file counting the rows that point into it.
+ * The record half of the local cache (docs/design/storage.md "The local cache",
+ * docs/design/bottomless.md "The bounded cache"): durable WAL segments and chunks kept as files
+ * (two `SegmentFiles`), indexed in LevelDB by one SegmentEntry row per records entry, with a
+ * SegmentRefs (ChunkRefs) row per object counting the rows that point into it. Files are bounded
+ * by `cacheBytesMax`: the least recently used are unlinked (their rows stay; a read of them is a
+ * miss, served from the bucket, a chunk by downloading it whole back into the cache).
  *
  * Invariants:
  * - A segment's file write completes before the LevelDB batch that indexes it is issued, and the
@@ -11,11 +14,14 @@
  *   reference counts are read, modified and written without a lock.
  * - Bytes read back are never trusted: each entry is checked against its CRC32C, from the file
  *   or, on a miss, from the bucket; what fails both is an error, never data.
+ * - `fileBytes` is the sum of the sizes of the files in `lru`, and every file this cache wrote or
+ *   found at open is in `lru` until it is unlinked.
  *
  * Fault model: a process crash between a file write and its batch leaves a file that the replay
  * of that segment overwrites (same id, same bytes); between a batch and an unlink, an orphan file
  * that `sweepOrphanFiles` removes at recovery. A machine crash or a damaged disk can leave rows
- * pointing at missing or wrong bytes: cache misses, served by a range GET of `wal/<walId>`.
+ * pointing at missing or wrong bytes: cache misses, served by a range GET of `wal/<walId>` or by a
+ * download of `chunks/<chunkId>`.
  */
 import { assert } from "../../core/assert.js";
 import type { Clock } from "../../core/clock.js";
@@ -34,10 +40,11 @@ import {
   encodeSegmentEntryValue,
   encodeSegmentRefsKey,
   encodeSegmentRefsValue,
+  type ObjectSource,
   type SegmentEntryLocation,
 } from "../kv/keys.js";
 import type { KvOp, KvStore } from "../kv/kv-store.js";
-import { walKey } from "../object-keys.js";
+import { chunkKey, walKey } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import {
   decodeSegmentEntry,
@@ -49,7 +56,7 @@ import {
   segmentHeaderBytes,
 } from "../segment/format.js";
 import type { DecodedRecord } from "../segment/record-codec.js";
-import type { SegmentFiles } from "./segment-files.js";
+import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
 
 /** A cached entry could be read neither from its file nor from the bucket. */
 export class CacheReadError extends Error {
@@ -80,30 +87,82 @@ const dropRowsPerBatchMax = 4096;
 
 /** Counters for metrics and tests. */
 export interface SegmentCacheStats {
-  /** Segment files written. */
+  /** Segment and chunk files written. */
   filesWritten: number;
-  /** Segment files unlinked (no reference left, or orphans swept at recovery). */
+  /** Files unlinked (no reference left, or orphans swept at recovery); evictions not included. */
   filesDeleted: number;
   /** Entries read from their file with a good CRC. */
   entryHits: number;
   /** Entries whose file was missing, short or failed the CRC, read from the bucket instead. */
   entryMisses: number;
+  /** Files unlinked to keep the cache within its bound. */
+  filesEvicted: number;
+  /** Chunks downloaded whole on a miss (read-ahead). */
+  chunkDownloads: number;
+  /** Bytes of the files the cache holds now, and its bound. */
+  fileBytes: number;
+  fileBytesMax: number;
+}
+
+/** The default bound on the cache's files (`--cache-size`). */
+export const cacheBytesMaxDefault = 1 << 30;
+
+/** The files of one kind of object, with the object keys they mirror. */
+interface FileKind {
+  readonly files: SegmentFiles;
+  readonly objectKey: (id: number) => string;
+}
+
+function lruKeyOf(source: ObjectSource, id: number): string {
+  return `${source}:${id}`;
 }
 
 export class SegmentCache {
-  readonly stats: SegmentCacheStats = {
-    filesWritten: 0,
-    filesDeleted: 0,
-    entryHits: 0,
-    entryMisses: 0,
-  };
+  readonly stats: SegmentCacheStats;
+  /** Every cached file, least recently used first, with its size. */
+  private readonly lru = new Map<string, { source: ObjectSource; id: number; bytes: number }>();
+  /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
+  private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
+  private readonly kinds: Record<ObjectSource, FileKind>;
 
   constructor(
     private readonly kv: KvStore,
-    private readonly files: SegmentFiles,
+    files: SegmentFiles,
     private readonly store: ObjectStore,
     private readonly clock: Clock,
-  ) {}
+    options: {
+      /** Chunk files (`<cache-dir>/chunks`); memory when absent. */
+      readonly chunkFiles?: SegmentFiles | undefined;
+      readonly fileBytesMax?: number | undefined;
+    } = {},
+  ) {
+    const fileBytesMax = options.fileBytesMax ?? cacheBytesMaxDefault;
+    assert(Number.isSafeInteger(fileBytesMax) && fileBytesMax >= 0, "cache bound is a byte count");
+    this.stats = {
+      filesWritten: 0,
+      filesDeleted: 0,
+      entryHits: 0,
+      entryMisses: 0,
+      filesEvicted: 0,
+      chunkDownloads: 0,
+      fileBytes: 0,
+      fileBytesMax,
+    };
+    this.kinds = {
+      wal: { files, objectKey: walKey },
+      chunk: { files: options.chunkFiles ?? createMemorySegmentFiles(), objectKey: chunkKey },
+    };
+  }
+
+  /** Accounts the files already on disk (oldest first), then evicts down to the bound. */
+  async loadFileSizes(): Promise<void> {
+    for (const source of ["wal", "chunk"] as const) {
+      for (const { id, bytes } of await this.kinds[source].files.sizes()) {
+        this.accountFile(source, id, bytes);
+      }
+    }
+    await this.evict();
+  }
 
   /**
    * Commits one durable segment: writes its file when it indexes at least one entry, then one
@@ -146,15 +205,15 @@ export class SegmentCache {
           type: "put",
           key: encodeSegmentEntryKey(row.streamId, row.firstSeqNum),
           value: encodeSegmentEntryValue({
-            walId,
+            source: "wal",
+            objectId: walId,
             offset: range.start,
             length: range.end - range.start,
             recordCount: row.recordCount,
           }),
         });
       }
-      await this.files.write(walId, bytes);
-      this.stats.filesWritten += 1;
+      await this.writeFile("wal", walId, bytes);
       failpoint("cache.after-file-write");
       rowOps.push({
         type: "put",
@@ -163,6 +222,63 @@ export class SegmentCache {
       });
     }
     await this.kv.write([...options.ops, ...rowOps]);
+    await this.evict();
+  }
+
+  /**
+   * Compaction's index switch for one stream (docs/design/bottomless.md): writes the chunks'
+   * files, then one batch that deletes `replacedKeys` (rows that still exist; a trim may have
+   * dropped some meanwhile) with their references and puts one row per chunk entry not wholly
+   * below `trimPoint`, with the chunks' reference counts. Unlinks files left unreferenced.
+   */
+  async switchToChunks(options: {
+    readonly streamId: number;
+    readonly replacedKeys: readonly Uint8Array[];
+    readonly chunks: readonly { readonly chunkId: number; readonly bytes: Uint8Array }[];
+    readonly trimPoint: SeqNum;
+  }): Promise<void> {
+    const { streamId, trimPoint } = options;
+    const ops: KvOp[] = [];
+    const written: { chunkId: number; bytes: Uint8Array }[] = [];
+    for (const { chunkId, bytes } of options.chunks) {
+      const header = decodeSegmentHeader(bytes);
+      assert(header.walId === chunkId, "a chunk's header names its id");
+      const rows = decodeSegmentIndex(
+        header,
+        bytes.subarray(segmentHeaderBytes, segmentHeaderBytes + header.indexBytes),
+      );
+      let count = 0;
+      for (const row of rows) {
+        assert(row.kind === "records" && row.streamId === streamId, "a chunk holds one stream");
+        if (row.firstSeqNum + row.recordCount <= trimPoint) continue;
+        const range = entryByteRange(header, row);
+        ops.push({
+          type: "put",
+          key: encodeSegmentEntryKey(streamId, row.firstSeqNum),
+          value: encodeSegmentEntryValue({
+            source: "chunk",
+            objectId: chunkId,
+            offset: range.start,
+            length: range.end - range.start,
+            recordCount: row.recordCount,
+          }),
+        });
+        count += 1;
+      }
+      if (count === 0) continue;
+      ops.push({
+        type: "put",
+        key: encodeSegmentRefsKey(chunkId, "chunk"),
+        value: encodeSegmentRefsValue(count),
+      });
+      written.push({ chunkId, bytes });
+    }
+    const freed = await this.deleteRowOps(options.replacedKeys, ops);
+    for (const { chunkId, bytes } of written) await this.writeFile("chunk", chunkId, bytes);
+    failpoint("compaction.before-index-switch");
+    await this.kv.write(ops);
+    await this.unlinkFiles(freed);
+    await this.evict();
   }
 
   /** Drops the rows of a stream that lie wholly below `trimPoint`, and files left unreferenced. */
@@ -221,13 +337,12 @@ export class SegmentCache {
       run = [];
       runBytes = 0;
       if (rows.length === 0) return true;
-      const walId = rows[0]!.location.walId;
-      const fromFile = await this.files
-        .readRanges(
-          walId,
-          rows.map(({ location }) => ({ offset: location.offset, length: location.length })),
-        )
-        .catch(() => rows.map(() => undefined));
+      const { source, objectId } = rows[0]!.location;
+      const fromFile = await this.readFileRanges(
+        source,
+        objectId,
+        rows.map(({ location }) => ({ offset: location.offset, length: location.length })),
+      );
       assert(fromFile.length === rows.length, "one result per range read");
       for (let i = 0; i < rows.length; i++) {
         const { firstSeqNum, location } = rows[i]!;
@@ -243,7 +358,8 @@ export class SegmentCache {
       const { firstSeqNum } = decodeSegmentEntryKey(key);
       const location = decodeSegmentEntryValue(value);
       if (firstSeqNum + location.recordCount <= startSeqNum) continue;
-      if (run.length > 0 && run[0]!.location.walId !== location.walId) {
+      const head = run[0]?.location;
+      if (head !== undefined && (head.objectId !== location.objectId || head.source !== location.source)) {
         if (!(await visitRun())) return;
       }
       run.push({ firstSeqNum, location });
@@ -255,18 +371,159 @@ export class SegmentCache {
     await visitRun();
   }
 
-  /** Unlinks every segment file that no SegmentRefs row references (recovery, after replay). */
+  /**
+   * Unlinks every file that no reference row names (recovery, after replay), and accounts the
+   * rest against the bound.
+   */
   async sweepOrphanFiles(): Promise<void> {
-    for (const walId of await this.files.list()) {
-      if ((await this.kv.get(encodeSegmentRefsKey(walId))) !== undefined) continue;
-      await this.files.delete(walId);
-      this.stats.filesDeleted += 1;
+    for (const source of ["wal", "chunk"] as const) {
+      const { files } = this.kinds[source];
+      for (const id of await files.list()) {
+        if ((await this.kv.get(encodeSegmentRefsKey(id, source))) !== undefined) continue;
+        await files.delete(id);
+        this.forgetFile(source, id);
+        this.stats.filesDeleted += 1;
+      }
     }
   }
 
-  /** Unlinks every segment file (the LevelDB half is being cleared by the caller). */
-  clearFiles(): Promise<void> {
-    return this.files.clear();
+  /** Unlinks every file (the LevelDB half is being cleared by the caller). */
+  async clearFiles(): Promise<void> {
+    await this.kinds.wal.files.clear();
+    await this.kinds.chunk.files.clear();
+    this.lru.clear();
+    this.stats.fileBytes = 0;
+  }
+
+  /** The bytes of each range of a cached file (undefined where missing), marking it used. */
+  private async readFileRanges(
+    source: ObjectSource,
+    id: number,
+    ranges: readonly ByteRange[],
+  ): Promise<readonly (Uint8Array | undefined)[]> {
+    const { files } = this.kinds[source];
+    const key = lruKeyOf(source, id);
+    const known = this.lru.get(key);
+    if (known !== undefined) {
+      this.lru.delete(key);
+      this.lru.set(key, known);
+    } else if (source === "chunk") {
+      // Not cached (evicted, or never here after a checkpoint load): download the whole chunk
+      // once, which is the read-ahead of a catch-up reader; the ranges then come from the file.
+      const bytes = await this.downloadChunk(id);
+      if (bytes === undefined) return ranges.map(() => undefined);
+      return ranges.map(({ offset, length }) =>
+        offset + length <= bytes.length ? bytes.subarray(offset, offset + length) : undefined,
+      );
+    }
+    return files.readRanges(id, ranges).catch(() => ranges.map(() => undefined));
+  }
+
+  /** Downloads a chunk into the cache (one GET shared by concurrent misses). */
+  private downloadChunk(chunkId: number): Promise<Uint8Array | undefined> {
+    const pending = this.downloads.get(chunkId);
+    if (pending !== undefined) return pending;
+    const download = (async () => {
+      let bytes: Uint8Array | undefined;
+      try {
+        bytes = await this.store.get(chunkKey(chunkId));
+      } catch {
+        return undefined; // each entry then retries by range GET, with backoff
+      }
+      if (bytes === undefined) return undefined;
+      this.stats.chunkDownloads += 1;
+      // Only a chunk some row still references is worth keeping (a trim may have freed it).
+      if ((await this.kv.get(encodeSegmentRefsKey(chunkId, "chunk"))) !== undefined) {
+        await this.writeFile("chunk", chunkId, bytes);
+        await this.evict();
+      }
+      return bytes;
+    })().finally(() => this.downloads.delete(chunkId));
+    this.downloads.set(chunkId, download);
+    return download;
+  }
+
+  private async writeFile(source: ObjectSource, id: number, bytes: Uint8Array): Promise<void> {
+    await this.kinds[source].files.write(id, bytes);
+    this.stats.filesWritten += 1;
+    this.accountFile(source, id, bytes.length);
+  }
+
+  private accountFile(source: ObjectSource, id: number, bytes: number): void {
+    const key = lruKeyOf(source, id);
+    const known = this.lru.get(key);
+    if (known !== undefined) {
+      this.lru.delete(key);
+      this.stats.fileBytes -= known.bytes;
+    }
+    this.lru.set(key, { source, id, bytes });
+    this.stats.fileBytes += bytes;
+  }
+
+  private forgetFile(source: ObjectSource, id: number): void {
+    const key = lruKeyOf(source, id);
+    const known = this.lru.get(key);
+    if (known === undefined) return;
+    this.lru.delete(key);
+    this.stats.fileBytes -= known.bytes;
+    assert(this.stats.fileBytes >= 0, "cache file bytes never go negative");
+  }
+
+  /** Unlinks the least recently used files until the cache is within its bound. */
+  private async evict(): Promise<void> {
+    while (this.stats.fileBytes > this.stats.fileBytesMax) {
+      const oldest = this.lru.values().next();
+      assert(!oldest.done, "bytes over the bound imply a file to evict");
+      const { source, id } = oldest.value;
+      this.forgetFile(source, id);
+      await this.kinds[source].files.delete(id);
+      this.stats.filesEvicted += 1;
+    }
+  }
+
+  /**
+   * Adds to `ops` the deletion of the rows at `keys` that still exist, with their reference
+   * counts decremented (or deleted); returns the objects left with no reference (their files go
+   * once the batch is written).
+   */
+  private async deleteRowOps(
+    keys: readonly Uint8Array[],
+    ops: KvOp[],
+  ): Promise<{ source: ObjectSource; id: number }[]> {
+    const decrements = new Map<string, { source: ObjectSource; id: number; count: number }>();
+    for (const key of keys) {
+      const value = await this.kv.get(key);
+      if (value === undefined) continue;
+      const { source, objectId } = decodeSegmentEntryValue(value);
+      ops.push({ type: "del", key });
+      const lruKey = lruKeyOf(source, objectId);
+      const known = decrements.get(lruKey);
+      if (known === undefined) decrements.set(lruKey, { source, id: objectId, count: 1 });
+      else known.count += 1;
+    }
+    const freed: { source: ObjectSource; id: number }[] = [];
+    for (const { source, id, count: decrement } of decrements.values()) {
+      const refsKey = encodeSegmentRefsKey(id, source);
+      const stored = await this.kv.get(refsKey);
+      // A missing or short count can only come from a damaged cache: treat the file as freed
+      // (a later read of a row still pointing into it is a miss, served from the bucket).
+      const count = stored === undefined ? 0 : decodeSegmentRefsValue(stored);
+      if (count > decrement) {
+        ops.push({ type: "put", key: refsKey, value: encodeSegmentRefsValue(count - decrement) });
+      } else {
+        ops.push({ type: "del", key: refsKey });
+        freed.push({ source, id });
+      }
+    }
+    return freed;
+  }
+
+  private async unlinkFiles(freed: readonly { source: ObjectSource; id: number }[]): Promise<void> {
+    for (const { source, id } of freed) {
+      await this.kinds[source].files.delete(id);
+      this.forgetFile(source, id);
+      this.stats.filesDeleted += 1;
+    }
   }
 
   /**
@@ -298,18 +555,19 @@ export class SegmentCache {
         throw error;
       }
     };
-    const { walId, offset, length } = location;
+    const { source, objectId, offset, length } = location;
     const cached = decode(fromFile);
     if (cached !== undefined) {
       this.stats.entryHits += 1;
       return cached;
     }
     this.stats.entryMisses += 1;
-    const where = `walId=\`${walId}\` streamId=\`${streamId}\` firstSeqNum=\`${firstSeqNum}\``;
+    const objectKey = this.kinds[source].objectKey(objectId);
+    const where = `object=\`${objectKey}\` streamId=\`${streamId}\` firstSeqNum=\`${firstSeqNum}\``;
     let fetched: Uint8Array | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        fetched = await this.store.get(walKey(walId), { start: offset, end: offset + length });
+        fetched = await this.store.get(objectKey, { start: offset, end: offset + length });
         break;
       } catch (error) {
         if (attempt === missReadAttemptsMax) {
@@ -337,7 +595,7 @@ export class SegmentCache {
   ): Promise<void> {
     let gte = range.gte;
     for (;;) {
-      const dropped: { key: Uint8Array; walId: number }[] = [];
+      const dropped: Uint8Array[] = [];
       let isDone = true;
       for await (const [key, value] of this.kv.entries({ gte, lt: range.lt })) {
         const { firstSeqNum } = decodeSegmentEntryKey(key);
@@ -347,33 +605,15 @@ export class SegmentCache {
           isDone = false;
           break;
         }
-        dropped.push({ key, walId: location.walId });
+        dropped.push(key);
       }
       if (dropped.length === 0) return;
-      const decrements = new Map<number, number>();
-      for (const { walId } of dropped) decrements.set(walId, (decrements.get(walId) ?? 0) + 1);
-      const ops: KvOp[] = dropped.map(({ key }) => ({ type: "del", key }));
-      const unreferenced: number[] = [];
-      for (const [walId, decrement] of decrements) {
-        const refsKey = encodeSegmentRefsKey(walId);
-        const stored = await this.kv.get(refsKey);
-        // A missing or short count can only come from a damaged cache: treat the file as freed
-        // (a later read of a row still pointing into it is a miss, served from the bucket).
-        const count = stored === undefined ? 0 : decodeSegmentRefsValue(stored);
-        if (count > decrement) {
-          ops.push({ type: "put", key: refsKey, value: encodeSegmentRefsValue(count - decrement) });
-        } else {
-          ops.push({ type: "del", key: refsKey });
-          unreferenced.push(walId);
-        }
-      }
+      const ops: KvOp[] = [];
+      const freed = await this.deleteRowOps(dropped, ops);
       await this.kv.write(ops);
-      for (const walId of unreferenced) {
-        await this.files.delete(walId);
-        this.stats.filesDeleted += 1;
-      }
+      await this.unlinkFiles(freed);
       if (isDone) return;
-      const last = dropped.at(-1)!.key;
+      const last = dropped.at(-1)!;
       gte = new Uint8Array(last.length + 1);
       gte.set(last);
     }

@@ -13,7 +13,7 @@
  * bytes. Readers never trust the bytes: every entry read is checked against its CRC32C, and a
  * miss falls back to the bucket (`segment-cache.ts`).
  */
-import { mkdir, open, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export interface SegmentFiles {
@@ -33,6 +33,11 @@ export interface SegmentFiles {
   delete(walId: number): Promise<void>;
   /** The WAL ids of every file present, in no particular order. */
   list(): Promise<number[]>;
+  /**
+   * Every file present with its size in bytes, oldest use first as far as the files tell (their
+   * modification times): the cache's size bound starts from this at open.
+   */
+  sizes(): Promise<{ id: number; bytes: number }[]>;
   /** Unlinks every file (the cache is being rebuilt). */
   clear(): Promise<void>;
 }
@@ -160,6 +165,21 @@ export async function openFsSegmentFiles(options: { readonly dir: string }): Pro
       }
       return ids;
     },
+    async sizes() {
+      const found: { id: number; bytes: number; mtimeMs: number }[] = [];
+      for (const name of await readdir(dir)) {
+        const id = walIdOf(name);
+        if (id === undefined) continue;
+        try {
+          const info = await stat(join(dir, name));
+          found.push({ id, bytes: info.size, mtimeMs: info.mtimeMs });
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
+      }
+      found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+      return found.map(({ id, bytes }) => ({ id, bytes }));
+    },
     async clear() {
       for (const name of await readdir(dir)) {
         if (walIdOf(name) !== undefined) await rm(join(dir, name), { force: true });
@@ -193,6 +213,9 @@ export function createMemorySegmentFiles(): SegmentFiles {
     },
     async list() {
       return [...files.keys()];
+    },
+    async sizes() {
+      return [...files].map(([id, bytes]) => ({ id, bytes: bytes.length }));
     },
     async clear() {
       files.clear();

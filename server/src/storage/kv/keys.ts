@@ -14,8 +14,10 @@
  * | MetricGauge | per stream (and per basin: empty stream name) and bucket | rewritten per storage sample, deleted past retention | `08 · granularity u8 · bucketSec u64 · basin 00 stream` | JSON number (bytes) |
  * | StreamBytes | per stream | rewritten per segment that appends to it, deleted with the stream | `09 · streamId u64` | JSON number: appended metered bytes |
  * | MetricsClock | singleton | rewritten per `metrics.add` entry | `0a` | JSON number: the newest `atSec` folded (retention's reference time) |
- * | SegmentEntry | per records entry of a durable segment | written once by the segment's cache commit, deleted by trim/removal/recovery | `0b · streamId u64 · firstSeqNum u64` | `walId u64 · offset u32 · length u32 · recordCount u32`: the entry's payload and CRC in `segments/<walId>` (and in `wal/<walId>`) |
- * | SegmentRefs | per segment file | written by the segment's cache commit, rewritten as rows are deleted, deleted with the last row | `0c · walId u64` | `count u32`: the SegmentEntry rows pointing into the file (> 0) |
+ * | SegmentEntry | per records entry of a durable segment or chunk | written by the segment's cache commit, replaced by compaction's index switch, deleted by trim/removal/recovery | `0b · streamId u64 · firstSeqNum u64` | `objectId u64 · offset u32 · length u32 · recordCount u32 [· 01]`: the entry's payload and CRC in `wal/<objectId>` (20 bytes) or, with the trailing `01`, in `chunks/<objectId>` (21 bytes); the cache file holds the same bytes |
+ * | SegmentRefs | per WAL segment some row points into | written by the segment's cache commit, rewritten as rows are deleted, deleted with the last row | `0c · walId u64` | `count u32`: the SegmentEntry rows pointing into `wal/<walId>` (> 0) |
+ * | FenceWalIds | singleton | rewritten at each server start | `0e` | JSON array: the WAL id each writer epoch claimed at start (never deleted by GC) |
+ * | ChunkRefs | per chunk some row points into | written by compaction's index switch (and checkpoint loads), rewritten as rows are deleted, deleted with the last row | `0d · chunkId u64` | `count u32`, as SegmentRefs |
  */
 
 export const KeyType = {
@@ -31,6 +33,8 @@ export const KeyType = {
   MetricsClock: 10,
   SegmentEntry: 11,
   SegmentRefs: 12,
+  ChunkRefs: 13,
+  FenceWalIds: 14,
 } as const;
 
 const encoder = new TextEncoder();
@@ -50,6 +54,20 @@ function readU64(bytes: Uint8Array, offset: number): number {
 
 export const cacheMarkerKey = new Uint8Array([KeyType.CacheMarker]);
 export const metricsClockKey = new Uint8Array([KeyType.MetricsClock]);
+export const fenceWalIdsKey = new Uint8Array([KeyType.FenceWalIds]);
+
+/** The fence WAL ids (empty when none recorded yet). */
+export async function readFenceWalIds(kv: {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+}): Promise<number[]> {
+  const bytes = await kv.get(fenceWalIdsKey);
+  if (bytes === undefined) return [];
+  const value = decodeJsonValue(bytes);
+  if (!Array.isArray(value) || !value.every((id) => Number.isSafeInteger(id))) {
+    throw new Error("bad fence wal ids value");
+  }
+  return value as number[];
+}
 
 export function encodeBasinKey(name: string): Uint8Array {
   const nameBytes = encoder.encode(name);
@@ -182,10 +200,15 @@ export function decodeJsonValue(bytes: Uint8Array): unknown {
   return JSON.parse(decoder.decode(bytes));
 }
 
-/** Where one records entry lies in a segment (file and object alike). */
+/** Which kind of object a SegmentEntry row points into: a WAL segment or a chunk. */
+export type ObjectSource = "wal" | "chunk";
+
+/** Where one records entry lies in a segment or chunk (file and object alike). */
 export interface SegmentEntryLocation {
-  readonly walId: number;
-  /** From the start of the segment: the entry's payload, followed by its 4-byte CRC. */
+  readonly source: ObjectSource;
+  /** The WAL id or the chunk id. */
+  readonly objectId: number;
+  /** From the start of the object: the entry's payload, followed by its 4-byte CRC. */
   readonly offset: number;
   /** Payload bytes + 4. */
   readonly length: number;
@@ -193,6 +216,7 @@ export interface SegmentEntryLocation {
 }
 
 const segmentEntryValueBytes = 20;
+const chunkSourceByte = 1;
 
 export function encodeSegmentEntryKey(streamId: number, firstSeqNum: number): Uint8Array {
   const key = new Uint8Array(17);
@@ -210,9 +234,11 @@ export function decodeSegmentEntryKey(key: Uint8Array): { streamId: number; firs
 }
 
 export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Array {
-  const value = new Uint8Array(segmentEntryValueBytes);
+  // WAL rows keep the 20-byte layout of cache layout 2; chunk rows add one byte.
+  const value = new Uint8Array(segmentEntryValueBytes + (location.source === "chunk" ? 1 : 0));
   const view = new DataView(value.buffer);
-  writeU64(value, 0, location.walId);
+  writeU64(value, 0, location.objectId);
+  if (location.source === "chunk") value[segmentEntryValueBytes] = chunkSourceByte;
   view.setUint32(8, location.offset);
   view.setUint32(12, location.length);
   view.setUint32(16, location.recordCount);
@@ -220,10 +246,15 @@ export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Ar
 }
 
 export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation {
-  if (value.length !== segmentEntryValueBytes) throw new Error("bad segment entry value");
+  const isChunk =
+    value.length === segmentEntryValueBytes + 1 && value[segmentEntryValueBytes] === chunkSourceByte;
+  if (value.length !== segmentEntryValueBytes && !isChunk) {
+    throw new Error("bad segment entry value");
+  }
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  const location = {
-    walId: readU64(value, 0),
+  const location: SegmentEntryLocation = {
+    source: isChunk ? "chunk" : "wal",
+    objectId: readU64(value, 0),
     offset: view.getUint32(8),
     length: view.getUint32(12),
     recordCount: view.getUint32(16),
@@ -232,16 +263,19 @@ export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation
   return location;
 }
 
-export function encodeSegmentRefsKey(walId: number): Uint8Array {
+/** The reference count row of a WAL segment (SegmentRefs) or a chunk (ChunkRefs). */
+export function encodeSegmentRefsKey(walId: number, source: ObjectSource = "wal"): Uint8Array {
   const key = new Uint8Array(9);
-  key[0] = KeyType.SegmentRefs;
+  key[0] = source === "chunk" ? KeyType.ChunkRefs : KeyType.SegmentRefs;
   writeU64(key, 1, walId);
   return key;
 }
 
-export function decodeSegmentRefsKey(key: Uint8Array): number {
-  if (key.length !== 9 || key[0] !== KeyType.SegmentRefs) throw new Error("not a segment refs key");
-  return readU64(key, 1);
+export function decodeSegmentRefsKey(key: Uint8Array): { source: ObjectSource; objectId: number } {
+  if (key.length !== 9 || (key[0] !== KeyType.SegmentRefs && key[0] !== KeyType.ChunkRefs)) {
+    throw new Error("not a segment refs key");
+  }
+  return { source: key[0] === KeyType.ChunkRefs ? "chunk" : "wal", objectId: readU64(key, 1) };
 }
 
 export function encodeSegmentRefsValue(count: number): Uint8Array {

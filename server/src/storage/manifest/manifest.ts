@@ -1,8 +1,10 @@
 /**
- * Manifests: `manifest/<version>` objects, written create-if-absent, one per server start. Each
- * gives the writer epoch of the server that wrote it and the WAL id from which recovery replays.
- * Claiming version v+1 with epoch+1 orders writers; the WAL slot claim (recovery.ts) is what
- * fences the older one. See docs/design/storage.md "Fencing".
+ * Manifests: `manifest/<version>` objects, written create-if-absent, one per server start and one
+ * per committed checkpoint. Each gives the writer epoch of the server that wrote it, the newest
+ * committed checkpoint and the WAL id from which recovery replays. Claiming version v+1 with
+ * epoch+1 orders writers; the WAL slot claim (recovery.ts) is what fences the older one; a
+ * checkpoint commit that finds its version taken is fenced too. See docs/design/storage.md
+ * "Fencing" and docs/design/bottomless.md "The background job".
  */
 import { assert } from "../../core/assert.js";
 import { manifestClaimAttemptsMax } from "../../core/limits.js";
@@ -15,6 +17,16 @@ export interface Manifest {
   /** The first WAL id recovery must replay. */
   readonly walStartId: number;
   readonly createdAtMs: number;
+  /** The newest committed checkpoint (absent until the first one). */
+  readonly checkpoint?: ManifestCheckpoint | undefined;
+}
+
+/** A checkpoint a manifest commits: its key, the last WAL id it includes and that id's write id. */
+export interface ManifestCheckpoint {
+  readonly key: string;
+  readonly walId: number;
+  /** Hex: a cache whose marker is at `walId` with this write id is of this history. */
+  readonly writeId: string;
 }
 
 /** Raised when a manifest object does not parse: the bucket is not ours or is corrupt. */
@@ -43,7 +55,11 @@ function decodeManifest(bytes: Uint8Array, version: number): Manifest {
     typeof manifest !== "object" ||
     manifest.version !== version ||
     !Number.isSafeInteger(manifest.writerEpoch) ||
-    !Number.isSafeInteger(manifest.walStartId)
+    !Number.isSafeInteger(manifest.walStartId) ||
+    (manifest.checkpoint !== undefined &&
+      (typeof manifest.checkpoint?.key !== "string" ||
+        !Number.isSafeInteger(manifest.checkpoint?.walId) ||
+        typeof manifest.checkpoint?.writeId !== "string"))
   ) {
     throw new ManifestFormatError(`malformed manifest. version=\`${version}\``);
   }
@@ -93,6 +109,7 @@ export async function claimManifest(store: ObjectStore, nowMs: () => number): Pr
       writerEpoch: (current?.writerEpoch ?? 0) + 1,
       walStartId: current?.walStartId ?? 0,
       createdAtMs: nowMs(),
+      checkpoint: current?.checkpoint,
     };
     try {
       const result = await store.putIfAbsent(
@@ -112,4 +129,41 @@ export async function claimManifest(store: ObjectStore, nowMs: () => number): Pr
       cause: lastError,
     },
   );
+}
+
+/**
+ * Commits a checkpoint: writes the manifest version after `current` (ours) with our epoch.
+ * Returns the new manifest, or "fenced" when a newer writer holds that version or a newer one.
+ * An error leaves the outcome unknown; the caller retries later with a newer checkpoint (if this
+ * attempt landed, the next one finds its version taken by... us: hence the read-back).
+ */
+export async function commitCheckpointManifest(
+  store: ObjectStore,
+  current: Manifest,
+  checkpoint: ManifestCheckpoint,
+  nowMs: number,
+): Promise<Manifest | "fenced"> {
+  const newest = await readNewestManifest(store, current.version);
+  if (newest !== undefined && newest.writerEpoch !== current.writerEpoch) return "fenced";
+  // A version of our own epoch past `current` is an earlier attempt of ours whose answer was
+  // lost: build on it (it names an older checkpoint; this one supersedes it).
+  const base = newest ?? current;
+  const next: Manifest = {
+    version: base.version + 1,
+    writerEpoch: current.writerEpoch,
+    walStartId: checkpoint.walId + 1,
+    createdAtMs: nowMs,
+    checkpoint,
+  };
+  const result = await store.putIfAbsent(
+    manifestKey(next.version),
+    encoder.encode(JSON.stringify(next)),
+  );
+  if (result === "created") return next;
+  const taken = await readNewestManifest(store, base.version);
+  if (taken !== undefined && taken.writerEpoch === current.writerEpoch) {
+    const same = taken.checkpoint?.key === checkpoint.key;
+    return same ? taken : commitCheckpointManifest(store, taken, checkpoint, nowMs);
+  }
+  return "fenced";
 }

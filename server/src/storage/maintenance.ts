@@ -1,0 +1,235 @@
+/**
+ * The background job (docs/design/bottomless.md "The background job"): compact, snapshot a
+ * checkpoint, commit it with a manifest, collect garbage. One job at a time, triggered by WAL
+ * bytes since the last checkpoint or by time; GC passes also run on their own once a committed
+ * checkpoint passes the grace period.
+ *
+ * Invariants:
+ * - Only a `ready` writer runs a job; a commit that finds a newer epoch stops everything (the
+ *   storage is told it is fenced) and nothing is deleted.
+ * - The snapshot runs on the commit chain, so the rows it dumps are exactly the cache after the
+ *   commit of the marker's segment `m`; the checkpoint's `walId` is `m`.
+ * - A checkpoint is committed only if `m` is past the previous checkpoint's (progress), and only
+ *   after its object is uploaded.
+ *
+ * Fault model: any step may fail (store errors, timeouts): the job is counted as failed and the
+ * next trigger starts over; uploaded chunks and checkpoints of a failed job are garbage.
+ */
+import { assert } from "../core/assert.js";
+import type { Clock } from "../core/clock.js";
+import { failpoint } from "../core/failpoints.js";
+import type { Random } from "../core/random.js";
+import { readMarker } from "./cache/cache-marker.js";
+import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
+import { type CompactionHost, Compactor } from "./compaction.js";
+import { GarbageCollector } from "./gc.js";
+import { commitCheckpointManifest, type Manifest } from "./manifest/manifest.js";
+import { checkpointKey } from "./object-keys.js";
+
+/** Defaults of the job's triggers (ours: bounds recovery's WAL replay to a few seconds). */
+export const checkpointWalBytesDefault = 64 << 20;
+export const checkpointIntervalMsDefault = 60_000;
+/** How often the triggers are checked. */
+const maintenanceTickMs = 1_000;
+
+export interface MaintenanceOptions {
+  readonly checkpointWalBytes?: number | undefined;
+  readonly checkpointIntervalMs?: number | undefined;
+  readonly gcGraceMs: number;
+}
+
+export interface MaintenanceHost extends CompactionHost {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** The manifest this writer holds now. */
+  manifest(): Manifest;
+  /** Called with the manifest that committed a checkpoint. */
+  onCommitted(manifest: Manifest): void;
+  /** WAL bytes applied since the cache commit of segment `m` … (see `walBytesAfterCommitted`). */
+  walBytesApplied(): number;
+  /** WAL bytes applied as of the last cache commit (read on the commit chain). */
+  walBytesCommitted(): number;
+  isReady(): boolean;
+  /** A checkpoint commit found a newer writer. */
+  onFencedByManifest(newerEpochHint: string): void;
+}
+
+export interface MaintenanceStats {
+  jobs: number;
+  jobErrors: number;
+  checkpointsCommitted: number;
+  lastCheckpointAtMs: number | undefined;
+  lastCheckpointBytes: number;
+  lastJobError: string | undefined;
+}
+
+export class Maintenance {
+  readonly stats: MaintenanceStats = {
+    jobs: 0,
+    jobErrors: 0,
+    checkpointsCommitted: 0,
+    lastCheckpointAtMs: undefined,
+    lastCheckpointBytes: 0,
+    lastJobError: undefined,
+  };
+  readonly compactor: Compactor;
+  readonly gc: GarbageCollector;
+  private running: Promise<void> | undefined;
+  private cancelTick: (() => void) | undefined;
+  private stopped = false;
+  /** WAL bytes applied when the last checkpoint's snapshot was taken. */
+  private walBytesAtCheckpoint = 0;
+  private lastCheckpointWalId: number | undefined;
+  private readonly startedAtMs: number;
+
+  constructor(
+    private readonly host: MaintenanceHost,
+    private readonly options: MaintenanceOptions,
+  ) {
+    this.compactor = new Compactor(host);
+    this.gc = new GarbageCollector({
+      store: host.store,
+      clock: host.clock,
+      graceMs: options.gcGraceMs,
+      manifest: () => host.manifest(),
+      isReady: () => host.isReady() && !this.stopped,
+    });
+    this.startedAtMs = host.clock.nowMs();
+    this.lastCheckpointWalId = host.manifest().checkpoint?.walId;
+  }
+
+  /** WAL bytes written since the last checkpoint's snapshot. */
+  get walBytesSinceCheckpoint(): number {
+    return this.host.walBytesApplied() - this.walBytesAtCheckpoint;
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  /** Stops scheduling and waits for a job in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancelTick?.();
+    await this.running;
+  }
+
+  /** Runs one job now (tests, benches), or waits for the one running; rethrows its failure. */
+  async runNow(): Promise<void> {
+    while (this.running !== undefined) await this.running.catch(() => {});
+    await this.job();
+  }
+
+  /** Runs one GC pass now if one is due (tests, benches). */
+  collectNow(): Promise<boolean> {
+    return this.gc.collect();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.cancelTick = this.host.clock.setTimer(maintenanceTickMs, () => {
+      this.cancelTick = undefined;
+      if (this.running === undefined && this.host.isReady() && !this.stopped) {
+        const work = this.isJobDue() ? this.job() : this.gc.isDue ? this.collect() : undefined;
+        if (work !== undefined) {
+          this.running = work
+            .catch((error: unknown) => this.recordError(error))
+            .finally(() => {
+              this.running = undefined;
+            });
+        }
+      }
+      this.schedule();
+    });
+  }
+
+  private isJobDue(): boolean {
+    const walBytes = this.walBytesSinceCheckpoint;
+    if (walBytes <= 0) return false;
+    if (walBytes >= (this.options.checkpointWalBytes ?? checkpointWalBytesDefault)) return true;
+    const sinceMs =
+      this.host.clock.nowMs() - (this.stats.lastCheckpointAtMs ?? this.startedAtMs);
+    return sinceMs >= (this.options.checkpointIntervalMs ?? checkpointIntervalMsDefault);
+  }
+
+  private recordError(error: unknown): void {
+    this.stats.jobErrors += 1;
+    this.stats.lastJobError = error instanceof Error ? error.message : String(error);
+    if (error instanceof Error && error.name === "AssertionError") throw error;
+  }
+
+  private async collect(): Promise<void> {
+    try {
+      await this.gc.collect();
+    } catch (error) {
+      this.gc.stats.errors += 1;
+      throw error;
+    }
+  }
+
+  /** Compact, snapshot, upload, commit, collect. */
+  private async job(): Promise<void> {
+    if (!this.host.isReady()) return;
+    this.stats.jobs += 1;
+    await this.compactor.compact();
+    if (!this.host.isReady()) return;
+    const { host } = this;
+    const snapshot = await host.onCommitChain(async () => {
+      const marker = await readMarker(host.kv);
+      assert(marker !== undefined, "a running storage has a cache marker");
+      return {
+        marker,
+        rows: await snapshotRows(host.kv),
+        walBytes: host.walBytesCommitted(),
+        chunkIdBound: this.compactor.chunkIdBound,
+      };
+    });
+    const { marker } = snapshot;
+    if (this.lastCheckpointWalId !== undefined && marker.walId <= this.lastCheckpointWalId) return;
+    const nowMs = host.clock.nowMs();
+    const bytes = encodeCheckpoint({
+      header: {
+        walId: marker.walId,
+        writeId: marker.writeId,
+        writerEpoch: host.writerEpoch,
+        nextStreamId: marker.nextStreamId,
+        chunkIdBound: snapshot.chunkIdBound,
+        createdAtMs: nowMs,
+      },
+      rows: snapshot.rows,
+    });
+    const key = checkpointKey(marker.walId, Buffer.from(host.random.bytes(8)).toString("hex"));
+    failpoint("checkpoint.before-upload");
+    if ((await host.store.putIfAbsent(key, bytes)) === "exists") {
+      throw new Error(`checkpoint key taken. key=\`${key}\``);
+    }
+    failpoint("checkpoint.after-upload");
+    if (!host.isReady()) return;
+    const committed = await commitCheckpointManifest(
+      host.store,
+      host.manifest(),
+      { key, walId: marker.walId, writeId: marker.writeId },
+      nowMs,
+    );
+    if (committed === "fenced") {
+      host.onFencedByManifest("a newer writer committed a manifest");
+      return;
+    }
+    failpoint("checkpoint.after-commit");
+    host.onCommitted(committed);
+    this.walBytesAtCheckpoint = snapshot.walBytes;
+    this.lastCheckpointWalId = marker.walId;
+    this.stats.checkpointsCommitted += 1;
+    this.stats.lastCheckpointAtMs = nowMs;
+    this.stats.lastCheckpointBytes = bytes.length;
+    this.gc.addCommitted({
+      key,
+      manifestVersion: committed.version,
+      walId: marker.walId,
+      chunkIdBound: snapshot.chunkIdBound,
+      committedAtMs: host.clock.nowMs(),
+      references: referencesOf(snapshot.rows),
+    });
+    await this.collect();
+  }
+}
