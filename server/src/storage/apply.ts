@@ -58,4 +58,3 @@ export function applyDurableSegment(
     for (const streamId of effects.removedStreamIds) await cache.dropStream(streamId);
   };
 }
-

@@ -178,7 +178,11 @@ export class Compactor {
   }
 
   /** Reads the plan's records, writes them as chunks, switches the index; returns bytes read. */
-  private async rewrite(streamId: number, plan: readonly PlanRow[], trimPoint: SeqNum): Promise<number> {
+  private async rewrite(
+    streamId: number,
+    plan: readonly PlanRow[],
+    trimPoint: SeqNum,
+  ): Promise<number> {
     const { cache } = this.host;
     const startSeqNum = Math.max(plan[0]!.firstSeqNum, trimPoint);
     const last = plan.at(-1)!;

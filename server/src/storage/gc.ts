@@ -15,7 +15,8 @@
  * the next; a delete is idempotent.
  */
 import type { Clock } from "../core/clock.js";
-import { type CheckpointReferences } from "./checkpoint.js";
+import { failpoint } from "../core/failpoints.js";
+import type { CheckpointReferences } from "./checkpoint.js";
 import { type Manifest, readNewestManifest } from "./manifest/manifest.js";
 import {
   checkpointPrefix,
@@ -146,6 +147,7 @@ export class GarbageCollector {
       while (next < garbage.length && this.options.isReady()) {
         const object = garbage[next++]!;
         await store.delete(object.key);
+        failpoint("gc.after-delete");
         this.stats.objectsDeleted += 1;
         this.stats.bytesDeleted += object.size;
       }

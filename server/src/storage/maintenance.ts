@@ -23,7 +23,11 @@ import { readMarker } from "./cache/cache-marker.js";
 import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
 import { type CompactionHost, Compactor } from "./compaction.js";
 import { GarbageCollector } from "./gc.js";
-import { commitCheckpointManifest, type Manifest } from "./manifest/manifest.js";
+import {
+  commitCheckpointManifest,
+  type Manifest,
+  readNewestManifest,
+} from "./manifest/manifest.js";
 import { checkpointKey } from "./object-keys.js";
 
 /** Defaults of the job's triggers (ours: bounds recovery's WAL replay to a few seconds). */
@@ -147,8 +151,7 @@ export class Maintenance {
     const walBytes = this.walBytesSinceCheckpoint;
     if (walBytes <= 0) return false;
     if (walBytes >= (this.options.checkpointWalBytes ?? checkpointWalBytesDefault)) return true;
-    const sinceMs =
-      this.host.clock.nowMs() - (this.stats.lastCheckpointAtMs ?? this.startedAtMs);
+    const sinceMs = this.host.clock.nowMs() - (this.stats.lastCheckpointAtMs ?? this.startedAtMs);
     return sinceMs >= (this.options.checkpointIntervalMs ?? checkpointIntervalMsDefault);
   }
 
@@ -199,6 +202,12 @@ export class Maintenance {
       rows: snapshot.rows,
     });
     const key = checkpointKey(marker.walId, Buffer.from(host.random.bytes(8)).toString("hex"));
+    // A writer that a newer one has fenced must not even upload a checkpoint: look first.
+    const newest = await readNewestManifest(host.store, host.manifest().version);
+    if (newest !== undefined && newest.writerEpoch !== host.writerEpoch) {
+      host.onFencedByManifest(`a newer writer started. epoch=\`${newest.writerEpoch}\``);
+      return;
+    }
     failpoint("checkpoint.before-upload");
     if ((await host.store.putIfAbsent(key, bytes)) === "exists") {
       throw new Error(`checkpoint key taken. key=\`${key}\``);

@@ -55,9 +55,7 @@ export function openObjectStore(
  * local cache", docs/design/bottomless.md "The bounded cache"). A corrupt
  * LevelDB is wiped with the whole directory, segment files included.
  */
-export async function openCache(
-  cacheDir: string | undefined,
-): Promise<{
+export async function openCache(cacheDir: string | undefined): Promise<{
   kv: KvStore;
   segmentFiles: SegmentFiles;
   chunkFiles: SegmentFiles;

@@ -207,7 +207,6 @@ export class Storage {
   }
 
   private startMaintenance(): void {
-    const storage = this;
     this.maintenance = new Maintenance(
       {
         store: this.options.store,
@@ -217,15 +216,15 @@ export class Storage {
         clock: this.options.clock,
         random: this.options.random,
         writerEpoch: this.writerEpoch,
-        onCommitChain: (task) => storage.onCommitChain(task),
-        manifest: () => storage.currentManifest,
+        onCommitChain: (task) => this.onCommitChain(task),
+        manifest: () => this.currentManifest,
         onCommitted: (manifest) => {
-          storage.currentManifest = manifest;
+          this.currentManifest = manifest;
         },
-        walBytesApplied: () => storage.walBytesApplied,
-        walBytesCommitted: () => storage.walBytesCommitted,
-        isReady: () => storage.healthState === "ready",
-        onFencedByManifest: (why) => storage.flusher.fence(why),
+        walBytesApplied: () => this.walBytesApplied,
+        walBytesCommitted: () => this.walBytesCommitted,
+        isReady: () => this.healthState === "ready",
+        onFencedByManifest: (why) => this.flusher.fence(why),
       },
       {
         checkpointWalBytes: this.options.checkpointWalBytes,
@@ -237,10 +236,11 @@ export class Storage {
   }
 
   /**
-   * Runs one compaction + checkpoint + GC job now (tests, benches); rejects if it fails.
-   * Resolves at once when maintenance is off.
+   * Runs one compaction + checkpoint + GC job over everything durable so far (its cache commits
+   * first), for tests and benches; rejects if it fails. Resolves at once when maintenance is off.
    */
   async runMaintenanceNow(): Promise<void> {
+    await this.commitChain;
     await this.maintenance?.runNow();
   }
 
@@ -289,7 +289,9 @@ export class Storage {
       jobErrors: job.stats.jobErrors,
       checkpointsCommitted: job.stats.checkpointsCommitted,
       checkpointAgeMs:
-        lastCheckpointAtMs === undefined ? undefined : this.options.clock.nowMs() - lastCheckpointAtMs,
+        lastCheckpointAtMs === undefined
+          ? undefined
+          : this.options.clock.nowMs() - lastCheckpointAtMs,
       lastCheckpointBytes: job.stats.lastCheckpointBytes,
       walBytesSinceCheckpoint: job.walBytesSinceCheckpoint,
       chunksWritten: job.compactor.stats.chunksWritten,

@@ -57,4 +57,3 @@ export async function readMarker(kv: KvStore): Promise<CacheMarker | undefined> 
   // A marker without a layout is from layout 1 (records staged in LevelDB).
   return { ...(value as CacheMarker), layout: value.layout ?? 1 };
 }
-

@@ -178,7 +178,8 @@ describe("segment cache: damaged and missing files", () => {
     await fixture.store.delete(walKey(7));
     await assert.rejects(
       fixture.read(1, 5),
-      (error: unknown) => error instanceof CacheReadError && /object=`wal\/00000000000000000007`/.test(error.message),
+      (error: unknown) =>
+        error instanceof CacheReadError && /object=`wal\/00000000000000000007`/.test(error.message),
     );
   });
 });

@@ -239,6 +239,9 @@ export class SegmentCache {
   }): Promise<void> {
     const { streamId, trimPoint } = options;
     const ops: KvOp[] = [];
+    // Deletions first: a new row may have the key of a replaced one (same first seq num), and a
+    // batch applies in order.
+    const freed = await this.deleteRowOps(options.replacedKeys, ops);
     const written: { chunkId: number; bytes: Uint8Array }[] = [];
     for (const { chunkId, bytes } of options.chunks) {
       const header = decodeSegmentHeader(bytes);
@@ -273,7 +276,6 @@ export class SegmentCache {
       });
       written.push({ chunkId, bytes });
     }
-    const freed = await this.deleteRowOps(options.replacedKeys, ops);
     for (const { chunkId, bytes } of written) await this.writeFile("chunk", chunkId, bytes);
     failpoint("compaction.before-index-switch");
     await this.kv.write(ops);
@@ -359,7 +361,10 @@ export class SegmentCache {
       const location = decodeSegmentEntryValue(value);
       if (firstSeqNum + location.recordCount <= startSeqNum) continue;
       const head = run[0]?.location;
-      if (head !== undefined && (head.objectId !== location.objectId || head.source !== location.source)) {
+      if (
+        head !== undefined &&
+        (head.objectId !== location.objectId || head.source !== location.source)
+      ) {
         if (!(await visitRun())) return;
       }
       run.push({ firstSeqNum, location });

@@ -247,7 +247,8 @@ export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Ar
 
 export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation {
   const isChunk =
-    value.length === segmentEntryValueBytes + 1 && value[segmentEntryValueBytes] === chunkSourceByte;
+    value.length === segmentEntryValueBytes + 1 &&
+    value[segmentEntryValueBytes] === chunkSourceByte;
   if (value.length !== segmentEntryValueBytes && !isChunk) {
     throw new Error("bad segment entry value");
   }

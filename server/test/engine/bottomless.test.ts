@@ -1,0 +1,252 @@
+// Goal: compaction, checkpoints, GC and the bounded cache keep every acknowledged untrimmed record
+// readable at its seq num, remove trimmed and deleted records' bytes from the bucket, start an
+// empty cache from the checkpoint, and never let a fenced writer checkpoint or delete.
+// Method: Services in-process on memory and local-directory object stores with real LevelDB
+// caches; jobs run on demand (`runMaintenanceNow`) with a zero grace period; every object in the
+// bucket is scanned for the marker bytes of records that must be gone.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { commandHeader, encodeTrimBody } from "../../src/core/records.js";
+import type { Service } from "../../src/service/service.js";
+import type { KvStore } from "../../src/storage/kv/kv-store.js";
+import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
+import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
+import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
+import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
+import { openCache } from "../../src/storage/open-stores.js";
+import type { BottomlessOptions } from "../../src/storage/storage.js";
+import {
+  appendText,
+  ensureTestBasin,
+  openTestService,
+  readAll,
+  testBasin,
+  textsOf,
+} from "../support/engine.js";
+
+const encoder = new TextEncoder();
+
+/** A record body that is easy to find in raw object bytes. */
+function bodyOf(stream: string, index: number): string {
+  return `<${stream}#${String(index).padStart(6, "0")}>${"x".repeat(200)}`;
+}
+
+/** Every object key in the bucket whose bytes contain `needle`. */
+async function objectsContaining(store: ObjectStore, needle: string): Promise<string[]> {
+  const bytes = Buffer.from(encoder.encode(needle));
+  const found: string[] = [];
+  for (const { key } of await listAll(store, "")) {
+    const object = await store.get(key);
+    if (object !== undefined && Buffer.from(object).includes(bytes)) found.push(key);
+  }
+  return found;
+}
+
+interface Node {
+  readonly service: Service;
+  readonly kv: KvStore;
+  close(): Promise<void>;
+}
+
+async function openNode(
+  store: ObjectStore,
+  cacheDir: string,
+  bottomless: BottomlessOptions = {},
+): Promise<Node> {
+  const cache = await openCache(cacheDir);
+  const service = await openTestService({
+    store,
+    kv: cache.kv,
+    segmentFiles: cache.segmentFiles,
+    bottomless: {
+      gcGraceMs: 0,
+      checkpointIntervalMs: 3_600_000,
+      ...bottomless,
+      chunkFiles: cache.chunkFiles,
+    },
+  });
+  return {
+    service,
+    kv: cache.kv,
+    async close() {
+      await service.close();
+      await cache.kv.close();
+    },
+  };
+}
+
+/** Appends `batches` batches of `perBatch` records to each stream; returns the bodies by stream. */
+async function appendHistory(
+  service: Service,
+  streams: readonly string[],
+  options: { batches: number; perBatch: number; from?: number },
+): Promise<Map<string, string[]>> {
+  const written = new Map<string, string[]>();
+  for (let b = 0; b < options.batches; b++) {
+    await Promise.all(
+      streams.map(async (stream) => {
+        const first = (options.from ?? 0) + b * options.perBatch;
+        const texts = Array.from({ length: options.perBatch }, (_, i) => bodyOf(stream, first + i));
+        await appendText(service, stream, texts);
+        written.set(stream, [...(written.get(stream) ?? []), ...texts]);
+      }),
+    );
+  }
+  return written;
+}
+
+async function trim(service: Service, stream: string, trimPoint: number): Promise<void> {
+  await service.records.append(testBasin, stream, {
+    records: [{ headers: [commandHeader("trim")], body: encodeTrimBody(BigInt(trimPoint)) }],
+  });
+}
+
+async function withTempDir(run: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), "tributary-bottomless-"));
+  try {
+    await run(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+for (const kind of ["memory", "local-fs"] as const) {
+  describe(`bottomless storage (${kind} store)`, () => {
+    const openStore = (dir: string): ObjectStore =>
+      kind === "memory"
+        ? createMemoryObjectStore()
+        : createLocalFsObjectStore({ root: path.join(dir, "bucket") });
+
+    it("compacts into chunks, collects what is trimmed or deleted, and restarts from the checkpoint", async () => {
+      await withTempDir(async (dir) => {
+        const store = openStore(dir);
+        const streams = ["keep-a", "keep-b", "trimmed", "deleted"];
+        let node = await openNode(store, path.join(dir, "cache-1"));
+        await ensureTestBasin(node.service);
+        const written = await appendHistory(node.service, streams, { batches: 20, perBatch: 10 });
+        await trim(node.service, "trimmed", 150);
+        await node.service.streams.delete(testBasin, "deleted");
+        // The deletion's removal runs in the background; wait until the stream is gone.
+        for (let i = 0; i < 200 && node.service.storage.state.streams.size > 3; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal(node.service.storage.state.streams.size, 3, "the deleted stream is removed");
+
+        await node.service.storage.runMaintenanceNow();
+        const stats = node.service.storage.stats.maintenance!;
+        assert.equal(stats.checkpointsCommitted, 1);
+        assert.ok(stats.chunksWritten >= 3, `chunks written: ${stats.chunksWritten}`);
+        assert.ok(stats.gcObjectsDeleted > 0, "GC deleted the compacted WAL segments");
+        const manifest = await readNewestManifest(store);
+        assert.ok(manifest?.checkpoint !== undefined, "the newest manifest names a checkpoint");
+        assert.equal(manifest.walStartId, manifest.checkpoint.walId + 1);
+
+        // No byte of a deleted or trimmed record is left anywhere in the bucket.
+        assert.deepEqual(await objectsContaining(store, "<deleted#"), []);
+        for (const index of [0, 75, 149]) {
+          assert.deepEqual(
+            await objectsContaining(store, `<trimmed#${String(index).padStart(6, "0")}>`),
+            [],
+          );
+        }
+        assert.ok((await objectsContaining(store, "<trimmed#000150>")).length > 0);
+        // Every live record is in a chunk; only fence segments remain of the compacted WAL.
+        const wal = await listAll(store, "wal/");
+        for (const { key } of wal) {
+          const id = Number(key.slice(4));
+          if (id > manifest.checkpoint.walId) continue;
+          assert.ok((await store.get(key))!.length <= 68, `only fence segments remain: ${key}`);
+        }
+
+        // More history after the checkpoint, then a restart with an empty cache.
+        const more = await appendHistory(node.service, ["keep-a"], {
+          batches: 3,
+          perBatch: 5,
+          from: 200,
+        });
+        await node.close();
+        node = await openNode(store, path.join(dir, "cache-2"));
+        assert.equal(node.service.storage.stats.loadedCheckpoint, true);
+        assert.ok(node.service.storage.stats.replayedSegments <= 5);
+        assert.deepEqual(textsOf(await readAll(node.service, "keep-a")), [
+          ...written.get("keep-a")!,
+          ...more.get("keep-a")!,
+        ]);
+        assert.deepEqual(textsOf(await readAll(node.service, "keep-b")), written.get("keep-b"));
+        const trimmed = await readAll(node.service, "trimmed");
+        assert.equal(trimmed[0]?.seqNum, 150);
+        assert.deepEqual(
+          textsOf(trimmed.filter((record) => record.body.length > 8)),
+          written.get("trimmed")!.slice(150),
+        );
+        assert.equal(node.service.storage.state.streams.has(`${testBasin}\u0000deleted`), false);
+
+        // A second job merges the small new chunk with the previous one (binary counter) and the
+        // restart with the cache kept still reads everything.
+        await node.service.storage.runMaintenanceNow();
+        await node.close();
+        node = await openNode(store, path.join(dir, "cache-2"));
+        assert.equal(node.service.storage.stats.loadedCheckpoint, false, "the cache is resumed");
+        assert.equal(node.service.storage.stats.cacheResetReason, undefined);
+        assert.deepEqual(textsOf(await readAll(node.service, "keep-a")), [
+          ...written.get("keep-a")!,
+          ...more.get("keep-a")!,
+        ]);
+        await node.close();
+      });
+    });
+  });
+}
+
+describe("bottomless storage: the bounded cache", () => {
+  it("stays under its bound and serves evicted chunks from the bucket", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const boundBytes = 96 << 10;
+      let node = await openNode(store, path.join(dir, "cache"), { cacheBytesMax: boundBytes });
+      await ensureTestBasin(node.service);
+      const written = await appendHistory(node.service, ["a", "b"], { batches: 40, perBatch: 10 });
+      await node.service.storage.runMaintenanceNow();
+      await node.close();
+      node = await openNode(store, path.join(dir, "cache"), { cacheBytesMax: boundBytes });
+      for (const stream of ["a", "b"]) {
+        assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
+      }
+      const stats = node.service.storage.stats;
+      assert.ok(stats.fileBytes <= boundBytes, `cache ${stats.fileBytes} ≤ ${boundBytes}`);
+      assert.ok(stats.chunkDownloads > 0, "cold chunks were downloaded");
+      await node.close();
+    });
+  });
+});
+
+describe("bottomless storage: fencing", () => {
+  it("a fenced writer neither checkpoints nor deletes", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const old = await openNode(store, path.join(dir, "old"));
+      await ensureTestBasin(old.service);
+      await appendHistory(old.service, ["s"], { batches: 5, perBatch: 5 });
+      const newer = await openNode(store, path.join(dir, "new"));
+      const before = (await listAll(store, "")).map((object) => object.key);
+      await old.service.storage.runMaintenanceNow().catch(() => {});
+      const after = (await listAll(store, "")).map((object) => object.key);
+      assert.deepEqual(
+        after.filter((key) => key.startsWith("checkpoints/") || key.startsWith("manifest/")),
+        before.filter((key) => key.startsWith("checkpoints/") || key.startsWith("manifest/")),
+        "no checkpoint and no manifest from the fenced writer",
+      );
+      for (const key of before) assert.ok(after.includes(key), `not deleted: ${key}`);
+      assert.equal(old.service.storage.stats.maintenance!.checkpointsCommitted, 0);
+      await old.close().catch(() => {});
+      // The newer writer checkpoints and serves what the old one acknowledged.
+      await newer.service.storage.runMaintenanceNow();
+      assert.equal(newer.service.storage.stats.maintenance!.checkpointsCommitted, 1);
+      assert.equal((await readAll(newer.service, "s")).length, 25);
+      await newer.close();
+    });
+  });
+});
