@@ -5,6 +5,7 @@
  * from the engine when scraped.
  */
 import type { Service } from "../service/service.js";
+import type { StorageStats } from "../storage/storage.js";
 
 /** Latency buckets in seconds (1 ms … 10 s). */
 const latencyBucketsSecs = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -37,6 +38,77 @@ export interface ApiMetrics {
 
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+type Emit = (name: string, help: string, value: number) => void;
+
+/** The background job's figures (docs/design/bottomless.md "Visibility"). */
+function renderMaintenance(
+  stats: StorageStats["maintenance"],
+  lines: string[],
+  counter: Emit,
+  gauge: Emit,
+): void {
+  if (stats === undefined) return;
+  counter("tributary_maintenance_jobs_total", "Compaction + checkpoint jobs started.", stats.jobs);
+  counter(
+    "tributary_maintenance_job_errors_total",
+    "Jobs (or GC passes) that failed.",
+    stats.jobErrors,
+  );
+  counter(
+    "tributary_checkpoints_total",
+    "Checkpoints committed (a manifest names them).",
+    stats.checkpointsCommitted,
+  );
+  gauge(
+    "tributary_checkpoint_age_seconds",
+    "Time since the last committed checkpoint (-1 before the first).",
+    stats.checkpointAgeMs === undefined ? -1 : stats.checkpointAgeMs / 1000,
+  );
+  gauge("tributary_checkpoint_bytes", "Size of the last checkpoint.", stats.lastCheckpointBytes);
+  gauge(
+    "tributary_wal_bytes_since_checkpoint",
+    "WAL bytes written since the last checkpoint (what a restart replays at most).",
+    stats.walBytesSinceCheckpoint,
+  );
+  counter(
+    "tributary_compaction_chunks_total",
+    "Chunks uploaded by compaction.",
+    stats.chunksWritten,
+  );
+  counter(
+    "tributary_compaction_chunk_bytes_total",
+    "Bytes of chunks uploaded by compaction.",
+    stats.chunkBytesWritten,
+  );
+  counter(
+    "tributary_compaction_bytes_total",
+    "Record entry bytes read and rewritten by compaction.",
+    stats.bytesCompacted,
+  );
+  counter("tributary_gc_passes_total", "GC passes completed.", stats.gcPasses);
+  counter("tributary_gc_deleted_objects_total", "Objects GC deleted.", stats.gcObjectsDeleted);
+  counter(
+    "tributary_gc_deleted_bytes_total",
+    "Bytes of the objects GC deleted.",
+    stats.gcBytesDeleted,
+  );
+  counter("tributary_gc_errors_total", "GC passes that failed.", stats.gcErrors);
+  lines.push(
+    "# HELP tributary_bucket_objects Objects in the bucket by kind, as of the last GC listing.",
+    "# TYPE tributary_bucket_objects gauge",
+  );
+  for (const [kind, usage] of Object.entries(stats.bucket)) {
+    lines.push(`tributary_bucket_objects{kind="${kind}"} ${usage.objects}`);
+  }
+  lines.push(
+    "# HELP tributary_bucket_bytes Bytes in the bucket by kind, as of the last GC listing.",
+    "# TYPE tributary_bucket_bytes gauge",
+  );
+  for (const [kind, usage] of Object.entries(stats.bucket)) {
+    lines.push(`tributary_bucket_bytes{kind="${kind}"} ${usage.bytes}`);
+  }
 }
 
 export function createApiMetrics(service: Service): ApiMetrics {
@@ -146,9 +218,35 @@ export function createApiMetrics(service: Service): ApiMetrics {
       );
       counter(
         "tributary_cache_segment_files_written_total",
-        "Durable segments written to the local cache as files.",
+        "Durable segments and chunks written to the local cache as files.",
         stats.filesWritten,
       );
+      counter(
+        "tributary_cache_entry_hits_total",
+        "Records entries read from their cache file.",
+        stats.entryHits,
+      );
+      gauge(
+        "tributary_cache_bytes",
+        "Bytes of the cache's segment and chunk files.",
+        stats.fileBytes,
+      );
+      gauge(
+        "tributary_cache_bytes_max",
+        "The bound on the cache's files (--cache-size).",
+        stats.fileBytesMax,
+      );
+      counter(
+        "tributary_cache_evictions_total",
+        "Cache files unlinked to stay within --cache-size.",
+        stats.filesEvicted,
+      );
+      counter(
+        "tributary_cache_chunk_downloads_total",
+        "Chunks downloaded whole into the cache on a miss (read-ahead).",
+        stats.chunkDownloads,
+      );
+      renderMaintenance(stats.maintenance, lines, counter, gauge);
       gauge(
         "tributary_append_inflight_bytes",
         "Metered bytes accepted and not yet durable and cached.",

@@ -108,7 +108,8 @@ export class GarbageCollector {
     const newest = await readNewestManifest(store, ours.version);
     if (newest !== undefined && newest.writerEpoch !== ours.writerEpoch) return false;
     const { references } = target;
-    const garbage: { key: string; size: number }[] = [];
+    type Kind = keyof GcStats["bucket"];
+    const garbage: { key: string; size: number; kind: Kind }[] = [];
 
     const wal = await listAll(store, walPrefix);
     this.stats.bucket.wal = usageOf(wal);
@@ -116,14 +117,14 @@ export class GarbageCollector {
       const id = parseObjectId(walPrefix, object.key);
       if (id === undefined || id > target.walId) continue;
       if (references.walIds.has(id) || references.fenceWalIds.has(id)) continue;
-      garbage.push(object);
+      garbage.push({ ...object, kind: "wal" });
     }
     const chunks = await listAll(store, chunkPrefix);
     this.stats.bucket.chunks = usageOf(chunks);
     for (const object of chunks) {
       const id = parseObjectId(chunkPrefix, object.key);
       if (id === undefined || id >= target.chunkIdBound || references.chunkIds.has(id)) continue;
-      garbage.push(object);
+      garbage.push({ ...object, kind: "chunks" });
     }
     const checkpoints = await listAll(store, checkpointPrefix);
     this.stats.bucket.checkpoints = usageOf(checkpoints);
@@ -132,14 +133,16 @@ export class GarbageCollector {
       const walPart = object.key.slice(0, checkpointPrefix.length + 20);
       // Older checkpoints, and other attempts at the same WAL id (never committed).
       if (walPart < targetWalPart || (walPart === targetWalPart && object.key !== target.key)) {
-        garbage.push(object);
+        garbage.push({ ...object, kind: "checkpoints" });
       }
     }
     const manifests = await listAll(store, manifestPrefix);
     this.stats.bucket.manifests = usageOf(manifests);
     for (const object of manifests) {
       const version = parseObjectId(manifestPrefix, object.key);
-      if (version !== undefined && version < target.manifestVersion) garbage.push(object);
+      if (version !== undefined && version < target.manifestVersion) {
+        garbage.push({ ...object, kind: "manifests" });
+      }
     }
 
     let next = 0;
@@ -150,6 +153,11 @@ export class GarbageCollector {
         failpoint("gc.after-delete");
         this.stats.objectsDeleted += 1;
         this.stats.bytesDeleted += object.size;
+        const usage = this.stats.bucket[object.kind];
+        this.stats.bucket[object.kind] = {
+          objects: usage.objects - 1,
+          bytes: usage.bytes - object.size,
+        };
       }
     };
     await Promise.all(Array.from({ length: gcDeleteConcurrency }, worker));
