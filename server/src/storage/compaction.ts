@@ -252,6 +252,7 @@ export class Compactor {
     }
     await cut();
     failpoint("compaction.after-chunk-upload");
+    await cache.writeChunkFiles(chunks);
     await this.host.onCommitChain(() =>
       cache.switchToChunks({
         streamId,

@@ -226,10 +226,22 @@ export class SegmentCache {
   }
 
   /**
-   * Compaction's index switch for one stream (docs/design/bottomless.md): writes the chunks'
-   * files, then one batch that deletes `replacedKeys` (rows that still exist; a trim may have
-   * dropped some meanwhile) with their references and puts one row per chunk entry not wholly
-   * below `trimPoint`, with the chunks' reference counts. Unlinks files left unreferenced.
+   * Writes the files of chunks about to be switched in (before the switch, off the commit chain:
+   * no row points at them yet, so the file-before-index order holds and the chain is not held
+   * for file writes).
+   */
+  async writeChunkFiles(
+    chunks: readonly { readonly chunkId: number; readonly bytes: Uint8Array }[],
+  ): Promise<void> {
+    for (const { chunkId, bytes } of chunks) await this.writeFile("chunk", chunkId, bytes);
+  }
+
+  /**
+   * Compaction's index switch for one stream (docs/design/bottomless.md), after
+   * `writeChunkFiles`: one batch that deletes `replacedKeys` (rows that still exist; a trim may
+   * have dropped some meanwhile) with their references and puts one row per chunk entry not
+   * wholly below `trimPoint`, with the chunks' reference counts. Unlinks files left unreferenced,
+   * the new chunks' included when nothing of them is live any more.
    */
   async switchToChunks(options: {
     readonly streamId: number;
@@ -242,7 +254,6 @@ export class SegmentCache {
     // Deletions first: a new row may have the key of a replaced one (same first seq num), and a
     // batch applies in order.
     const freed = await this.deleteRowOps(options.replacedKeys, ops);
-    const written: { chunkId: number; bytes: Uint8Array }[] = [];
     for (const { chunkId, bytes } of options.chunks) {
       const header = decodeSegmentHeader(bytes);
       assert(header.walId === chunkId, "a chunk's header names its id");
@@ -268,15 +279,16 @@ export class SegmentCache {
         });
         count += 1;
       }
-      if (count === 0) continue;
+      if (count === 0) {
+        freed.push({ source: "chunk", id: chunkId });
+        continue;
+      }
       ops.push({
         type: "put",
         key: encodeSegmentRefsKey(chunkId, "chunk"),
         value: encodeSegmentRefsValue(count),
       });
-      written.push({ chunkId, bytes });
     }
-    for (const { chunkId, bytes } of written) await this.writeFile("chunk", chunkId, bytes);
     failpoint("compaction.before-index-switch");
     await this.kv.write(ops);
     await this.unlinkFiles(freed);
