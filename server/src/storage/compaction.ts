@@ -80,6 +80,8 @@ export interface CompactionHost {
   readonly writerEpoch: number;
   /** Runs `task` between two segment commits. */
   onCommitChain<T>(task: () => Promise<T>): Promise<T>;
+  /** False once the writer is fenced or closing: compaction stops between streams. */
+  isReady(): boolean;
 }
 
 export class Compactor {
@@ -100,7 +102,7 @@ export class Compactor {
     const { state } = this.host;
     let budget = compactionBytesPerJobMax;
     for (const [streamId, rows] of await this.rowsByStream()) {
-      if (budget <= 0) break;
+      if (budget <= 0 || !this.host.isReady()) break;
       if (!state.streamsById.has(streamId)) continue; // removal in flight: its rows go anyway
       const { trimPoint } = state.tailOf(streamId);
       for (const plan of await this.planStream(rows, trimPoint)) {

@@ -33,6 +33,13 @@ export const gcGraceMsDefault = 10 * 60_000;
 /** Deletes in flight at once. */
 const gcDeleteConcurrency = 16;
 
+/**
+ * During a pass the manifest is listed again at least this often: a writer fenced mid-pass stops
+ * deleting within about this long (what it deletes meanwhile is garbage for the newest
+ * checkpoint too, bottomless.md "Garbage collection", so this narrows the window, for economy).
+ */
+const gcManifestRecheckMs = 1_000;
+
 /** A checkpoint this writer committed, as GC needs it. */
 export interface CommittedCheckpoint {
   readonly key: string;
@@ -146,8 +153,22 @@ export class GarbageCollector {
     }
 
     let next = 0;
+    let isFenced = false;
+    let checkedAtMs = this.options.clock.nowMs();
+    let recheck: Promise<void> | undefined;
+    const stillOurs = async (): Promise<boolean> => {
+      if (this.options.clock.nowMs() - checkedAtMs >= gcManifestRecheckMs) {
+        recheck ??= readNewestManifest(store, ours.version).then((found) => {
+          if (found !== undefined && found.writerEpoch !== ours.writerEpoch) isFenced = true;
+          checkedAtMs = this.options.clock.nowMs();
+          recheck = undefined;
+        });
+        await recheck;
+      }
+      return !isFenced && this.options.isReady();
+    };
     const worker = async (): Promise<void> => {
-      while (next < garbage.length && this.options.isReady()) {
+      while (next < garbage.length && (await stillOurs()) && next < garbage.length) {
         const object = garbage[next++]!;
         await store.delete(object.key);
         failpoint("gc.after-delete");
@@ -161,6 +182,7 @@ export class GarbageCollector {
       }
     };
     await Promise.all(Array.from({ length: gcDeleteConcurrency }, worker));
+    if (isFenced || next < garbage.length) return false;
     this.stats.passes += 1;
     this.lastCollectedKey = target.key;
     // Checkpoints older than the target are superseded for good.
