@@ -56,7 +56,7 @@ test: browser-deps build lint
 	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
-	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts'
+	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts'
 
 soak: build
 	scripts/with-moto.sh env TRIBUTARY_SOAK=1 $(NODE_TEST) server/test/fault/*.test.ts

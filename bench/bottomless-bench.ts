@@ -1,0 +1,976 @@
+/**
+ * Bottomless storage benchmark (docs/design/bottomless.md): the engine in-process (no HTTP) on
+ * moto (S3) with the real LevelDB cache. Measures time to ready after a restart with the cache
+ * wiped, bucket bytes after deleting and trimming half of the data, the cache bound and cold and
+ * hot reads, appends with maintenance on versus off, and object-store requests per GiB.
+ *
+ * Sizes: `BOTTOMLESS_BENCH_GIB` (default "1"; the target list says 1, 4 and 10): history
+ * written before each restart, over 1,000 streams. The cold and hot reads run on the largest size,
+ * the delete/trim part on the smallest.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { systemClock } from "../server/src/core/clock.js";
+import { systemRandom } from "../server/src/core/random.js";
+import { commandHeader, encodeTrimBody, type AppendInput } from "../server/src/core/records.js";
+import { Service } from "../server/src/service/service.js";
+import type { KvStore } from "../server/src/storage/kv/kv-store.js";
+import { listAll, type ObjectStore } from "../server/src/storage/object-store/object-store.js";
+import { openCache } from "../server/src/storage/open-stores.js";
+import type { BottomlessOptions } from "../server/src/storage/storage.js";
+import { ensureTestBasin, testBasin } from "../server/test/support/engine.js";
+import { createTestS3Store } from "../server/test/support/moto.js";
+import {
+  appendInputs,
+  attempt,
+  fmt,
+  latencyRecordsPerSec,
+  machineLine,
+  mib,
+  percentile,
+  printLoadBeforeStart,
+  printSummary,
+  randomBodies,
+  recordBytes,
+  runBenchMain,
+  sleep,
+  sortedCopy,
+  table,
+  type Verdict,
+} from "./support.js";
+
+const gib = 1024 * mib;
+const streamCount = 1000;
+const recordsPerAppend = 16;
+const writeConcurrency = 64;
+const readConcurrency = 16;
+const cacheBound = 256 * mib;
+const checkpointWalBytes = 64 * mib;
+const gcGraceMs = 0;
+
+function envList(name: string, fallback: string): number[] {
+  const raw = process.env[name] ?? fallback;
+  const values = raw
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "")
+    .map(Number);
+  for (const v of values) {
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}: not a positive number: ${raw}`);
+  }
+  return values;
+}
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}: not a positive number`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting object store
+
+type Op = "put" | "get" | "delete" | "list";
+const ops: readonly Op[] = ["put", "get", "delete", "list"];
+
+/** Requests by operation and by key kind (the first path segment: wal, chunks, …). */
+interface Counts {
+  readonly byOp: Record<Op, number>;
+  readonly byKind: Map<string, Record<Op, number>>;
+  putBytes: number;
+  getBytes: number;
+}
+
+function emptyCounts(): Counts {
+  return {
+    byOp: { put: 0, get: 0, delete: 0, list: 0 },
+    byKind: new Map(),
+    putBytes: 0,
+    getBytes: 0,
+  };
+}
+
+function copyCounts(counts: Counts): Counts {
+  const byKind = new Map<string, Record<Op, number>>();
+  for (const [kind, c] of counts.byKind) byKind.set(kind, { ...c });
+  return { byOp: { ...counts.byOp }, byKind, putBytes: counts.putBytes, getBytes: counts.getBytes };
+}
+
+function diffCounts(end: Counts, start: Counts): Counts {
+  const out = copyCounts(end);
+  for (const op of ops) out.byOp[op] -= start.byOp[op];
+  for (const [kind, c] of out.byKind) {
+    const before = start.byKind.get(kind);
+    if (before !== undefined) for (const op of ops) c[op] -= before[op];
+  }
+  out.putBytes -= start.putBytes;
+  out.getBytes -= start.getBytes;
+  return out;
+}
+
+interface CountingStore extends ObjectStore {
+  readonly counts: Counts;
+}
+
+function countRequests(inner: ObjectStore): CountingStore {
+  const counts = emptyCounts();
+  const count = (op: Op, key: string): void => {
+    counts.byOp[op] += 1;
+    const kind = key.split("/", 1)[0] || "(root)";
+    let byKind = counts.byKind.get(kind);
+    if (byKind === undefined) {
+      byKind = { put: 0, get: 0, delete: 0, list: 0 };
+      counts.byKind.set(kind, byKind);
+    }
+    byKind[op] += 1;
+  };
+  return {
+    counts,
+    async get(key, range) {
+      count("get", key);
+      const bytes = await inner.get(key, range);
+      counts.getBytes += bytes?.length ?? 0;
+      return bytes;
+    },
+    putIfAbsent(key, bytes) {
+      count("put", key);
+      counts.putBytes += bytes.length;
+      return inner.putIfAbsent(key, bytes);
+    },
+    list(prefix, options) {
+      count("list", prefix);
+      return inner.list(prefix, options);
+    },
+    delete(key) {
+      count("delete", key);
+      return inner.delete(key);
+    },
+    close: () => inner.close(),
+  };
+}
+
+function describeCounts(counts: Counts): string {
+  const kinds = [...counts.byKind.entries()]
+    .filter(([, c]) => ops.some((op) => c[op] > 0))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(
+      ([kind, c]) =>
+        `${kind} ${ops
+          .filter((op) => c[op] > 0)
+          .map((op) => `${op.toUpperCase()} ${c[op]}`)
+          .join("/")}`,
+    );
+  return kinds.join("; ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
+
+interface Node {
+  readonly service: Service;
+  readonly kv: KvStore;
+  readonly dir: string;
+  /** Largest `fileBytes` sampled (every 20 ms) while the node was open. */
+  maxFileBytes(): number;
+  close(): Promise<void>;
+}
+
+async function openNode(
+  store: ObjectStore,
+  bottomless: BottomlessOptions,
+  reuse?: { readonly dir: string; readonly keep: boolean },
+): Promise<{ node: Node; openMs: number }> {
+  const dir = reuse?.dir ?? (await mkdtemp(path.join(tmpdir(), "tributary-bottomless-bench-")));
+  const keep = reuse?.keep ?? false;
+  const cache = await openCache(dir);
+  const startMs = performance.now();
+  let service: Service;
+  try {
+    service = await Service.open({
+      store,
+      kv: cache.kv,
+      segmentFiles: cache.segmentFiles,
+      clock: systemClock,
+      random: systemRandom,
+      bottomless: { ...bottomless, chunkFiles: cache.chunkFiles },
+    });
+  } catch (error) {
+    await cache.kv.close();
+    if (!keep) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const openMs = performance.now() - startMs;
+  let maxFileBytes = service.storage.stats.fileBytes;
+  const sampler = setInterval(() => {
+    maxFileBytes = Math.max(maxFileBytes, service.storage.stats.fileBytes);
+  }, 20);
+  const node: Node = {
+    service,
+    kv: cache.kv,
+    dir,
+    maxFileBytes: () => Math.max(maxFileBytes, service.storage.stats.fileBytes),
+    async close() {
+      clearInterval(sampler);
+      try {
+        await service.close();
+        await cache.kv.close();
+      } finally {
+        if (!keep) await rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  return { node, openMs };
+}
+
+const streamName = (i: number): string => `s-${String(i).padStart(4, "0")}`;
+
+/** Bytes in the bucket by kind, listed through the uncounted store. */
+async function bucketUsage(
+  store: ObjectStore,
+): Promise<{ total: number; byKind: Map<string, number> }> {
+  const byKind = new Map<string, number>();
+  let total = 0;
+  for (const { key, size } of await listAll(store, "")) {
+    const kind = key.split("/", 1)[0]!;
+    byKind.set(kind, (byKind.get(kind) ?? 0) + size);
+    total += size;
+  }
+  return { total, byKind };
+}
+
+function describeUsage(usage: { total: number; byKind: Map<string, number> }): string {
+  return [...usage.byKind.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, bytes]) => `${kind} ${fmt(bytes / mib)} MiB`)
+    .join(", ");
+}
+
+/** A stream outside the history: one record before each settle job (see settleMaintenance). */
+const tickStream = "tick";
+
+/**
+ * Runs maintenance jobs until one compacts nothing (a job moves at most 512 MiB). Each job is
+ * preceded by a one-record append: a job whose WAL marker has not moved since the last
+ * checkpoint commits no checkpoint (maintenance.ts), so without it the compaction of a second
+ * or later job after the writes stop would be in no checkpoint, and its WAL never collected.
+ */
+async function settleMaintenance(service: Service): Promise<number> {
+  let jobs = 0;
+  for (;;) {
+    const before = service.storage.stats.maintenance?.bytesCompacted ?? 0;
+    await service.records.append(testBasin, tickStream, {
+      records: [{ headers: [], body: new Uint8Array(8) }],
+    });
+    await service.storage.runMaintenanceNow();
+    jobs++;
+    const after = service.storage.stats.maintenance?.bytesCompacted ?? 0;
+    if (after - before < 1024 || jobs >= 200) return jobs;
+  }
+}
+
+/** RSS of the moto process serving `TRIBUTARY_TEST_S3_ENDPOINT`, from /proc (Linux). */
+function motoRssMiB(): number {
+  const endpoint = process.env["TRIBUTARY_TEST_S3_ENDPOINT"] ?? "";
+  const port = /:(\d+)\/?$/.exec(endpoint)?.[1];
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let cmdline: string;
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      } catch {
+        continue;
+      }
+      if (!cmdline.includes("moto.server")) continue;
+      if (port !== undefined && !cmdline.includes(port)) continue;
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+      if (kib !== undefined) return Number(kib) / 1024;
+    }
+  } catch {
+    // Not Linux.
+  }
+  return Number.NaN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts 1, 2, 3 and 5: history, restart, delete/trim + GC, cold and hot reads
+
+interface HistoryResult {
+  readonly gibWritten: number;
+  readonly writeSeconds: number;
+  readonly writeMiBps: number;
+  readonly settleSeconds: number;
+  readonly settleJobs: number;
+  readonly writeCounts: Counts;
+  readonly writerMaxFileMiB: number;
+  /** The writer's maintenance counters at the end of the write, and after the settle. */
+  readonly duringWrite: MaintenanceFigures;
+  readonly afterSettle: MaintenanceFigures;
+  readonly bucketAfterSettle: { total: number; byKind: Map<string, number> };
+  readonly openMs: number;
+  readonly loadedCheckpoint: boolean;
+  readonly replayedSegments: number;
+  readonly restartCounts: Counts;
+  readonly checkpointMiB: number;
+  readonly motoRssMiB: number;
+  readonly read?: ReadResult | undefined;
+  readonly gc?: GcResult | undefined;
+}
+
+interface MaintenanceFigures {
+  readonly jobs: number;
+  readonly chunksWritten: number;
+  readonly compactedMiB: number;
+  readonly gcDeleted: number;
+}
+
+function maintenanceFigures(service: Service): MaintenanceFigures {
+  const m = service.storage.stats.maintenance;
+  return {
+    jobs: m?.jobs ?? 0,
+    chunksWritten: m?.chunksWritten ?? 0,
+    compactedMiB: (m?.bytesCompacted ?? 0) / mib,
+    gcDeleted: m?.gcObjectsDeleted ?? 0,
+  };
+}
+
+function describeMaintenance(m: MaintenanceFigures): string {
+  return `${m.jobs} jobs, ${m.chunksWritten} chunks, ${fmt(m.compactedMiB)} MiB compacted, ${m.gcDeleted} GC deletes`;
+}
+
+interface ReadResult {
+  readonly coldMiB: number;
+  readonly coldSeconds: number;
+  readonly coldCounts: Counts;
+  readonly chunkDownloads: number;
+  readonly hotMiB: number;
+  readonly hotSeconds: number;
+  readonly hotCounts: Counts;
+  readonly maxFileMiB: number;
+  readonly fileBytesMaxMiB: number;
+}
+
+interface GcResult {
+  readonly liveMiB: number;
+  readonly bucketMiB: number;
+  readonly bucketBefore: { total: number; byKind: Map<string, number> };
+  readonly bucketAfter: { total: number; byKind: Map<string, number> };
+  readonly jobs: number;
+  readonly seconds: number;
+  readonly counts: Counts;
+}
+
+async function writeHistory(
+  service: Service,
+  bytes: number,
+  bodies: readonly Uint8Array[],
+): Promise<number> {
+  const inputs = appendInputs(bodies, 256, recordsPerAppend);
+  // A whole number of rounds over the streams, so that every stream holds the same history.
+  const rounds = Math.max(1, Math.round(bytes / (recordsPerAppend * recordBytes * streamCount)));
+  const appends = rounds * streamCount;
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < appends && failed === undefined) {
+      const i = next++;
+      try {
+        await service.records.append(
+          testBasin,
+          streamName(i % streamCount),
+          inputs[i % inputs.length]!,
+        );
+      } catch (error) {
+        failed = error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: writeConcurrency }, worker));
+  if (failed !== undefined) throw failed;
+  return appends;
+}
+
+/** Reads `streams` whole, `readConcurrency` at a time; returns record bytes read. */
+async function readStreams(service: Service, streams: readonly string[]): Promise<number> {
+  let next = 0;
+  let bytes = 0;
+  const worker = async (): Promise<void> => {
+    while (next < streams.length) {
+      const stream = streams[next++]!;
+      let seqNum = 0;
+      for (;;) {
+        const batch = await service.records.read(testBasin, stream, {
+          startSeqNum: seqNum,
+          countMax: 1000,
+          bytesMax: mib,
+        });
+        if (batch.length === 0) break;
+        for (const record of batch) bytes += record.body.length;
+        seqNum = batch.at(-1)!.seqNum + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: readConcurrency }, worker));
+  return bytes;
+}
+
+async function runHistory(
+  sizeGiB: number,
+  bodies: readonly Uint8Array[],
+  options: { read: boolean; gc: boolean; readGiBMax: number },
+): Promise<HistoryResult> {
+  const s3 = await createTestS3Store();
+  const store = countRequests(s3.store);
+  const bottomless: BottomlessOptions = {
+    cacheBytesMax: cacheBound,
+    checkpointWalBytes,
+    checkpointIntervalMs: 60_000,
+    gcGraceMs,
+  };
+  // Jobs only by hand: no background job is ever due.
+  const byHand: BottomlessOptions = {
+    ...bottomless,
+    checkpointWalBytes: 2 ** 50,
+    checkpointIntervalMs: 2 ** 40,
+  };
+  try {
+    // Write the history with maintenance running, then settle it by hand so the checkpoint
+    // covers it all. The settle runs on the same cache reopened with no background job due:
+    // `runMaintenanceNow` does not keep the timer from starting a second job beside it.
+    const writerDir = await mkdtemp(path.join(tmpdir(), "tributary-bottomless-bench-"));
+    let appends: number;
+    let writeSeconds: number;
+    let settleSeconds: number;
+    let settleJobs: number;
+    let writerMaxFileMiB: number;
+    let duringWrite: MaintenanceFigures;
+    let afterSettle: MaintenanceFigures;
+    const countsStart = copyCounts(store.counts);
+    try {
+      const { node: writer } = await openNode(store, bottomless, { dir: writerDir, keep: true });
+      try {
+        await ensureTestBasin(writer.service);
+        const t0 = performance.now();
+        appends = await writeHistory(writer.service, sizeGiB * gib, bodies);
+        writeSeconds = (performance.now() - t0) / 1000;
+        duringWrite = maintenanceFigures(writer.service);
+        writerMaxFileMiB = writer.maxFileBytes() / mib;
+      } finally {
+        await writer.close();
+      }
+      const { node: settler } = await openNode(store, byHand, { dir: writerDir, keep: true });
+      try {
+        const t1 = performance.now();
+        settleJobs = await settleMaintenance(settler.service);
+        settleSeconds = (performance.now() - t1) / 1000;
+        afterSettle = maintenanceFigures(settler.service);
+        writerMaxFileMiB = Math.max(writerMaxFileMiB, settler.maxFileBytes() / mib);
+      } finally {
+        await settler.close();
+      }
+    } finally {
+      await rm(writerDir, { recursive: true, force: true });
+    }
+    const writeCounts = diffCounts(store.counts, countsStart);
+    const bucketAfterSettle = await bucketUsage(s3.store);
+    const bytesWritten = appends * recordsPerAppend * recordBytes;
+
+    // Restart with an empty cache directory: time to ready.
+    const restartStart = copyCounts(store.counts);
+    const { node, openMs } = await openNode(store, byHand);
+    const restartCounts = diffCounts(store.counts, restartStart);
+    const motoRss = motoRssMiB();
+    try {
+      const stats = node.service.storage.stats;
+      let read: ReadResult | undefined;
+      if (options.read) {
+        const perStream = bytesWritten / streamCount;
+        const readStreamsCount = Math.max(
+          1,
+          Math.min(streamCount, Math.floor((options.readGiBMax * gib) / perStream)),
+        );
+        const names = Array.from({ length: readStreamsCount }, (_, i) => streamName(i));
+        const coldStart = copyCounts(store.counts);
+        const downloadsBefore = node.service.storage.stats.chunkDownloads;
+        const tc = performance.now();
+        const coldBytes = await readStreams(node.service, names);
+        const coldSeconds = (performance.now() - tc) / 1000;
+        const coldCounts = diffCounts(store.counts, coldStart);
+        const chunkDownloads = node.service.storage.stats.chunkDownloads - downloadsBefore;
+        // Hot: the streams read last, as many as fill half the bound, read again.
+        const hotCount = Math.max(
+          1,
+          Math.min(names.length, Math.floor(cacheBound / 2 / perStream)),
+        );
+        const hotNames = names.slice(-hotCount);
+        const hotStart = copyCounts(store.counts);
+        const th = performance.now();
+        const hotBytes = await readStreams(node.service, hotNames);
+        const hotSeconds = (performance.now() - th) / 1000;
+        read = {
+          coldMiB: coldBytes / mib,
+          coldSeconds,
+          coldCounts,
+          chunkDownloads,
+          hotMiB: hotBytes / mib,
+          hotSeconds,
+          hotCounts: diffCounts(store.counts, hotStart),
+          maxFileMiB: node.maxFileBytes() / mib,
+          fileBytesMaxMiB: node.service.storage.stats.fileBytesMax / mib,
+        };
+      }
+      let gc: GcResult | undefined;
+      if (options.gc) gc = await deleteAndTrimHalf(node.service, s3.store, store, bytesWritten);
+      return {
+        gibWritten: bytesWritten / gib,
+        writeSeconds,
+        writeMiBps: bytesWritten / mib / writeSeconds,
+        settleSeconds,
+        settleJobs,
+        writeCounts,
+        writerMaxFileMiB,
+        duringWrite,
+        afterSettle,
+        bucketAfterSettle,
+        openMs,
+        loadedCheckpoint: stats.loadedCheckpoint,
+        replayedSegments: stats.replayedSegments,
+        restartCounts,
+        checkpointMiB: (bucketAfterSettle.byKind.get("checkpoints") ?? 0) / mib,
+        motoRssMiB: motoRss,
+        read,
+        gc,
+      };
+    } finally {
+      await node.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** Deletes streams 0–499, trims 500–999 to half, runs maintenance + GC, lists the bucket. */
+async function deleteAndTrimHalf(
+  service: Service,
+  raw: ObjectStore,
+  store: CountingStore,
+  bytesWritten: number,
+): Promise<GcResult> {
+  const bucketBefore = await bucketUsage(raw);
+  const countsStart = copyCounts(store.counts);
+  const t0 = performance.now();
+  const half = streamCount / 2;
+  let liveBytes = 0;
+  await Promise.all(
+    Array.from({ length: half }, (_, i) => service.streams.delete(testBasin, streamName(i))),
+  );
+  await Promise.all(
+    Array.from({ length: half }, async (_, i) => {
+      const name = streamName(half + i);
+      const tail = await service.records.checkTail(testBasin, name);
+      const trimPoint = Math.floor(tail.seqNum / 2);
+      liveBytes += (tail.seqNum - trimPoint) * recordBytes;
+      await service.records.append(testBasin, name, {
+        records: [{ headers: [commandHeader("trim")], body: encodeTrimBody(BigInt(trimPoint)) }],
+      });
+    }),
+  );
+  // The deletions' removals run in the background; wait until the streams are gone.
+  // The tick stream is the one left beside the trimmed half.
+  for (let i = 0; i < 6000 && service.storage.state.streams.size > half + 1; i++) await sleep(10);
+  if (service.storage.state.streams.size > half + 1) {
+    throw new Error(`deleted streams still present: ${service.storage.state.streams.size}`);
+  }
+  const jobs = await settleMaintenance(service);
+  const seconds = (performance.now() - t0) / 1000;
+  const bucketAfter = await bucketUsage(raw);
+  void bytesWritten;
+  return {
+    liveMiB: liveBytes / mib,
+    bucketMiB: bucketAfter.total / mib,
+    bucketBefore,
+    bucketAfter,
+    jobs,
+    seconds,
+    counts: diffCounts(store.counts, countsStart),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 4: appends with maintenance on versus off
+
+interface AppendRun {
+  readonly label: string;
+  readonly throughputMiBps: number;
+  readonly throughputP50: number;
+  readonly throughputP99: number;
+  readonly latencyP50: number;
+  readonly latencyP99: number;
+  readonly latencyMax: number;
+  readonly jobs: number;
+  readonly chunksWritten: number;
+  readonly gcDeleted: number;
+  readonly errors: number;
+}
+
+async function runAppends(
+  maintenance: boolean,
+  bodies: readonly Uint8Array[],
+  seconds: number,
+): Promise<AppendRun> {
+  const s3 = await createTestS3Store();
+  const { node } = await openNode(s3.store, {
+    maintenance,
+    checkpointWalBytes: 16 * mib,
+    checkpointIntervalMs: 60_000,
+    gcGraceMs: 1000,
+  });
+  const streams = 100;
+  try {
+    const { service } = node;
+    await ensureTestBasin(service);
+    let errors = 0;
+
+    // Max throughput, closed loop: 32 appends of 16 records in flight over 100 streams.
+    const inputs = appendInputs(bodies, 256, recordsPerAppend);
+    const warmupMs = 2000;
+    const t0 = performance.now();
+    const windowStart = t0 + warmupMs;
+    const windowEnd = windowStart + seconds * 1000;
+    let next = 0;
+    let windowRecords = 0;
+    const tpLatencies: number[] = [];
+    const worker = async (): Promise<void> => {
+      while (performance.now() < windowEnd) {
+        const i = next++;
+        const input = inputs[i % inputs.length]!;
+        const at = performance.now();
+        try {
+          await service.records.append(testBasin, streamName(i % streams), input);
+          if (at >= windowStart && at < windowEnd) {
+            windowRecords += input.records.length;
+            tpLatencies.push(performance.now() - at);
+          }
+        } catch {
+          errors++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+    const throughputMiBps = (windowRecords * recordBytes) / mib / seconds;
+    const tpSorted = sortedCopy(tpLatencies);
+
+    // Ack latency at 10 MiB/s: one record per append, round-robin over the streams.
+    const single: AppendInput[] = appendInputs(bodies, bodies.length, 1);
+    const intervalMs = 1000 / latencyRecordsPerSec;
+    const l0 = performance.now();
+    const lStart = l0 + warmupMs;
+    const lEnd = lStart + seconds * 1000;
+    const latencies: number[] = [];
+    const pending: Promise<void>[] = [];
+    let issued = 0;
+    while (performance.now() < lEnd) {
+      const due = Math.floor((performance.now() - l0) / intervalMs) + 1;
+      while (issued < due) {
+        const i = issued++;
+        const at = performance.now();
+        pending.push(
+          service.records
+            .append(testBasin, streamName(i % streams), single[i % single.length]!)
+            .then(
+              () => {
+                if (at >= lStart) latencies.push(performance.now() - at);
+              },
+              () => void errors++,
+            ),
+        );
+      }
+      await sleep(Math.max(0, Math.floor(l0 + issued * intervalMs - performance.now())));
+    }
+    await Promise.all(pending);
+    const sorted = sortedCopy(latencies);
+    const m = service.storage.stats.maintenance;
+    return {
+      label: maintenance ? "maintenance on" : "maintenance off",
+      throughputMiBps,
+      throughputP50: percentile(tpSorted, 50),
+      throughputP99: percentile(tpSorted, 99),
+      latencyP50: percentile(sorted, 50),
+      latencyP99: percentile(sorted, 99),
+      latencyMax: percentile(sorted, 100),
+      jobs: m?.jobs ?? 0,
+      chunksWritten: m?.chunksWritten ?? 0,
+      gcDeleted: m?.gcObjectsDeleted ?? 0,
+      errors,
+    };
+  } finally {
+    await node.close();
+    await s3.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+function perGiB(counts: Counts, gibs: number): string {
+  return ops.map((op) => `${op.toUpperCase()} ${fmt(counts.byOp[op] / gibs, 0)}`).join(", ");
+}
+
+async function main(): Promise<void> {
+  const sizes = envList("BOTTOMLESS_BENCH_GIB", "1");
+  const readGiBMax = envNumber("BOTTOMLESS_BENCH_READ_GIB", 4);
+  const appendSeconds = envNumber("BOTTOMLESS_BENCH_APPEND_SECONDS", 10);
+  console.log(
+    "Tributary bottomless benchmark (engine alone: the Service in-process, no HTTP; moto S3; " +
+      "the real LevelDB cache)",
+  );
+  console.log(machineLine());
+  console.log(
+    `history: ${streamCount} streams, 8 KiB random records, ${recordsPerAppend} per append, ` +
+      `${writeConcurrency} appends in flight; sizes ${sizes.join(", ")} GiB (BOTTOMLESS_BENCH_GIB); ` +
+      `cache bound ${cacheBound / mib} MiB, checkpointWalBytes ${checkpointWalBytes / mib} MiB, ` +
+      `gcGraceMs ${gcGraceMs}`,
+  );
+  await printLoadBeforeStart();
+  const bodies = randomBodies(4096, recordBytes);
+  const verdicts: Verdict[] = [];
+  const sorted = [...sizes].sort((a, b) => a - b);
+  const largest = sorted.at(-1)!;
+  const smallest = sorted[0]!;
+
+  console.log(
+    "\n== History, settle, restart with the cache wiped (time from Service.open to ready) ==",
+  );
+  const results: HistoryResult[] = [];
+  for (const size of sorted) {
+    const result = await attempt(`${size} GiB`, () =>
+      runHistory(size, bodies, {
+        read: size === largest,
+        gc: size === smallest,
+        readGiBMax,
+      }).catch((error: unknown) => {
+        // The stack locates a failure inside the engine (attempt prints the message only).
+        if (error instanceof Error) console.log(error.stack);
+        throw error;
+      }),
+    );
+    if (result === undefined) continue;
+    results.push(result);
+    console.log(
+      `  ${fmt(result.gibWritten, 2)} GiB: written in ${fmt(result.writeSeconds)} s ` +
+        `(${fmt(result.writeMiBps)} MiB/s, maintenance running), settled in ` +
+        `${fmt(result.settleSeconds)} s (${result.settleJobs} jobs run by hand, each after a one-record append); maintenance ` +
+        `by the end of the write: ${describeMaintenance(result.duringWrite)}; the settle (cache reopened, jobs by hand): ` +
+        `${describeMaintenance(result.afterSettle)}; bucket ` +
+        `${fmt(result.bucketAfterSettle.total / mib)} MiB (${describeUsage(result.bucketAfterSettle)}); ` +
+        `moto RSS ${fmt(result.motoRssMiB, 0)} MiB, node RSS ${fmt(process.memoryUsage().rss / mib, 0)} MiB`,
+    );
+  }
+  console.log(
+    table(
+      ["history", "ready ms", "checkpoint", "replayed segs", "checkpoint MiB", "restart requests"],
+      results.map((r) => [
+        `${fmt(r.gibWritten, 2)} GiB`,
+        fmt(r.openMs, 0),
+        r.loadedCheckpoint ? "loaded" : "not loaded",
+        String(r.replayedSegments),
+        fmt(r.checkpointMiB, 2),
+        describeCounts(r.restartCounts),
+      ]),
+    ),
+  );
+  const opens = results.map((r) => r.openMs);
+  const worst = Math.max(...opens);
+  const flat = results.length > 1 ? Math.max(...opens) / Math.min(...opens) : 1;
+  for (const r of results) {
+    verdicts.push({
+      measurement: `time to ready, cache wiped, ${fmt(r.gibWritten, 2)} GiB history`,
+      figure: `${fmt(r.openMs / 1000, 2)} s`,
+      target: "≤ 3 s",
+      met: r.openMs <= 3000 && r.loadedCheckpoint,
+    });
+  }
+  if (results.length > 1) {
+    verdicts.push({
+      measurement: `time to ready, flat across ${results.map((r) => fmt(r.gibWritten, 0)).join("/")} GiB`,
+      figure: `max/min ${fmt(flat, 2)} (max ${fmt(worst / 1000, 2)} s)`,
+      target: "flat (max/min ≤ 1.5 or within 0.5 s)",
+      met: flat <= 1.5 || Math.max(...opens) - Math.min(...opens) <= 500,
+    });
+  }
+
+  console.log("\n== Object-store requests per GiB ==");
+  const rows: string[][] = [];
+  for (const r of results) {
+    rows.push([
+      `append ${fmt(r.gibWritten, 2)} GiB + settle`,
+      perGiB(r.writeCounts, r.gibWritten),
+      describeCounts(r.writeCounts),
+    ]);
+    if (r.read !== undefined) {
+      rows.push([
+        `cold read ${fmt(r.read.coldMiB / 1024, 2)} GiB`,
+        perGiB(r.read.coldCounts, r.read.coldMiB / 1024),
+        describeCounts(r.read.coldCounts),
+      ]);
+      rows.push([
+        `hot read ${fmt(r.read.hotMiB / 1024, 2)} GiB`,
+        perGiB(r.read.hotCounts, r.read.hotMiB / 1024),
+        describeCounts(r.read.hotCounts),
+      ]);
+    }
+  }
+  console.log(table(["phase", "per GiB", "by key kind (totals)"], rows));
+  console.log(
+    "  append: WAL PUTs, chunk PUTs (compaction), checkpoint and manifest PUTs, GC LISTs and " +
+      "DELETEs; cold read: whole-chunk GETs on misses",
+  );
+  const appendRow = results.at(-1);
+  verdicts.push({
+    measurement: "requests per GiB appended (+ compaction, GC)",
+    figure: appendRow ? perGiB(appendRow.writeCounts, appendRow.gibWritten) : "error",
+    target: "reported",
+    met: appendRow !== undefined ? true : undefined,
+  });
+
+  console.log(
+    `\n== Bounded cache (${cacheBound / mib} MiB) and reads, ${readConcurrency} readers ==`,
+  );
+  const readRow = results.find((r) => r.read !== undefined);
+  const read = readRow?.read;
+  if (read !== undefined && readRow !== undefined) {
+    console.log(
+      `  history ${fmt(readRow.gibWritten, 2)} GiB; writer's max cache files ` +
+        `${fmt(readRow.writerMaxFileMiB)} MiB; reader's max ${fmt(read.maxFileMiB)} MiB ` +
+        `(bound ${fmt(read.fileBytesMaxMiB)} MiB)`,
+    );
+    console.log(
+      `  cold read (empty cache after restart): ${fmt(read.coldMiB)} MiB in ` +
+        `${fmt(read.coldSeconds, 2)} s = ${fmt(read.coldMiB / read.coldSeconds)} MiB/s, ` +
+        `${read.chunkDownloads} chunk downloads`,
+    );
+    console.log(
+      `  hot read (the streams read last, in the cache): ${fmt(read.hotMiB)} MiB in ` +
+        `${fmt(read.hotSeconds, 2)} s = ${fmt(read.hotMiB / read.hotSeconds)} MiB/s`,
+    );
+  }
+  const maxSeen = readRow
+    ? Math.max(readRow.writerMaxFileMiB, readRow.read?.maxFileMiB ?? 0)
+    : Number.NaN;
+  verdicts.push({
+    measurement: `cache files max, ${readRow ? fmt(readRow.gibWritten, 2) : "?"} GiB history`,
+    figure: readRow ? `${fmt(maxSeen)} MiB` : "error",
+    target: `≤ ${cacheBound / mib} MiB`,
+    met: readRow ? maxSeen <= cacheBound / mib : undefined,
+  });
+  verdicts.push({
+    measurement: "cold catch-up read",
+    figure: read ? `${fmt(read.coldMiB / read.coldSeconds)} MiB/s` : "error",
+    target: "≥ 100 MiB/s",
+    met: read ? read.coldMiB / read.coldSeconds >= 100 : undefined,
+  });
+  verdicts.push({
+    measurement: "hot read (comparison)",
+    figure: read ? `${fmt(read.hotMiB / read.hotSeconds)} MiB/s` : "error",
+    target: "reported",
+    met: read ? true : undefined,
+  });
+
+  console.log("\n== Delete half the streams, trim the others to half, maintenance + GC ==");
+  const gcRow = results.find((r) => r.gc !== undefined);
+  const gc = gcRow?.gc;
+  const gcLimit = gc ? 1.1 * gc.liveMiB + checkpointWalBytes / mib : Number.NaN;
+  if (gc !== undefined) {
+    console.log(
+      `  before: ${fmt(gc.bucketBefore.total / mib)} MiB (${describeUsage(gc.bucketBefore)}); ` +
+        `after ${gc.jobs} jobs in ${fmt(gc.seconds, 1)} s: ${fmt(gc.bucketMiB)} MiB ` +
+        `(${describeUsage(gc.bucketAfter)}); live record bytes ${fmt(gc.liveMiB)} MiB; ` +
+        `requests: ${describeCounts(gc.counts)}`,
+    );
+  }
+  verdicts.push({
+    measurement: "bucket bytes after delete/trim half + GC",
+    figure: gc ? `${fmt(gc.bucketMiB)} MiB (live ${fmt(gc.liveMiB)} MiB)` : "error",
+    target: `≤ 1.1 × live + ${checkpointWalBytes / mib} MiB = ${fmt(gcLimit)} MiB`,
+    met: gc ? gc.bucketMiB <= gcLimit : undefined,
+  });
+
+  console.log(
+    `\n== Appends with maintenance off vs on (fresh bucket each, checkpointWalBytes 16 MiB, ` +
+      `100 streams; throughput: 32 appends of 16 × 8 KiB in flight; latency: ` +
+      `${latencyRecordsPerSec} records/s, one per append; ${appendSeconds} s each after 2 s warm-up) ==`,
+  );
+  const off = await attempt("maintenance off", () => runAppends(false, bodies, appendSeconds));
+  const on = await attempt("maintenance on", () => runAppends(true, bodies, appendSeconds));
+  const appendRuns = [off, on].filter((r): r is AppendRun => r !== undefined);
+  console.log(
+    table(
+      [
+        "run",
+        "MiB/s",
+        "tp ack p50/p99",
+        "10 MiB/s p50",
+        "p99",
+        "max",
+        "jobs",
+        "chunks",
+        "GC deletes",
+        "errors",
+      ],
+      appendRuns.map((r) => [
+        r.label,
+        fmt(r.throughputMiBps),
+        `${fmt(r.throughputP50, 1)}/${fmt(r.throughputP99, 1)}`,
+        fmt(r.latencyP50, 2),
+        fmt(r.latencyP99, 2),
+        fmt(r.latencyMax, 2),
+        String(r.jobs),
+        String(r.chunksWritten),
+        String(r.gcDeleted),
+        String(r.errors),
+      ]),
+    ),
+  );
+  const ratio = (a: number | undefined, b: number | undefined): number =>
+    a !== undefined && b !== undefined ? a / b : Number.NaN;
+  const tpRatio = ratio(on?.throughputMiBps, off?.throughputMiBps);
+  const p50Ratio = ratio(on?.latencyP50, off?.latencyP50);
+  const p99Ratio = ratio(on?.latencyP99, off?.latencyP99);
+  verdicts.push({
+    measurement: "append throughput, maintenance on / off",
+    figure:
+      on && off
+        ? `${fmt(on.throughputMiBps)} / ${fmt(off.throughputMiBps)} MiB/s = ${fmt(tpRatio, 2)}`
+        : "error",
+    target: "≥ 0.90",
+    met: on && off ? tpRatio >= 0.9 : undefined,
+  });
+  verdicts.push({
+    measurement: "ack p50 at 10 MiB/s, maintenance on / off",
+    figure:
+      on && off
+        ? `${fmt(on.latencyP50, 2)} / ${fmt(off.latencyP50, 2)} ms = ${fmt(p50Ratio, 2)}`
+        : "error",
+    target: "≤ 1.10",
+    met: on && off ? p50Ratio <= 1.1 : undefined,
+  });
+  verdicts.push({
+    measurement: "ack p99 at 10 MiB/s, maintenance on / off",
+    figure:
+      on && off
+        ? `${fmt(on.latencyP99, 2)} / ${fmt(off.latencyP99, 2)} ms = ${fmt(p99Ratio, 2)}`
+        : "error",
+    target: "≤ 1.10",
+    met: on && off ? p99Ratio <= 1.1 : undefined,
+  });
+
+  printSummary(verdicts);
+}
+
+runBenchMain("bottomless-bench", main);
