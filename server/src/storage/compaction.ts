@@ -47,16 +47,33 @@ import type { DecodedRecord } from "./segment/record-codec.js";
 /** A chunk is cut once its entries reach this size (ours; the issue asks for 4–64 MiB). */
 export const chunkBytesTarget = 8 << 20;
 
-/** Record bytes one job compacts at most; the rest waits for the next job. */
+/** Record bytes one job compacts out of the WAL at most; the rest waits for the next job. */
 export const compactionBytesPerJobMax = 512 << 20;
+
+/**
+ * Record bytes one job rewrites at most to drop trimmed records from straddling chunks (retention
+ * moves trim points all the time); streams take turns across jobs, after the WAL is compacted.
+ */
+export const trimRewriteBytesPerJobMax = 64 << 20;
+
+/** One plan (read, re-packed, uploaded, switched at once) holds at most this many entry bytes. */
+const planBytesMax = 4 * (8 << 20);
+
+/** Chunks whose first seq num is remembered (a bound on the map; it is refilled on demand). */
+const chunkStartSeqNumsMax = 100_000;
 
 /** The pace of compaction's reads and uploads (a bandwidth budget beside the appends). */
 export const compactionBytesPerSecondMax = 128 << 20;
+
+/** Streams compacted at once (each worker paces itself at its share of the bandwidth budget). */
+const compactionStreamsConcurrency = 8;
 
 /** Attempts of a chunk PUT before the job gives up (the next job starts over). */
 const chunkPutAttemptsMax = 5;
 
 export interface CompactionStats {
+  /** Streams whose compaction failed in a job (the job goes on with the others). */
+  streamErrors: number;
   chunksWritten: number;
   chunkBytesWritten: number;
   /** Record bytes (entry payloads) read from WAL rows and rewritten into chunks. */
@@ -85,7 +102,14 @@ export interface CompactionHost {
 }
 
 export class Compactor {
-  readonly stats: CompactionStats = { chunksWritten: 0, chunkBytesWritten: 0, bytesCompacted: 0 };
+  readonly stats: CompactionStats = {
+    streamErrors: 0,
+    chunksWritten: 0,
+    chunkBytesWritten: 0,
+    bytesCompacted: 0,
+  };
+  /** Where the trim-rewrite pass resumes: streams take turns across jobs. */
+  private trimRewriteCursor = 0;
   private nextChunkCounter = 0;
   /** The first seq num each chunk object holds (its own index's), learned when needed. */
   private readonly chunkStartSeqNums = new Map<number, SeqNum>();
@@ -97,19 +121,57 @@ export class Compactor {
     return chunkIdOf(this.host.writerEpoch, this.nextChunkCounter);
   }
 
-  /** One compaction pass over every stream; returns the record bytes it moved. */
+  /**
+   * One compaction pass: first every stream's WAL rows (with the chunks they merge with), then
+   * straddling chunks, streams taking turns. A stream that fails is counted and skipped: one bad
+   * stream must not stop checkpoints. Returns the record bytes it moved.
+   */
   async compact(): Promise<number> {
-    const { state } = this.host;
-    let budget = compactionBytesPerJobMax;
-    for (const [streamId, rows] of await this.rowsByStream()) {
-      if (budget <= 0 || !this.host.isReady()) break;
-      if (!state.streamsById.has(streamId)) continue; // removal in flight: its rows go anyway
-      const { trimPoint } = state.tailOf(streamId);
-      for (const plan of await this.planStream(rows, trimPoint)) {
-        budget -= await this.rewrite(streamId, plan, trimPoint);
+    const rowsByStream = await this.rowsByStream();
+    let walBudget = compactionBytesPerJobMax;
+    // Streams are compacted side by side: each is a few object-store round trips (reads, one
+    // PUT per chunk), and one at a time leaves a job latency-bound.
+    const queue = [...rowsByStream];
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (walBudget <= 0 || !this.host.isReady()) return;
+        const next = queue.shift();
+        if (next === undefined) return;
+        const [streamId, rows] = next;
+        walBudget -= await this.compactStream(streamId, () => this.planWalTail(rows));
       }
+    };
+    await Promise.all(Array.from({ length: compactionStreamsConcurrency }, worker));
+    let trimBudget = trimRewriteBytesPerJobMax;
+    const turns = [...rowsByStream.keys()].sort((a, b) => a - b);
+    const start = turns.findIndex((streamId) => streamId >= this.trimRewriteCursor);
+    for (let k = 0; k < turns.length; k++) {
+      const streamId = turns[(Math.max(start, 0) + k) % turns.length]!;
+      if (trimBudget <= 0 || !this.host.isReady()) {
+        this.trimRewriteCursor = streamId;
+        break;
+      }
+      trimBudget -= await this.compactStream(streamId, () =>
+        this.planStraddlingChunk(rowsByStream.get(streamId)!, streamId),
+      );
     }
-    return compactionBytesPerJobMax - budget;
+    return compactionBytesPerJobMax - walBudget + (trimRewriteBytesPerJobMax - trimBudget);
+  }
+
+  /** Plans and rewrites one stream; an error other than an assertion is counted, not thrown. */
+  private async compactStream(streamId: number, plan: () => Promise<PlanRow[][]>): Promise<number> {
+    if (!this.host.state.streamsById.has(streamId)) return 0; // removal in flight: rows go anyway
+    let bytes = 0;
+    try {
+      for (const piece of await plan()) {
+        if (!this.host.isReady()) break;
+        bytes += await this.rewrite(streamId, piece);
+      }
+    } catch (error) {
+      if (error instanceof Error && error.name === "AssertionError") throw error;
+      this.stats.streamErrors += 1;
+    }
+    return bytes;
   }
 
   /** Every SegmentEntry row, by stream, in seq-num order. */
@@ -126,67 +188,60 @@ export class Compactor {
   }
 
   /**
-   * The rows of one stream to rewrite: its WAL rows with the trailing chunks they merge with, and
-   * its first chunk when that chunk still holds trimmed records; each plan is contiguous.
+   * The WAL rows of a stream with the trailing chunks they merge with (a binary counter: the
+   * previous chunk merges while it is no larger than what is being written), cut into contiguous
+   * pieces of at most `planBytesMax`. Empty when the stream has no WAL rows.
    */
-  private async planStream(rows: readonly PlanRow[], trimPoint: SeqNum): Promise<PlanRow[][]> {
-    // Group rows by object, in order: [chunk…, chunk…, wal…].
-    const groups: PlanRow[][] = [];
-    for (const row of rows) {
-      const last = groups.at(-1)?.[0]?.location;
-      if (
-        last !== undefined &&
-        last.source === row.location.source &&
-        (last.source === "wal" || last.objectId === row.location.objectId)
-      ) {
-        groups.at(-1)!.push(row);
-      } else {
-        groups.push([row]);
-      }
-    }
-    const bytesOf = (group: readonly PlanRow[]): number =>
-      group.reduce((sum, row) => sum + row.location.length, 0);
-    const plans: PlanRow[][] = [];
+  private async planWalTail(rows: readonly PlanRow[]): Promise<PlanRow[][]> {
+    const groups = groupByObject(rows);
     const tail = groups.at(-1);
-    if (tail !== undefined && tail[0]!.location.source === "wal") {
-      const merged = [groups.pop()!];
-      let size = bytesOf(tail);
-      // Binary counter: merge the previous chunk while it is no larger than what is written.
-      for (;;) {
-        const previous = groups.at(-1);
-        if (previous === undefined || previous[0]!.location.source !== "chunk") break;
-        const previousBytes = bytesOf(previous);
-        if (previousBytes > size || size + previousBytes > chunkBytesTarget) break;
-        merged.unshift(groups.pop()!);
-        size += previousBytes;
+    if (tail === undefined || tail[0]!.location.source !== "wal") return [];
+    const merged = [groups.pop()!];
+    let size = bytesOf(tail);
+    for (;;) {
+      const previous = groups.at(-1);
+      if (previous === undefined || previous[0]!.location.source !== "chunk") break;
+      const previousBytes = bytesOf(previous);
+      if (previousBytes > size || size + previousBytes > chunkBytesTarget) break;
+      merged.unshift(groups.pop()!);
+      size += previousBytes;
+    }
+    const pieces: PlanRow[][] = [[]];
+    let pieceBytes = 0;
+    for (const row of merged.flat()) {
+      if (pieceBytes > 0 && pieceBytes + row.location.length > planBytesMax) {
+        pieces.push([]);
+        pieceBytes = 0;
       }
-      plans.push(merged.flat());
+      pieces.at(-1)!.push(row);
+      pieceBytes += row.location.length;
     }
-    // What is left is chunks only; the first one may still hold records below the trim point.
-    const first = groups[0];
-    if (first !== undefined && trimPoint > 0) {
-      const startSeqNum = await this.chunkStartSeqNum(first[0]!.location.objectId);
-      if (startSeqNum < trimPoint) plans.unshift(first);
-    }
-    for (const plan of plans) {
-      for (let i = 1; i < plan.length; i++) {
-        assert(
-          plan[i]!.firstSeqNum === plan[i - 1]!.firstSeqNum + plan[i - 1]!.location.recordCount,
-          "a stream's rows are contiguous",
-        );
-      }
-    }
-    return plans;
+    return pieces;
+  }
+
+  /** The stream's first chunk, when it still holds records below the trim point. */
+  private async planStraddlingChunk(
+    rows: readonly PlanRow[],
+    streamId: number,
+  ): Promise<PlanRow[][]> {
+    const first = groupByObject(rows)[0];
+    const { trimPoint } = this.host.state.tailOf(streamId);
+    if (first === undefined || first[0]!.location.source !== "chunk" || trimPoint === 0) return [];
+    const startSeqNum = await this.chunkStartSeqNum(first[0]!.location.objectId);
+    return startSeqNum < trimPoint ? [first] : [];
   }
 
   /** Reads the plan's records, writes them as chunks, switches the index; returns bytes read. */
-  private async rewrite(
-    streamId: number,
-    plan: readonly PlanRow[],
-    trimPoint: SeqNum,
-  ): Promise<number> {
-    const { cache } = this.host;
-    const startSeqNum = Math.max(plan[0]!.firstSeqNum, trimPoint);
+  private async rewrite(streamId: number, plan: readonly PlanRow[]): Promise<number> {
+    const { cache, state } = this.host;
+    for (let i = 1; i < plan.length; i++) {
+      assert(
+        plan[i]!.firstSeqNum === plan[i - 1]!.firstSeqNum + plan[i - 1]!.location.recordCount,
+        "a stream's rows are contiguous",
+      );
+    }
+    // The trim point now (it moves while jobs run): records below it are not carried over.
+    const startSeqNum = Math.max(plan[0]!.firstSeqNum, state.tailOf(streamId).trimPoint);
     const last = plan.at(-1)!;
     const endSeqNum = last.firstSeqNum + last.location.recordCount;
     const readBytes = plan.reduce((sum, row) => sum + row.location.length, 0);
@@ -203,12 +258,31 @@ export class Compactor {
       pending = undefined;
     };
     let nextSeqNum = startSeqNum;
+    /** Set when rows vanished under the read for a reason other than a trim: skip this plan. */
+    let isAbandoned = false;
     if (startSeqNum < endSeqNum) {
       await cache.readEntries({
         streamId,
         startSeqNum,
         endSeqNum,
         visit: (firstSeqNum: SeqNum, records: readonly DecodedRecord[]) => {
+          if (firstSeqNum > nextSeqNum) {
+            // Rows below `firstSeqNum` went away under the read: a trim that landed meanwhile
+            // (its records need no copy), or something else (a removal): then give up the plan.
+            if (
+              state.streamsById.has(streamId) &&
+              state.tailOf(streamId).trimPoint >= firstSeqNum
+            ) {
+              // Everything gathered so far is below the trim point now: drop it (a chunk's
+              // entries must be contiguous).
+              entries.length = 0;
+              pending = undefined;
+              nextSeqNum = firstSeqNum;
+            } else {
+              isAbandoned = true;
+              return false;
+            }
+          }
           for (let i = Math.max(0, nextSeqNum - firstSeqNum); i < records.length; i++) {
             const seqNum = firstSeqNum + i;
             if (seqNum >= endSeqNum) break;
@@ -231,11 +305,10 @@ export class Compactor {
       });
       flushEntry();
     }
-    if (nextSeqNum < endSeqNum) {
-      // A trim or removal landed during the read (rows gone): this stream waits for the next job.
-      if (this.host.state.tailOf(streamId).trimPoint > nextSeqNum) return readBytes;
-      if (!this.host.state.streamsById.has(streamId)) return readBytes;
-      assert(false, `compaction could not read records below the tail: stream ${streamId}`);
+    if (isAbandoned || nextSeqNum < endSeqNum) {
+      // Rows gone under the read (a removal, or a trim past the plan's end; a reader racing a
+      // switch would see the same): this stream waits for the next job, nothing was uploaded.
+      return readBytes;
     }
     const chunks: { chunkId: number; bytes: Uint8Array }[] = [];
     let group: RecordsEntryInput[] = [];
@@ -260,13 +333,14 @@ export class Compactor {
         streamId,
         replacedKeys: plan.map((row) => row.key),
         chunks,
-        trimPoint: this.host.state.streamsById.has(streamId)
-          ? this.host.state.tailOf(streamId).trimPoint
+        trimPoint: state.streamsById.has(streamId)
+          ? state.tailOf(streamId).trimPoint
           : Number.MAX_SAFE_INTEGER,
       }),
     );
     this.stats.bytesCompacted += readBytes;
-    await this.host.clock.sleep((readBytes / compactionBytesPerSecondMax) * 1000);
+    const shareBytesPerSecond = compactionBytesPerSecondMax / compactionStreamsConcurrency;
+    await this.host.clock.sleep((readBytes / shareBytesPerSecond) * 1000);
     return readBytes;
   }
 
@@ -295,7 +369,7 @@ export class Compactor {
             `chunk id taken by other bytes: ${key}`,
           );
         }
-        this.chunkStartSeqNums.set(chunkId, entries[0]!.firstSeqNum);
+        this.rememberChunkStart(chunkId, entries[0]!.firstSeqNum);
         this.stats.chunksWritten += 1;
         this.stats.chunkBytesWritten += bytes.length;
         return { chunkId, bytes };
@@ -308,7 +382,12 @@ export class Compactor {
     throw new Error(`chunk upload failed. key=\`${key}\``, { cause: lastError });
   }
 
-  /** The first seq num a chunk object holds (from its index: the cached file or a range GET). */
+  private rememberChunkStart(chunkId: number, firstSeqNum: SeqNum): void {
+    if (this.chunkStartSeqNums.size >= chunkStartSeqNumsMax) this.chunkStartSeqNums.clear();
+    this.chunkStartSeqNums.set(chunkId, firstSeqNum);
+  }
+
+  /** The first seq num a chunk object holds (from its index, by two range GETs). */
   private async chunkStartSeqNum(chunkId: number): Promise<SeqNum> {
     const known = this.chunkStartSeqNums.get(chunkId);
     if (known !== undefined) return known;
@@ -323,7 +402,31 @@ export class Compactor {
     assert(index !== undefined, `a referenced chunk exists: ${key}`);
     const first = decodeSegmentIndex(header, index)[0];
     assert(first !== undefined, "a chunk holds at least one entry");
-    this.chunkStartSeqNums.set(chunkId, first.firstSeqNum);
+    this.rememberChunkStart(chunkId, first.firstSeqNum);
     return first.firstSeqNum;
   }
+}
+
+/** Consecutive rows pointing into one object (all WAL rows count as one group). */
+function groupByObject(rows: readonly PlanRow[]): PlanRow[][] {
+  const groups: PlanRow[][] = [];
+  for (const row of rows) {
+    const last = groups.at(-1)?.[0]?.location;
+    if (
+      last !== undefined &&
+      last.source === row.location.source &&
+      (last.source === "wal" || last.objectId === row.location.objectId)
+    ) {
+      groups.at(-1)!.push(row);
+    } else {
+      groups.push([row]);
+    }
+  }
+  return groups;
+}
+
+function bytesOf(rows: readonly PlanRow[]): number {
+  let bytes = 0;
+  for (const row of rows) bytes += row.location.length;
+  return bytes;
 }

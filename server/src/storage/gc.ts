@@ -30,6 +30,9 @@ import { listAll, type ObjectStore } from "./object-store/object-store.js";
 /** The default grace period (`--gc-grace-ms`): minutes, well past any read or recovery. */
 export const gcGraceMsDefault = 10 * 60_000;
 
+/** Committed checkpoints remembered for GC at most (with their reference sets). */
+const committedCheckpointsMax = 32;
+
 /** Deletes in flight at once. */
 const gcDeleteConcurrency = 16;
 
@@ -95,6 +98,8 @@ export class GarbageCollector {
   /** Records a checkpoint this writer just committed. */
   addCommitted(checkpoint: CommittedCheckpoint): void {
     this.committed.push(checkpoint);
+    // A bound while passes fail: dropping the oldest only postpones what they would collect.
+    if (this.committed.length > committedCheckpointsMax) this.committed.shift();
   }
 
   /** Whether a pass would have a newer checkpoint to collect against than the last pass. */
@@ -136,10 +141,12 @@ export class GarbageCollector {
     const checkpoints = await listAll(store, checkpointPrefix);
     this.stats.bucket.checkpoints = usageOf(checkpoints);
     const targetWalPart = target.key.slice(0, checkpointPrefix.length + 20);
+    // The target and every checkpoint committed after it stay (two may share a WAL id).
+    const kept = new Set(this.committed.slice(this.committed.indexOf(target)).map((c) => c.key));
     for (const object of checkpoints) {
       const walPart = object.key.slice(0, checkpointPrefix.length + 20);
-      // Older checkpoints, and other attempts at the same WAL id (never committed).
-      if (walPart < targetWalPart || (walPart === targetWalPart && object.key !== target.key)) {
+      // Older checkpoints, and uncommitted attempts at the target's WAL id.
+      if (walPart <= targetWalPart && !kept.has(object.key)) {
         garbage.push({ ...object, kind: "checkpoints" });
       }
     }
@@ -167,10 +174,17 @@ export class GarbageCollector {
       }
       return !isFenced && this.options.isReady();
     };
+    let failure: unknown;
     const worker = async (): Promise<void> => {
-      while (next < garbage.length && (await stillOurs()) && next < garbage.length) {
+      while (next < garbage.length && failure === undefined && (await stillOurs())) {
+        if (next >= garbage.length || failure !== undefined) return;
         const object = garbage[next++]!;
-        await store.delete(object.key);
+        try {
+          await store.delete(object.key);
+        } catch (error) {
+          failure ??= error; // the other workers stop at their next step
+          return;
+        }
         failpoint("gc.after-delete");
         this.stats.objectsDeleted += 1;
         this.stats.bytesDeleted += object.size;
@@ -182,6 +196,7 @@ export class GarbageCollector {
       }
     };
     await Promise.all(Array.from({ length: gcDeleteConcurrency }, worker));
+    if (failure !== undefined) throw failure;
     if (isFenced || next < garbage.length) return false;
     this.stats.passes += 1;
     this.lastCollectedKey = target.key;

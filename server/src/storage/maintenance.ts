@@ -121,7 +121,17 @@ export class Maintenance {
   /** Runs one job now (tests, benches), or waits for the one running; rethrows its failure. */
   async runNow(): Promise<void> {
     while (this.running !== undefined) await this.running.catch(() => {});
-    await this.job();
+    const job = this.job();
+    // Marked as running, so the timer never starts a second job beside it.
+    this.running = job
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        this.running = undefined;
+      });
+    await job;
   }
 
   /** Runs one GC pass now if one is due (tests, benches). */
@@ -174,7 +184,7 @@ export class Maintenance {
   private async job(): Promise<void> {
     if (!this.host.isReady()) return;
     this.stats.jobs += 1;
-    await this.compactor.compact();
+    const compactedBytes = await this.compactor.compact();
     if (!this.host.isReady()) return;
     const { host } = this;
     const snapshot = await host.onCommitChain(async () => {
@@ -188,7 +198,14 @@ export class Maintenance {
       };
     });
     const { marker } = snapshot;
-    if (this.lastCheckpointWalId !== undefined && marker.walId <= this.lastCheckpointWalId) return;
+    // Nothing new to record: no WAL since the last checkpoint and no index change.
+    if (
+      this.lastCheckpointWalId !== undefined &&
+      marker.walId <= this.lastCheckpointWalId &&
+      compactedBytes === 0
+    ) {
+      return;
+    }
     const nowMs = host.clock.nowMs();
     const bytes = encodeCheckpoint({
       header: {

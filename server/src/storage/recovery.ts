@@ -176,8 +176,11 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   };
   if (marker === undefined) await loadNewestCheckpoint();
   let state: DurableState;
+  /** The WAL id each epoch claimed (bottomless.md "Fence segments stay"), as the cache has it. */
+  let fenceWalIds: number[];
   try {
     state = await loadState(kv);
+    fenceWalIds = await readFenceWalIds(kv);
   } catch (error) {
     // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
     // only a cache; rebuild it (a checkpoint just loaded that does not read back is a bug).
@@ -187,6 +190,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     marker = undefined;
     await loadNewestCheckpoint();
     state = await loadState(kv);
+    fenceWalIds = await readFenceWalIds(kv);
   }
   await cache.loadFileSizes();
   if (marker !== undefined) {
@@ -206,6 +210,12 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     assert(segment.header.writerEpoch >= lastEpoch, "writer epochs never decrease along the WAL");
     if (segment.header.writerEpoch > manifest.writerEpoch) {
       throw new FencedError(`a newer writer owns the WAL. epoch=\`${segment.header.writerEpoch}\``);
+    }
+    if (segment.header.writerEpoch > lastEpoch && !fenceWalIds.includes(nextWalId)) {
+      // The first segment of an epoch is its writer's fence: remember it before the segment's
+      // commit moves the marker past it (GC must never delete it).
+      fenceWalIds = [...fenceWalIds, nextWalId];
+      await kv.write([fenceWalIdsOp(fenceWalIds)]);
     }
     await applyDurableSegment(cache, state, {
       walId: segment.header.walId,
@@ -279,7 +289,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     }
     // After the claim loop, which may have replayed more segments (trims, removals) into the cache.
     await cleanUpCache(kv, cache, state);
-    const fenceWalIds = [...(await readFenceWalIds(kv)), nextWalId];
+    fenceWalIds = [...fenceWalIds, nextWalId];
     await kv.write([
       cacheMarkerOp({
         walId: nextWalId,
@@ -287,7 +297,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         writerEpoch: manifest.writerEpoch,
         nextStreamId: state.nextStreamId,
       }),
-      { type: "put", key: fenceWalIdsKey, value: encodeJsonValue(fenceWalIds) },
+      fenceWalIdsOp(fenceWalIds),
     ]);
     return {
       manifest,
@@ -349,6 +359,10 @@ async function staleCacheReason(
     return `cache marker names another history. walId=\`${marker.walId}\``;
   }
   return undefined;
+}
+
+function fenceWalIdsOp(fenceWalIds: readonly number[]): KvOp {
+  return { type: "put", key: fenceWalIdsKey, value: encodeJsonValue(fenceWalIds) };
 }
 
 async function clearCache(kv: KvStore, cache: SegmentCache): Promise<void> {

@@ -388,6 +388,7 @@ export class Storage {
       }
       return !isFull && nextSeqNum < endSeqNum && records.length < countMax;
     };
+    let isRetried = false;
     while (!isFull && nextSeqNum < endSeqNum && records.length < countMax) {
       // Segments applied but not committed are newer than everything the cache index holds.
       const inMemory = this.uncommittedCovering(streamId, nextSeqNum);
@@ -414,7 +415,10 @@ export class Storage {
       // Nothing found: trimmed or removed meanwhile, or the entry committed between the two looks
       // (then the next pass finds it in the index). Stop rather than spin if neither holds it.
       if (nextSeqNum === before && this.uncommittedCovering(streamId, nextSeqNum) === undefined) {
-        break;
+        // Once more: a compaction switch between the read's two index lookups can hide the rows
+        // it wanted (they now live under other keys); a second look sees the switched index.
+        if (isRetried) break;
+        isRetried = true;
       }
     }
     return records;

@@ -461,6 +461,8 @@ export class SegmentCache {
   }
 
   private async writeFile(source: ObjectSource, id: number, bytes: Uint8Array): Promise<void> {
+    // Room first, so the files never exceed the bound, not even by the one being written.
+    await this.evict(bytes.length);
     await this.kinds[source].files.write(id, bytes);
     this.stats.filesWritten += 1;
     this.accountFile(source, id, bytes.length);
@@ -486,9 +488,9 @@ export class SegmentCache {
     assert(this.stats.fileBytes >= 0, "cache file bytes never go negative");
   }
 
-  /** Unlinks the least recently used files until the cache is within its bound. */
-  private async evict(): Promise<void> {
-    while (this.stats.fileBytes > this.stats.fileBytesMax) {
+  /** Unlinks the least recently used files until the cache, plus `roomBytes`, is within bound. */
+  private async evict(roomBytes = 0): Promise<void> {
+    while (this.stats.fileBytes > 0 && this.stats.fileBytes + roomBytes > this.stats.fileBytesMax) {
       const oldest = this.lru.values().next();
       assert(!oldest.done, "bytes over the bound imply a file to evict");
       const { source, id } = oldest.value;

@@ -159,7 +159,12 @@ export async function commitCheckpointManifest(
     manifestKey(next.version),
     encoder.encode(JSON.stringify(next)),
   );
-  if (result === "created") return next;
+  if (result === "created") {
+    // A version number a newer writer's GC deleted can be created again by a stalled PUT: only a
+    // manifest that is still the newest commits.
+    const newer = await readNewestManifest(store, next.version);
+    return newer !== undefined && newer.writerEpoch !== current.writerEpoch ? "fenced" : next;
+  }
   const taken = await readNewestManifest(store, base.version);
   if (taken !== undefined && taken.writerEpoch === current.writerEpoch) {
     const same = taken.checkpoint?.key === checkpoint.key;
