@@ -651,7 +651,7 @@ describe("crash test checker", () => {
   });
 });
 
-describe("crash recovery", { timeout: isSoak ? 1_800_000 : 150_000 }, () => {
+describe("crash recovery", { timeout: isSoak ? 1_800_000 : 300_000 }, () => {
   it("local-fs: random kills, a kill mid-recovery and every named flush point", async (t) => {
     t.diagnostic(`seed=${seed} (replay with TRIBUTARY_CRASH_SEED=${seed})`);
     const random = createSeededRandom(seed);
