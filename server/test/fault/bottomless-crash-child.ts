@@ -10,16 +10,15 @@
  *   --endpoint URL --bucket B; --cache-dir DIR --run-id ID --round R
  */
 import { parseArgs } from "node:util";
-import { systemClock } from "../../src/core/clock.js";
-import { systemRandom } from "../../src/core/random.js";
-import { Service } from "../../src/service/service.js";
-import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
-import { createS3ObjectStore } from "../../src/storage/object-store/s3.js";
 import { openCache } from "../../src/storage/open-stores.js";
-import { runIteration, type WorkloadEvent } from "../support/bottomless-workload.js";
+import { openChildStore } from "../support/child-store.js";
+import {
+  openBottomlessService,
+  runIteration,
+  type WorkloadEvent,
+} from "../support/bottomless-workload.js";
 import { ensureTestBasin } from "../support/engine.js";
-import { s3TestClientConfig } from "../support/moto.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -74,41 +73,17 @@ function required(name: keyof typeof args): string {
 }
 
 function openStore(): ObjectStore {
-  const kind = required("store");
-  if (kind === "local-fs") return createLocalFsObjectStore({ root: required("local-root") });
-  if (kind === "s3") {
-    const endpoint = required("endpoint");
-    const config = s3TestClientConfig(endpoint);
-    return createS3ObjectStore({
-      bucket: required("bucket"),
-      endpoint,
-      region: config.region,
-      forcePathStyle: config.forcePathStyle,
-      credentials: config.credentials,
-    });
-  }
-  return die(`bad --store ${kind}`, 2);
+  return openChildStore(required, (message) => die(message, 2));
 }
 
 const runId = required("run-id");
 const round = required("round");
 const store = openStore();
 const cache = await openCache(required("cache-dir"));
-const service = await Service.open({
+const service = await openBottomlessService({
   store,
-  kv: cache.kv,
-  segmentFiles: cache.segmentFiles,
-  clock: systemClock,
-  random: systemRandom,
-  flushIntervalMs: 2,
-  manifestPollIntervalMs: 50,
-  bottomless: {
-    chunkFiles: cache.chunkFiles,
-    cacheBytesMax: Number(args["cache-bytes-max"]),
-    gcGraceMs: 0,
-    // Jobs run when this process asks (`runMaintenanceNow`), not on a timer.
-    checkpointIntervalMs: 3_600_000,
-  },
+  cache,
+  cacheBytesMax: Number(args["cache-bytes-max"]),
   onFenced: (error) => die(`fenced: ${error.message}`, 75),
   onFatal: (error) => die(`fatal: ${describe(error)}`, 70),
 });

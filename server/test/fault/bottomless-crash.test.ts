@@ -11,9 +11,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { systemClock } from "../../src/core/clock.js";
-import { systemRandom } from "../../src/core/random.js";
-import { Service } from "../../src/service/service.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
 import { createS3ObjectStore } from "../../src/storage/object-store/s3.js";
@@ -23,6 +20,7 @@ import {
   checkServes,
   Ledger,
   objectsContaining,
+  openBottomlessService,
   type WorkloadEvent,
 } from "../support/bottomless-workload.js";
 import { createTestBucket, s3TestClientConfig, s3TestEndpoint } from "../support/moto.js";
@@ -143,21 +141,8 @@ interface StoreKind {
 /** Opens the engine in-process as a restarted server would, with the same bottomless settings. */
 async function openVerifier(store: ObjectStore, cacheDir: string) {
   const cache = await openCache(cacheDir);
-  const service = await Service.open({
-    store,
-    kv: cache.kv,
-    segmentFiles: cache.segmentFiles,
-    clock: systemClock,
-    random: systemRandom,
-    flushIntervalMs: 2,
-    manifestPollIntervalMs: 50,
-    bottomless: {
-      chunkFiles: cache.chunkFiles,
-      cacheBytesMax: 65536,
-      gcGraceMs: 0,
-      checkpointIntervalMs: 3_600_000,
-    },
-  });
+  const service = await openBottomlessService({ store, cache, cacheBytesMax: 65536 });
+
   return {
     service,
     wiped: cache.wiped,

@@ -18,10 +18,9 @@ import { systemClock } from "../../src/core/clock.js";
 import { createSeededRandom, systemRandom } from "../../src/core/random.js";
 import { Service } from "../../src/service/service.js";
 import { createFaultyObjectStore, type FaultHooks } from "../../src/storage/object-store/faulty.js";
-import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
-import { createS3ObjectStore } from "../../src/storage/object-store/s3.js";
 import { openCache } from "../../src/storage/open-stores.js";
+import { openChildStore } from "../support/child-store.js";
 import {
   type ChildLine,
   crashBasin,
@@ -31,7 +30,6 @@ import {
   makeBatch,
   recordIdentity,
 } from "../support/crash-records.js";
-import { s3TestClientConfig } from "../support/moto.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -101,20 +99,7 @@ setTimeout(
 ).unref();
 
 function openStore(): ObjectStore {
-  const kind = required("store");
-  if (kind === "local-fs") return createLocalFsObjectStore({ root: required("local-root") });
-  if (kind === "s3") {
-    const endpoint = required("endpoint");
-    const config = s3TestClientConfig(endpoint);
-    return createS3ObjectStore({
-      bucket: required("bucket"),
-      endpoint,
-      region: config.region,
-      forcePathStyle: config.forcePathStyle,
-      credentials: config.credentials,
-    });
-  }
-  return die(`bad --store ${kind}`, 2);
+  return openChildStore(required, (message) => die(message, 2));
 }
 
 /** Kills this process once the Nth whole WAL segment was downloaded (recovery's replay). */

@@ -8,7 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { commandHeader, encodeTrimBody } from "../../src/core/records.js";
-import type { Service } from "../../src/service/service.js";
+import { systemClock } from "../../src/core/clock.js";
+import { systemRandom } from "../../src/core/random.js";
+import { Service, type ServiceOptions } from "../../src/service/service.js";
+import type { openCache } from "../../src/storage/open-stores.js";
 import { decodeCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
 import { chunkKey, walKey } from "../../src/storage/object-keys.js";
@@ -229,4 +232,36 @@ export async function objectsContaining(
     if (hit >= 0) found.push(`${key} holds ${needles[hit]}`);
   }
   return found;
+}
+
+/**
+ * Opens the engine as the crash child and its verifier do: 2 ms flushes, a zero grace period,
+ * jobs only when asked (`runMaintenanceNow`), on the LevelDB cache `cache`.
+ */
+export function openBottomlessService(options: {
+  readonly store: ObjectStore;
+  readonly cache: Awaited<ReturnType<typeof openCache>>;
+  readonly cacheBytesMax: number;
+  readonly onFenced?: ServiceOptions["onFenced"];
+  readonly onFatal?: ServiceOptions["onFatal"];
+}): Promise<Service> {
+  const { store, cache } = options;
+  return Service.open({
+    store,
+    kv: cache.kv,
+    segmentFiles: cache.segmentFiles,
+    clock: systemClock,
+    random: systemRandom,
+    flushIntervalMs: 2,
+    manifestPollIntervalMs: 50,
+    bottomless: {
+      chunkFiles: cache.chunkFiles,
+      cacheBytesMax: options.cacheBytesMax,
+      gcGraceMs: 0,
+      // Jobs run when asked (`runMaintenanceNow`), not on a timer.
+      checkpointIntervalMs: 3_600_000,
+    },
+    onFenced: options.onFenced,
+    onFatal: options.onFatal,
+  });
 }
