@@ -63,10 +63,10 @@ const planBytesMax = 4 * (8 << 20);
 const chunkStartSeqNumsMax = 100_000;
 
 /** The pace of compaction's reads and uploads (a bandwidth budget beside the appends). */
-export const compactionBytesPerSecondMax = 128 << 20;
+export const compactionBytesPerSecondMax = 48 << 20;
 
 /** Streams compacted at once (each worker paces itself at its share of the bandwidth budget). */
-const compactionStreamsConcurrency = 8;
+const compactionStreamsConcurrency = 4;
 
 /** Attempts of a chunk PUT before the job gives up (the next job starts over). */
 const chunkPutAttemptsMax = 5;

@@ -461,11 +461,12 @@ export class SegmentCache {
   }
 
   private async writeFile(source: ObjectSource, id: number, bytes: Uint8Array): Promise<void> {
-    // Room first, so the files never exceed the bound, not even by the one being written.
-    await this.evict(bytes.length);
+    // Counted before it is written, and room made first (older files go), so that concurrent
+    // writers see each other and the files never exceed the bound, not even while written.
+    this.accountFile(source, id, bytes.length);
+    await this.evict(lruKeyOf(source, id));
     await this.kinds[source].files.write(id, bytes);
     this.stats.filesWritten += 1;
-    this.accountFile(source, id, bytes.length);
   }
 
   private accountFile(source: ObjectSource, id: number, bytes: number): void {
@@ -488,12 +489,16 @@ export class SegmentCache {
     assert(this.stats.fileBytes >= 0, "cache file bytes never go negative");
   }
 
-  /** Unlinks the least recently used files until the cache, plus `roomBytes`, is within bound. */
-  private async evict(roomBytes = 0): Promise<void> {
-    while (this.stats.fileBytes > 0 && this.stats.fileBytes + roomBytes > this.stats.fileBytesMax) {
-      const oldest = this.lru.values().next();
+  /**
+   * Unlinks the least recently used files until the cache is within its bound; never `keepKey`
+   * (the file being written: a single file larger than the bound stays until the next one).
+   */
+  private async evict(keepKey?: string): Promise<void> {
+    while (this.stats.fileBytes > this.stats.fileBytesMax) {
+      const oldest = this.lru.entries().next();
       assert(!oldest.done, "bytes over the bound imply a file to evict");
-      const { source, id } = oldest.value;
+      if (oldest.value[0] === keepKey) return;
+      const { source, id } = oldest.value[1];
       this.forgetFile(source, id);
       await this.kinds[source].files.delete(id);
       this.stats.filesEvicted += 1;
