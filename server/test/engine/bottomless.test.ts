@@ -250,3 +250,42 @@ describe("bottomless storage: fencing", () => {
     });
   });
 });
+
+describe("bottomless storage: retention", () => {
+  it("removes the bytes of records that retention expired from the bucket", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const node = await openNode(store, path.join(dir, "cache"));
+      await ensureTestBasin(node.service);
+      await node.service.streams.create({
+        basin: testBasin,
+        name: "aged",
+        config: { retentionPolicy: { kind: "age", ageSecs: 60 } },
+      });
+      const nowMs = Date.now();
+      const old = Array.from({ length: 30 }, (_, i) => bodyOf("aged", i));
+      for (let i = 0; i < old.length; i += 10) {
+        await node.service.records.append(testBasin, "aged", {
+          records: old.slice(i, i + 10).map((text) => ({
+            timestamp: nowMs - 600_000,
+            headers: [],
+            body: encoder.encode(text),
+          })),
+        });
+      }
+      await appendText(node.service, "aged", [bodyOf("aged", 30)]);
+      // The first job puts the old records into a chunk; then retention expires them.
+      await node.service.storage.runMaintenanceNow();
+      assert.ok((await objectsContaining(store, "<aged#000000>")).length > 0);
+      await node.service.retention.runOnce();
+      assert.deepEqual(textsOf(await readAll(node.service, "aged")), [bodyOf("aged", 30)]);
+      await node.service.storage.runMaintenanceNow();
+      for (const index of [0, 15, 29]) {
+        const needle = `<aged#${String(index).padStart(6, "0")}>`;
+        assert.deepEqual(await objectsContaining(store, needle), [], `${needle} is gone`);
+      }
+      assert.ok((await objectsContaining(store, "<aged#000030>")).length > 0);
+      await node.close();
+    });
+  });
+});
