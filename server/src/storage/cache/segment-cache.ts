@@ -494,12 +494,19 @@ export class SegmentCache {
    * (the file being written: a single file larger than the bound stays until the next one).
    */
   private async evict(keepKey?: string): Promise<void> {
+    // Victims are chosen and uncounted at once (no await in between), so concurrent writers
+    // never pick the same file and the count never passes the bound; then they are unlinked,
+    // before the caller writes its file.
+    const victims: { source: ObjectSource; id: number }[] = [];
     while (this.stats.fileBytes > this.stats.fileBytesMax) {
       const oldest = this.lru.entries().next();
       assert(!oldest.done, "bytes over the bound imply a file to evict");
-      if (oldest.value[0] === keepKey) return;
+      if (oldest.value[0] === keepKey) break;
       const { source, id } = oldest.value[1];
       this.forgetFile(source, id);
+      victims.push({ source, id });
+    }
+    for (const { source, id } of victims) {
       await this.kinds[source].files.delete(id);
       this.stats.filesEvicted += 1;
     }
