@@ -161,6 +161,7 @@ export class GarbageCollector {
 
     let next = 0;
     let isFenced = false;
+    let failure: unknown;
     let checkedAtMs = this.options.clock.nowMs();
     let recheck: Promise<void> | undefined;
     const stillOurs = async (): Promise<boolean> => {
@@ -170,11 +171,15 @@ export class GarbageCollector {
           checkedAtMs = this.options.clock.nowMs();
           recheck = undefined;
         });
-        await recheck;
+        try {
+          await recheck;
+        } catch (error) {
+          failure ??= error; // cannot tell whether we are still the writer: stop deleting
+          return false;
+        }
       }
       return !isFenced && this.options.isReady();
     };
-    let failure: unknown;
     const worker = async (): Promise<void> => {
       while (next < garbage.length && failure === undefined && (await stillOurs())) {
         if (next >= garbage.length || failure !== undefined) return;

@@ -9,8 +9,10 @@
  *   storage is told it is fenced) and nothing is deleted.
  * - The snapshot runs on the commit chain, so the rows it dumps are exactly the cache after the
  *   commit of the marker's segment `m`; the checkpoint's `walId` is `m`.
- * - A checkpoint is committed only if `m` is past the previous checkpoint's (progress), and only
- *   after its object is uploaded.
+ * - A checkpoint is committed only if something changed since the previous one (`m` moved, or
+ *   compaction switched rows), and only after its object is uploaded.
+ * - An assertion failure in a job is rethrown from the timer (the process stops: corrupt state
+ *   is not served); every other failure is counted and the next trigger starts over.
  *
  * Fault model: any step may fail (store errors, timeouts): the job is counted as failed and the
  * next trigger starts over; uploaded chunks and checkpoints of a failed job are garbage.
@@ -49,7 +51,7 @@ export interface MaintenanceHost extends CompactionHost {
   manifest(): Manifest;
   /** Called with the manifest that committed a checkpoint. */
   onCommitted(manifest: Manifest): void;
-  /** WAL bytes applied since the cache commit of segment `m` … (see `walBytesAfterCommitted`). */
+  /** WAL bytes this writer has made durable so far (the checkpoint trigger counts these). */
   walBytesApplied(): number;
   /** WAL bytes applied as of the last cache commit (read on the commit chain). */
   walBytesCommitted(): number;
