@@ -27,6 +27,7 @@ import type { DurableState } from "./durable-state.js";
 import {
   decodeSegmentEntryKey,
   decodeSegmentEntryValue,
+  encodeSegmentEntryKey,
   KeyType,
   keyTypeRange,
   type SegmentEntryLocation,
@@ -151,8 +152,9 @@ export class Compactor {
         this.trimRewriteCursor = streamId;
         break;
       }
-      trimBudget -= await this.compactStream(streamId, () =>
-        this.planStraddlingChunk(rowsByStream.get(streamId)!, streamId),
+      // Rows read afresh: the WAL pass may have switched this stream's rows since the scan.
+      trimBudget -= await this.compactStream(streamId, async () =>
+        this.planStraddlingChunk(await this.rowsOf(streamId), streamId),
       );
     }
     return compactionBytesPerJobMax - walBudget + (trimRewriteBytesPerJobMax - trimBudget);
@@ -172,6 +174,19 @@ export class Compactor {
       this.stats.streamErrors += 1;
     }
     return bytes;
+  }
+
+  /** One stream's SegmentEntry rows, in seq-num order. */
+  private async rowsOf(streamId: number): Promise<PlanRow[]> {
+    const rows: PlanRow[] = [];
+    for await (const [key, value] of this.host.kv.entries({
+      gte: encodeSegmentEntryKey(streamId, 0),
+      lt: encodeSegmentEntryKey(streamId + 1, 0),
+    })) {
+      const { firstSeqNum } = decodeSegmentEntryKey(key);
+      rows.push({ key, firstSeqNum, location: decodeSegmentEntryValue(value) });
+    }
+    return rows;
   }
 
   /** Every SegmentEntry row, by stream, in seq-num order. */

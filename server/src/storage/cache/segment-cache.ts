@@ -249,11 +249,25 @@ export class SegmentCache {
     readonly chunks: readonly { readonly chunkId: number; readonly bytes: Uint8Array }[];
     readonly trimPoint: SeqNum;
   }): Promise<void> {
-    const { streamId, trimPoint } = options;
+    const { streamId, trimPoint, replacedKeys } = options;
+    // The pair of compaction's contiguity assertion: between the first and the last replaced row
+    // no other row exists, or the new rows would overlap it.
+    if (replacedKeys.length > 0) {
+      const replaced = new Set(replacedKeys.map((key) => Buffer.from(key).toString("hex")));
+      for await (const [key] of this.kv.entries({
+        gte: replacedKeys[0]!,
+        lte: replacedKeys.at(-1)!,
+      })) {
+        assert(
+          replaced.has(Buffer.from(key).toString("hex")),
+          `a compaction switch replaces every row in its range: stream ${streamId}`,
+        );
+      }
+    }
     const ops: KvOp[] = [];
     // Deletions first: a new row may have the key of a replaced one (same first seq num), and a
     // batch applies in order.
-    const freed = await this.deleteRowOps(options.replacedKeys, ops);
+    const freed = await this.deleteRowOps(replacedKeys, ops);
     for (const { chunkId, bytes } of options.chunks) {
       const header = decodeSegmentHeader(bytes);
       assert(header.walId === chunkId, "a chunk's header names its id");
