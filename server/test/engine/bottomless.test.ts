@@ -26,6 +26,7 @@ import {
   testBasin,
   textsOf,
 } from "../support/engine.js";
+import { objectsContaining as objectsHolding } from "../support/bottomless-workload.js";
 
 const encoder = new TextEncoder();
 
@@ -35,14 +36,8 @@ function bodyOf(stream: string, index: number): string {
 }
 
 /** Every object key in the bucket whose bytes contain `needle`. */
-async function objectsContaining(store: ObjectStore, needle: string): Promise<string[]> {
-  const bytes = Buffer.from(encoder.encode(needle));
-  const found: string[] = [];
-  for (const { key } of await listAll(store, "")) {
-    const object = await store.get(key);
-    if (object !== undefined && Buffer.from(object).includes(bytes)) found.push(key);
-  }
-  return found;
+function objectsContaining(store: ObjectStore, needle: string): Promise<string[]> {
+  return objectsHolding(store, [needle]);
 }
 
 interface Node {
