@@ -14,8 +14,8 @@
  *   reference counts are read, modified and written without a lock.
  * - Bytes read back are never trusted: each entry is checked against its CRC32C, from the file
  *   or, on a miss, from the bucket; what fails both is an error, never data.
- * - `fileBytes` is the sum of the sizes of the files in `lru`, and every file this cache wrote or
- *   found at open is in `lru` until it is unlinked.
+ * - `fileBytes` is the sum of the sizes of the files in `lru` (both orders), and every file this
+ *   cache wrote or found at open is in `lru` until it is unlinked.
  *
  * Fault model: a process crash between a file write and its batch leaves a file that the replay
  * of that segment overwrites (same id, same bytes); between a batch and an unlink, an orphan file
@@ -119,8 +119,15 @@ function lruKeyOf(source: ObjectSource, id: number): string {
 
 export class SegmentCache {
   readonly stats: SegmentCacheStats;
-  /** Every cached file, least recently used first, with its size. */
-  private readonly lru = new Map<string, { source: ObjectSource; id: number; bytes: number }>();
+  /**
+   * Every cached file, least recently used first, with its size, one order per kind: chunks are
+   * evicted before WAL segments, because a WAL segment's rows are recent (live readers) and not
+   * yet compacted (compaction reads them; evicted, it reads them entry by entry from the bucket).
+   */
+  private readonly lru: Record<
+    ObjectSource,
+    Map<string, { source: ObjectSource; id: number; bytes: number }>
+  > = { wal: new Map(), chunk: new Map() };
   /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
   private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
   private readonly kinds: Record<ObjectSource, FileKind>;
@@ -422,7 +429,8 @@ export class SegmentCache {
   async clearFiles(): Promise<void> {
     await this.kinds.wal.files.clear();
     await this.kinds.chunk.files.clear();
-    this.lru.clear();
+    this.lru.wal.clear();
+    this.lru.chunk.clear();
     this.stats.fileBytes = 0;
   }
 
@@ -434,10 +442,10 @@ export class SegmentCache {
   ): Promise<readonly (Uint8Array | undefined)[]> {
     const { files } = this.kinds[source];
     const key = lruKeyOf(source, id);
-    const known = this.lru.get(key);
+    const known = this.lru[source].get(key);
     if (known !== undefined) {
-      this.lru.delete(key);
-      this.lru.set(key, known);
+      this.lru[source].delete(key);
+      this.lru[source].set(key, known);
     } else if (source === "chunk") {
       // Not cached (evicted, or never here after a checkpoint load): download the whole chunk
       // once, which is the read-ahead of a catch-up reader; the ranges then come from the file.
@@ -485,20 +493,20 @@ export class SegmentCache {
 
   private accountFile(source: ObjectSource, id: number, bytes: number): void {
     const key = lruKeyOf(source, id);
-    const known = this.lru.get(key);
+    const known = this.lru[source].get(key);
     if (known !== undefined) {
-      this.lru.delete(key);
+      this.lru[source].delete(key);
       this.stats.fileBytes -= known.bytes;
     }
-    this.lru.set(key, { source, id, bytes });
+    this.lru[source].set(key, { source, id, bytes });
     this.stats.fileBytes += bytes;
   }
 
   private forgetFile(source: ObjectSource, id: number): void {
     const key = lruKeyOf(source, id);
-    const known = this.lru.get(key);
+    const known = this.lru[source].get(key);
     if (known === undefined) return;
-    this.lru.delete(key);
+    this.lru[source].delete(key);
     this.stats.fileBytes -= known.bytes;
     assert(this.stats.fileBytes >= 0, "cache file bytes never go negative");
   }
@@ -513,17 +521,27 @@ export class SegmentCache {
     // before the caller writes its file.
     const victims: { source: ObjectSource; id: number }[] = [];
     while (this.stats.fileBytes > this.stats.fileBytesMax) {
-      const oldest = this.lru.entries().next();
-      assert(!oldest.done, "bytes over the bound imply a file to evict");
-      if (oldest.value[0] === keepKey) break;
-      const { source, id } = oldest.value[1];
-      this.forgetFile(source, id);
-      victims.push({ source, id });
+      const victim = this.oldestFile(keepKey);
+      if (victim === undefined) break;
+      this.forgetFile(victim.source, victim.id);
+      victims.push(victim);
     }
     for (const { source, id } of victims) {
       await this.kinds[source].files.delete(id);
       this.stats.filesEvicted += 1;
     }
+  }
+
+  /** The least recently used chunk file, else WAL file, other than `keepKey`. */
+  private oldestFile(
+    keepKey: string | undefined,
+  ): { source: ObjectSource; id: number } | undefined {
+    for (const order of [this.lru.chunk, this.lru.wal]) {
+      for (const [key, file] of order) {
+        if (key !== keepKey) return file;
+      }
+    }
+    return undefined;
   }
 
   /**
