@@ -22,7 +22,7 @@ import {
   keyTypeRange,
 } from "../kv/keys.js";
 import { createMemoryKvStore } from "../kv/memory.js";
-import { walKey } from "../object-keys.js";
+import { chunkKey, walKey } from "../object-keys.js";
 import { createMemoryObjectStore } from "../object-store/memory.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import { openCache } from "../open-stores.js";
@@ -528,5 +528,81 @@ describe("segment cache in the engine", () => {
       release();
       await service.close();
     }
+  });
+});
+
+describe("segment cache: chunks and the bound", () => {
+  /** A chunk of stream 1 holding [first, first + count) as one entry, uploaded to the store. */
+  async function chunkOf(
+    fixture: Fixture,
+    chunkId: number,
+    first: number,
+    count: number,
+  ): Promise<{ chunkId: number; bytes: Uint8Array }> {
+    const bytes = encodeSegment({
+      walId: chunkId,
+      writerEpoch: 1,
+      writeId: new Uint8Array(16).fill(9),
+      entries: [recordsEntry(1, first, count)],
+    });
+    assert.equal(await fixture.store.putIfAbsent(chunkKey(chunkId), bytes), "created");
+    return { chunkId, bytes };
+  }
+
+  it("switches rows to a chunk, reads it, and evicts chunks before WAL segments", async () => {
+    const walFiles = createMemorySegmentFiles();
+    const chunkFiles = createMemorySegmentFiles();
+    const fixture = makeFixture(walFiles);
+    // A cache over the fixture's store and index, with chunk files and a bound.
+    const bounded = new SegmentCache(fixture.kv, walFiles, fixture.store, systemClock, {
+      chunkFiles,
+      fileBytesMax: 1 << 20,
+    });
+    await threeSegments(fixture);
+    const rowsOfStream1: Uint8Array[] = [];
+    for await (const [key] of fixture.kv.entries(keyTypeRange(KeyType.SegmentEntry))) {
+      if (decodeSegmentEntryKey(key).streamId === 1) rowsOfStream1.push(key);
+    }
+    const chunk = await chunkOf(fixture, 2 ** 32, 0, 6);
+    await bounded.writeChunkFiles([chunk]);
+    await bounded.switchToChunks({
+      streamId: 1,
+      replacedKeys: rowsOfStream1,
+      chunks: [chunk],
+      trimPoint: 0,
+    });
+    assert.deepEqual(await rowStarts(fixture, 1), [0], "one chunk row replaces three WAL rows");
+    assert.deepEqual(await rowStarts(fixture, 2), [0], "the other stream's row is untouched");
+    assert.deepEqual(await fixture.read(1, 2), ["0:s1-0,s1-1,s1-2,s1-3,s1-4,s1-5"]);
+    // WAL 5 and 7 held only stream 1's rows: their references are gone, and so are their files.
+    assert.deepEqual((await walFiles.list()).sort(), [6]);
+    assert.deepEqual(await chunkFiles.list(), [2 ** 32]);
+
+    // Over the bound, the chunk goes first although the WAL file is older.
+    const tight = new SegmentCache(fixture.kv, walFiles, fixture.store, systemClock, {
+      chunkFiles,
+      fileBytesMax: (await walFiles.sizes())[0]!.bytes,
+    });
+    await tight.loadFileSizes();
+    assert.deepEqual(await chunkFiles.list(), [], "the chunk file was evicted");
+    assert.deepEqual(await walFiles.list(), [6], "the WAL file stays");
+    assert.ok(tight.stats.fileBytes <= tight.stats.fileBytesMax);
+    // A read of the evicted chunk downloads it back (read-ahead) and serves it.
+    const reader = new SegmentCache(fixture.kv, walFiles, fixture.store, systemClock, {
+      chunkFiles,
+    });
+    const texts: string[] = [];
+    await reader.readEntries({
+      streamId: 1,
+      startSeqNum: 0,
+      endSeqNum: 6,
+      visit: (_first, records) => {
+        texts.push(...records.map((record) => decoder.decode(record.body)));
+        return true;
+      },
+    });
+    assert.deepEqual(texts, ["s1-0", "s1-1", "s1-2", "s1-3", "s1-4", "s1-5"]);
+    assert.equal(reader.stats.chunkDownloads, 1);
+    assert.deepEqual(await chunkFiles.list(), [2 ** 32]);
   });
 });
