@@ -165,10 +165,14 @@ export async function commitCheckpointManifest(
     const newer = await readNewestManifest(store, next.version);
     return newer !== undefined && newer.writerEpoch !== current.writerEpoch ? "fenced" : next;
   }
-  const taken = await readNewestManifest(store, base.version);
-  if (taken !== undefined && taken.writerEpoch === current.writerEpoch) {
-    const same = taken.checkpoint?.key === checkpoint.key;
-    return same ? taken : commitCheckpointManifest(store, taken, checkpoint, nowMs);
-  }
-  return "fenced";
+  // Who holds the version: read that very key (a listing may be torn and hide it; a GET is not).
+  const takenBytes = await store.get(manifestKey(next.version));
+  // Gone already: only a newer writer's GC deletes versions (below its own), so we are fenced.
+  if (takenBytes === undefined) return "fenced";
+  const taken = decodeManifest(takenBytes, next.version);
+  if (taken.writerEpoch !== current.writerEpoch) return "fenced";
+  // An earlier attempt of ours whose answer was lost: it committed this checkpoint, or an older
+  // one that this one supersedes.
+  const same = taken.checkpoint?.key === checkpoint.key;
+  return same ? taken : commitCheckpointManifest(store, taken, checkpoint, nowMs);
 }
