@@ -113,8 +113,10 @@ interface FileKind {
   readonly objectKey: (id: number) => string;
 }
 
-function lruKeyOf(source: ObjectSource, id: number): string {
-  return `${source}:${id}`;
+/** One object by kind and id (a file of the cache, a reference count). */
+interface ObjectRef {
+  readonly source: ObjectSource;
+  readonly id: number;
 }
 
 export class SegmentCache {
@@ -124,10 +126,10 @@ export class SegmentCache {
    * evicted before WAL segments, because a WAL segment's rows are recent (live readers) and not
    * yet compacted (compaction reads them; evicted, it reads them entry by entry from the bucket).
    */
-  private readonly lru: Record<
-    ObjectSource,
-    Map<string, { source: ObjectSource; id: number; bytes: number }>
-  > = { wal: new Map(), chunk: new Map() };
+  private readonly lru: Record<ObjectSource, Map<number, number>> = {
+    wal: new Map(),
+    chunk: new Map(),
+  };
   /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
   private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
   private readonly kinds: Record<ObjectSource, FileKind>;
@@ -229,7 +231,6 @@ export class SegmentCache {
       });
     }
     await this.kv.write([...options.ops, ...rowOps]);
-    await this.evict();
   }
 
   /**
@@ -257,11 +258,13 @@ export class SegmentCache {
     readonly trimPoint: SeqNum;
   }): Promise<void> {
     const { streamId, trimPoint, replacedKeys } = options;
-    // The pair of compaction's contiguity assertion: between the first and the last replaced row
-    // no other row exists, or the new rows would overlap it.
+    // The rows still there (a trim may have dropped some meanwhile), read in one pass that also
+    // pairs compaction's contiguity assertion: between the first and the last replaced row no
+    // other row exists, or the new rows would overlap it.
+    const existing: { key: Uint8Array; location: SegmentEntryLocation }[] = [];
     if (replacedKeys.length > 0) {
       const replaced = new Set(replacedKeys.map((key) => Buffer.from(key).toString("hex")));
-      for await (const [key] of this.kv.entries({
+      for await (const [key, value] of this.kv.entries({
         gte: replacedKeys[0]!,
         lte: replacedKeys.at(-1)!,
       })) {
@@ -269,12 +272,13 @@ export class SegmentCache {
           replaced.has(Buffer.from(key).toString("hex")),
           `a compaction switch replaces every row in its range: stream ${streamId}`,
         );
+        existing.push({ key, location: decodeSegmentEntryValue(value) });
       }
     }
     const ops: KvOp[] = [];
     // Deletions first: a new row may have the key of a replaced one (same first seq num), and a
     // batch applies in order.
-    const freed = await this.deleteRowOps(replacedKeys, ops);
+    const freed = await this.deleteRowOps(existing, ops);
     for (const { chunkId, bytes } of options.chunks) {
       const header = decodeSegmentHeader(bytes);
       assert(header.walId === chunkId, "a chunk's header names its id");
@@ -313,7 +317,6 @@ export class SegmentCache {
     failpoint("compaction.before-index-switch");
     await this.kv.write(ops);
     await this.unlinkFiles(freed);
-    await this.evict();
   }
 
   /** Drops the rows of a stream that lie wholly below `trimPoint`, and files left unreferenced. */
@@ -441,18 +444,18 @@ export class SegmentCache {
     ranges: readonly ByteRange[],
   ): Promise<readonly (Uint8Array | undefined)[]> {
     const { files } = this.kinds[source];
-    const key = lruKeyOf(source, id);
-    const known = this.lru[source].get(key);
-    if (known !== undefined) {
-      this.lru[source].delete(key);
-      this.lru[source].set(key, known);
+    const bytes = this.lru[source].get(id);
+    if (bytes !== undefined) {
+      // Marked as used: to the young end of its order.
+      this.lru[source].delete(id);
+      this.lru[source].set(id, bytes);
     } else if (source === "chunk") {
       // Not cached (evicted, or never here after a checkpoint load): download the whole chunk
       // once, which is the read-ahead of a catch-up reader; the ranges then come from the file.
-      const bytes = await this.downloadChunk(id);
-      if (bytes === undefined) return ranges.map(() => undefined);
+      const chunk = await this.downloadChunk(id);
+      if (chunk === undefined) return ranges.map(() => undefined);
       return ranges.map(({ offset, length }) =>
-        offset + length <= bytes.length ? bytes.subarray(offset, offset + length) : undefined,
+        offset + length <= chunk.length ? chunk.subarray(offset, offset + length) : undefined,
       );
     }
     return files.readRanges(id, ranges).catch(() => ranges.map(() => undefined));
@@ -474,7 +477,6 @@ export class SegmentCache {
       // Only a chunk some row still references is worth keeping (a trim may have freed it).
       if ((await this.kv.get(encodeSegmentRefsKey(chunkId, "chunk"))) !== undefined) {
         await this.writeFile("chunk", chunkId, bytes);
-        await this.evict();
       }
       return bytes;
     })().finally(() => this.downloads.delete(chunkId));
@@ -486,42 +488,40 @@ export class SegmentCache {
     // Counted before it is written, and room made first (older files go), so that concurrent
     // writers see each other and the files never exceed the bound, not even while written.
     this.accountFile(source, id, bytes.length);
-    await this.evict(lruKeyOf(source, id));
+    await this.evict({ source, id });
     await this.kinds[source].files.write(id, bytes);
     this.stats.filesWritten += 1;
   }
 
   private accountFile(source: ObjectSource, id: number, bytes: number): void {
-    const key = lruKeyOf(source, id);
-    const known = this.lru[source].get(key);
+    const known = this.lru[source].get(id);
     if (known !== undefined) {
-      this.lru[source].delete(key);
-      this.stats.fileBytes -= known.bytes;
+      this.lru[source].delete(id);
+      this.stats.fileBytes -= known;
     }
-    this.lru[source].set(key, { source, id, bytes });
+    this.lru[source].set(id, bytes);
     this.stats.fileBytes += bytes;
   }
 
   private forgetFile(source: ObjectSource, id: number): void {
-    const key = lruKeyOf(source, id);
-    const known = this.lru[source].get(key);
+    const known = this.lru[source].get(id);
     if (known === undefined) return;
-    this.lru[source].delete(key);
-    this.stats.fileBytes -= known.bytes;
+    this.lru[source].delete(id);
+    this.stats.fileBytes -= known;
     assert(this.stats.fileBytes >= 0, "cache file bytes never go negative");
   }
 
   /**
-   * Unlinks the least recently used files until the cache is within its bound; never `keepKey`
+   * Unlinks the least recently used files until the cache is within its bound; never `keep`
    * (the file being written: a single file larger than the bound stays until the next one).
    */
-  private async evict(keepKey?: string): Promise<void> {
+  private async evict(keep?: ObjectRef): Promise<void> {
     // Victims are chosen and uncounted at once (no await in between), so concurrent writers
     // never pick the same file and the count never passes the bound; then they are unlinked,
     // before the caller writes its file.
-    const victims: { source: ObjectSource; id: number }[] = [];
+    const victims: ObjectRef[] = [];
     while (this.stats.fileBytes > this.stats.fileBytesMax) {
-      const victim = this.oldestFile(keepKey);
+      const victim = this.oldestFile(keep);
       if (victim === undefined) break;
       this.forgetFile(victim.source, victim.id);
       victims.push(victim);
@@ -532,39 +532,35 @@ export class SegmentCache {
     }
   }
 
-  /** The least recently used chunk file, else WAL file, other than `keepKey`. */
-  private oldestFile(
-    keepKey: string | undefined,
-  ): { source: ObjectSource; id: number } | undefined {
-    for (const order of [this.lru.chunk, this.lru.wal]) {
-      for (const [key, file] of order) {
-        if (key !== keepKey) return file;
+  /** The least recently used chunk file, else WAL file, other than `keep`. */
+  private oldestFile(keep: ObjectRef | undefined): ObjectRef | undefined {
+    for (const source of ["chunk", "wal"] as const) {
+      for (const id of this.lru[source].keys()) {
+        if (source !== keep?.source || id !== keep.id) return { source, id };
       }
     }
     return undefined;
   }
 
   /**
-   * Adds to `ops` the deletion of the rows at `keys` that still exist, with their reference
+   * Adds to `ops` the deletion of `rows` (as the index holds them now) with their reference
    * counts decremented (or deleted); returns the objects left with no reference (their files go
    * once the batch is written).
    */
   private async deleteRowOps(
-    keys: readonly Uint8Array[],
+    rows: readonly { readonly key: Uint8Array; readonly location: SegmentEntryLocation }[],
     ops: KvOp[],
-  ): Promise<{ source: ObjectSource; id: number }[]> {
+  ): Promise<ObjectRef[]> {
     const decrements = new Map<string, { source: ObjectSource; id: number; count: number }>();
-    for (const key of keys) {
-      const value = await this.kv.get(key);
-      if (value === undefined) continue;
-      const { source, objectId } = decodeSegmentEntryValue(value);
+    for (const { key, location } of rows) {
+      const { source, objectId } = location;
       ops.push({ type: "del", key });
-      const lruKey = lruKeyOf(source, objectId);
-      const known = decrements.get(lruKey);
-      if (known === undefined) decrements.set(lruKey, { source, id: objectId, count: 1 });
+      const name = `${source}:${objectId}`;
+      const known = decrements.get(name);
+      if (known === undefined) decrements.set(name, { source, id: objectId, count: 1 });
       else known.count += 1;
     }
-    const freed: { source: ObjectSource; id: number }[] = [];
+    const freed: ObjectRef[] = [];
     for (const { source, id, count: decrement } of decrements.values()) {
       const refsKey = encodeSegmentRefsKey(id, source);
       const stored = await this.kv.get(refsKey);
@@ -581,7 +577,7 @@ export class SegmentCache {
     return freed;
   }
 
-  private async unlinkFiles(freed: readonly { source: ObjectSource; id: number }[]): Promise<void> {
+  private async unlinkFiles(freed: readonly ObjectRef[]): Promise<void> {
     for (const { source, id } of freed) {
       await this.kinds[source].files.delete(id);
       this.forgetFile(source, id);
@@ -658,7 +654,7 @@ export class SegmentCache {
   ): Promise<void> {
     let gte = range.gte;
     for (;;) {
-      const dropped: Uint8Array[] = [];
+      const dropped: { key: Uint8Array; location: SegmentEntryLocation }[] = [];
       let isDone = true;
       for await (const [key, value] of this.kv.entries({ gte, lt: range.lt })) {
         const { firstSeqNum } = decodeSegmentEntryKey(key);
@@ -668,7 +664,7 @@ export class SegmentCache {
           isDone = false;
           break;
         }
-        dropped.push(key);
+        dropped.push({ key, location });
       }
       if (dropped.length === 0) return;
       const ops: KvOp[] = [];
@@ -676,7 +672,7 @@ export class SegmentCache {
       await this.kv.write(ops);
       await this.unlinkFiles(freed);
       if (isDone) return;
-      const last = dropped.at(-1)!;
+      const last = dropped.at(-1)!.key;
       gte = new Uint8Array(last.length + 1);
       gte.set(last);
     }
