@@ -49,7 +49,6 @@ import {
   decodeSegmentHeader,
   encodeSegment,
   type Segment,
-  type SegmentEntry,
   segmentHeaderBytes,
   writeIdBytes,
 } from "./segment/format.js";
@@ -175,12 +174,15 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     loadedCheckpoint = true;
   };
   if (marker === undefined) await loadNewestCheckpoint();
-  let state: DurableState;
+  let state = new DurableState();
   /** The WAL id each epoch claimed (bottomless.md "Fence segments stay"), as the cache has it. */
-  let fenceWalIds: number[];
-  try {
+  let fenceWalIds: number[] = [];
+  const loadCached = async (): Promise<void> => {
     state = await loadState(kv);
     fenceWalIds = await readFenceWalIds(kv);
+  };
+  try {
+    await loadCached();
   } catch (error) {
     // LevelDB does not verify checksums on reads: a damaged value shows up here. The cache is
     // only a cache; rebuild it (a checkpoint just loaded that does not read back is a bug).
@@ -189,8 +191,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     await clearCache(kv, cache);
     marker = undefined;
     await loadNewestCheckpoint();
-    state = await loadState(kv);
-    fenceWalIds = await readFenceWalIds(kv);
+    await loadCached();
   }
   await cache.loadFileSizes();
   if (marker !== undefined) {
@@ -345,9 +346,6 @@ async function staleCacheReason(
     return marker.writeId === checkpoint.writeId
       ? undefined
       : `cache marker names another history. walId=\`${marker.walId}\``;
-  }
-  if (marker.walId < manifest.walStartId - 1) {
-    return `cache older than the WAL start. walId=\`${marker.walId}\``;
   }
   const header = await retrying(clock, "read segment header", () =>
     store.get(walKey(marker.walId), { start: 0, end: segmentHeaderBytes }),
