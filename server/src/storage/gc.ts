@@ -17,7 +17,7 @@
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { CheckpointReferences } from "./checkpoint.js";
-import { type Manifest, readNewestManifest } from "./manifest/manifest.js";
+import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import {
   checkpointPrefix,
   chunkPrefix,
@@ -117,8 +117,7 @@ export class GarbageCollector {
     if (target === undefined || !this.options.isReady()) return false;
     const { store } = this.options;
     const ours = this.options.manifest();
-    const newest = await readNewestManifest(store, ours.version);
-    if (newest !== undefined && newest.writerEpoch !== ours.writerEpoch) return false;
+    if ((await readNewerWriter(store, ours)) !== undefined) return false;
     const { references } = target;
     type Kind = keyof GcStats["bucket"];
     const garbage: { key: string; size: number; kind: Kind }[] = [];
@@ -166,8 +165,8 @@ export class GarbageCollector {
     let recheck: Promise<void> | undefined;
     const stillOurs = async (): Promise<boolean> => {
       if (this.options.clock.nowMs() - checkedAtMs >= gcManifestRecheckMs) {
-        recheck ??= readNewestManifest(store, ours.version).then((found) => {
-          if (found !== undefined && found.writerEpoch !== ours.writerEpoch) isFenced = true;
+        recheck ??= readNewerWriter(store, ours).then((newer) => {
+          if (newer !== undefined) isFenced = true;
           checkedAtMs = this.options.clock.nowMs();
           recheck = undefined;
         });

@@ -18,18 +18,12 @@
  * next trigger starts over; uploaded chunks and checkpoints of a failed job are garbage.
  */
 import { assert } from "../core/assert.js";
-import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
-import type { Random } from "../core/random.js";
 import { readMarker } from "./cache/cache-marker.js";
 import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
 import { type CompactionHost, Compactor } from "./compaction.js";
 import { GarbageCollector } from "./gc.js";
-import {
-  commitCheckpointManifest,
-  type Manifest,
-  readNewestManifest,
-} from "./manifest/manifest.js";
+import { commitCheckpointManifest, type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { checkpointKey } from "./object-keys.js";
 
 /** Defaults of the job's triggers (ours: bounds recovery's WAL replay to a few seconds). */
@@ -45,8 +39,6 @@ export interface MaintenanceOptions {
 }
 
 export interface MaintenanceHost extends CompactionHost {
-  readonly clock: Clock;
-  readonly random: Random;
   /** The manifest this writer holds now. */
   manifest(): Manifest;
   /** Called with the manifest that committed a checkpoint. */
@@ -55,7 +47,6 @@ export interface MaintenanceHost extends CompactionHost {
   walBytesApplied(): number;
   /** WAL bytes applied as of the last cache commit (read on the commit chain). */
   walBytesCommitted(): number;
-  isReady(): boolean;
   /** A checkpoint commit found a newer writer. */
   onFencedByManifest(newerEpochHint: string): void;
 }
@@ -222,9 +213,9 @@ export class Maintenance {
     });
     const key = checkpointKey(marker.walId, Buffer.from(host.random.bytes(8)).toString("hex"));
     // A writer that a newer one has fenced must not even upload a checkpoint: look first.
-    const newest = await readNewestManifest(host.store, host.manifest().version);
-    if (newest !== undefined && newest.writerEpoch !== host.writerEpoch) {
-      host.onFencedByManifest(`a newer writer started. epoch=\`${newest.writerEpoch}\``);
+    const newer = await readNewerWriter(host.store, host.manifest());
+    if (newer !== undefined) {
+      host.onFencedByManifest(`a newer writer started. epoch=\`${newer.writerEpoch}\``);
       return;
     }
     failpoint("checkpoint.before-upload");

@@ -35,7 +35,7 @@ import type { SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
 import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import type { DurableState } from "./durable-state.js";
 import type { KvStore } from "./kv/kv-store.js";
-import { type Manifest, readNewestManifest } from "./manifest/manifest.js";
+import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { gcGraceMsDefault } from "./gc.js";
 import type { ObjectStore } from "./object-store/object-store.js";
 import { applyDurableSegment } from "./apply.js";
@@ -511,9 +511,9 @@ export class Storage {
     const intervalMs = this.options.manifestPollIntervalMs ?? manifestPollIntervalMs;
     const tick = (): void => {
       this.cancelManifestPoll = undefined;
-      readNewestManifest(this.options.store, this.currentManifest.version)
+      readNewerWriter(this.options.store, this.currentManifest)
         .then((newer) => {
-          if (newer !== undefined && newer.writerEpoch > this.currentManifest.writerEpoch) {
+          if (newer !== undefined) {
             this.flusher.fence(`a newer writer started. epoch=\`${newer.writerEpoch}\``);
           }
         })

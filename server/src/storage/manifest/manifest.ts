@@ -90,6 +90,19 @@ export async function readNewestManifest(
 }
 
 /**
+ * The newest manifest after `ours` when a newer writer wrote it (another epoch: epochs only grow
+ * with versions), meaning we are fenced; undefined while we are still the writer, as far as the
+ * listing shows.
+ */
+export async function readNewerWriter(
+  store: ObjectStore,
+  ours: Manifest,
+): Promise<Manifest | undefined> {
+  const newest = await readNewestManifest(store, ours.version);
+  return newest !== undefined && newest.writerEpoch !== ours.writerEpoch ? newest : undefined;
+}
+
+/**
  * Writes the next manifest with the next epoch. A lost race (another writer took the version)
  * re-reads and tries again: the last writer to start wins.
  */
@@ -162,8 +175,7 @@ export async function commitCheckpointManifest(
   if (result === "created") {
     // A version number a newer writer's GC deleted can be created again by a stalled PUT: only a
     // manifest that is still the newest commits.
-    const newer = await readNewestManifest(store, next.version);
-    return newer !== undefined && newer.writerEpoch !== current.writerEpoch ? "fenced" : next;
+    return (await readNewerWriter(store, next)) !== undefined ? "fenced" : next;
   }
   // Who holds the version: read that very key (a listing may be torn and hide it; a GET is not).
   const takenBytes = await store.get(manifestKey(next.version));
