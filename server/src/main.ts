@@ -13,8 +13,11 @@ import { AssertionError } from "./core/assert.js";
 import { systemClock } from "./core/clock.js";
 import {
   accessTokenSecretBytes,
+  checkpointIntervalMsMax,
+  checkpointWalBytesMax,
   flushIntervalMsDefault,
   flushIntervalMsMax,
+  gcGraceMsMax,
   metricsFlushIntervalMs as metricsFlushIntervalMsDefault,
 } from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
@@ -94,48 +97,45 @@ if (parsed.help) {
 const port = Number(parsed.port);
 if (!/^\d+$/.test(parsed.port) || port > 65535)
   fail(`--port must be 0..65535, got \`${parsed.port}\``);
-const flushText = parsed["flush-interval-ms"];
-const flushIntervalMs = flushText === undefined ? flushIntervalMsDefault : Number(flushText);
-if (
-  !/^\d+$/.test(flushText ?? "1") ||
-  flushIntervalMs < 1 ||
-  flushIntervalMs > flushIntervalMsMax
-) {
-  fail(`--flush-interval-ms must be 1..${flushIntervalMsMax}, got \`${flushText}\``);
+/** An integer flag within `min..max`, or undefined when absent (exits on anything else). */
+function integerFlag(
+  name: string,
+  text: string | undefined,
+  bounds: { readonly min: number; readonly max: number },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < bounds.min || value > bounds.max) {
+    fail(`--${name} must be ${bounds.min}..${bounds.max}, got \`${text}\``);
+  }
+  return value;
 }
-const metricsFlushText = parsed["metrics-flush-interval-ms"];
+const flushIntervalMs =
+  integerFlag("flush-interval-ms", parsed["flush-interval-ms"], {
+    min: 1,
+    max: flushIntervalMsMax,
+  }) ?? flushIntervalMsDefault;
 const metricsFlushIntervalMs =
-  metricsFlushText === undefined ? metricsFlushIntervalMsDefault : Number(metricsFlushText);
-if (
-  !/^\d+$/.test(metricsFlushText ?? "1") ||
-  metricsFlushIntervalMs < 1 ||
-  metricsFlushIntervalMs > metricsFlushIntervalMsDefault
-) {
-  fail(
-    `--metrics-flush-interval-ms must be 1..${metricsFlushIntervalMsDefault}, got \`${metricsFlushText}\``,
-  );
-}
+  integerFlag("metrics-flush-interval-ms", parsed["metrics-flush-interval-ms"], {
+    min: 1,
+    max: metricsFlushIntervalMsDefault,
+  }) ?? metricsFlushIntervalMsDefault;
 const cacheSizeText = parsed["cache-size"];
 const cacheBytesMax = cacheSizeText === undefined ? undefined : parseByteSize(cacheSizeText);
 if (cacheSizeText !== undefined && cacheBytesMax === undefined) {
   fail(`--cache-size must be a byte count or N{KiB,MiB,GiB}, got \`${cacheSizeText}\``);
 }
-/** A non-negative integer flag, or undefined when absent (exits on anything else). */
-function integerFlag(name: string, text: string | undefined, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value > max) fail(`--${name} must be 0..${max}, got \`${text}\``);
-  return value;
-}
 const bottomlessFlags = {
   cacheBytesMax,
-  gcGraceMs: integerFlag("gc-grace-ms", parsed["gc-grace-ms"], 7 * 86_400_000),
-  checkpointIntervalMs: integerFlag(
-    "checkpoint-interval-ms",
-    parsed["checkpoint-interval-ms"],
-    86_400_000,
-  ),
-  checkpointWalBytes: integerFlag("checkpoint-wal-bytes", parsed["checkpoint-wal-bytes"], 2 ** 40),
+  gcGraceMs: integerFlag("gc-grace-ms", parsed["gc-grace-ms"], { min: 0, max: gcGraceMsMax }),
+  checkpointIntervalMs: integerFlag("checkpoint-interval-ms", parsed["checkpoint-interval-ms"], {
+    min: 0,
+    max: checkpointIntervalMsMax,
+  }),
+  checkpointWalBytes: integerFlag("checkpoint-wal-bytes", parsed["checkpoint-wal-bytes"], {
+    min: 0,
+    max: checkpointWalBytesMax,
+  }),
   maintenance: !parsed["no-compaction"],
 };
 if (parsed.bucket !== undefined && parsed["local-root"] !== undefined) {

@@ -55,6 +55,10 @@ export const manifestClaimAttemptsMax = 100;
 export const walClaimAttemptsMax = 10_000;
 /** How often an idle writer looks for a newer manifest (to stop serving when fenced). */
 export const manifestPollIntervalMs = 5_000;
+/** Flag bounds of the background job (docs/design/bottomless.md): a week, a day, 1 TiB. */
+export const gcGraceMsMax = 7 * 86_400_000;
+export const checkpointIntervalMsMax = 86_400_000;
+export const checkpointWalBytesMax = 2 ** 40;
 
 // Object storage listing (S3 ListObjectsV2 max-keys).
 export const objectListPageMax = 1000;
