@@ -87,6 +87,11 @@ function renderMaintenance(
     "Record entry bytes read and rewritten by compaction.",
     stats.bytesCompacted,
   );
+  counter(
+    "tributary_compaction_stream_errors_total",
+    "Streams whose compaction failed in a job (skipped; the job still checkpoints).",
+    stats.compactionStreamErrors,
+  );
   counter("tributary_gc_passes_total", "GC passes completed.", stats.gcPasses);
   counter("tributary_gc_deleted_objects_total", "Objects GC deleted.", stats.gcObjectsDeleted);
   counter(

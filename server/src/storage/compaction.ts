@@ -259,16 +259,20 @@ export class Compactor {
     const startSeqNum = Math.max(plan[0]!.firstSeqNum, state.tailOf(streamId).trimPoint);
     const last = plan.at(-1)!;
     const endSeqNum = last.firstSeqNum + last.location.recordCount;
-    const readBytes = plan.reduce((sum, row) => sum + row.location.length, 0);
-    const entries: RecordsEntryInput[] = [];
+    const readBytes = bytesOf(plan);
+    /** The re-packed entries with their payload bytes (the chunk cut counts them). */
+    const entries: { input: RecordsEntryInput; bytes: number }[] = [];
     let pending: { firstSeqNum: SeqNum; encoded: Uint8Array[]; bytes: number } | undefined;
     const flushEntry = (): void => {
       if (pending === undefined || pending.encoded.length === 0) return;
       entries.push({
-        kind: "records",
-        streamId,
-        firstSeqNum: pending.firstSeqNum,
-        encodedRecords: pending.encoded,
+        input: {
+          kind: "records",
+          streamId,
+          firstSeqNum: pending.firstSeqNum,
+          encodedRecords: pending.encoded,
+        },
+        bytes: pending.bytes,
       });
       pending = undefined;
     };
@@ -334,11 +338,10 @@ export class Compactor {
       group = [];
       groupBytes = 0;
     };
-    for (const entry of entries) {
-      const entryBytes = entry.encodedRecords.reduce((sum, record) => sum + record.length, 0);
-      if (groupBytes > 0 && groupBytes + entryBytes > chunkBytesTarget) await cut();
-      group.push(entry);
-      groupBytes += entryBytes;
+    for (const { input, bytes } of entries) {
+      if (groupBytes > 0 && groupBytes + bytes > chunkBytesTarget) await cut();
+      group.push(input);
+      groupBytes += bytes;
     }
     await cut();
     failpoint("compaction.after-chunk-upload");

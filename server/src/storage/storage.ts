@@ -121,6 +121,7 @@ export interface MaintenanceStatsView {
   readonly chunksWritten: number;
   readonly chunkBytesWritten: number;
   readonly bytesCompacted: number;
+  readonly compactionStreamErrors: number;
   readonly gcPasses: number;
   readonly gcObjectsDeleted: number;
   readonly gcBytesDeleted: number;
@@ -297,6 +298,7 @@ export class Storage {
       chunksWritten: job.compactor.stats.chunksWritten,
       chunkBytesWritten: job.compactor.stats.chunkBytesWritten,
       bytesCompacted: job.compactor.stats.bytesCompacted,
+      compactionStreamErrors: job.compactor.stats.streamErrors,
       gcPasses: job.gc.stats.passes,
       gcObjectsDeleted: job.gc.stats.objectsDeleted,
       gcBytesDeleted: job.gc.stats.bytesDeleted,
