@@ -800,6 +800,8 @@ describe("basin deletion racing a stream deletion", () => {
     let cacheDelayMs = 0;
     const kv: KvStore = {
       get: (key) => inner.get(key),
+      getMany: (keys) => inner.getMany(keys),
+      snapshot: () => inner.snapshot(),
       async write(ops, options) {
         if (cacheDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, cacheDelayMs));
         return inner.write(ops, options);

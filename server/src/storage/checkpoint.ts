@@ -25,7 +25,7 @@ import {
   keyTypeRange,
   type ObjectSource,
 } from "./kv/keys.js";
-import type { KvOp, KvStore } from "./kv/kv-store.js";
+import type { KvOp, KvSnapshot, KvStore } from "./kv/kv-store.js";
 import { crc32c } from "./segment/crc32c.js";
 
 export const checkpointMagic = "TRIBCKP1";
@@ -83,11 +83,11 @@ const loadRowsPerBatchMax = 4096;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Dumps the checkpoint rows of the cache (the caller holds the commit chain). */
-export async function snapshotRows(kv: KvStore): Promise<[Uint8Array, Uint8Array][]> {
+/** Dumps the checkpoint rows of a view of the cache (taken between two segment commits). */
+export async function snapshotRows(view: KvSnapshot): Promise<[Uint8Array, Uint8Array][]> {
   const rows: [Uint8Array, Uint8Array][] = [];
   for (const type of checkpointKeyTypes) {
-    for await (const [key, value] of kv.entries(keyTypeRange(type))) rows.push([key, value]);
+    for await (const [key, value] of view.entries(keyTypeRange(type))) rows.push([key, value]);
   }
   return rows;
 }

@@ -63,11 +63,32 @@ const planBytesMax = 4 * (8 << 20);
 /** Chunks whose first seq num is remembered (a bound on the map; it is refilled on demand). */
 const chunkStartSeqNumsMax = 100_000;
 
-/** The pace of compaction's reads and uploads (a bandwidth budget beside the appends). */
+/** The pace of compaction's reads and uploads while no append arrives (a bandwidth cap). */
 export const compactionBytesPerSecondMax = 48 << 20;
 
-/** Streams compacted at once (each worker paces itself at its share of the bandwidth budget). */
-const compactionStreamsConcurrency = 4;
+/**
+ * The pace while appends arrive. Compaction sends every byte to the bucket a second time, with
+ * its CRC and encoding work, so on a machine the appends keep busy it can only take a slice; yet
+ * it must keep up with a steady load (10 MiB/s in the bench) and catch up on a burst's backlog.
+ * Measured in bench/bottomless-bench.ts (moto on the same 2 cores, 2 rounds each): flat out at
+ * 48 MiB/s, appends kept 0.66–0.71 of their throughput and their ack p99 grew 6–9×; at 16 MiB/s,
+ * 0.79 and 1.6×, compacting 16 MiB/s during the 10 MiB/s run; at 1 MiB/s, 0.89 and 1.6×, but a
+ * steady load then outruns compaction for ever. On this machine moto's ingest is what appends
+ * and compaction share, so each compacted byte costs appends about one byte of throughput.
+ */
+export const compactionBytesPerSecondWhileAppending = 16 << 20;
+
+/** Appends count as arriving for this long after the last WAL bytes were applied. */
+const appendQuietMs = 1_000;
+
+/**
+ * Wall time one job spends compacting the WAL at most before it checkpoints what it has: a
+ * backlog compacted at the appending pace would otherwise hold the next checkpoint back.
+ */
+export const compactionMsPerJobMax = 30_000;
+
+/** Streams compacted at once, each worker pacing itself (a chunk PUT is a round trip). */
+const compactionStreamsConcurrency = 2;
 
 /** Attempts of a chunk PUT before the job gives up (the next job starts over). */
 const chunkPutAttemptsMax = 5;
@@ -100,6 +121,8 @@ export interface CompactionHost {
   onCommitChain<T>(task: () => Promise<T>): Promise<T>;
   /** False once the writer is fenced or closing: compaction stops between streams. */
   isReady(): boolean;
+  /** WAL bytes this writer has made durable so far (compaction rests while this moves). */
+  walBytesApplied(): number;
 }
 
 export class Compactor {
@@ -114,6 +137,11 @@ export class Compactor {
   private nextChunkCounter = 0;
   /** The first seq num each chunk object holds (its own index's), learned when needed. */
   private readonly chunkStartSeqNums = new Map<number, SeqNum>();
+  /** `walBytesApplied()` when last looked at, and when it last moved (monotonic ms). */
+  private walBytesSeen = 0;
+  private walBytesMovedAtMs = Number.NEGATIVE_INFINITY;
+  /** When the pace lets the next chunk upload start (monotonic ms; a token bucket of depth 0). */
+  private nextUploadAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly host: CompactionHost) {}
 
@@ -130,12 +158,14 @@ export class Compactor {
   async compact(): Promise<number> {
     const rowsByStream = await this.rowsByStream();
     let walBudget = compactionBytesPerJobMax;
+    const deadlineMs = this.host.clock.monotonicMs() + compactionMsPerJobMax;
     // Streams are compacted side by side: each is a few object-store round trips (reads, one
     // PUT per chunk), and one at a time leaves a job latency-bound.
     const queue = [...rowsByStream];
     const worker = async (): Promise<void> => {
       for (;;) {
-        if (walBudget <= 0 || !this.host.isReady()) return;
+        if (walBudget <= 0 || this.host.clock.monotonicMs() >= deadlineMs) return;
+        if (!this.host.isReady()) return;
         const next = queue.shift();
         if (next === undefined) return;
         const [streamId, rows] = next;
@@ -334,7 +364,7 @@ export class Compactor {
     let groupBytes = 0;
     const cut = async (): Promise<void> => {
       if (group.length === 0) return;
-      chunks.push(await this.uploadChunk(group));
+      chunks.push(await this.uploadChunk(group, groupBytes));
       group = [];
       groupBytes = 0;
     };
@@ -357,15 +387,37 @@ export class Compactor {
       }),
     );
     this.stats.bytesCompacted += readBytes;
-    const shareBytesPerSecond = compactionBytesPerSecondMax / compactionStreamsConcurrency;
-    await this.host.clock.sleep((readBytes / shareBytesPerSecond) * 1000);
     return readBytes;
   }
 
-  private async uploadChunk(entries: readonly RecordsEntryInput[]): Promise<{
+  /**
+   * Waits for the pace to allow `bytes` more of chunk uploads (every worker draws on one pace):
+   * the lower pace while appends arrive, the cap otherwise.
+   */
+  private async pace(bytes: number): Promise<void> {
+    const nowMs = this.host.clock.monotonicMs();
+    const walBytes = this.host.walBytesApplied();
+    if (walBytes !== this.walBytesSeen) {
+      this.walBytesSeen = walBytes;
+      this.walBytesMovedAtMs = nowMs;
+    }
+    const isAppending = nowMs - this.walBytesMovedAtMs < appendQuietMs;
+    const bytesPerSecond = isAppending
+      ? compactionBytesPerSecondWhileAppending
+      : compactionBytesPerSecondMax;
+    const startMs = Math.max(nowMs, this.nextUploadAtMs);
+    this.nextUploadAtMs = startMs + (bytes / bytesPerSecond) * 1000;
+    if (startMs > nowMs) await this.host.clock.sleep(startMs - nowMs);
+  }
+
+  private async uploadChunk(
+    entries: readonly RecordsEntryInput[],
+    entryBytes: number,
+  ): Promise<{
     chunkId: number;
     bytes: Uint8Array;
   }> {
+    await this.pace(entryBytes);
     const chunkId = chunkIdOf(this.host.writerEpoch, this.nextChunkCounter);
     this.nextChunkCounter += 1;
     const bytes = encodeSegment({

@@ -7,8 +7,9 @@
  * Invariants:
  * - Only a `ready` writer runs a job; a commit that finds a newer epoch stops everything (the
  *   storage is told it is fenced) and nothing is deleted.
- * - The snapshot runs on the commit chain, so the rows it dumps are exactly the cache after the
- *   commit of the marker's segment `m`; the checkpoint's `walId` is `m`.
+ * - The snapshot's view of the cache is taken on the commit chain, so the rows it dumps (read
+ *   after the chain moves on) are exactly the cache after the commit of the marker's segment `m`;
+ *   the checkpoint's `walId` is `m`.
  * - A checkpoint is committed only if something changed since the previous one (`m` moved, or
  *   compaction switched rows), and only after its object is uploaded.
  * - An assertion failure in a job is rethrown from the timer (the process stops: corrupt state
@@ -43,8 +44,6 @@ export interface MaintenanceHost extends CompactionHost {
   manifest(): Manifest;
   /** Called with the manifest that committed a checkpoint. */
   onCommitted(manifest: Manifest): void;
-  /** WAL bytes this writer has made durable so far (the checkpoint trigger counts these). */
-  walBytesApplied(): number;
   /** WAL bytes applied as of the last cache commit (read on the commit chain). */
   walBytesCommitted(): number;
   /** A checkpoint commit found a newer writer. */
@@ -180,16 +179,25 @@ export class Maintenance {
     const compactedBytes = await this.compactor.compact();
     if (!this.host.isReady()) return;
     const { host } = this;
-    const snapshot = await host.onCommitChain(async () => {
+    // The view is taken on the commit chain (between two segment commits) and read after it:
+    // iterating every row there would hold back every acknowledgement meanwhile.
+    const taken = await host.onCommitChain(async () => {
       const marker = await readMarker(host.kv);
       assert(marker !== undefined, "a running storage has a cache marker");
       return {
         marker,
-        rows: await snapshotRows(host.kv),
+        view: host.kv.snapshot(),
         walBytes: host.walBytesCommitted(),
         chunkIdBound: this.compactor.chunkIdBound,
       };
     });
+    let rows: [Uint8Array, Uint8Array][];
+    try {
+      rows = await snapshotRows(taken.view);
+    } finally {
+      await taken.view.close();
+    }
+    const snapshot = { ...taken, rows };
     const { marker } = snapshot;
     // Nothing new to record: no WAL since the last checkpoint and no index change.
     if (

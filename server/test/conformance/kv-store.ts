@@ -185,6 +185,20 @@ export function runKvStoreSuite(options: KvStoreSuiteOptions): void {
         assert.deepEqual(await collect(kv), []);
       });
 
+      it("getMany returns each key's value in the keys' order, undefined where missing", async () => {
+        await kv.write([
+          put(bytes(1), bytes(10)),
+          put(bytes(3), bytes(30)),
+          put(bytes(), bytes(0)),
+        ]);
+        const values = await kv.getMany([bytes(3), bytes(2), bytes(1), bytes(3), bytes()]);
+        assert.deepEqual(values, [bytes(30), undefined, bytes(10), bytes(30), bytes(0)]);
+        for (const value of values) {
+          if (value !== undefined) assert.equal(Buffer.isBuffer(value), false, "plain Uint8Array");
+        }
+        assert.deepEqual(await kv.getMany([]), []);
+      });
+
       it("allows the empty key and empty values", async () => {
         await kv.write([put(bytes(), bytes(1)), put(bytes(2), bytes())]);
         assert.deepEqual(await kv.get(bytes()), bytes(1));
@@ -378,6 +392,35 @@ export function runKvStoreSuite(options: KvStoreSuiteOptions): void {
           [bytes(2, 5), bytes(99)],
           [bytes(5), bytes(55)],
         ]);
+      });
+
+      it("an explicit snapshot() shows the store as it was when taken, to every entries()", async () => {
+        await kv.write([1, 2, 3].map((i) => put(bytes(i), bytes(i))));
+        const snapshot = kv.snapshot();
+        try {
+          // Written after the snapshot, before any iteration of it starts.
+          await kv.write([put(bytes(2), bytes(22)), del(bytes(3)), put(bytes(4), bytes(4))]);
+          await kv.clear({ lt: bytes(2) });
+          const read = async (range: KvRange): Promise<Entry[]> => {
+            const out: Entry[] = [];
+            for await (const entry of snapshot.entries(range)) out.push(entry);
+            return out;
+          };
+          assert.deepEqual(
+            await read({}),
+            [1, 2, 3].map((i) => [bytes(i), bytes(i)]),
+          );
+          assert.deepEqual(await read({ gte: bytes(2), reverse: true }), [
+            [bytes(3), bytes(3)],
+            [bytes(2), bytes(2)],
+          ]);
+          assert.deepEqual(await collect(kv), [
+            [bytes(2), bytes(22)],
+            [bytes(4), bytes(4)],
+          ]);
+        } finally {
+          await snapshot.close();
+        }
       });
 
       it("takes its snapshot at the first next(), not when entries() is called", async () => {

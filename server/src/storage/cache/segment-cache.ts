@@ -258,21 +258,15 @@ export class SegmentCache {
     readonly trimPoint: SeqNum;
   }): Promise<void> {
     const { streamId, trimPoint, replacedKeys } = options;
-    // The rows still there (a trim may have dropped some meanwhile), read in one pass that also
-    // pairs compaction's contiguity assertion: between the first and the last replaced row no
-    // other row exists, or the new rows would overlap it.
+    // The rows still there (a trim may have dropped some meanwhile), in one call: this runs on
+    // the commit chain, where every await delays the next segment's acknowledgements. No other
+    // row can lie between two replaced ones: rows are added only past a stream's tail (commits)
+    // or by a switch, and compaction runs one plan per stream at a time.
     const existing: { key: Uint8Array; location: SegmentEntryLocation }[] = [];
-    if (replacedKeys.length > 0) {
-      const replaced = new Set(replacedKeys.map((key) => Buffer.from(key).toString("hex")));
-      for await (const [key, value] of this.kv.entries({
-        gte: replacedKeys[0]!,
-        lte: replacedKeys.at(-1)!,
-      })) {
-        assert(
-          replaced.has(Buffer.from(key).toString("hex")),
-          `a compaction switch replaces every row in its range: stream ${streamId}`,
-        );
-        existing.push({ key, location: decodeSegmentEntryValue(value) });
+    const values = await this.kv.getMany(replacedKeys);
+    for (const [i, value] of values.entries()) {
+      if (value !== undefined) {
+        existing.push({ key: replacedKeys[i]!, location: decodeSegmentEntryValue(value) });
       }
     }
     const ops: KvOp[] = [];
@@ -561,9 +555,12 @@ export class SegmentCache {
       else known.count += 1;
     }
     const freed: ObjectRef[] = [];
-    for (const { source, id, count: decrement } of decrements.values()) {
-      const refsKey = encodeSegmentRefsKey(id, source);
-      const stored = await this.kv.get(refsKey);
+    const objects = [...decrements.values()];
+    const refsKeys = objects.map(({ source, id }) => encodeSegmentRefsKey(id, source));
+    const counts = await this.kv.getMany(refsKeys);
+    for (const [i, { source, id, count: decrement }] of objects.entries()) {
+      const refsKey = refsKeys[i]!;
+      const stored = counts[i];
       // A missing or short count can only come from a damaged cache: treat the file as freed
       // (a later read of a row still pointing into it is a miss, served from the bucket).
       const count = stored === undefined ? 0 : decodeSegmentRefsValue(stored);
@@ -577,12 +574,11 @@ export class SegmentCache {
     return freed;
   }
 
+  /** Unlinks files whose last reference is gone (uncounted first, then removed side by side). */
   private async unlinkFiles(freed: readonly ObjectRef[]): Promise<void> {
-    for (const { source, id } of freed) {
-      await this.kinds[source].files.delete(id);
-      this.forgetFile(source, id);
-      this.stats.filesDeleted += 1;
-    }
+    for (const { source, id } of freed) this.forgetFile(source, id);
+    this.stats.filesDeleted += freed.length;
+    await Promise.all(freed.map(({ source, id }) => this.kinds[source].files.delete(id)));
   }
 
   /**

@@ -196,9 +196,12 @@ export async function openLevelKvStore(options: LevelKvStoreOptions): Promise<Kv
     return false;
   }
 
-  async function* iterate(range: LevelRange): AsyncGenerator<readonly [Uint8Array, Uint8Array]> {
+  async function* iterate(
+    range: LevelRange,
+    snapshot?: ReturnType<typeof db.snapshot>,
+  ): AsyncGenerator<readonly [Uint8Array, Uint8Array]> {
     try {
-      const iterator = db.iterator(range);
+      const iterator = db.iterator(snapshot === undefined ? range : { ...range, snapshot });
       try {
         // Breaking out of this loop (the consumer stopped early) closes the native iterator.
         for await (const [key, value] of iterator) yield [toView(key), toView(value)] as const;
@@ -215,6 +218,16 @@ export async function openLevelKvStore(options: LevelKvStoreOptions): Promise<Kv
       try {
         const value = await db.get(key);
         return value === undefined ? undefined : toView(value);
+      } catch (error) {
+        return rethrow(error);
+      }
+    },
+
+    async getMany(keys) {
+      if (keys.length === 0) return [];
+      try {
+        const values = await db.getMany([...keys]);
+        return values.map((value) => (value === undefined ? undefined : toView(value)));
       } catch (error) {
         return rethrow(error);
       }
@@ -238,6 +251,19 @@ export async function openLevelKvStore(options: LevelKvStoreOptions): Promise<Kv
     entries(range) {
       const levelRange = toLevelRange(range);
       return { [Symbol.asyncIterator]: () => iterate(levelRange) };
+    },
+
+    snapshot() {
+      const snapshot = db.snapshot();
+      return {
+        entries(range) {
+          const levelRange = toLevelRange(range);
+          return { [Symbol.asyncIterator]: () => iterate(levelRange, snapshot) };
+        },
+        async close() {
+          await snapshot.close();
+        },
+      };
     },
 
     async clear(range) {

@@ -178,11 +178,20 @@ export function createMemoryKvStore(): MemoryKvStore {
     if (isClosed) throw new Error("kv store is closed");
   };
 
-  async function* iterate(range: KvRange): AsyncGenerator<readonly [Uint8Array, Uint8Array]> {
+  /** Pins the current state: writes from now on copy it first (`mutable`). */
+  const pin = (): State => {
+    current.isShared = true;
+    return current;
+  };
+
+  async function* iterate(
+    range: KvRange,
+    pinned?: { readonly state: State; readonly epoch: number },
+  ): AsyncGenerator<readonly [Uint8Array, Uint8Array]> {
     checkOpen();
-    const snapshot = current;
-    snapshot.isShared = true;
-    const startEpoch = epoch;
+    const snapshot = pinned?.state ?? pin();
+    const startEpoch = pinned?.epoch ?? epoch;
+    if (epoch !== startEpoch) throw new Error("kv snapshot is closed: the store was closed");
     const { start, end } = selectRange(snapshot.keys, range);
     const isReverse = range.reverse === true;
     for (let n = 0; n < end - start; n++) {
@@ -203,6 +212,16 @@ export function createMemoryKvStore(): MemoryKvStore {
       const index = lowerBound(keys, key, false);
       if (index === keys.length || compareBytes(keys[index]!, key) !== 0) return undefined;
       return values[index]!.slice();
+    },
+
+    async getMany(keys) {
+      checkOpen();
+      const { keys: stored, values } = current;
+      return keys.map((key) => {
+        const index = lowerBound(stored, key, false);
+        if (index === stored.length || compareBytes(stored[index]!, key) !== 0) return undefined;
+        return values[index]!.slice();
+      });
     },
 
     async write(ops, options) {
@@ -229,6 +248,21 @@ export function createMemoryKvStore(): MemoryKvStore {
       const copied = copyRange(range);
       applyClear(copied);
       unsynced.push({ type: "clear", range: copied });
+    },
+
+    snapshot() {
+      checkOpen();
+      const pinned = { state: pin(), epoch };
+      let isOpen = true;
+      return {
+        entries(range) {
+          if (!isOpen) throw new Error("kv snapshot is closed");
+          return { [Symbol.asyncIterator]: () => iterate(range, pinned) };
+        },
+        async close() {
+          isOpen = false;
+        },
+      };
     },
 
     async close() {
