@@ -368,6 +368,48 @@ describe("append sequencing", () => {
 });
 
 describe("append conditions", () => {
+  it("never answers a 412 from pipelined state that is then lost to a newer writer", async () => {
+    // Goal: a rejection must not report a tail (or token) that never becomes durable. Writer A's
+    // WAL PUTs stall; it sequences a batch and fence, then judges two conditional appends against
+    // that pipelined state; writer B then takes over the bucket, so A's batches are lost. The
+    // rejections must say what A's lost batches say (`unavailable`), never "next seq num 3".
+    const inner = createMemoryObjectStore();
+    const gated = createGatedObjectStore(inner);
+    const a = await openService({ store: gated });
+    let b: Fixture | undefined;
+    try {
+      await a.service.basins.create({ name: basin });
+      await a.service.streams.create({ basin, name: "s" });
+      gated.hold();
+      const pending = a.service.records.append(basin, "s", {
+        records: [record("x"), fenceRecord("t-lost"), record("y")],
+      });
+      const stale = a.service.records.append(basin, "s", { records: records(1), matchSeqNum: 0 });
+      const wrongToken = a.service.records.append(basin, "s", {
+        records: records(1),
+        fencingToken: "t-other",
+      });
+      // Today's answer would be a 412 with next seq num 3 / token "t-lost": neither is durable.
+      assert.equal(await stateAfter(stale, 50), "pending");
+      assert.equal(await stateAfter(wrongToken, 0), "pending");
+      b = await openService({ store: inner });
+      gated.release();
+      await rejectsWithCode(pending, "unavailable");
+      await rejectsWithCode(stale, "unavailable");
+      await rejectsWithCode(wrongToken, "unavailable");
+      // The newer writer's log holds none of it: a 412 saying 3 would have been false.
+      assert.deepEqual(await b.service.records.checkTail(basin, "s"), { seqNum: 0, timestamp: 0 });
+      await rejectsWithCondition(
+        b.service.records.append(basin, "s", { records: records(1), fencingToken: "t-lost" }),
+        { kind: "fencing_token_mismatch", currentToken: "" },
+      );
+    } finally {
+      gated.release();
+      await a.service.close();
+      await b?.service.close();
+    }
+  });
+
   it("checks matchSeqNum against the pipelined next seq num", async () => {
     const store = createGatedObjectStore();
     await withStream(
@@ -391,14 +433,17 @@ describe("append conditions", () => {
           records: records(1),
           matchSeqNum: 6,
         });
-        // The mismatches fail while nothing is durable: they were judged on pipelined state.
-        await rejectsWithCondition(stale, { kind: "seq_num_mismatch", nextSeqNum: 5 });
-        await rejectsWithCondition(ahead, { kind: "seq_num_mismatch", nextSeqNum: 5 });
+        // The mismatches were judged on pipelined state (next seq num 5), which is not durable
+        // yet: their rejections wait for it, so that they never state what may be lost.
+        assert.equal(await stateAfter(stale, 50), "pending");
+        assert.equal(await stateAfter(ahead, 0), "pending");
         assert.deepEqual(await recordService.checkTail(basin, fixture.stream), {
           seqNum: 0,
           timestamp: 0,
         });
         store.release();
+        await rejectsWithCondition(stale, { kind: "seq_num_mismatch", nextSeqNum: 5 });
+        await rejectsWithCondition(ahead, { kind: "seq_num_mismatch", nextSeqNum: 5 });
         const [ackFirst, ackSecond] = await Promise.all([first, second]);
         assert.equal(ackFirst.start.seqNum, 0);
         assert.equal(ackSecond.start.seqNum, 3);
@@ -484,9 +529,11 @@ describe("append conditions", () => {
           records: records(1),
           fencingToken: "t1",
         });
+        // Their rejections wait until the fences they report are durable.
+        assert.equal(await stateAfter(withOld, 50), "pending");
+        store.release();
         await rejectsWithCondition(withOld, { kind: "fencing_token_mismatch", currentToken: "t1" });
         await rejectsWithCondition(stillT1, { kind: "fencing_token_mismatch", currentToken: "t2" });
-        store.release();
         await Promise.all([fence1, withT1, fence2]);
         const t2 = await recordService.append(basin, fixture.stream, {
           records: records(1),

@@ -7,7 +7,10 @@
  * Invariants:
  * - Seq nums are dense from 0 and assigned in acceptance order; an assigned seq num is either made
  *   durable or the server stops (storage never gives up on a segment), so no rollback exists.
- * - Conditions (`fencingToken` first, then `matchSeqNum`) are checked against pipelined state.
+ * - Conditions (`fencingToken` first, then `matchSeqNum`) are checked against pipelined state, and
+ *   a rejection decided there is released only once every batch sequenced before it is durable;
+ *   if those are lost, the client gets their error instead (docs/design/storage.md "Replies
+ *   ordered by durability"). No reply states a fact that is not durable.
  * - Timestamps never decrease along the stream.
  * - Followers only ever see durable records, in order, each batch once.
  */
@@ -180,6 +183,12 @@ export class Streamer {
   readonly cipher: EncryptionAlgorithm | null;
   private config: StreamConfig;
   private pipelined: StreamTail;
+  /**
+   * Settles when the last batch sequenced so far is durable (or rejects when it is lost): since
+   * batches become durable in order and a stopped flusher fails all it holds, it stands for every
+   * batch before it too. A rejection judged on `pipelined` waits for it.
+   */
+  private pipelinedDurable: Promise<void> = Promise.resolve();
   private deleting = false;
   private readonly followers = new Set<Follower>();
 
@@ -238,6 +247,8 @@ export class Streamer {
     }
     let records: DecodedRecord[];
     let firstSeqNum: SeqNum;
+    // Taken with the pipelined state that the checks below read, before anything can yield.
+    const judgedOn = this.pipelinedDurable;
     try {
       if (session?.isPoisoned) throw appendSessionPoisoned();
       if (this.deleting) throw streamDeletionPending();
@@ -257,6 +268,13 @@ export class Streamer {
     } catch (error) {
       this.options.storage.releaseAdmission(bytes);
       if (session !== undefined) session.isPoisoned = true;
+      // The rejection may report pipelined state (the next seq num, the token): say it only once
+      // that state is durable, or say why it never will be.
+      try {
+        await judgedOn;
+      } catch (lost) {
+        throw toS2Error(lost);
+      }
       throw error;
     }
     return this.submit(firstSeqNum, records, bytes);
@@ -396,13 +414,19 @@ export class Streamer {
     records: DecodedRecord[],
     bytes: number,
   ): Promise<AppendAck> {
+    assert(
+      firstSeqNum + records.length === this.pipelined.nextSeqNum,
+      "the batch submitted is the last one sequenced",
+    );
+    const durable = this.options.storage.submitRecords({
+      streamId: this.streamId,
+      firstSeqNum,
+      records,
+      admittedBytes: bytes,
+    });
+    this.pipelinedDurable = durable;
     try {
-      await this.options.storage.submitRecords({
-        streamId: this.streamId,
-        firstSeqNum,
-        records,
-        admittedBytes: bytes,
-      });
+      await durable;
     } catch (error) {
       throw toS2Error(error);
     }
