@@ -8,8 +8,11 @@
  * console and CORS preflights are not.
  *
  * Fault model: a connection that never sends enough bytes to pick a protocol is closed after
- * `protocolSniffTimeoutMs`; a handler that throws gets an error response if nothing was sent yet,
- * else its stream is reset; an `AssertionError` is rethrown (the process crashes).
+ * `protocolSniffTimeoutMs`; an HTTP/1.1 request whose headers (or body) take longer than
+ * `http1HeadersTimeoutMs` (`http1RequestTimeoutMs`) gets a 408 and its connection is closed, and
+ * an idle keep-alive connection is closed after `http1KeepAliveTimeoutMs`; a handler that throws
+ * gets an error response if nothing was sent yet, else its stream is reset; an `AssertionError` is
+ * rethrown (the process crashes).
  */
 import {
   createServer as createHttpServer,
@@ -24,7 +27,13 @@ import {
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { AssertionError } from "../core/assert.js";
-import { protocolSniffTimeoutMs } from "../core/limits.js";
+import {
+  http1ConnectionsCheckingIntervalMs,
+  http1HeadersTimeoutMs,
+  http1KeepAliveTimeoutMs,
+  http1RequestTimeoutMs,
+  protocolSniffTimeoutMs,
+} from "../core/limits.js";
 import type { Service } from "../service/service.js";
 import {
   connectPathPrefix,
@@ -55,6 +64,11 @@ export interface ApiServerOptions {
    * no checks (`--no-auth`), is for in-process tests.
    */
   readonly auth?: AuthOptions | undefined;
+  /** HTTP/1.1 timeouts; the defaults are the `http1*` limits. Tests shorten them. */
+  readonly http1HeadersTimeoutMs?: number | undefined;
+  readonly http1RequestTimeoutMs?: number | undefined;
+  readonly http1KeepAliveTimeoutMs?: number | undefined;
+  readonly http1ConnectionsCheckingIntervalMs?: number | undefined;
 }
 
 export interface ApiServer {
@@ -154,8 +168,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       );
   };
 
-  const http1 = createHttpServer((request: IncomingMessage, response: ServerResponse) =>
-    handle(request, response),
+  const http1Timeouts = {
+    headersTimeout: options.http1HeadersTimeoutMs ?? http1HeadersTimeoutMs,
+    requestTimeout: options.http1RequestTimeoutMs ?? http1RequestTimeoutMs,
+    keepAliveTimeout: options.http1KeepAliveTimeoutMs ?? http1KeepAliveTimeoutMs,
+    connectionsCheckingInterval:
+      options.http1ConnectionsCheckingIntervalMs ?? http1ConnectionsCheckingIntervalMs,
+  };
+  const http1 = createHttpServer(
+    http1Timeouts,
+    (request: IncomingMessage, response: ServerResponse) => handle(request, response),
   );
   // Lite's SDK opens up to 100 concurrent streams per connection; allow more.
   const http2Settings = { maxConcurrentStreams: 1000 };
@@ -171,8 +193,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   let listener: Server;
   if (options.tls) {
+    // ALPN's HTTP/1.1 connections are served by the TLS server itself, which enforces the same
+    // timeouts (with Node's defaults unless set) once it listens.
+    Object.assign(http2, http1Timeouts);
     listener = http2 as unknown as Server;
   } else {
+    // Node enforces `headersTimeout` and `requestTimeout` only from a timer it starts when the
+    // server emits 'listening' (lib/_http_server.js `setupConnectionsTracking`); before that it
+    // does not even track its connections. This server never listens (the sniffing listener hands
+    // it its sockets), so without this a client that never ends its headers is never closed.
+    http1.emit("listening");
     listener = createNetServer((socket) => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
@@ -194,6 +224,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     close: () =>
       new Promise<void>((resolve) => {
         listener.close(() => resolve());
+        // Stops the timeout checks started above; the server itself was never listening.
+        http1.close();
         http1.closeAllConnections();
         for (const socket of sockets) socket.destroy();
       }),

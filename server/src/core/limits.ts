@@ -120,6 +120,45 @@ assert(rpcAppendInflightBytesMax >= recordBatchBytesMax, "an rpc session admits 
 
 /** A connection that has not sent enough bytes to choose HTTP/1.1 or HTTP/2 by then is closed. */
 export const protocolSniffTimeoutMs = 10_000;
+/**
+ * An HTTP/1.1 request whose headers are not complete this long after it started gets a 408 and
+ * its connection is closed (a slowloris client, issue 14). A real client sends its headers in its
+ * first packets, so the budget is the sniff's; Node's default is 60 s, hyper's (S2 lite) 30 s.
+ */
+export const http1HeadersTimeoutMs = protocolSniffTimeoutMs;
+/**
+ * An HTTP/1.1 request whose body is not complete this long after it started is cut the same way:
+ * the only bound on a body trickled byte by byte. Node's default, which the TLS listener already
+ * applied. It also caps an S2S append session over HTTP/1.1 (a chunked body); HTTP/2 sessions,
+ * which the SDK uses, are not affected.
+ */
+export const http1RequestTimeoutMs = 300_000;
+/** An idle HTTP/1.1 keep-alive connection is closed after this (Node's default). */
+export const http1KeepAliveTimeoutMs = 5_000;
+/**
+ * How often Node checks the two timeouts above, so how late it may enforce them (Node's default
+ * is 30 s, three times the header timeout). A check walks only the requests still in progress.
+ */
+export const http1ConnectionsCheckingIntervalMs = 1_000;
+/**
+ * After an S2S append session ends while its client is still sending (a terminal frame), this
+ * many more request bytes are read and discarded before the exchange is reset: the rest of a
+ * maximal frame the client was writing, and as much again for what was already in flight (socket
+ * buffers, an HTTP/2 stream window). Unread input would pin the stream and its socket: Node
+ * destroys an HTTP/2 stream only once its input is consumed, and a paused HTTP/1.1 request stops
+ * reading the socket, so a client's FIN goes unseen (issue 14).
+ */
+export const s2sAppendDrainBytesMax = 2 * s2sFrameBytesMax;
+/**
+ * The same drain ends after this long: a client learns of the end within a round trip, then
+ * stops sending or closes. It also frees the exchange of a client that does not read the terminal
+ * frame (the response never finishes).
+ */
+export const s2sAppendDrainTimeoutMs = 5_000;
+
+assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers ≤ request timeout");
+assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");
+assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the frame it was writing");
 /** Unary reads: lite caps `wait` at 60 s. */
 export const unaryReadWaitSecsMax = 60;
 /** Heartbeats while following: a uniformly random delay in this range (S2 lite). */

@@ -22,13 +22,18 @@
  * bound once the response has drained it.
  *
  * Fault model: a client that disconnects ends the session at once; inputs already submitted stay
- * submitted (they may become durable, like a unary append whose client hung up).
+ * submitted (they may become durable, like a unary append whose client hung up). A client that is
+ * still sending when the session ends has the rest of its input read and discarded, for at most
+ * `s2sAppendDrainBytesMax` bytes or `s2sAppendDrainTimeoutMs`, then the exchange is reset: unread
+ * input would keep the stream, the session and the socket open after the client is gone.
  */
 import { authorizeCommands, type Principal } from "../auth.js";
 import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
 import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
 import {
+  s2sAppendDrainBytesMax,
+  s2sAppendDrainTimeoutMs,
   s2sAppendInflightBytesMax,
   s2sAppendInflightInputsMax,
   s2sCompressionBytesMin,
@@ -336,22 +341,66 @@ class AppendSession {
     const terminal = error === undefined ? undefined : encodeS2sTerminalFrame(error);
     this.state = "ending";
     this.frames.length = 0;
-    this.request.pause();
+    if (!this.isRequestEnded) this.drainRequest();
     const { response } = this;
     // Once the response is complete, ask a client that is still sending to stop, without error
     // (RFC 9113 §8.1), so that the stream closes instead of lingering half-open. The HTTP/2
     // compatibility response emits `finish` only when the stream has closed: watch the stream.
-    const stream = (response as Partial<Pick<Http2ServerResponse, "stream">>).stream;
-    if (stream !== undefined) {
-      stream.once("finish", () => {
-        if (!this.isRequestEnded && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
-      });
-    } else {
-      response.once("finish", () => {
-        if (!this.isRequestEnded) this.request.destroy();
-      });
-    }
+    // HTTP/1.1 has no such signal: the drain ends when the client ends its body or disconnects.
+    const stream = http2StreamOf(response);
+    stream?.once("finish", () => {
+      if (!this.isRequestEnded && !stream.closed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+    });
     if (terminal === undefined) response.end();
     else response.end(terminal);
   }
+
+  /**
+   * Reads and discards the rest of the request (`onData` ignores it, so none of it is applied),
+   * for at most `s2sAppendDrainBytesMax` bytes or `s2sAppendDrainTimeoutMs`, then resets the
+   * exchange. Leaving it paused instead pins everything: Node destroys an HTTP/2 stream that was
+   * closed without error only once its buffered input is consumed, so the response never closes,
+   * and a paused HTTP/1.1 request stops reading the socket, so the client's FIN goes unseen.
+   */
+  private drainRequest(): void {
+    const { request } = this;
+    let drainedBytes = 0;
+    const stop = (): void => {
+      clearTimeout(timer);
+      request.off("data", onData);
+      request.off("end", stop);
+      request.off("close", stop);
+    };
+    const reset = (): void => {
+      stop();
+      this.reset();
+    };
+    const onData = (chunk: Buffer): void => {
+      drainedBytes += chunk.length;
+      if (drainedBytes > s2sAppendDrainBytesMax) reset();
+    };
+    const timer = setTimeout(reset, s2sAppendDrainTimeoutMs);
+    request.on("data", onData);
+    request.once("end", stop);
+    request.once("close", stop);
+    request.resume();
+  }
+
+  /** Refuses the rest of the request: the client kept sending past the drain's bounds. */
+  private reset(): void {
+    const stream = http2StreamOf(this.response);
+    if (stream === undefined) {
+      // HTTP/1.1 can refuse the rest of a body only by closing the connection.
+      this.request.destroy();
+      return;
+    }
+    if (!stream.closed) stream.close(http2Constants.NGHTTP2_CANCEL);
+    // A stream already closed without error still waits for its input to be consumed.
+    stream.destroy();
+  }
+}
+
+/** The HTTP/2 stream of a compatibility response; undefined over HTTP/1.1. */
+function http2StreamOf(response: ApiResponse): Http2ServerResponse["stream"] | undefined {
+  return (response as Partial<Pick<Http2ServerResponse, "stream">>).stream;
 }

@@ -1,0 +1,415 @@
+// Goal: a hostile client cannot pin a connection or a session (issue 14): an HTTP/1.1 connection
+// whose request headers never end is closed after the header timeout, and an S2S append session
+// that ends with an error while its client is still sending lets go of the session and the socket
+// once the client disconnects, or after a bounded drain if it keeps sending, over HTTP/2 and
+// HTTP/1.1. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
+// gauge and the process's open TCP sockets must return to their baseline.
+import assert from "node:assert/strict";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
+import {
+  encodeS2sFrame,
+  parseS2sTerminalPayload,
+  type S2sFrame,
+  S2sFrameDecoder,
+} from "../../src/api/s2s/frame.js";
+import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import { s2sAppendDrainBytesMax, s2sAppendDrainTimeoutMs } from "../../src/core/limits.js";
+import type { Service } from "../../src/service/service.js";
+import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
+import { ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
+
+const headersTimeoutMs = 500;
+const keepAliveTimeoutMs = 500;
+const connectionsCheckingIntervalMs = 100;
+/** Every wait in this file fails after this long instead of hanging the run. */
+const waitTimeoutMs = 10_000;
+/** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
+const trailingBytes = 512 << 10;
+
+let service: Service;
+let api: ApiServer;
+
+before(async () => {
+  service = await openTestService({ store: createMemoryObjectStore() });
+  await ensureTestBasin(service);
+  api = await startApiServer({
+    service,
+    port: 0,
+    host: "127.0.0.1",
+    cors: false,
+    http1HeadersTimeoutMs: headersTimeoutMs,
+    http1KeepAliveTimeoutMs: keepAliveTimeoutMs,
+    http1ConnectionsCheckingIntervalMs: connectionsCheckingIntervalMs,
+  });
+});
+
+after(async () => {
+  await api?.close();
+  await service?.close();
+});
+
+/** Resolves with `promise`, or fails naming `what` after `timeoutMs`. */
+async function within<T>(promise: Promise<T>, what: string, timeoutMs = waitTimeoutMs): Promise<T> {
+  const timeout = new AbortController();
+  try {
+    return await Promise.race([
+      promise,
+      sleep(timeoutMs, undefined, { signal: timeout.signal }).then(() =>
+        assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`),
+      ),
+    ]);
+  } finally {
+    timeout.abort();
+  }
+}
+
+/** Polls `read` until it returns `expected`, or fails with the last value after `timeoutMs`. */
+async function until(
+  read: () => number,
+  expected: number,
+  what: string,
+  timeoutMs = waitTimeoutMs,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let value = read();
+  while (value !== expected) {
+    if (Date.now() > deadline) {
+      assert.fail(`${what}: still ${value} after ${timeoutMs} ms, expected ${expected}`);
+    }
+    await sleep(20);
+    value = read();
+  }
+}
+
+/** Open TCP sockets of this process: the server's and the test's own. */
+function openSocketCount(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === "TCPSocketWrap").length;
+}
+
+function appendSessionGauge(): number {
+  const match = /tributary_sessions\{kind="s2s_append"\} (\d+)/.exec(api.metrics.render());
+  assert.ok(match !== null, "the sessions gauge is exposed");
+  return Number(match[1]);
+}
+
+/** A flag that turns true once `promise` has settled. */
+function settledFlag(promise: Promise<unknown>): () => boolean {
+  let isSettled = false;
+  void promise.finally(() => {
+    isSettled = true;
+  });
+  return () => isSettled;
+}
+
+/** Opens a raw TCP connection; resolves once connected. */
+async function connectRaw(): Promise<net.Socket> {
+  const socket = net.connect(api.port, "127.0.0.1");
+  socket.on("error", () => {});
+  await within(
+    new Promise<void>((resolve) => socket.once("connect", resolve)),
+    "the raw connection",
+  );
+  return socket;
+}
+
+/** What the server sent on `socket` before closing it, and when it closed (ms after `sinceMs`). */
+function closedBy(socket: net.Socket, sinceMs: number): Promise<{ text: string; afterMs: number }> {
+  let text = "";
+  socket.setEncoding("latin1");
+  socket.on("data", (chunk: string) => {
+    text += chunk;
+  });
+  return new Promise((resolve) =>
+    socket.once("close", () => resolve({ text, afterMs: performance.now() - sinceMs })),
+  );
+}
+
+describe("HTTP/1.1 timeouts", () => {
+  it("closes a connection whose request headers never end", async () => {
+    const socketsBefore = openSocketCount();
+    const socket = await connectRaw();
+    const startMs = performance.now();
+    const closed = closedBy(socket, startMs);
+    socket.write("GET /health HTTP/1.1\r\nHost: x\r\n");
+    const { text, afterMs } = await within(closed, "the server to close the connection");
+    assert.match(text, /^HTTP\/1\.1 408 /, "Node's answer to a header timeout");
+    assert.ok(afterMs >= headersTimeoutMs * 0.9, `not before the timeout. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("closes a connection that trickles its headers, however active", async () => {
+    const socketsBefore = openSocketCount();
+    const socket = await connectRaw();
+    const startMs = performance.now();
+    const closed = closedBy(socket, startMs);
+    socket.write("GET /health HTTP/1.1\r\nHost: x\r\n");
+    const isClosed = settledFlag(closed);
+    // A header line every 50 ms: never idle, never done.
+    for (let i = 0; !isClosed() && performance.now() - startMs < waitTimeoutMs; i++) {
+      socket.write(`x-trickle-${i}: y\r\n`);
+      await sleep(50);
+    }
+    const { text, afterMs } = await within(closed, "the server to close the connection");
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.ok(afterMs < headersTimeoutMs * 4, `closed near the timeout. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("closes a keep-alive connection that stays idle after a response", async () => {
+    const socketsBefore = openSocketCount();
+    const socket = await connectRaw();
+    const closed = closedBy(socket, performance.now());
+    socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    const { text, afterMs } = await within(closed, "the server to close the idle connection");
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    assert.doesNotMatch(text, /408/, "an idle connection is closed without an error");
+    assert.ok(afterMs < keepAliveTimeoutMs * 4, `closed near the timeout. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+});
+
+/** An `AppendInput` frame of one record of `bodyBytes` bytes. */
+function inputFrame(options: { bodyBytes?: number; matchSeqNum?: number } = {}): Uint8Array {
+  const message = create(AppendInputSchema, {
+    records: [{ body: new Uint8Array(options.bodyBytes ?? 1).fill(0x61) }],
+    ...(options.matchSeqNum !== undefined && { matchSeqNum: BigInt(options.matchSeqNum) }),
+  });
+  return encodeS2sFrame(toBinary(AppendInputSchema, message));
+}
+
+/** Valid frames of 4 KiB records adding up to `trailingBytes`. */
+function trailingFrames(): Uint8Array {
+  const frame = inputFrame({ bodyBytes: 4 << 10 });
+  const count = Math.ceil(trailingBytes / frame.length);
+  return new Uint8Array(Buffer.concat(Array.from({ length: count }, () => frame)));
+}
+
+/** How the input after one good input fails, and what the terminal frame then says. */
+const failures = [
+  {
+    name: "412 match_seq_num",
+    bytes: () => inputFrame({ matchSeqNum: 7 }),
+    status: 412,
+    code: undefined,
+  },
+  {
+    name: "400 bad_frame",
+    // A frame header with reserved flag bits set: the decoder stops at it.
+    bytes: () => new Uint8Array([0, 0, 2, 0x0f, 0]),
+    status: 400,
+    code: "bad_frame",
+  },
+] as const;
+
+type Failure = (typeof failures)[number];
+
+/** Frames from the server; `terminal` resolves on the terminal frame. */
+class FrameCollector {
+  readonly frames: S2sFrame[] = [];
+  private readonly decoder = new S2sFrameDecoder();
+  private onTerminal: () => void = () => {};
+  readonly terminal = new Promise<void>((resolve) => {
+    this.onTerminal = resolve;
+  });
+
+  push(chunk: Buffer): void {
+    const { frames, error } = this.decoder.push(chunk);
+    assert.equal(error, undefined, "the server sends well-formed frames");
+    this.frames.push(...frames);
+    if (frames.some((frame) => frame.isTerminal)) this.onTerminal();
+  }
+
+  /** One ack, then the terminal frame of `failure`, and nothing after it. */
+  assertAckThenTerminal(failure: Failure): void {
+    assert.deepEqual(
+      this.frames.map((frame) => frame.isTerminal),
+      [false, true],
+      "the ack of the good input, then the terminal frame",
+    );
+    const terminal = parseS2sTerminalPayload(this.frames[1]!.payload);
+    assert.equal(terminal.status, failure.status, terminal.body);
+    if (failure.code !== undefined) {
+      assert.equal((JSON.parse(terminal.body) as { code: string }).code, failure.code);
+    }
+  }
+}
+
+async function tailOf(stream: string): Promise<number> {
+  return (await service.records.checkTail(testBasin, stream)).seqNum;
+}
+
+interface Baseline {
+  readonly sessions: number;
+  readonly sockets: number;
+}
+
+/** The gauge and the open sockets before an exchange, to return to after it. */
+function baseline(): Baseline {
+  return { sessions: appendSessionGauge(), sockets: openSocketCount() };
+}
+
+/** Waits until the session and every socket of the exchange are gone. */
+async function assertReleased(before: Baseline): Promise<void> {
+  await until(appendSessionGauge, before.sessions, "s2s_append sessions");
+  await until(openSocketCount, before.sockets, "open TCP sockets");
+}
+
+/** An S2S append session on an HTTP/2 connection of its own; `closed` when its stream is. */
+function openHttp2Session(stream: string): {
+  client: http2.ClientHttp2Session;
+  request: http2.ClientHttp2Stream;
+  collector: FrameCollector;
+  closed: Promise<void>;
+} {
+  const client = http2.connect(`http://127.0.0.1:${api.port}`);
+  client.on("error", () => {});
+  const request = client.request({
+    ":method": "POST",
+    ":path": `/v1/streams/${stream}/records`,
+    "content-type": "s2s/proto",
+    "s2-basin": testBasin,
+  });
+  request.on("error", () => {});
+  const collector = new FrameCollector();
+  request.on("data", (chunk: Buffer) => collector.push(chunk));
+  const closed = new Promise<void>((resolve) => request.once("close", resolve));
+  return { client, request, collector, closed };
+}
+
+/** An S2S append session (chunked body) on an HTTP/1.1 connection of its own; `closed` with it. */
+function openHttp1Session(stream: string): {
+  request: http.ClientRequest;
+  collector: FrameCollector;
+  closed: Promise<void>;
+} {
+  const request = http.request({
+    host: "127.0.0.1",
+    port: api.port,
+    method: "POST",
+    path: `/v1/streams/${stream}/records`,
+    headers: { "content-type": "s2s/proto", "s2-basin": testBasin },
+    agent: false,
+  });
+  request.on("error", () => {});
+  const collector = new FrameCollector();
+  request.on("response", (response) => {
+    response.on("error", () => {});
+    response.on("data", (chunk: Buffer) => collector.push(chunk));
+  });
+  const closed = new Promise<void>((resolve) =>
+    request.once("socket", (socket) => socket.once("close", resolve)),
+  );
+  return { request, collector, closed };
+}
+
+/** Writes `frame` every `intervalMs` until `isClosed`; fails after `waitTimeoutMs`. */
+async function keepSending(
+  write: (frame: Uint8Array) => void,
+  frame: Uint8Array,
+  intervalMs: number,
+  isClosed: () => boolean,
+): Promise<void> {
+  const startMs = performance.now();
+  while (!isClosed()) {
+    if (performance.now() - startMs > waitTimeoutMs) assert.fail("the server kept reading");
+    write(frame);
+    await sleep(intervalMs);
+  }
+}
+
+describe("S2S append session that fails while its client keeps sending", () => {
+  for (const failure of failures) {
+    it(`HTTP/2, ${failure.name}: released once the client disconnects`, async () => {
+      const stream = `h2-${failure.status}`;
+      const before = baseline();
+      const { client, request, collector } = openHttp2Session(stream);
+      request.write(inputFrame());
+      request.write(failure.bytes());
+      request.write(trailingFrames());
+      await within(collector.terminal, "the terminal frame");
+      collector.assertAckThenTerminal(failure);
+      client.destroy();
+      await assertReleased(before);
+      assert.equal(await tailOf(stream), 1, "no input after the failure was applied");
+    });
+
+    it(`HTTP/1.1, ${failure.name}: released once the client disconnects`, async () => {
+      const stream = `h1-${failure.status}`;
+      const before = baseline();
+      const { request, collector } = openHttp1Session(stream);
+      request.write(inputFrame());
+      request.write(failure.bytes());
+      request.write(trailingFrames());
+      await within(collector.terminal, "the terminal frame");
+      collector.assertAckThenTerminal(failure);
+      request.destroy();
+      await assertReleased(before);
+      assert.equal(await tailOf(stream), 1, "no input after the failure was applied");
+    });
+  }
+
+  it("HTTP/2: a client that keeps sending has its stream closed, still connected", async () => {
+    const stream = "h2-endless";
+    const before = baseline();
+    const { client, request, collector, closed } = openHttp2Session(stream);
+    request.write(inputFrame());
+    request.write(failures[0].bytes());
+    const filler = inputFrame({ bodyBytes: 1 << 10 });
+    await keepSending((frame) => request.write(frame), filler, 10, settledFlag(closed));
+    collector.assertAckThenTerminal(failures[0]);
+    await until(appendSessionGauge, before.sessions, "s2s_append sessions while connected");
+    client.destroy();
+    await assertReleased(before);
+    assert.equal(await tailOf(stream), 1, "no input after the failure was applied");
+  });
+
+  it("HTTP/1.1: a client that keeps sending fast is cut after the drain's byte bound", async () => {
+    const stream = "h1-flood";
+    const before = baseline();
+    const { request, collector, closed } = openHttp1Session(stream);
+    const isClosed = settledFlag(closed);
+    request.write(inputFrame());
+    request.write(failures[0].bytes());
+    await within(collector.terminal, "the terminal frame");
+    const chunk = trailingFrames();
+    let sentBytes = 0;
+    // As fast as the server reads, far past the bound: the drain, not the clock, must stop it.
+    while (!isClosed() && sentBytes <= 4 * s2sAppendDrainBytesMax) {
+      if (!request.write(chunk)) {
+        const drained = new Promise<void>((resolve) => request.once("drain", resolve));
+        await within(Promise.race([drained, closed]), "the server to read or close");
+      }
+      sentBytes += chunk.length;
+    }
+    assert.ok(isClosed(), `the server closed the connection. sent_bytes=${sentBytes}`);
+    collector.assertAckThenTerminal(failures[0]);
+    await assertReleased(before);
+    assert.equal(await tailOf(stream), 1, "no input after the failure was applied");
+  });
+
+  it("HTTP/1.1: a client that keeps trickling is cut after the drain timeout", async () => {
+    const stream = "h1-trickle";
+    const before = baseline();
+    const { request, collector, closed } = openHttp1Session(stream);
+    request.write(inputFrame());
+    request.write(failures[0].bytes());
+    await within(collector.terminal, "the terminal frame");
+    const startMs = performance.now();
+    await keepSending((frame) => request.write(frame), inputFrame(), 50, settledFlag(closed));
+    const afterMs = performance.now() - startMs;
+    assert.ok(
+      afterMs < s2sAppendDrainTimeoutMs + 2_000,
+      `cut near the timeout. after_ms=${afterMs}`,
+    );
+    collector.assertAckThenTerminal(failures[0]);
+    await assertReleased(before);
+    assert.equal(await tailOf(stream), 1, "no input after the failure was applied");
+  });
+});
