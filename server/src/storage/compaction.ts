@@ -90,6 +90,14 @@ export const compactionMsPerJobMax = 30_000;
 /** Streams compacted at once, each worker pacing itself (a chunk PUT is a round trip). */
 const compactionStreamsConcurrency = 2;
 
+/**
+ * Runs of entries a worker reads at once (`SegmentCache.readEntries`): a WAL backlog larger than
+ * the cache is read back from the bucket one range GET per entry, and one at a time compaction
+ * was latency-bound at ~10 MiB/s on moto. Memory: at most this many runs (1 MiB each, or one
+ * chunk being downloaded) per worker.
+ */
+const compactionRunsAhead = 8;
+
 /** Attempts of a chunk PUT before the job gives up (the next job starts over). */
 const chunkPutAttemptsMax = 5;
 
@@ -314,6 +322,7 @@ export class Compactor {
         streamId,
         startSeqNum,
         endSeqNum,
+        runsAhead: compactionRunsAhead,
         visit: (firstSeqNum: SeqNum, records: readonly DecodedRecord[]) => {
           if (firstSeqNum > nextSeqNum) {
             // Rows below `firstSeqNum` went away under the read: a trim that landed meanwhile

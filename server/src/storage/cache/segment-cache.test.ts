@@ -125,6 +125,56 @@ async function rowStarts(fixture: Fixture, streamId: number): Promise<number[]> 
   return starts;
 }
 
+describe("segment cache: reading runs ahead", () => {
+  it("visits in order with misses fetched side by side, and stops early when asked", async () => {
+    // Goal: `runsAhead` (compaction's read-ahead) changes how many bucket reads are in flight,
+    // never what is visited or in which order. Twelve one-entry segments of stream 1, their files
+    // gone: every entry is a miss served by a range GET that the store holds until released.
+    const fixture = makeFixture();
+    for (let walId = 1; walId <= 12; walId++) {
+      await fixture.commit(walId, [recordsEntry(1, (walId - 1) * 2, 2)]);
+      await fixture.files.delete(walId);
+    }
+    let inFlight = 0;
+    let inFlightMax = 0;
+    const inner = fixture.store;
+    const slowStore: ObjectStore = {
+      ...inner,
+      async get(key, range) {
+        inFlight += 1;
+        inFlightMax = Math.max(inFlightMax, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight -= 1;
+        return inner.get(key, range);
+      },
+    };
+    const cache = new SegmentCache(fixture.kv, fixture.files, slowStore, systemClock);
+    const readWith = async (runsAhead: number, stopAfter = Infinity): Promise<number[]> => {
+      const starts: number[] = [];
+      await cache.readEntries({
+        streamId: 1,
+        startSeqNum: 0,
+        endSeqNum: 1_000,
+        runsAhead,
+        visit: (firstSeqNum) => {
+          starts.push(firstSeqNum);
+          return starts.length < stopAfter;
+        },
+      });
+      return starts;
+    };
+    const all = Array.from({ length: 12 }, (_, i) => i * 2);
+    assert.deepEqual(await readWith(1), all);
+    assert.equal(inFlightMax, 1, "one run at a time by default");
+    inFlightMax = 0;
+    assert.deepEqual(await readWith(4), all);
+    assert.equal(inFlightMax, 4, "four misses in flight");
+    // Stops after three entries: the runs read ahead are dropped (their outcomes never awaited).
+    assert.deepEqual(await readWith(6, 3), [0, 2, 4]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+});
+
 describe("segment cache: index lookup", () => {
   it("finds the entry covering a seq num and reads on in order", async () => {
     const fixture = makeFixture();

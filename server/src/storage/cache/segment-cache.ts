@@ -342,14 +342,20 @@ export class SegmentCache {
    * (excluding) entries starting at or past `endSeqNum`, until `visit` returns false. Entries come
    * from their file or, on a miss, from the bucket, always CRC-checked. The entries of one file are
    * read together (`readRunBytesMax`), so a read may fetch up to one batch past where `visit` stops.
+   * With `runsAhead` n > 1, up to n runs are read at once (visited in order): a caller that wants
+   * every entry of a long range (compaction) then waits for one round trip per n bucket misses,
+   * not per miss; a reader with a byte limit keeps the default 1, which reads nothing it skips.
    */
   async readEntries(options: {
     readonly streamId: number;
     readonly startSeqNum: SeqNum;
     readonly endSeqNum: SeqNum;
     readonly visit: (firstSeqNum: SeqNum, records: readonly DecodedRecord[]) => boolean;
+    readonly runsAhead?: number;
   }): Promise<void> {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
+    const runsAhead = options.runsAhead ?? 1;
+    assert(Number.isInteger(runsAhead) && runsAhead >= 1, "runsAhead is a positive integer");
     let from = encodeSegmentEntryKey(streamId, startSeqNum);
     for await (const [key] of this.kv.entries({
       gte: encodeSegmentEntryKey(streamId, 0),
@@ -361,14 +367,14 @@ export class SegmentCache {
     }
     // Rows of one stream that point into one file are consecutive (segments are committed in WAL
     // order), so a run of them is read from the file at once, then decoded and visited one by one.
-    let run: { firstSeqNum: SeqNum; location: SegmentEntryLocation }[] = [];
+    type Row = { firstSeqNum: SeqNum; location: SegmentEntryLocation };
+    let run: Row[] = [];
     let runBytes = 0;
-    /** Reads and visits the run; false once `visit` has had enough. */
-    const visitRun = async (): Promise<boolean> => {
-      const rows = run;
-      run = [];
-      runBytes = 0;
-      if (rows.length === 0) return true;
+    /** Runs being read, oldest first; each is visited once read and all before it are visited. */
+    type Entries = Promise<Promise<readonly DecodedRecord[]>[]>;
+    const reading: { rows: Row[]; records: Entries }[] = [];
+    /** One promise per row (a row past where `visit` stops may fail unseen: never awaited). */
+    const readRun = async (rows: readonly Row[]): Entries => {
       const { source, objectId } = rows[0]!.location;
       const fromFile = await this.readFileRanges(
         source,
@@ -376,34 +382,56 @@ export class SegmentCache {
         rows.map(({ location }) => ({ offset: location.offset, length: location.length })),
       );
       assert(fromFile.length === rows.length, "one result per range read");
+      return rows.map(({ firstSeqNum, location }, i) => {
+        const records = this.readEntry(streamId, firstSeqNum, location, fromFile[i]);
+        records.catch(() => {}); // seen when awaited below, in order
+        return records;
+      });
+    };
+    /** Visits the oldest run read; false once `visit` has had enough. */
+    const visitOldest = async (): Promise<boolean> => {
+      const { rows, records } = reading.shift()!;
+      const entries = await records;
       for (let i = 0; i < rows.length; i++) {
-        const { firstSeqNum, location } = rows[i]!;
-        const records = await this.readEntry(streamId, firstSeqNum, location, fromFile[i]);
-        if (!visit(firstSeqNum, records)) return false;
+        if (!visit(rows[i]!.firstSeqNum, await entries[i]!)) return false;
       }
       return true;
     };
-    for await (const [key, value] of this.kv.entries({
-      gte: from,
-      lt: encodeSegmentEntryKey(streamId, endSeqNum),
-    })) {
-      const { firstSeqNum } = decodeSegmentEntryKey(key);
-      const location = decodeSegmentEntryValue(value);
-      if (firstSeqNum + location.recordCount <= startSeqNum) continue;
-      const head = run[0]?.location;
-      if (
-        head !== undefined &&
-        (head.objectId !== location.objectId || head.source !== location.source)
-      ) {
-        if (!(await visitRun())) return;
+    /** Starts reading the run; visits the oldest once `runsAhead` are being read. */
+    const visitRun = async (): Promise<boolean> => {
+      const rows = run;
+      run = [];
+      runBytes = 0;
+      if (rows.length > 0) reading.push({ rows, records: readRun(rows) });
+      return reading.length < runsAhead || (await visitOldest());
+    };
+    try {
+      for await (const [key, value] of this.kv.entries({
+        gte: from,
+        lt: encodeSegmentEntryKey(streamId, endSeqNum),
+      })) {
+        const { firstSeqNum } = decodeSegmentEntryKey(key);
+        const location = decodeSegmentEntryValue(value);
+        if (firstSeqNum + location.recordCount <= startSeqNum) continue;
+        const head = run[0]?.location;
+        if (
+          head !== undefined &&
+          (head.objectId !== location.objectId || head.source !== location.source)
+        ) {
+          if (!(await visitRun())) return;
+        }
+        run.push({ firstSeqNum, location });
+        runBytes += location.length;
+        if ((runBytes >= readRunBytesMax || run.length >= readRunRowsMax) && !(await visitRun())) {
+          return;
+        }
       }
-      run.push({ firstSeqNum, location });
-      runBytes += location.length;
-      if ((runBytes >= readRunBytesMax || run.length >= readRunRowsMax) && !(await visitRun())) {
-        return;
-      }
+      if (!(await visitRun())) return;
+      while (reading.length > 0) if (!(await visitOldest())) return;
+    } finally {
+      // Runs read ahead of an early stop (or an error): nobody will look at their outcome.
+      for (const { records } of reading.splice(0)) records.catch(() => {});
     }
-    await visitRun();
   }
 
   /**
