@@ -70,13 +70,21 @@ async function metricsEntriesIn(
   return entries;
 }
 
-function assertInvalid(run: () => unknown, message: RegExp): void {
-  assert.throws(run, (error: unknown) => {
+function isInvalid(message: RegExp): (error: unknown) => true {
+  return (error) => {
     assert.ok(error instanceof S2Error);
     assert.equal(error.code, "invalid");
     assert.match(error.message, message);
     return true;
-  });
+  };
+}
+
+function assertInvalid(run: () => unknown, message: RegExp): void {
+  assert.throws(run, isInvalid(message));
+}
+
+async function assertRejectsInvalid(query: Promise<unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(query, isInvalid(message));
 }
 
 /** Runs `fn` on a fresh in-memory service whose clock starts at `t0Sec`, then closes it. */
@@ -115,13 +123,18 @@ describe("metrics service", () => {
       clock.setNowMs((t0Sec + 60) * 1000);
       await service.records.append(basin, "s", { records: [record("e")] }, { session });
       const range = { start: t0Sec, end: t0Sec + 120 };
-      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "append-ops", ...range })), {
-        standard: [
-          [t0Sec, 3],
-          [t0Sec + 60, 1],
-        ],
-      });
-      const bytes = valuesOf(service.metrics.basin(basin, { set: "append-throughput", ...range }));
+      assert.deepEqual(
+        valuesOf(await service.metrics.basin(basin, { set: "append-ops", ...range })),
+        {
+          standard: [
+            [t0Sec, 3],
+            [t0Sec + 60, 1],
+          ],
+        },
+      );
+      const bytes = valuesOf(
+        await service.metrics.basin(basin, { set: "append-throughput", ...range }),
+      );
       assert.deepEqual(bytes, {
         standard: [
           [t0Sec, meteredOf("a") + meteredOf("bb") + meteredOf("c") + meteredOf("d")],
@@ -130,12 +143,17 @@ describe("metrics service", () => {
       });
       // Hourly, the same ops in one bucket; create-stream is a basin op, create-basin an account op.
       assert.deepEqual(
-        valuesOf(service.metrics.basin(basin, { set: "append-ops", ...range, interval: "hour" })),
+        valuesOf(
+          await service.metrics.basin(basin, { set: "append-ops", ...range, interval: "hour" }),
+        ),
         { standard: [[t0Sec, 4]] },
       );
-      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "basin-ops", ...range })), {
-        "create-stream": [[t0Sec, 1]],
-      });
+      assert.deepEqual(
+        valuesOf(await service.metrics.basin(basin, { set: "basin-ops", ...range })),
+        {
+          "create-stream": [[t0Sec, 1]],
+        },
+      );
       const account = valuesOf(service.metrics.account({ set: "account-ops", ...range }));
       assert.deepEqual(account["create-basin"], [[t0Sec, 1]]);
     } finally {
@@ -155,18 +173,23 @@ describe("metrics service", () => {
       const streaming = await service.records.openReadSession(basin, "s", request);
       for await (const event of streaming) assert.equal(event.kind, "batch");
       const range = { start: t0Sec, end: t0Sec + 60 };
-      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "read-ops", ...range })), {
-        streaming: [[t0Sec, 1]],
-        unary: [[t0Sec, 1]],
-      });
+      assert.deepEqual(
+        valuesOf(await service.metrics.basin(basin, { set: "read-ops", ...range })),
+        {
+          streaming: [[t0Sec, 1]],
+          unary: [[t0Sec, 1]],
+        },
+      );
       const bytes = 2 * (meteredOf("xyz") + meteredOf("w"));
       assert.deepEqual(
-        valuesOf(service.metrics.basin(basin, { set: "read-throughput", ...range })),
+        valuesOf(await service.metrics.basin(basin, { set: "read-throughput", ...range })),
         {
           "read-throughput": [[t0Sec, bytes]],
         },
       );
-      const storage = valuesOf(service.metrics.stream(basin, "s", { set: "storage", ...range }));
+      const storage = valuesOf(
+        await service.metrics.stream(basin, "s", { set: "storage", ...range }),
+      );
       assert.deepEqual(storage, { storage: [[t0Sec, meteredOf("xyz") + meteredOf("w")]] });
     });
   });
@@ -188,8 +211,8 @@ describe("metrics service", () => {
       // Storage is sampled at flush time (minute t0 + 120); later minutes carry it forward.
       clock.setNowMs((t0Sec + 240) * 1000);
       before = {
-        ops: first.metrics.basin(basin, { set: "append-ops", ...range }),
-        storage: first.metrics.stream(basin, "s", { set: "storage", ...storageRange }),
+        ops: await first.metrics.basin(basin, { set: "append-ops", ...range }),
+        storage: await first.metrics.stream(basin, "s", { set: "storage", ...storageRange }),
       };
       assert.deepEqual(valuesOf(before.ops), { express: [[t0Sec, 1]] });
       const bytes = meteredOf("hello");
@@ -208,11 +231,11 @@ describe("metrics service", () => {
       const restarted = await openService({ store, kv: restartKv, clock });
       try {
         assert.deepEqual(
-          restarted.metrics.basin(basin, { set: "append-ops", ...range }),
+          await restarted.metrics.basin(basin, { set: "append-ops", ...range }),
           before.ops,
         );
         assert.deepEqual(
-          restarted.metrics.stream(basin, "s", { set: "storage", ...storageRange }),
+          await restarted.metrics.stream(basin, "s", { set: "storage", ...storageRange }),
           before.storage,
         );
         const active = restarted.metrics.account({ set: "active-basins", ...range });
@@ -241,18 +264,18 @@ describe("metrics service", () => {
         /future/,
       );
       const range = { start: t0Sec - 3_600, end: t0Sec };
-      assertInvalid(
-        () => metrics.basin(basin, { set: "storage", ...range, interval: "minute" }),
+      await assertRejectsInvalid(
+        metrics.basin(basin, { set: "storage", ...range, interval: "minute" }),
         /interval/,
       );
-      assertInvalid(
-        () => metrics.stream(basin, "s", { set: "storage", ...range, interval: "hour" }),
+      await assertRejectsInvalid(
+        metrics.stream(basin, "s", { set: "storage", ...range, interval: "hour" }),
         /interval/,
       );
-      assertInvalid(() => metrics.basin("Bad_Name", { set: "storage", ...range }), /basin/);
+      await assertRejectsInvalid(metrics.basin("Bad_Name", { set: "storage", ...range }), /basin/);
       // An unknown basin or stream has empty data (S2 does not 404 here); gauges still have points.
-      assert.deepEqual(metrics.basin("no-such-basin", { set: "append-ops", ...range }), []);
-      const gauge = metrics.stream("no-such-basin", "s", { set: "storage", ...range });
+      assert.deepEqual(await metrics.basin("no-such-basin", { set: "append-ops", ...range }), []);
+      const gauge = await metrics.stream("no-such-basin", "s", { set: "storage", ...range });
       assert.equal(gauge.length, 1);
       assert.equal(gauge[0]!.kind === "gauge" && gauge[0]!.values.length, 61);
       assert.ok(gauge[0]!.kind === "gauge" && gauge[0]!.values.every(([, v]) => v === 0));
@@ -288,7 +311,7 @@ describe("metrics service", () => {
       const range = { start: t0Sec, end: t0Sec + 60 };
       const bytes = meteredOf("seven");
       assert.deepEqual(
-        valuesOf(restarted.metrics.stream(basin, nameOf(7), { set: "storage", ...range })),
+        valuesOf(await restarted.metrics.stream(basin, nameOf(7), { set: "storage", ...range })),
         {
           storage: [
             [t0Sec, 0],
@@ -298,12 +321,15 @@ describe("metrics service", () => {
       );
       clock.setNowMs((t0Sec + 3_600) * 1000);
       const hours = { start: t0Sec, end: t0Sec + 3_600 };
-      assert.deepEqual(valuesOf(restarted.metrics.basin(basin, { set: "storage", ...hours })), {
-        storage: [
-          [t0Sec, 0],
-          [t0Sec + 3_600, bytes],
-        ],
-      });
+      assert.deepEqual(
+        valuesOf(await restarted.metrics.basin(basin, { set: "storage", ...hours })),
+        {
+          storage: [
+            [t0Sec, 0],
+            [t0Sec + 3_600, bytes],
+          ],
+        },
+      );
     } finally {
       await restarted.close();
     }
@@ -359,7 +385,7 @@ describe("metrics service", () => {
       await service.metrics.flush();
       clock.setNowMs((t0Sec + 2 * 3_600) * 1000);
       const range = { start: t0Sec, end: t0Sec + 2 * 3_600 };
-      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "storage", ...range })), {
+      assert.deepEqual(valuesOf(await service.metrics.basin(basin, { set: "storage", ...range })), {
         storage: [
           [t0Sec, 0],
           [t0Sec + 3_600, meteredOf("aa") + meteredOf("bbb")],
@@ -382,10 +408,13 @@ describe("metrics service", () => {
       const range = { start: t0Sec, end: t0Sec + 60 };
       const active = service.metrics.account({ set: "active-basins", ...range });
       assert.deepEqual(active, [{ kind: "label", name: "active-basins", values: [basin] }]);
-      assert.deepEqual(service.metrics.basin(phantom, { set: "basin-ops", ...range }), []);
-      assert.deepEqual(valuesOf(service.metrics.basin(basin, { set: "basin-ops", ...range })), {
-        "get-stream-config": [[t0Sec, 1]],
-      });
+      assert.deepEqual(await service.metrics.basin(phantom, { set: "basin-ops", ...range }), []);
+      assert.deepEqual(
+        valuesOf(await service.metrics.basin(basin, { set: "basin-ops", ...range })),
+        {
+          "get-stream-config": [[t0Sec, 1]],
+        },
+      );
     });
   });
 

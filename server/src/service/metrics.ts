@@ -38,6 +38,7 @@ import {
 import type { Storage } from "../storage/storage.js";
 import type { StreamRecord } from "../storage/wal/entries.js";
 import type { ReadEvent } from "./read-session.js";
+import { StoredBytes } from "./stored-bytes.js";
 
 export const accountMetricSets = ["active-basins", "account-ops"] as const;
 export const basinMetricSets = [
@@ -99,14 +100,6 @@ export function noteUnaryReadSession(session: object): void {
   unaryReadSessions.add(session);
 }
 
-/** Metered stored bytes of a stream: exact until a trim, then estimated from the mean record. */
-export function storedBytesOf(state: DurableState, record: StreamRecord): number {
-  const tail = state.tailOf(record.streamId);
-  const appended = state.metrics.appendedBytesOf(record.streamId);
-  if (tail.nextSeqNum === 0) return 0;
-  return Math.round((appended * (tail.nextSeqNum - tail.trimPoint)) / tail.nextSeqNum);
-}
-
 interface Cell {
   readonly scope: string;
   readonly set: string;
@@ -127,10 +120,15 @@ export class MetricsService {
   private cancelTimer: (() => void) | undefined;
   private isStopped = false;
 
+  /** The `storage` gauge's bytes per stream. */
+  private readonly storedBytes: StoredBytes;
+
   constructor(
     private readonly storage: Storage,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.storedBytes = new StoredBytes(storage);
+  }
 
   /** Starts the periodic flush (every `flushIntervalMs`, only when something changed). */
   start(flushIntervalMs: number = metricsFlushIntervalMs): void {
@@ -276,7 +274,7 @@ export class MetricsService {
   }
 
   /** Basin metrics (`GET /v1/metrics/{basin}`); an unknown basin has empty data, as in S2. */
-  basin(basin: string, query: MetricsQuery<BasinMetricSet>): Metric[] {
+  async basin(basin: string, query: MetricsQuery<BasinMetricSet>): Promise<Metric[]> {
     this.recordOp("basin-metrics");
     validName(validateBasinName(basin));
     const isStorage = query.set === "storage";
@@ -287,6 +285,7 @@ export class MetricsService {
     });
     switch (query.set) {
       case "storage":
+        await this.storedBytes.refresh(this.streamIdsOf(basin));
         return [this.basinStorage(basin, start, end)];
       case "append-ops":
         return this.accumulations(basin, query.set, "operations", interval, start, end);
@@ -302,17 +301,32 @@ export class MetricsService {
   }
 
   /** Stream metrics (`GET /v1/metrics/{basin}/{stream}`). */
-  stream(basin: string, stream: string, query: MetricsQuery<StreamMetricSet>): Metric[] {
+  async stream(
+    basin: string,
+    stream: string,
+    query: MetricsQuery<StreamMetricSet>,
+  ): Promise<Metric[]> {
     this.recordOp("stream-metrics");
     validName(validateBasinName(basin) ?? validateStreamName(stream));
     const { start, end } = validateQuery(query, this.nowSec(), {
       defaultInterval: "minute",
       allowed: ["minute"],
     });
+    const record = this.state.streams.get(streamMapKey(basin, stream));
+    if (record !== undefined) await this.storedBytes.refresh([record.streamId]);
     const values = this.gaugePoints(start, end, "minute", (sec, isNow) =>
       isNow ? this.liveStoredBytes(basin, stream) : this.state.metrics.gaugeAt(basin, stream, sec),
     );
     return [{ kind: "gauge", name: "storage", unit: "bytes", values }];
+  }
+
+  /** The ids of a basin's streams now. */
+  private streamIdsOf(basin: string): number[] {
+    const ids: number[] = [];
+    for (const record of this.state.streams.values()) {
+      if (record.basin === basin) ids.push(record.streamId);
+    }
+    return ids;
   }
 
   private get state(): DurableState {
@@ -361,6 +375,7 @@ export class MetricsService {
     const cells = [...this.pending.values()];
     this.pending = new Map();
     const atSec = this.nowSec();
+    await this.storedBytes.refresh(this.state.streamsById.keys());
     const gauges = this.dueGaugeSamples(atSec);
     if (cells.length === 0 && gauges.length === 0) return;
     // Several entries of at most `metricsEntryBytesMax` each: one entry per flush could outgrow a
@@ -416,7 +431,7 @@ export class MetricsService {
       if (isDue) rows.push([basin, stream, minuteSec, bytes]);
     };
     for (const record of this.state.streams.values()) {
-      const bytes = storedBytesOf(this.state, record);
+      const bytes = this.storedBytes.of(record.streamId);
       basinBytes.set(record.basin, (basinBytes.get(record.basin) ?? 0) + bytes);
       sampleIfDue(record.basin, record.name, bytes);
     }
@@ -501,7 +516,7 @@ export class MetricsService {
       if (!isNow) return this.state.metrics.basinGaugeAt(basin, sec);
       let total = 0;
       for (const record of this.state.streams.values()) {
-        if (record.basin === basin) total += storedBytesOf(this.state, record);
+        if (record.basin === basin) total += this.storedBytes.of(record.streamId);
       }
       return total;
     });
@@ -510,7 +525,7 @@ export class MetricsService {
 
   private liveStoredBytes(basin: string, stream: string): number {
     const record = this.state.streams.get(streamMapKey(basin, stream));
-    return record === undefined ? 0 : storedBytesOf(this.state, record);
+    return record === undefined ? 0 : this.storedBytes.of(record.streamId);
   }
 
   /**

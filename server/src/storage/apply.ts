@@ -38,8 +38,11 @@ export function applyDurableSegment(
   const effects: AppliedEffects = { trimmed: [], removedStreamIds: [] };
   const ops: KvOp[] = [];
   const isIndexed: boolean[] = [];
+  const meteredBytesBefore: number[] = [];
   for (const entry of entries) {
-    isIndexed.push(entry.kind === "records" && state.streamsById.has(entry.streamId));
+    const isRecords = entry.kind === "records" && state.streamsById.has(entry.streamId);
+    isIndexed.push(isRecords);
+    meteredBytesBefore.push(isRecords ? state.metrics.appendedBytesOf(entry.streamId) : 0);
     ops.push(...state.applyEntry(entry, effects));
   }
   ops.push(
@@ -51,7 +54,7 @@ export function applyDurableSegment(
     }),
   );
   return async () => {
-    await cache.commitSegment({ walId, bytes, entries, isIndexed, ops });
+    await cache.commitSegment({ walId, bytes, entries, isIndexed, meteredBytesBefore, ops });
     for (const { streamId, trimPoint } of effects.trimmed) {
       await cache.dropRowsBelow(streamId, trimPoint);
     }

@@ -21,8 +21,8 @@ import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import { readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
 import type { Random } from "../core/random.js";
-import type { SeqNum } from "../core/records.js";
-import type { SegmentCache } from "./cache/segment-cache.js";
+import { meteredBytes, meteredBytesOfBatch, type SeqNum } from "../core/records.js";
+import type { ChunkToSwitch, SegmentCache } from "./cache/segment-cache.js";
 import type { DurableState } from "./durable-state.js";
 import {
   decodeSegmentEntryKey,
@@ -299,8 +299,19 @@ export class Compactor {
     const endSeqNum = last.firstSeqNum + last.location.recordCount;
     const readBytes = bytesOf(plan);
     /** The re-packed entries with their payload bytes (the chunk cut counts them). */
-    const entries: { input: RecordsEntryInput; bytes: number }[] = [];
-    let pending: { firstSeqNum: SeqNum; encoded: Uint8Array[]; bytes: number } | undefined;
+    const entries: {
+      input: RecordsEntryInput;
+      bytes: number;
+      meteredBytesBefore: number | undefined;
+    }[] = [];
+    let pending:
+      | {
+          firstSeqNum: SeqNum;
+          encoded: Uint8Array[];
+          bytes: number;
+          meteredBytesBefore: number | undefined;
+        }
+      | undefined;
     const flushEntry = (): void => {
       if (pending === undefined || pending.encoded.length === 0) return;
       entries.push({
@@ -311,10 +322,18 @@ export class Compactor {
           encodedRecords: pending.encoded,
         },
         bytes: pending.bytes,
+        meteredBytesBefore: pending.meteredBytesBefore,
       });
       pending = undefined;
     };
     let nextSeqNum = startSeqNum;
+    /**
+     * The stream's metered bytes before `nextSeqNum`, carried into the chunk rows (undefined
+     * while the rows read predate the field); set from the first row read, then checked
+     * against every following row's.
+     */
+    let meteredBytesBeforeNext: number | undefined;
+    let isFirstRow = true;
     /** Set when rows vanished under the read for a reason other than a trim: skip this plan. */
     let isAbandoned = false;
     if (startSeqNum < endSeqNum) {
@@ -323,7 +342,11 @@ export class Compactor {
         startSeqNum,
         endSeqNum,
         runsAhead: compactionRunsAhead,
-        visit: (firstSeqNum: SeqNum, records: readonly DecodedRecord[]) => {
+        visit: (
+          firstSeqNum: SeqNum,
+          records: readonly DecodedRecord[],
+          rowMeteredBytesBefore: number | undefined,
+        ) => {
           if (firstSeqNum > nextSeqNum) {
             // Rows below `firstSeqNum` went away under the read: a trim that landed meanwhile
             // (its records need no copy), or something else (a removal): then give up the plan.
@@ -336,12 +359,27 @@ export class Compactor {
               entries.length = 0;
               pending = undefined;
               nextSeqNum = firstSeqNum;
+              isFirstRow = true;
             } else {
               isAbandoned = true;
               return false;
             }
           }
-          for (let i = Math.max(0, nextSeqNum - firstSeqNum); i < records.length; i++) {
+          const skipped = Math.max(0, nextSeqNum - firstSeqNum);
+          const rowBefore =
+            rowMeteredBytesBefore === undefined
+              ? undefined
+              : rowMeteredBytesBefore + meteredBytesOfBatch(records.slice(0, skipped));
+          // A row without the field leaves the running total as it is (still exact once known).
+          if (!isFirstRow && rowBefore !== undefined && meteredBytesBeforeNext !== undefined) {
+            assert(
+              rowBefore === meteredBytesBeforeNext,
+              `a row's metered total continues the previous row's: stream ${streamId} seq ${firstSeqNum}`,
+            );
+          }
+          if (isFirstRow || rowBefore !== undefined) meteredBytesBeforeNext = rowBefore;
+          isFirstRow = false;
+          for (let i = skipped; i < records.length; i++) {
             const seqNum = firstSeqNum + i;
             if (seqNum >= endSeqNum) break;
             assert(seqNum === nextSeqNum, "compaction reads every record of the plan in order");
@@ -353,9 +391,17 @@ export class Compactor {
             ) {
               flushEntry();
             }
-            pending ??= { firstSeqNum: seqNum, encoded: [], bytes: 0 };
+            pending ??= {
+              firstSeqNum: seqNum,
+              encoded: [],
+              bytes: 0,
+              meteredBytesBefore: meteredBytesBeforeNext,
+            };
             pending.encoded.push(encoded);
             pending.bytes += encoded.length;
+            if (meteredBytesBeforeNext !== undefined) {
+              meteredBytesBeforeNext += meteredBytes(records[i]!);
+            }
             nextSeqNum = seqNum + 1;
           }
           return nextSeqNum < endSeqNum;
@@ -368,18 +414,22 @@ export class Compactor {
       // switch would see the same): this stream waits for the next job, nothing was uploaded.
       return readBytes;
     }
-    const chunks: { chunkId: number; bytes: Uint8Array }[] = [];
+    const chunks: ChunkToSwitch[] = [];
     let group: RecordsEntryInput[] = [];
+    let groupMetered: (number | undefined)[] = [];
     let groupBytes = 0;
     const cut = async (): Promise<void> => {
       if (group.length === 0) return;
-      chunks.push(await this.uploadChunk(group, groupBytes));
+      const uploaded = await this.uploadChunk(group, groupBytes);
+      chunks.push({ ...uploaded, meteredBytesBefore: groupMetered });
       group = [];
+      groupMetered = [];
       groupBytes = 0;
     };
-    for (const { input, bytes } of entries) {
+    for (const { input, bytes, meteredBytesBefore } of entries) {
       if (groupBytes > 0 && groupBytes + bytes > chunkBytesTarget) await cut();
       group.push(input);
+      groupMetered.push(meteredBytesBefore);
       groupBytes += bytes;
     }
     await cut();

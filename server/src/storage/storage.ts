@@ -345,6 +345,15 @@ export class Storage {
   }
 
   /**
+   * The metered bytes of a stream's records below `seqNum` (its trim point), from the cache's
+   * index; undefined while it cannot say (the covering entry not committed yet, every row dropped
+   * by a trim to the tail, or rows written by an older version).
+   */
+  meteredBytesBelow(streamId: number, seqNum: SeqNum): Promise<number | undefined> {
+    return this.segmentCache.meteredBytesBelow(streamId, seqNum);
+  }
+
+  /**
    * Durable records of a stream from the cache, from `startSeqNum` (raised to the trim point)
    * below `endSeqNum`, at most `countMax` records and `bytesMax` metered bytes; a record is never
    * split, so a record larger than the remaining budget ends the read.

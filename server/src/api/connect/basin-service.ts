@@ -66,9 +66,10 @@ export function createBasinService(deps: ApiDeps): ServiceImpl<typeof BasinServi
       await streams.delete(request.basin, request.stream);
       return {};
     },
-    getBasinMetrics(request) {
+    async getBasinMetrics(request) {
       const query = basinMetricsQueryFromProto(request);
-      return { values: deps.service.metrics.basin(request.basin, query).map(metricToProto) };
+      const metrics = await deps.service.metrics.basin(request.basin, query);
+      return { values: metrics.map(metricToProto) };
     },
   };
 }

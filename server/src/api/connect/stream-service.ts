@@ -80,9 +80,9 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
     readSession(request, context) {
       return serveReadSession(request, context, deps);
     },
-    getStreamMetrics(request) {
+    async getStreamMetrics(request) {
       const query = streamMetricsQueryFromProto(request);
-      const metrics = deps.service.metrics.stream(request.basin, request.stream, query);
+      const metrics = await deps.service.metrics.stream(request.basin, request.stream, query);
       return { values: metrics.map(metricToProto) };
     },
   };

@@ -6,8 +6,8 @@
  * range, interval allowed for the set) are the service's 422 `invalid`. An unknown basin or stream
  * is not 404: it has no data, as in S2.
  *
- * Storage gauges are stored metered bytes, exact until a stream is first trimmed; after that the
- * trimmed part is estimated from the stream's mean record size (docs/design/metrics.md).
+ * Storage gauges are stored metered bytes, exact after trims too (`service/stored-bytes.ts`,
+ * docs/design/metrics.md).
  */
 import { S2Error } from "../../core/errors.js";
 import { validateBasinName, validateStreamName } from "../../core/names.js";
@@ -75,18 +75,15 @@ export function metricsRoutes({ service }: ApiDeps): Route[] {
     }),
     route("GET", "/v1/metrics/{basin}", async ({ params, query, response }) => {
       const basin = pathParam(params, "basin");
-      const metrics = service.metrics.basin(basin, metricsQueryOf(query, basinMetricSets));
+      const metrics = await service.metrics.basin(basin, metricsQueryOf(query, basinMetricSets));
       sendJson(response, 200, renderMetricSetResponse(metrics));
     }),
     route("GET", "/v1/metrics/{basin}/{stream}", async ({ params, query, response }) => {
       const basin = pathParam(params, "basin");
       const stream = pathParam(params, "stream");
       const metricsQuery = metricsQueryOf(query, streamMetricSets);
-      sendJson(
-        response,
-        200,
-        renderMetricSetResponse(service.metrics.stream(basin, stream, metricsQuery)),
-      );
+      const metrics = await service.metrics.stream(basin, stream, metricsQuery);
+      sendJson(response, 200, renderMetricSetResponse(metrics));
     }),
   ];
 }

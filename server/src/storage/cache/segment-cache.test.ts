@@ -11,6 +11,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { systemClock } from "../../core/clock.js";
 import { S2Error } from "../../core/errors.js";
+import { meteredBytesOfBatch } from "../../core/records.js";
 import { systemRandom } from "../../core/random.js";
 import { Service } from "../../service/service.js";
 import {
@@ -28,7 +29,7 @@ import type { ObjectStore } from "../object-store/object-store.js";
 import { openCache } from "../open-stores.js";
 import { decodeSegment, encodeSegment, type SegmentEntryInput } from "../segment/format.js";
 import { type DecodedRecord, encodeRecord } from "../segment/record-codec.js";
-import { CacheReadError, SegmentCache } from "./segment-cache.js";
+import { CacheReadError, type ChunkToSwitch, SegmentCache } from "./segment-cache.js";
 import {
   createMemorySegmentFiles,
   openFsSegmentFiles,
@@ -37,6 +38,18 @@ import {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** The body of record `seqNum` of a stream in these tests. */
+function bodyOf(streamId: number, seqNum: number): Uint8Array {
+  return encoder.encode(`s${streamId}-${seqNum}`);
+}
+
+/** The metered bytes of stream 1's records below `seqNum` (headerless: 8 + body each). */
+function meteredOfStream1Below(seqNum: number): number {
+  let bytes = 0;
+  for (let i = 0; i < seqNum; i++) bytes += 8 + bodyOf(1, i).length;
+  return bytes;
+}
 
 function recordsEntry(streamId: number, firstSeqNum: number, count: number): SegmentEntryInput {
   return {
@@ -47,7 +60,7 @@ function recordsEntry(streamId: number, firstSeqNum: number, count: number): Seg
       encodeRecord({
         timestamp: firstSeqNum + i,
         headers: [],
-        body: encoder.encode(`s${streamId}-${firstSeqNum + i}`),
+        body: bodyOf(streamId, firstSeqNum + i),
       }),
     ),
   };
@@ -68,6 +81,8 @@ function makeFixture(files: SegmentFiles = createMemorySegmentFiles()): Fixture 
   const store = createMemoryObjectStore();
   const kv = createMemoryKvStore();
   const cache = new SegmentCache(kv, files, store, systemClock);
+  /** Each stream's metered bytes so far, as the metrics ledger keeps them (`apply.ts`). */
+  const meteredTotals = new Map<number, number>();
   return {
     store,
     files,
@@ -82,11 +97,18 @@ function makeFixture(files: SegmentFiles = createMemorySegmentFiles()): Fixture 
       });
       assert.equal(await store.putIfAbsent(walKey(walId), bytes), "created");
       const { entries } = decodeSegment(bytes);
+      const meteredBytesBefore = entries.map((entry) => {
+        if (entry.kind !== "records") return 0;
+        const before = meteredTotals.get(entry.streamId) ?? 0;
+        meteredTotals.set(entry.streamId, before + meteredBytesOfBatch(entry.records));
+        return before;
+      });
       await cache.commitSegment({
         walId,
         bytes,
         entries,
         isIndexed: entries.map((entry) => entry.kind === "records"),
+        meteredBytesBefore,
         ops: [],
       });
     },
@@ -235,6 +257,26 @@ describe("segment cache: damaged and missing files", () => {
 });
 
 describe("segment cache: trim and deletion", () => {
+  it("knows the exact metered bytes below any trim point, at a row's start or inside it", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    // Stream 1's rows start at 0, 3 and 5; every seq num of [0, 6] is answered exactly.
+    for (let seqNum = 0; seqNum <= 6; seqNum++) {
+      assert.equal(
+        await fixture.cache.meteredBytesBelow(1, seqNum),
+        meteredOfStream1Below(seqNum),
+        `below ${seqNum}`,
+      );
+    }
+    // After the trim's rows are dropped, the row covering the trim point still answers it; a
+    // trim to the tail drops every row, and then nothing is indexed to answer from.
+    await fixture.cache.dropRowsBelow(1, 4);
+    assert.equal(await fixture.cache.meteredBytesBelow(1, 4), meteredOfStream1Below(4));
+    await fixture.cache.dropRowsBelow(1, 6);
+    assert.equal(await fixture.cache.meteredBytesBelow(1, 6), undefined);
+    assert.equal(await fixture.cache.meteredBytesBelow(9, 0), undefined, "an unknown stream");
+  });
+
   it("drops entries wholly below a trim point and unlinks files no entry points into", async () => {
     const fixture = makeFixture();
     await threeSegments(fixture);
@@ -588,7 +630,7 @@ describe("segment cache: chunks and the bound", () => {
     chunkId: number,
     first: number,
     count: number,
-  ): Promise<{ chunkId: number; bytes: Uint8Array }> {
+  ): Promise<ChunkToSwitch> {
     const bytes = encodeSegment({
       walId: chunkId,
       writerEpoch: 1,
@@ -596,7 +638,7 @@ describe("segment cache: chunks and the bound", () => {
       entries: [recordsEntry(1, first, count)],
     });
     assert.equal(await fixture.store.putIfAbsent(chunkKey(chunkId), bytes), "created");
-    return { chunkId, bytes };
+    return { chunkId, bytes, meteredBytesBefore: [meteredOfStream1Below(first)] };
   }
 
   it("switches rows to a chunk, reads it, and evicts chunks before WAL segments", async () => {
@@ -622,6 +664,7 @@ describe("segment cache: chunks and the bound", () => {
       trimPoint: 0,
     });
     assert.deepEqual(await rowStarts(fixture, 1), [0], "one chunk row replaces three WAL rows");
+    assert.equal(await bounded.meteredBytesBelow(1, 4), meteredOfStream1Below(4), "in the chunk");
     assert.deepEqual(await rowStarts(fixture, 2), [0], "the other stream's row is untouched");
     assert.deepEqual(await fixture.read(1, 2), ["0:s1-0,s1-1,s1-2,s1-3,s1-4,s1-5"]);
     // WAL 5 and 7 held only stream 1's rows: their references are gone, and so are their files.

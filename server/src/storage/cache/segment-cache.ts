@@ -31,7 +31,7 @@ import {
   readBatchCountMax,
   segmentPutRetryDelayMsMax,
 } from "../../core/limits.js";
-import type { SeqNum } from "../../core/records.js";
+import { meteredBytesOfBatch, type SeqNum } from "../../core/records.js";
 import {
   decodeSegmentEntryKey,
   decodeSegmentEntryValue,
@@ -105,6 +105,14 @@ export interface SegmentCacheStats {
 }
 
 /** The default bound on the cache's files (`--cache-size`). */
+/** A chunk uploaded by compaction, for `switchToChunks`. */
+export interface ChunkToSwitch {
+  readonly chunkId: number;
+  readonly bytes: Uint8Array;
+  /** Per entry of the chunk, in order: its `SegmentEntryLocation.meteredBytesBefore`. */
+  readonly meteredBytesBefore: readonly (number | undefined)[];
+}
+
 export const cacheBytesMaxDefault = 1 << 30;
 
 /** The files of one kind of object, with the object keys they mirror. */
@@ -177,17 +185,20 @@ export class SegmentCache {
    * Commits one durable segment: writes its file when it indexes at least one entry, then one
    * LevelDB batch with `ops` (metadata, tails, marker), the index rows and the file's reference
    * count. `isIndexed[i]` says whether entry i (a records entry of a stream that was live when it
-   * was applied) gets a row.
+   * was applied) gets a row, which carries `meteredBytesBefore[i]`: the stream's metered bytes
+   * appended before the entry.
    */
   async commitSegment(options: {
     readonly walId: number;
     readonly bytes: Uint8Array;
     readonly entries: readonly SegmentEntry[];
     readonly isIndexed: readonly boolean[];
+    readonly meteredBytesBefore: readonly number[];
     readonly ops: readonly KvOp[];
   }): Promise<void> {
-    const { walId, bytes, entries, isIndexed } = options;
+    const { walId, bytes, entries, isIndexed, meteredBytesBefore } = options;
     assert(isIndexed.length === entries.length, "one index flag per entry");
+    assert(meteredBytesBefore.length === entries.length, "one metered total per entry");
     const rowOps: KvOp[] = [];
     if (isIndexed.some((flag) => flag)) {
       const header = decodeSegmentHeader(bytes);
@@ -219,6 +230,7 @@ export class SegmentCache {
             offset: range.start,
             length: range.end - range.start,
             recordCount: row.recordCount,
+            meteredBytesBefore: meteredBytesBefore[i],
           }),
         });
       }
@@ -254,7 +266,7 @@ export class SegmentCache {
   async switchToChunks(options: {
     readonly streamId: number;
     readonly replacedKeys: readonly Uint8Array[];
-    readonly chunks: readonly { readonly chunkId: number; readonly bytes: Uint8Array }[];
+    readonly chunks: readonly ChunkToSwitch[];
     readonly trimPoint: SeqNum;
   }): Promise<void> {
     const { streamId, trimPoint, replacedKeys } = options;
@@ -273,15 +285,17 @@ export class SegmentCache {
     // Deletions first: a new row may have the key of a replaced one (same first seq num), and a
     // batch applies in order.
     const freed = await this.deleteRowOps(existing, ops);
-    for (const { chunkId, bytes } of options.chunks) {
+    for (const chunk of options.chunks) {
+      const { chunkId, bytes } = chunk;
       const header = decodeSegmentHeader(bytes);
       assert(header.walId === chunkId, "a chunk's header names its id");
       const rows = decodeSegmentIndex(
         header,
         bytes.subarray(segmentHeaderBytes, segmentHeaderBytes + header.indexBytes),
       );
+      assert(rows.length === chunk.meteredBytesBefore.length, "one metered total per chunk entry");
       let count = 0;
-      for (const row of rows) {
+      for (const [i, row] of rows.entries()) {
         assert(row.kind === "records" && row.streamId === streamId, "a chunk holds one stream");
         if (row.firstSeqNum + row.recordCount <= trimPoint) continue;
         const range = entryByteRange(header, row);
@@ -294,6 +308,7 @@ export class SegmentCache {
             offset: range.start,
             length: range.end - range.start,
             recordCount: row.recordCount,
+            meteredBytesBefore: chunk.meteredBytesBefore[i],
           }),
         });
         count += 1;
@@ -338,6 +353,49 @@ export class SegmentCache {
   }
 
   /**
+   * The metered bytes of a stream's records below `seqNum` (a trim point): the `meteredBytesBefore`
+   * of the row covering it (or starting at it), plus the metered bytes of that row's records below
+   * it, read like any entry (from the file or the bucket). Undefined when no row covers `seqNum`
+   * (nothing is indexed there: a trim to the tail drops every row) or the row predates the field.
+   */
+  async meteredBytesBelow(streamId: number, seqNum: SeqNum): Promise<number | undefined> {
+    let covering: { firstSeqNum: SeqNum; location: SegmentEntryLocation } | undefined;
+    for await (const [key, value] of this.kv.entries({
+      gte: encodeSegmentEntryKey(streamId, 0),
+      lte: encodeSegmentEntryKey(streamId, seqNum),
+      reverse: true,
+      limit: 1,
+    })) {
+      covering = {
+        firstSeqNum: decodeSegmentEntryKey(key).firstSeqNum,
+        location: decodeSegmentEntryValue(value),
+      };
+    }
+    if (covering === undefined) return undefined;
+    const { firstSeqNum, location } = covering;
+    const before = location.meteredBytesBefore;
+    if (before === undefined || firstSeqNum + location.recordCount < seqNum) return undefined;
+    if (firstSeqNum === seqNum) return before;
+    // The row may be replaced under the read (a compaction switch, same records, other rows):
+    // whichever row the read finds covering `seqNum` answers, with its own total.
+    let below: number | undefined;
+    await this.readEntries({
+      streamId,
+      startSeqNum: firstSeqNum,
+      endSeqNum: seqNum + 1,
+      visit: (visitedSeqNum, records, visitedBefore) => {
+        below = undefined;
+        if (visitedBefore === undefined || visitedSeqNum > seqNum) return false;
+        const count = seqNum - visitedSeqNum;
+        if (count > records.length) return true;
+        below = visitedBefore + meteredBytesOfBatch(records.slice(0, count));
+        return false;
+      },
+    });
+    return below;
+  }
+
+  /**
    * Visits the cached entries of a stream in order, from the one covering `startSeqNum` up to
    * (excluding) entries starting at or past `endSeqNum`, until `visit` returns false. Entries come
    * from their file or, on a miss, from the bucket, always CRC-checked. The entries of one file are
@@ -350,7 +408,12 @@ export class SegmentCache {
     readonly streamId: number;
     readonly startSeqNum: SeqNum;
     readonly endSeqNum: SeqNum;
-    readonly visit: (firstSeqNum: SeqNum, records: readonly DecodedRecord[]) => boolean;
+    /** `meteredBytesBefore` is the row's (`SegmentEntryLocation`). */
+    readonly visit: (
+      firstSeqNum: SeqNum,
+      records: readonly DecodedRecord[],
+      meteredBytesBefore: number | undefined,
+    ) => boolean;
     readonly runsAhead?: number;
   }): Promise<void> {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
@@ -393,7 +456,8 @@ export class SegmentCache {
       const { rows, records } = reading.shift()!;
       const entries = await records;
       for (let i = 0; i < rows.length; i++) {
-        if (!visit(rows[i]!.firstSeqNum, await entries[i]!)) return false;
+        const { firstSeqNum, location } = rows[i]!;
+        if (!visit(firstSeqNum, await entries[i]!, location.meteredBytesBefore)) return false;
       }
       return true;
     };

@@ -213,9 +213,23 @@ export interface SegmentEntryLocation {
   /** Payload bytes + 4. */
   readonly length: number;
   readonly recordCount: number;
+  /**
+   * The metered bytes of the stream's records before this entry's first one (the running total of
+   * the metrics ledger when the entry was applied): with it, the bytes below any trim point are one
+   * row lookup and at most one entry read away (`SegmentCache.meteredBytesBelow`). Undefined in
+   * rows written by an older version (a cache or checkpoint of the same layout, 2: both value
+   * lengths are read).
+   */
+  readonly meteredBytesBefore?: number | undefined;
 }
 
+/**
+ * Value layouts, told apart by length: 20 bytes (a WAL row: object id u64, offset u32, length
+ * u32, record count u32), 21 (a chunk row: the same and a source byte), and 28 / 29 (the same
+ * with `meteredBytesBefore` u64 after the record count, and the chunk's source byte last).
+ */
 const segmentEntryValueBytes = 20;
+const segmentEntryMeteredValueBytes = 28;
 const chunkSourceByte = 1;
 
 export function encodeSegmentEntryKey(streamId: number, firstSeqNum: number): Uint8Array {
@@ -234,24 +248,25 @@ export function decodeSegmentEntryKey(key: Uint8Array): { streamId: number; firs
 }
 
 export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Array {
-  // WAL rows keep the 20-byte layout of cache layout 2; chunk rows add one byte.
-  const value = new Uint8Array(segmentEntryValueBytes + (location.source === "chunk" ? 1 : 0));
+  const { meteredBytesBefore } = location;
+  const bytes =
+    meteredBytesBefore === undefined ? segmentEntryValueBytes : segmentEntryMeteredValueBytes;
+  const value = new Uint8Array(bytes + (location.source === "chunk" ? 1 : 0));
   const view = new DataView(value.buffer);
   writeU64(value, 0, location.objectId);
-  if (location.source === "chunk") value[segmentEntryValueBytes] = chunkSourceByte;
   view.setUint32(8, location.offset);
   view.setUint32(12, location.length);
   view.setUint32(16, location.recordCount);
+  if (meteredBytesBefore !== undefined) writeU64(value, 20, meteredBytesBefore);
+  if (location.source === "chunk") value[bytes] = chunkSourceByte;
   return value;
 }
 
 export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation {
-  const isChunk =
-    value.length === segmentEntryValueBytes + 1 &&
-    value[segmentEntryValueBytes] === chunkSourceByte;
-  if (value.length !== segmentEntryValueBytes && !isChunk) {
-    throw new Error("bad segment entry value");
-  }
+  const hasMetered = value.length >= segmentEntryMeteredValueBytes;
+  const bytes = hasMetered ? segmentEntryMeteredValueBytes : segmentEntryValueBytes;
+  const isChunk = value.length === bytes + 1 && value[bytes] === chunkSourceByte;
+  if (value.length !== bytes && !isChunk) throw new Error("bad segment entry value");
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   const location: SegmentEntryLocation = {
     source: isChunk ? "chunk" : "wal",
@@ -259,6 +274,7 @@ export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation
     offset: view.getUint32(8),
     length: view.getUint32(12),
     recordCount: view.getUint32(16),
+    meteredBytesBefore: hasMetered ? readU64(value, 20) : undefined,
   };
   if (location.length < 4 || location.recordCount === 0) throw new Error("bad segment entry value");
   return location;
