@@ -87,6 +87,11 @@ function renderMaintenance(
     "Record entry bytes read and rewritten by compaction.",
     stats.bytesCompacted,
   );
+  gauge(
+    "tributary_compaction_wal_backlog_bytes",
+    "WAL record bytes waiting for compaction, as of the last job (past half the cache bound, compaction stops yielding to appends).",
+    stats.compactionWalBacklogBytes,
+  );
   counter(
     "tributary_compaction_stream_errors_total",
     "Streams whose compaction failed in a job (skipped; the job still checkpoints).",

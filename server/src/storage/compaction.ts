@@ -78,6 +78,17 @@ export const compactionBytesPerSecondMax = 48 << 20;
  */
 export const compactionBytesPerSecondWhileAppending = 16 << 20;
 
+/**
+ * The share of the cache bound that the WAL backlog may fill before compaction stops yielding to
+ * appends and goes at `compactionBytesPerSecondMax`. A backlog within the cache is compacted from
+ * local files; past the bound, WAL files are evicted before they are compacted and each entry
+ * costs a range GET (~10,000 per GiB measured), and a steady load faster than the appending pace
+ * would grow the backlog, and the bucket, for ever. Half the bound leaves the other half to reads.
+ * So a burst is absorbed at the low pace and drained once it ends; a sustained load keeps the lag
+ * bounded at the cost of append throughput (the bench's peak-throughput run shows what it costs).
+ */
+export const compactionBacklogShareOfCache = 0.5;
+
 /** Appends count as arriving for this long after the last WAL bytes were applied. */
 const appendQuietMs = 1_000;
 
@@ -108,6 +119,11 @@ export interface CompactionStats {
   chunkBytesWritten: number;
   /** Record bytes (entry payloads) read from WAL rows and rewritten into chunks. */
   bytesCompacted: number;
+  /**
+   * WAL row bytes waiting for compaction, as of the last job's scan less what it has moved since
+   * (the lag between the WAL and the chunks; its bound sets the pace).
+   */
+  walBacklogBytes: number;
 }
 
 /** One index row of a stream as the plan reads it. */
@@ -139,6 +155,7 @@ export class Compactor {
     chunksWritten: 0,
     chunkBytesWritten: 0,
     bytesCompacted: 0,
+    walBacklogBytes: 0,
   };
   /** Where the trim-rewrite pass resumes: streams take turns across jobs. */
   private trimRewriteCursor = 0;
@@ -164,12 +181,14 @@ export class Compactor {
    * stream must not stop checkpoints. Returns the record bytes it moved.
    */
   async compact(): Promise<number> {
-    const rowsByStream = await this.rowsByStream();
+    const walTails = await this.walTails();
+    this.stats.walBacklogBytes = 0;
+    for (const rows of walTails.values()) this.stats.walBacklogBytes += walBytesOf(rows);
     let walBudget = compactionBytesPerJobMax;
     const deadlineMs = this.host.clock.monotonicMs() + compactionMsPerJobMax;
     // Streams are compacted side by side: each is a few object-store round trips (reads, one
     // PUT per chunk), and one at a time leaves a job latency-bound.
-    const queue = [...rowsByStream];
+    const queue = [...walTails];
     const worker = async (): Promise<void> => {
       for (;;) {
         if (walBudget <= 0 || this.host.clock.monotonicMs() >= deadlineMs) return;
@@ -177,12 +196,17 @@ export class Compactor {
         const next = queue.shift();
         if (next === undefined) return;
         const [streamId, rows] = next;
-        walBudget -= await this.compactStream(streamId, () => this.planWalTail(rows));
+        const moved = await this.compactStream(streamId, () => this.planWalTail(rows));
+        walBudget -= moved;
+        this.stats.walBacklogBytes = Math.max(0, this.stats.walBacklogBytes - moved);
       }
     };
     await Promise.all(Array.from({ length: compactionStreamsConcurrency }, worker));
     let trimBudget = trimRewriteBytesPerJobMax;
-    const turns = [...rowsByStream.keys()].sort((a, b) => a - b);
+    const { state } = this.host;
+    const turns = [...state.streamsById.keys()]
+      .filter((streamId) => state.tailOf(streamId).trimPoint > 0)
+      .sort((a, b) => a - b);
     const start = turns.findIndex((streamId) => streamId >= this.trimRewriteCursor);
     for (let k = 0; k < turns.length; k++) {
       const streamId = turns[(Math.max(start, 0) + k) % turns.length]!;
@@ -192,7 +216,7 @@ export class Compactor {
       }
       // Rows read afresh: the WAL pass may have switched this stream's rows since the scan.
       trimBudget -= await this.compactStream(streamId, async () =>
-        this.planStraddlingChunk(await this.rowsOf(streamId), streamId),
+        this.planStraddlingChunk(await this.firstGroupOf(streamId), streamId),
       );
     }
     return compactionBytesPerJobMax - walBudget + (trimRewriteBytesPerJobMax - trimBudget);
@@ -214,30 +238,83 @@ export class Compactor {
     return bytes;
   }
 
-  /** One stream's SegmentEntry rows, in seq-num order. */
-  private async rowsOf(streamId: number): Promise<PlanRow[]> {
+  /**
+   * The WAL tail of every stream that has one (`walTailOf`), by stream id: one backwards index
+   * read per stream, so a job's cost and memory follow the WAL backlog and the number of streams,
+   * never the whole history's index.
+   */
+  private async walTails(): Promise<Map<number, PlanRow[]>> {
+    const tails = new Map<number, PlanRow[]>();
+    const streamIds = [...this.host.state.streamsById.keys()].sort((a, b) => a - b);
+    for (const streamId of streamIds) {
+      const rows = await this.walTailOf(streamId);
+      if (rows.length > 0) tails.set(streamId, rows);
+    }
+    return tails;
+  }
+
+  /**
+   * A stream's WAL rows with, before them, the chunk rows a merge may take (`planWalTail`), in
+   * seq-num order; empty when it has no WAL rows. Read backwards from its last row: a stream's
+   * rows are chunk rows, then WAL rows (compaction moves the oldest WAL rows first), and a merge
+   * never reaches past `chunkBytesTarget` of chunks, so the rest of its index is never read.
+   */
+  private async walTailOf(streamId: number): Promise<PlanRow[]> {
+    const rows: PlanRow[] = [];
+    let chunkBytes = 0;
+    let isCut = false;
+    for await (const [key, value] of this.host.kv.entries({
+      gte: encodeSegmentEntryKey(streamId, 0),
+      lt: encodeSegmentEntryKey(streamId + 1, 0),
+      reverse: true,
+    })) {
+      const row = {
+        key,
+        firstSeqNum: decodeSegmentEntryKey(key).firstSeqNum,
+        location: decodeSegmentEntryValue(value),
+      };
+      if (row.location.source === "chunk") {
+        if (rows.length === 0) return rows;
+        chunkBytes += row.location.length;
+        if (chunkBytes > chunkBytesTarget) {
+          isCut = true;
+          break;
+        }
+      } else {
+        assert(chunkBytes === 0, `a stream's WAL rows follow its chunk rows: stream ${streamId}`);
+      }
+      rows.push(row);
+    }
+    rows.reverse();
+    if (!isCut) return rows;
+    // The oldest group may be cut short; whole, it is too large to merge anyway (the merged
+    // size it would join already exceeds the target with it), so leave it out.
+    const groups = groupByObject(rows);
+    return groups[0]![0]!.location.source === "chunk" ? groups.slice(1).flat() : rows;
+  }
+
+  /** A stream's first rows that point into one object (its oldest chunk, or its WAL rows). */
+  private async firstGroupOf(streamId: number): Promise<PlanRow[]> {
     const rows: PlanRow[] = [];
     for await (const [key, value] of this.host.kv.entries({
       gte: encodeSegmentEntryKey(streamId, 0),
       lt: encodeSegmentEntryKey(streamId + 1, 0),
     })) {
-      const { firstSeqNum } = decodeSegmentEntryKey(key);
-      rows.push({ key, firstSeqNum, location: decodeSegmentEntryValue(value) });
+      const row = {
+        key,
+        firstSeqNum: decodeSegmentEntryKey(key).firstSeqNum,
+        location: decodeSegmentEntryValue(value),
+      };
+      const first = rows[0]?.location;
+      if (
+        first !== undefined &&
+        (first.source !== row.location.source || first.objectId !== row.location.objectId)
+      ) {
+        break;
+      }
+      rows.push(row);
     }
     return rows;
-  }
-
-  /** Every SegmentEntry row, by stream, in seq-num order. */
-  private async rowsByStream(): Promise<Map<number, PlanRow[]>> {
-    const byStream = new Map<number, PlanRow[]>();
-    for await (const [key, value] of this.host.kv.entries(keyTypeRange(KeyType.SegmentEntry))) {
-      const { streamId, firstSeqNum } = decodeSegmentEntryKey(key);
-      const row = { key, firstSeqNum, location: decodeSegmentEntryValue(value) };
-      const rows = byStream.get(streamId);
-      if (rows === undefined) byStream.set(streamId, [row]);
-      else rows.push(row);
-    }
-    return byStream;
   }
 
   /**
@@ -451,7 +528,7 @@ export class Compactor {
 
   /**
    * Waits for the pace to allow `bytes` more of chunk uploads (every worker draws on one pace):
-   * the lower pace while appends arrive, the cap otherwise.
+   * the lower pace while appends arrive and the backlog is within its bound, the cap otherwise.
    */
   private async pace(bytes: number): Promise<void> {
     const nowMs = this.host.clock.monotonicMs();
@@ -460,10 +537,11 @@ export class Compactor {
       this.walBytesSeen = walBytes;
       this.walBytesMovedAtMs = nowMs;
     }
-    const isAppending = nowMs - this.walBytesMovedAtMs < appendQuietMs;
-    const bytesPerSecond = isAppending
-      ? compactionBytesPerSecondWhileAppending
-      : compactionBytesPerSecondMax;
+    const bytesPerSecond = compactionBytesPerSecond({
+      isAppending: nowMs - this.walBytesMovedAtMs < appendQuietMs,
+      walBacklogBytes: this.stats.walBacklogBytes,
+      cacheBytesMax: this.host.cache.stats.fileBytesMax,
+    });
     const startMs = Math.max(nowMs, this.nextUploadAtMs);
     this.nextUploadAtMs = startMs + (bytes / bytesPerSecond) * 1000;
     if (startMs > nowMs) await this.host.clock.sleep(startMs - nowMs);
@@ -536,6 +614,18 @@ export class Compactor {
   }
 }
 
+/** Compaction's pace (bytes per second of chunk uploads); see the constants it names. */
+export function compactionBytesPerSecond(options: {
+  readonly isAppending: boolean;
+  readonly walBacklogBytes: number;
+  readonly cacheBytesMax: number;
+}): number {
+  const isBehind = options.walBacklogBytes > options.cacheBytesMax * compactionBacklogShareOfCache;
+  return options.isAppending && !isBehind
+    ? compactionBytesPerSecondWhileAppending
+    : compactionBytesPerSecondMax;
+}
+
 /** Consecutive rows pointing into one object (all WAL rows count as one group). */
 function groupByObject(rows: readonly PlanRow[]): PlanRow[][] {
   const groups: PlanRow[][] = [];
@@ -552,6 +642,13 @@ function groupByObject(rows: readonly PlanRow[]): PlanRow[][] {
     }
   }
   return groups;
+}
+
+/** The bytes of the WAL rows among `rows`. */
+function walBytesOf(rows: readonly PlanRow[]): number {
+  let bytes = 0;
+  for (const row of rows) if (row.location.source === "wal") bytes += row.location.length;
+  return bytes;
 }
 
 function bytesOf(rows: readonly PlanRow[]): number {

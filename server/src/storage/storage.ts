@@ -121,6 +121,7 @@ export interface MaintenanceStatsView {
   readonly chunksWritten: number;
   readonly chunkBytesWritten: number;
   readonly bytesCompacted: number;
+  readonly compactionWalBacklogBytes: number;
   readonly compactionStreamErrors: number;
   readonly gcPasses: number;
   readonly gcObjectsDeleted: number;
@@ -298,6 +299,7 @@ export class Storage {
       chunksWritten: job.compactor.stats.chunksWritten,
       chunkBytesWritten: job.compactor.stats.chunkBytesWritten,
       bytesCompacted: job.compactor.stats.bytesCompacted,
+      compactionWalBacklogBytes: job.compactor.stats.walBacklogBytes,
       compactionStreamErrors: job.compactor.stats.streamErrors,
       gcPasses: job.gc.stats.passes,
       gcObjectsDeleted: job.gc.stats.objectsDeleted,
