@@ -28,8 +28,6 @@ import {
   decodeSegmentEntryKey,
   decodeSegmentEntryValue,
   encodeSegmentEntryKey,
-  KeyType,
-  keyTypeRange,
   type SegmentEntryLocation,
 } from "./kv/keys.js";
 import type { KvStore } from "./kv/kv-store.js";
