@@ -89,7 +89,7 @@ function renderMaintenance(
   );
   gauge(
     "tributary_compaction_wal_backlog_bytes",
-    "WAL record bytes waiting for compaction, as of the last job (past half the cache bound, compaction stops yielding to appends).",
+    "WAL bytes waiting for compaction (past half the cache bound, compaction stops yielding to appends).",
     stats.compactionWalBacklogBytes,
   );
   counter(

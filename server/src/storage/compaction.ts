@@ -117,11 +117,6 @@ export interface CompactionStats {
   chunkBytesWritten: number;
   /** Record bytes (entry payloads) read from WAL rows and rewritten into chunks. */
   bytesCompacted: number;
-  /**
-   * WAL row bytes waiting for compaction, as of the last job's scan less what it has moved since
-   * (the lag between the WAL and the chunks; its bound sets the pace).
-   */
-  walBacklogBytes: number;
 }
 
 /** One index row of a stream as the plan reads it. */
@@ -153,7 +148,6 @@ export class Compactor {
     chunksWritten: 0,
     chunkBytesWritten: 0,
     bytesCompacted: 0,
-    walBacklogBytes: 0,
   };
   /** Where the trim-rewrite pass resumes: streams take turns across jobs. */
   private trimRewriteCursor = 0;
@@ -162,6 +156,10 @@ export class Compactor {
   private readonly chunkStartSeqNums = new Map<number, SeqNum>();
   /** `walBytesApplied()` when last looked at, and when it last moved (monotonic ms). */
   private walBytesSeen = 0;
+  /** The last scan's WAL backlog, `walBytesApplied()` when it began, and bytes moved since. */
+  private walBacklogAtScan = 0;
+  private walBytesAtScan = 0;
+  private walBytesMovedSinceScan = 0;
   private walBytesMovedAtMs = Number.NEGATIVE_INFINITY;
   /** When the pace lets the next chunk upload start (monotonic ms; a token bucket of depth 0). */
   private nextUploadAtMs = Number.NEGATIVE_INFINITY;
@@ -179,9 +177,11 @@ export class Compactor {
    * stream must not stop checkpoints. Returns the record bytes it moved.
    */
   async compact(): Promise<number> {
+    this.walBytesAtScan = this.host.walBytesApplied();
     const walTails = await this.walTails();
-    this.stats.walBacklogBytes = 0;
-    for (const rows of walTails.values()) this.stats.walBacklogBytes += walBytesOf(rows);
+    this.walBacklogAtScan = 0;
+    for (const rows of walTails.values()) this.walBacklogAtScan += walBytesOf(rows);
+    this.walBytesMovedSinceScan = 0;
     let walBudget = compactionBytesPerJobMax;
     const deadlineMs = this.host.clock.monotonicMs() + compactionMsPerJobMax;
     // Streams are compacted side by side: each is a few object-store round trips (reads, one
@@ -196,7 +196,7 @@ export class Compactor {
         const [streamId, rows] = next;
         const moved = await this.compactStream(streamId, () => this.planWalTail(rows));
         walBudget -= moved;
-        this.stats.walBacklogBytes = Math.max(0, this.stats.walBacklogBytes - moved);
+        this.walBytesMovedSinceScan += moved;
       }
     };
     await Promise.all(Array.from({ length: compactionStreamsConcurrency }, worker));
@@ -537,12 +537,22 @@ export class Compactor {
     }
     const bytesPerSecond = compactionBytesPerSecond({
       isAppending: nowMs - this.walBytesMovedAtMs < appendQuietMs,
-      walBacklogBytes: this.stats.walBacklogBytes,
+      walBacklogBytes: this.walBacklogBytes(),
       cacheBytesMax: this.host.cache.stats.fileBytesMax,
     });
     const startMs = Math.max(nowMs, this.nextUploadAtMs);
     this.nextUploadAtMs = startMs + (bytes / bytesPerSecond) * 1000;
     if (startMs > nowMs) await this.host.clock.sleep(startMs - nowMs);
+  }
+
+  /**
+   * WAL bytes waiting for compaction: the WAL rows the last job's scan found, plus the WAL bytes
+   * applied since, less what the job has moved (the lag between the WAL and the chunks; its bound
+   * sets the pace). Rows of streams trimmed or removed meanwhile count until the next scan.
+   */
+  walBacklogBytes(): number {
+    const arrived = this.host.walBytesApplied() - this.walBytesAtScan;
+    return Math.max(0, this.walBacklogAtScan + arrived - this.walBytesMovedSinceScan);
   }
 
   private async uploadChunk(

@@ -299,7 +299,7 @@ export class Storage {
       chunksWritten: job.compactor.stats.chunksWritten,
       chunkBytesWritten: job.compactor.stats.chunkBytesWritten,
       bytesCompacted: job.compactor.stats.bytesCompacted,
-      compactionWalBacklogBytes: job.compactor.stats.walBacklogBytes,
+      compactionWalBacklogBytes: job.compactor.walBacklogBytes(),
       compactionStreamErrors: job.compactor.stats.streamErrors,
       gcPasses: job.gc.stats.passes,
       gcObjectsDeleted: job.gc.stats.objectsDeleted,
