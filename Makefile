@@ -58,5 +58,7 @@ test: browser-deps build lint
 bench: build
 	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts'
 
+# Fault suites with more iterations, and the API fuzz targets with fresh seeds for
+# TRIBUTARY_FUZZ_SECONDS (60) each.
 soak: build
-	scripts/with-moto.sh env TRIBUTARY_SOAK=1 $(NODE_TEST) server/test/fault/*.test.ts
+	scripts/with-moto.sh env TRIBUTARY_SOAK=1 $(NODE_TEST) server/test/fault/*.test.ts server/test/fuzz/*.test.ts
