@@ -66,10 +66,9 @@ export const restRouteAccess: Readonly<Record<string, RouteAccess>> = {
     basin: "path",
     stream: "path",
   },
-  // Not implemented (501, as lite): any valid token may learn that.
-  "GET /v1/locations": { operations: [] },
-  "GET /v1/locations/default": { operations: [] },
-  "PUT /v1/locations/default": { operations: [] },
+  "GET /v1/locations": { operations: ["list-locations"] },
+  "GET /v1/locations/default": { operations: ["get-default-location"] },
+  "PUT /v1/locations/default": { operations: ["set-default-location"] },
 };
 
 /**

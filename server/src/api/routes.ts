@@ -3,13 +3,13 @@
  */
 import type { Service } from "../service/service.js";
 import type { ApiMetrics } from "./metrics.js";
-import { notImplementedHandler } from "./rest/not-implemented.js";
-import { type Route, route } from "./router.js";
+import type { Route } from "./router.js";
 import { accessTokenRoutes } from "./rest/access-tokens.js";
 import { basinRoutes } from "./rest/basins.js";
 import { streamRoutes } from "./rest/streams.js";
 import { recordRoutes } from "./rest/records.js";
 import { metricsRoutes } from "./rest/metrics.js";
+import { locationRoutes } from "./rest/locations.js";
 
 /** What route handlers need. */
 export interface ApiDeps {
@@ -24,8 +24,6 @@ export function createRoutes(deps: ApiDeps): Route[] {
     ...recordRoutes(deps),
     ...accessTokenRoutes(deps),
     ...metricsRoutes(deps),
-    route("GET", "/v1/locations", notImplementedHandler),
-    route("GET", "/v1/locations/default", notImplementedHandler),
-    route("PUT", "/v1/locations/default", notImplementedHandler),
+    ...locationRoutes(),
   ];
 }

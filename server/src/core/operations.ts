@@ -26,6 +26,9 @@ export const operations = [
   "account-metrics",
   "basin-metrics",
   "stream-metrics",
+  "list-locations",
+  "get-default-location",
+  "set-default-location",
 ] as const;
 
 export type Operation = (typeof operations)[number];
@@ -43,13 +46,17 @@ export interface OperationGroup {
 
 /**
  * The group of each operation. S2's docs: account read lists basins and tokens, account write
- * creates and deletes basins and issues and revokes tokens; basin-level groups cover a basin's
+ * creates and deletes basins and issues and revokes tokens (the locations, which S2's docs do not
+ * place, go with them: reading them is account read, setting the default account write); basin-level groups cover a basin's
  * config and its streams; stream-level groups cover a stream's config and records.
  */
 export const operationGroups: Readonly<Record<Operation, OperationGroup>> = {
   "list-basins": { level: "account", access: "read" },
   "list-access-tokens": { level: "account", access: "read" },
   "account-metrics": { level: "account", access: "read" },
+  "list-locations": { level: "account", access: "read" },
+  "get-default-location": { level: "account", access: "read" },
+  "set-default-location": { level: "account", access: "write" },
   "create-basin": { level: "account", access: "write" },
   "delete-basin": { level: "account", access: "write" },
   "issue-access-token": { level: "account", access: "write" },

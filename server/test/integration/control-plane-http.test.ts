@@ -1030,19 +1030,33 @@ describe("malformed input: exact status and code, and the server keeps serving",
 
 describe("routes outside the control plane", () => {
   // Access tokens are implemented (issue 6): auth-matrix.test.ts and auth-tokens.test.ts.
-  const notImplemented: readonly [string, string][] = [
-    ["GET", "/v1/locations"],
-    ["GET", "/v1/locations/default"],
-    ["PUT", "/v1/locations/default"],
-  ];
-
-  for (const [method, path] of notImplemented) {
-    it(`${method} ${path} → 501 not_implemented`, async () => {
-      const reply = await call(method, path);
-      assert.equal(reply.status, 501);
-      assert.equal(reply.text, '{"code":"not_implemented","message":"Not implemented"}');
+  it("locations: one location, listed, the default, and the only default that can be set", async () => {
+    const location = { name: "local", is_private: false };
+    const list = await call("GET", "/v1/locations");
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body, [location]);
+    const fetched = await call("GET", "/v1/locations/default");
+    assert.equal(fetched.status, 200);
+    assert.deepEqual(fetched.body, location);
+    // `SetDefaultLocationRequest` is a bare JSON string.
+    const json = { "content-type": "application/json" };
+    const set = await call("PUT", "/v1/locations/default", { headers: json, body: '"local"' });
+    assert.equal(set.status, 200);
+    assert.deepEqual(set.body, location);
+    const unknown = await call("PUT", "/v1/locations/default", { headers: json, body: '"mars"' });
+    assertError(unknown, 422, "invalid");
+    for (const body of ['""', '"no spaces"', '{"location":"local"}', "local"]) {
+      const bad = await call("PUT", "/v1/locations/default", { headers: json, body });
+      assertError(bad, 400, "bad_json");
+    }
+    // A basin created with the listed location, as the SDK's basin test does; still `null`.
+    const created = await call("POST", "/v1/basins", {
+      body: { basin: "located-basin", location: "local" },
     });
-  }
+    assert.equal(created.status, 201, created.text);
+    assert.equal((created.body as { location: unknown }).location, null);
+    assert.equal((await call("DELETE", "/v1/basins/located-basin")).status, 202);
+  });
 
   it("an unknown path is an empty 404, a known path with another method an empty 405", async () => {
     for (const path of ["/v1/nothing", "/v2/basins", "/v1/basins/wire-basin/extra"]) {

@@ -93,6 +93,20 @@ function scenario(mode: ServerMode): void {
       await server?.cleanup();
     });
 
+    it("lists the one location, gets and sets it as the default, and creates a basin in it", async () => {
+      const locations = await s2.locations.list();
+      assert.deepEqual(locations, [{ name: "local", isPrivate: false }]);
+      assert.deepEqual(await s2.locations.getDefault(), locations[0]);
+      assert.deepEqual(await s2.locations.setDefault({ location: "local" }), locations[0]);
+      await assert.rejects(
+        s2.locations.setDefault({ location: "elsewhere" }),
+        (error: unknown) => error instanceof S2Error && error.status === 422,
+      );
+      const info = await s2.basins.create({ basin: "located-sdk-basin", location: "local" });
+      assert.equal(info.name, "located-sdk-basin");
+      await s2.basins.delete({ basin: "located-sdk-basin" });
+    });
+
     it("creates a basin and reads back its info and config", async () => {
       const beforeMs = Date.now() - 1000;
       const info = await s2.basins.create({

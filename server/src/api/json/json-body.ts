@@ -169,6 +169,21 @@ export function readString(value: unknown, field: string): string {
   return value;
 }
 
+/** S2's limit on a location name (common/src/caps.rs `MAX_LOCATION_NAME_LEN`). */
+const locationNameLengthMax = 64;
+
+/** A `LocationName`: 1 to 64 ASCII letters, digits, `:`, `-` or `.` (else 400 `bad_json`). */
+export function readLocationName(value: unknown, field: string): string {
+  const name = readString(value, field);
+  if (name.length === 0 || name.length > locationNameLengthMax || !/^[A-Za-z0-9:.-]+$/.test(name)) {
+    throw jsonFieldError(
+      field,
+      `1 to ${locationNameLengthMax} ASCII letters, digits, ":", "-" or "."`,
+    );
+  }
+  return name;
+}
+
 export function readBoolean(value: unknown, field: string): boolean {
   if (typeof value !== "boolean") throw jsonFieldError(field, "a boolean");
   return value;

@@ -30,9 +30,9 @@ import {
   renderBasinConfig,
 } from "../json/config-json.js";
 import {
-  jsonFieldError,
   jsonFieldInvalid,
   readJsonBody,
+  readLocationName,
   readObject,
   readOptional,
   readOptionalJsonBody,
@@ -90,24 +90,11 @@ function readBasinName(value: unknown, field: string): string {
   return name;
 }
 
-const locationNameLengthMax = 64; // S2 common/src/types/location.rs
-
 /**
- * lite's `LocationName`, checked while deserializing (400) and then ignored: lite has one
- * location and always reports `null` (S2-API.md §12).
+ * `CreateBasinRequest`: `{basin, config?, location?}`. The location is checked while
+ * deserializing (400) and then ignored, as lite does: lite has one location and always reports
+ * `null` (S2-API.md §12; `rest/locations.ts`).
  */
-function readLocationName(value: unknown, field: string): string {
-  const name = readString(value, field);
-  if (name.length === 0 || name.length > locationNameLengthMax || !/^[A-Za-z0-9:.-]+$/.test(name)) {
-    throw jsonFieldError(
-      field,
-      `1 to ${locationNameLengthMax} ASCII letters, digits, ":", "-" or "."`,
-    );
-  }
-  return name;
-}
-
-/** `CreateBasinRequest`: `{basin, config?, location?}`. */
 function parseCreateBasinRequest(value: unknown): {
   basin: string;
   config: BasinConfig | undefined;
