@@ -35,8 +35,9 @@ function decodeParam(raw: string): string {
 
 /** Finds the route for a method and raw path (without the query). */
 export function matchRoute(routes: readonly Route[], method: string, rawPath: string): RouteMatch {
+  // No trailing-slash normalization, as lite's router: `/v1/metrics/b/` is the stream metrics
+  // of an empty stream name (an empty segment never fills a parameter), so a 404, not basin b's.
   const segments = rawPath.split("/").slice(1);
-  if (segments.at(-1) === "" && segments.length > 1) segments.pop();
   let pathMatched = false;
   for (const candidate of routes) {
     if (candidate.pattern.length !== segments.length) continue;

@@ -216,6 +216,12 @@ describe("metrics API (local mode)", () => {
       interval: "minute",
     });
     assert.ok(stream.values[0] !== undefined && "gauge" in stream.values[0]);
+    // An empty stream name is an error, as in S2 (the SDK's path ends in `/`: lite has no such
+    // route, and neither do we; it was once normalized into the basin's metrics).
+    await assert.rejects(
+      s2.metrics.stream({ basin: basinName, stream: "", set: "storage", start, end }),
+      (error: { status?: number }) => error.status === 404,
+    );
     await assert.rejects(
       s2.metrics.basin({ basin: basinName, set: "storage", start: end, end: start }),
       (error: { status?: number }) => error.status === 422,
