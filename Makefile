@@ -1,6 +1,15 @@
 # Tributary. `make run` and `make test` do all their own set-up on a fresh machine.
 SHELL := /bin/bash
-NODE_TEST := node --import tsx --test --test-concurrency=4 --test-timeout=300000
+# Node 24 LTS where the machine's Node is older than 22 (scripts/ensure-node.sh fetches it from
+# the npm registry into .tools/); every recipe, npx and the test runner use the node it names.
+NODE_BIN := $(shell scripts/ensure-node.sh)
+ifeq ($(NODE_BIN),)
+$(error scripts/ensure-node.sh found no usable Node)
+endif
+export PATH := $(NODE_BIN):$(PATH)
+# TAP output whatever the Node version (Node 22+ defaults to the spec reporter): CI counts the
+# `# pass N` / `# fail N` lines.
+NODE_TEST := node --import tsx --test --test-reporter=tap --test-concurrency=4 --test-timeout=300000
 # Unit tests live beside the code; conformance, fault and regression suites under server/test.
 TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
