@@ -1,11 +1,13 @@
 /**
  * Prometheus text exposition for `GET /metrics` (S2-API.md §8.2): requests and their latency by
  * route and status, appended and read bytes, sessions, and the storage engine's figures (segment
- * PUTs and their latency, inflight bytes, active streams). Counters live here; gauges are read
+ * PUTs and their latency, inflight bytes, active streams), and the process's own (CPU, memory,
+ * file descriptors, event-loop delay: `process-metrics.ts`). Counters live here; gauges are read
  * from the engine when scraped.
  */
 import type { Service } from "../service/service.js";
 import type { StorageStats } from "../storage/storage.js";
+import { createProcessMetrics } from "./process-metrics.js";
 
 /** Latency buckets in seconds (1 ms … 10 s). */
 const latencyBucketsSecs = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -136,6 +138,7 @@ export function createApiMetrics(service: Service): ApiMetrics {
   let appendedBytes = 0;
   let readRecords = 0;
   let readBytes = 0;
+  const processMetrics = createProcessMetrics();
 
   return {
     observeRequest(route, status, durationMs) {
@@ -279,6 +282,7 @@ export function createApiMetrics(service: Service): ApiMetrics {
       );
       for (const [kind, value] of Object.entries(sessions))
         lines.push(`tributary_sessions{kind="${kind}"} ${value}`);
+      processMetrics.render(lines, counter, gauge);
       return `${lines.join("\n")}\n`;
     },
   };

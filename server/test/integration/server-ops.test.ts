@@ -88,6 +88,17 @@ describe("server operations", () => {
     assert.match(text, /^tributary_active_streams \d+$/m);
     assert.match(text, /^tributary_metrics_dropped_deltas_total 0$/m);
     assert.match(text, /^tributary_append_inflight_bytes \d+$/m);
+    // The process's own figures, under prom-client's names.
+    assert.ok(metricValue("process_resident_memory_bytes") > 10 << 20);
+    assert.ok(metricValue("process_cpu_seconds_total") > 0);
+    assert.ok(metricValue("process_open_fds") > 0);
+    assert.ok(metricValue("nodejs_heap_size_used_bytes") > 0);
+    const lagMax = metricValue("nodejs_eventloop_lag_max_seconds");
+    assert.ok(
+      lagMax >= metricValue("nodejs_eventloop_lag_p99_seconds") && lagMax < 10,
+      `${lagMax}`,
+    );
+    assert.match(text, /^nodejs_version_info\{version="v\d+\.\d+\.\d+"\} 1$/m);
   });
 
   it("sends permissive CORS headers and answers preflights", async () => {
