@@ -3,10 +3,9 @@
  * lite decompresses request bodies transparently). The bound is checked while reading, before the
  * bytes are kept, so an oversized body costs no more memory than the bound.
  */
-import { gunzipSync } from "node:zlib";
 import { S2Error } from "../../core/errors.js";
 import { requestBodyBytesMax } from "../../core/limits.js";
-import { zstdDecompress } from "../s2s/compression.js";
+import { gzipDecompress, zstdDecompress } from "../s2s/compression.js";
 import { type ApiRequest, headerOf } from "./request-context.js";
 
 /** Reads the whole body, failing with `errorCode` (bad_json / bad_proto) when it is too large. */
@@ -31,8 +30,7 @@ export async function readBody(
   if (encoding === undefined || encoding === "" || encoding === "identity") return raw;
   try {
     let decoded: Uint8Array;
-    if (encoding === "gzip")
-      decoded = new Uint8Array(gunzipSync(raw, { maxOutputLength: bytesMax }));
+    if (encoding === "gzip") decoded = await gzipDecompress(raw, bytesMax);
     else if (encoding === "zstd") decoded = await zstdDecompress(raw, bytesMax);
     else throw new S2Error(errorCode, `unsupported content-encoding. encoding=\`${encoding}\``);
     return decoded;

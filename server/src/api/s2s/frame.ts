@@ -148,7 +148,8 @@ export async function encodeS2sMessage(
   if (compression === "none" || message.length < s2sCompressionBytesMin) {
     return encodeS2sFrame(message);
   }
-  const compressed = compression === "zstd" ? await zstdCompress(message) : gzipCompress(message);
+  const compressed =
+    compression === "zstd" ? await zstdCompress(message) : await gzipCompress(message);
   if (compressed.length > s2sPayloadBytesMax) return encodeS2sFrame(message);
   return encodeS2sFrame(compressed, { compression });
 }
@@ -198,7 +199,7 @@ export async function decodeS2sPayload(frame: S2sFrame): Promise<Uint8Array> {
       case "none":
         return frame.payload;
       case "gzip":
-        return gzipDecompress(frame.payload, s2sPayloadBytesMax);
+        return await gzipDecompress(frame.payload, s2sPayloadBytesMax);
       case "zstd":
         return await zstdDecompress(frame.payload, s2sPayloadBytesMax);
     }
