@@ -167,6 +167,12 @@ export const heartbeatDelayMsMax = 15_000;
 
 // Background tasks (S2 lite: trim, delete-on-empty and basin deletion run every 60 s ± 10%).
 export const backgroundTaskIntervalMs = 60_000;
+/**
+ * A streamer idle this long, with nothing in progress, pending or subscribed, is dropped and
+ * rebuilt from the durable state on next use (S2 lite retires dormant streamers after 60 s): a
+ * server that touched 10,000 streams once does not keep 10,000 streamers.
+ */
+export const streamerIdleMs = 60_000;
 
 // Metrics API (docs/design/metrics.md; S2 docs: concepts/metrics).
 /** The recorder submits its deltas this often (when any): a crash loses at most this much. */

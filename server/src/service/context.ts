@@ -2,9 +2,10 @@
  * What the basin, stream and record services share: the catalog, the storage engine, the clock,
  * the streamers of active streams, and the background deletion of streams and basins.
  *
- * Streamers are created on first use of a stream and live until the stream is removed; their
- * state is a few numbers, so 10,000 streams cost little (eviction of dormant streamers can come
- * when measurements ask for it).
+ * Streamers are created on first use of a stream and live until the stream is removed or they
+ * are dormant for `streamerIdleMs` (nothing in progress, pipelined beyond the durable tail or
+ * subscribed: `Streamer.isDormant`); a dormant one is dropped at the next background pass and
+ * rebuilt from the durable state on next use, so streams touched once give their memory back.
  */
 import { createHash } from "node:crypto";
 import { AssertionError } from "../core/assert.js";
@@ -24,6 +25,7 @@ import {
   streamDeletionPending,
   streamNotFound,
 } from "../core/errors.js";
+import { streamerIdleMs as streamerIdleMsDefault } from "../core/limits.js";
 import type { Storage } from "../storage/storage.js";
 import { streamMapKey } from "../storage/durable-state.js";
 import type { BasinRecord, StreamRecord } from "../storage/wal/entries.js";
@@ -98,6 +100,8 @@ export class ServiceContext {
     readonly catalog: Catalog,
     readonly clock: Clock,
     readonly random: Random,
+    /** How long a streamer stays dormant before it is dropped (tests shorten it). */
+    private readonly streamerIdleMs: number = streamerIdleMsDefault,
   ) {
     this.metrics = new MetricsService(storage, clock);
     storage.onDurable((segment) => {
@@ -172,6 +176,17 @@ export class ServiceContext {
   /** Ends every follower of every stream (fenced or closing). */
   endAllFollowers(reason: FollowEnd): void {
     for (const streamer of this.streamers.values()) streamer.endFollowers(reason);
+  }
+
+  /** Drops the streamers dormant for `streamerIdleMs` (the background pass calls it). */
+  retireDormantStreamers(): number {
+    let retired = 0;
+    for (const [streamId, streamer] of this.streamers) {
+      if (!streamer.isDormant(this.streamerIdleMs)) continue;
+      this.streamers.delete(streamId);
+      retired += 1;
+    }
+    return retired;
   }
 
   /** Number of active streamers (metrics). */

@@ -1,6 +1,6 @@
 /**
  * Background retention and delete-on-empty (S2-API.md §6.2, §6.6), run every
- * `backgroundTaskIntervalMs` ± 10% (s2-lite's cadence).
+ * `backgroundTaskIntervalMs` ± 10% (s2-lite's cadence), after retiring dormant streamers.
  *
  * Retention by age expires records whose *timestamp* is older than the age (s2-lite measures from
  * write time; with the default capped timestamps the two agree, and an old client timestamp
@@ -40,9 +40,10 @@ export class RetentionTask {
     await this.running;
   }
 
-  /** One pass over every stream (also called by tests). */
+  /** One pass over every stream (also called by tests); first, dormant streamers retire. */
   async runOnce(): Promise<void> {
     const { catalog } = this.context;
+    this.context.retireDormantStreamers();
     for (const record of [...catalog.durable.streams.values()]) {
       if (this.stopped) return;
       if (record.deletedAtMs !== null) continue;

@@ -37,6 +37,8 @@ export interface ServiceOptions {
   readonly metricsFlushIntervalMs?: number | undefined;
   /** Retention and delete-on-empty cadence (default `backgroundTaskIntervalMs`). */
   readonly backgroundTaskIntervalMs?: number | undefined;
+  /** How long an idle streamer is kept (default `streamerIdleMs`; tests shorten it). */
+  readonly streamerIdleMs?: number | undefined;
   /** Compaction, checkpoints, GC and the cache bound (storage defaults when absent). */
   readonly bottomless?: BottomlessOptions | undefined;
 }
@@ -97,6 +99,7 @@ export class Service {
       new Catalog(storage),
       options.clock,
       options.random,
+      options.streamerIdleMs,
     );
     service = new Service(storage, context, options.backgroundTaskIntervalMs);
     context.resumeDeletions();

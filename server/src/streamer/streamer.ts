@@ -191,12 +191,48 @@ export class Streamer {
   private pipelinedDurable: Promise<void> = Promise.resolve();
   private deleting = false;
   private readonly followers = new Set<Follower>();
+  /** Calls of `append` and `beginDeletion` not yet answered (admission waits included). */
+  private callsInProgress = 0;
+  /** When a call last started or ended, or a follower last subscribed (monotonic ms). */
+  private lastActiveMs: number;
 
   constructor(private readonly options: StreamerOptions) {
     this.streamId = options.streamId;
     this.cipher = options.cipher ?? null;
     this.config = options.config;
     this.pipelined = options.storage.state.tailOf(options.streamId);
+    this.lastActiveMs = options.clock.monotonicMs();
+  }
+
+  /**
+   * Whether this streamer holds nothing its durable state does not (no call in progress, so no
+   * batch pipelined beyond the durable tail; no follower; not being deleted) and has been idle
+   * for `idleMs`: then it may be dropped, and a new one built from the durable state is the same.
+   */
+  isDormant(idleMs: number): boolean {
+    if (this.callsInProgress > 0 || this.followers.size > 0 || this.deleting) return false;
+    if (this.options.clock.monotonicMs() - this.lastActiveMs < idleMs) return false;
+    const durable = this.options.storage.state.tailOf(this.streamId);
+    // Every call has been answered, and an ack or a rejection is answered only once the batches
+    // sequenced before it are durable; so nothing is pipelined beyond the durable tail, unless
+    // storage stopped under a batch (fenced, closed), when it is never durable.
+    assert(
+      this.pipelined.nextSeqNum === durable.nextSeqNum || this.options.storage.health !== "ready",
+      `an idle streamer's pipelined tail is durable: stream ${this.streamId} pipelined ${this.pipelined.nextSeqNum} durable ${durable.nextSeqNum}`,
+    );
+    return this.options.storage.health === "ready";
+  }
+
+  /** Counts a call in progress for `isDormant`. */
+  private async tracked<T>(call: () => Promise<T>): Promise<T> {
+    this.callsInProgress += 1;
+    this.lastActiveMs = this.options.clock.monotonicMs();
+    try {
+      return await call();
+    } finally {
+      this.callsInProgress -= 1;
+      this.lastActiveMs = this.options.clock.monotonicMs();
+    }
   }
 
   /** The durable tail: the next seq num and the last durable record's timestamp. */
@@ -226,10 +262,18 @@ export class Streamer {
    * yielding, so concurrent appends are ordered by their admission. An encrypted stream requires
    * `options.encryptionKey` (else 400 `bad_header`, before anything happens).
    */
-  async append(
+  append(
     input: AppendInput,
     session?: AppendSessionHandle,
     options: { readonly encryptionKey?: Uint8Array | undefined } = {},
+  ): Promise<AppendAck> {
+    return this.tracked(() => this.appendNow(input, session, options));
+  }
+
+  private async appendNow(
+    input: AppendInput,
+    session: AppendSessionHandle | undefined,
+    options: { readonly encryptionKey?: Uint8Array | undefined },
   ): Promise<AppendAck> {
     let bytes: number;
     let encryptionKey: Uint8Array | undefined;
@@ -284,7 +328,11 @@ export class Streamer {
    * Marks the stream as being deleted and appends the terminal trim (S2-API.md §6.5): no append
    * is accepted afterwards. Resolves when the trim is durable.
    */
-  async beginDeletion(): Promise<void> {
+  beginDeletion(): Promise<void> {
+    return this.tracked(() => this.beginDeletionNow());
+  }
+
+  private async beginDeletionNow(): Promise<void> {
     if (this.deleting) return;
     this.deleting = true;
     const terminalTrim: AppendRecord = {
@@ -342,8 +390,12 @@ export class Streamer {
    * Batches of an encrypted stream carry the records as stored (ciphertext).
    */
   follow(): Follower {
-    const follower = new Follower((f) => this.followers.delete(f));
+    const follower = new Follower((f) => {
+      this.followers.delete(f);
+      this.lastActiveMs = this.options.clock.monotonicMs();
+    });
     this.followers.add(follower);
+    this.lastActiveMs = this.options.clock.monotonicMs();
     return follower;
   }
 
