@@ -25,9 +25,10 @@ import {
   transactionConflict,
 } from "./errors.js";
 
-/** S2-API.md §7.2, copied by hand: [code, HTTP, retryable, no side effects]. */
+/** S2-API.md §7.2, copied by hand: [code, HTTP, retryable, no side effects]; and ours. */
 const expectedRows: readonly [ErrorCode, number, boolean, boolean][] = [
   ["access_token_not_found", 404, false, true],
+  ["append_outcome_unknown", 503, true, false], // ours: the outcome of an append is not known
   ["authn", 401, false, true],
   ["bad_frame", 400, false, true],
   ["bad_header", 400, false, true],

@@ -6,11 +6,12 @@
 import type { StreamPosition } from "./records.js";
 
 /**
- * Every S2 error code (S2-API.md §7.2; wire strings of S2's `ErrorCode`, api/src/v1/error.rs).
- * Keep alphabetized.
+ * Every S2 error code (S2-API.md §7.2; wire strings of S2's `ErrorCode`, api/src/v1/error.rs),
+ * and one of ours, `append_outcome_unknown`. Keep alphabetized.
  */
 export type ErrorCode =
   | "access_token_not_found"
+  | "append_outcome_unknown"
   | "authn"
   | "bad_frame"
   | "bad_header"
@@ -91,6 +92,15 @@ export const errorCodeInfo = {
     connect: "not_found",
     retryable: false,
     noSideEffects: true,
+  },
+  // Ours, not S2's: an append whose outcome the server does not know (its writer stopped with the
+  // segment PUT unanswered). 503 like `unavailable`, so S2's SDKs treat it as they treat that;
+  // never `noSideEffects`: resend it only with `match_seq_num` (docs/design/storage.md).
+  append_outcome_unknown: {
+    http: 503,
+    connect: "unavailable",
+    retryable: true,
+    noSideEffects: false,
   },
   authn: { http: 401, connect: "unauthenticated", retryable: false, noSideEffects: true },
   bad_frame: { http: 400, connect: "invalid_argument", retryable: false, noSideEffects: true },

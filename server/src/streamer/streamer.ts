@@ -39,7 +39,7 @@ import { advanceTail, type StreamTail } from "../storage/durable-state.js";
 import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
 import { CacheReadError } from "../storage/cache/segment-cache.js";
 import type { Storage } from "../storage/storage.js";
-import { FencedError, FlusherClosedError } from "../storage/wal/flusher.js";
+import { FencedError, FlusherClosedError, OutcomeUnknownError } from "../storage/wal/flusher.js";
 import { validateAppendInput } from "./append-validation.js";
 
 /** A durable batch as followers receive it: the records and the tail right after them. */
@@ -162,8 +162,10 @@ export interface StreamerOptions {
 }
 
 /**
- * Maps storage failures to the API's errors: fenced or closed writers are retryable; records the
- * cache and the bucket both failed to produce are the retryable `storage` error.
+ * Maps storage failures to the API's errors: fenced or closed writers are retryable
+ * (`unavailable`: the append was not applied); a writer that stopped with the append's PUT
+ * unanswered is `append_outcome_unknown` (it may have been); records the cache and the bucket
+ * both failed to produce are the retryable `storage` error.
  */
 export function toS2Error(error: unknown): unknown {
   if (error instanceof CacheReadError) {
@@ -174,6 +176,13 @@ export function toS2Error(error: unknown): unknown {
   }
   if (error instanceof FlusherClosedError) {
     return new S2Error("unavailable", "server shutting down", { cause: error });
+  }
+  if (error instanceof OutcomeUnknownError) {
+    return new S2Error(
+      "append_outcome_unknown",
+      "the server stopped before it knew whether the append was durable: it may or may not have been applied",
+      { cause: error },
+    );
   }
   return error;
 }

@@ -14,6 +14,8 @@
  * `putTimeoutMs`) or apply late. Every such outcome is retried at the same key with the same
  * bytes; "exists" is resolved by reading the object back. A foreign write id means a newer writer
  * took the id: the flusher is fenced, fails everything pending with `FencedError` and stops.
+ * A flusher that stops while a PUT is unanswered fails that segment's entries with
+ * `OutcomeUnknownError`: they may have landed.
  */
 import { assert } from "../../core/assert.js";
 import { type Clock, orTimeout } from "../../core/clock.js";
@@ -46,6 +48,16 @@ export class FencedError extends Error {
 /** The flusher was closed before the entry became durable. */
 export class FlusherClosedError extends Error {
   override readonly name = "FlusherClosedError";
+}
+
+/**
+ * The flusher stopped (fenced or closed) while the PUT of the entry's segment was unanswered: an
+ * attempt that timed out or failed may still have landed, and a newer writer then replays it. So
+ * the entry may or may not be durable; nobody here can say. Entries of a segment found taken by
+ * another writer, or never sent, get `FencedError` / `FlusherClosedError`: they are not durable.
+ */
+export class OutcomeUnknownError extends Error {
+  override readonly name = "OutcomeUnknownError";
 }
 
 /** A segment now in object storage. */
@@ -257,6 +269,14 @@ export class Flusher {
       for (const pending of taken) pending.reject(this.failure);
       return;
     }
+    if (outcome === "unknown") {
+      const error = new OutcomeUnknownError(
+        `the writer stopped while a segment PUT was unanswered. walId=\`${walId}\``,
+        { cause: this.failure },
+      );
+      for (const pending of taken) pending.reject(error);
+      return;
+    }
     failpoint("flush.after-put");
     this.nextWalId = walId + 1;
     this.stats.segmentsUploaded += 1;
@@ -274,22 +294,23 @@ export class Flusher {
 
   /**
    * PUTs a segment until it is known to be ours ("ok"), someone else's ("fenced"), or the flusher
-   * stopped meanwhile ("stopped"). Retries every error and timeout with backoff.
+   * stopped meanwhile: before any attempt ("stopped": not sent) or after one that got no clear
+   * answer ("unknown": it may have landed). Retries every error and timeout with backoff.
    */
   private async putSegment(
     key: string,
     bytes: Uint8Array,
     writeId: Uint8Array,
-  ): Promise<"ok" | "fenced" | "stopped"> {
+  ): Promise<"ok" | "fenced" | "stopped" | "unknown"> {
     const { clock, random, store, putTimeoutMs } = this.options;
     let delayMs = segmentPutRetryDelayMsMin;
     for (let attempt = 0; ; attempt++) {
-      if (this.failure !== undefined) return "stopped";
+      if (this.failure !== undefined) return attempt === 0 ? "stopped" : "unknown";
       if (attempt > 0) {
         this.stats.putRetries += 1;
         await clock.sleep(delayMs * (0.5 + random.float()));
         delayMs = Math.min(delayMs * 2, segmentPutRetryDelayMsMax);
-        if (this.failure !== undefined) return "stopped";
+        if (this.failure !== undefined) return "unknown";
       }
       this.stats.putAttempts += 1;
       const startMs = clock.monotonicMs();
