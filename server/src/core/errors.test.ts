@@ -45,6 +45,9 @@ const expectedRows: readonly [ErrorCode, number, boolean, boolean][] = [
   ["not_implemented", 501, false, true],
   ["other", 500, true, false],
   ["permission_denied", 403, false, true],
+  ["producer_fenced", 409, false, true], // ours: idempotent producers
+  ["producer_out_of_sequence", 409, false, true], // ours
+  ["producer_seq_too_old", 409, false, true], // ours
   ["quota_exhausted", 403, false, true],
   ["rate_limited", 429, true, true],
   ["request_timeout", 408, true, false],

@@ -7,7 +7,7 @@ import type { StreamPosition } from "./records.js";
 
 /**
  * Every S2 error code (S2-API.md §7.2; wire strings of S2's `ErrorCode`, api/src/v1/error.rs),
- * and one of ours, `append_outcome_unknown`. Keep alphabetized.
+ * and four of ours: `append_outcome_unknown` and the `producer_*` codes. Keep alphabetized.
  */
 export type ErrorCode =
   | "access_token_not_found"
@@ -28,6 +28,9 @@ export type ErrorCode =
   | "not_implemented"
   | "other"
   | "permission_denied"
+  | "producer_fenced"
+  | "producer_out_of_sequence"
+  | "producer_seq_too_old"
   | "quota_exhausted"
   | "rate_limited"
   | "request_timeout"
@@ -128,6 +131,17 @@ export const errorCodeInfo = {
     retryable: false,
     noSideEffects: true,
   },
+  // Ours, for idempotent producers (docs/design/producers.md): nothing was written; resending
+  // the same batch cannot help, so not retryable.
+  producer_fenced: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
+  producer_out_of_sequence: {
+    http: 409,
+    connect: "aborted",
+    retryable: false,
+    noSideEffects: true,
+  },
+  /** The batch was applied earlier (a later seq of its epoch was accepted after it). */
+  producer_seq_too_old: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
   // Not resource_exhausted: that maps to 429 and reads as "retry later"; S2 says 403, no retry.
   quota_exhausted: {
     http: 403,

@@ -159,6 +159,14 @@ export const s2sAppendDrainTimeoutMs = 5_000;
 assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers ≤ request timeout");
 assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");
 assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the frame it was writing");
+/**
+ * Idempotent producers (docs/design/producers.md): the acks kept per (stream, producer), so a
+ * resend of any of its last this-many batches gets its first ack. A client keeps at most this
+ * many batches in flight per producer; an older resend is answered `producer_seq_too_old`.
+ */
+export const producerAckWindow = 64;
+/** A producer id: 1 to this many printable ASCII bytes. */
+export const producerIdBytesMax = 64;
 /** Unary reads: lite caps `wait` at 60 s. */
 export const unaryReadWaitSecsMax = 60;
 /** Heartbeats while following: a uniformly random delay in this range (S2 lite). */

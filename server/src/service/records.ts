@@ -17,6 +17,7 @@ import {
 import type { StreamRecord } from "../storage/wal/entries.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
 import {
+  type AppendProducer,
   type AppendSessionHandle,
   appendSessionPoisoned,
   type Follower,
@@ -48,7 +49,8 @@ export class RecordService {
    * Appends a batch; resolves with the ack once durable. When the stream exists, the batch
    * reaches its streamer without yielding, so appends issued in order are sequenced in order
    * (sessions rely on this). `encryptionKey` (the parsed `S2-Encryption-Key`) is required by a
-   * stream with a cipher and ignored otherwise (S2-API.md §6.7).
+   * stream with a cipher and ignored otherwise (S2-API.md §6.7). With `producer`, a resend of a
+   * batch the stream already holds is answered with its first ack (docs/design/producers.md).
    */
   append(
     basin: string,
@@ -57,10 +59,11 @@ export class RecordService {
     options: {
       readonly session?: AppendSessionHandle | undefined;
       readonly encryptionKey?: Uint8Array | undefined;
+      readonly producer?: AppendProducer | undefined;
     } = {},
   ): Promise<AppendAck> {
     const { session } = options;
-    const keyed = { encryptionKey: options.encryptionKey };
+    const keyed = { encryptionKey: options.encryptionKey, producer: options.producer };
     try {
       if (session?.isPoisoned) throw appendSessionPoisoned();
       validateAppendBatch(input);

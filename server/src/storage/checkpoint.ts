@@ -45,6 +45,7 @@ export const checkpointKeyTypes = [
   KeyType.MetricsClock,
   KeyType.SegmentEntry,
   KeyType.FenceWalIds,
+  KeyType.Producer,
 ] as const;
 
 export interface CheckpointHeader {

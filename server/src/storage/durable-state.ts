@@ -9,11 +9,13 @@
  * mirror the change, so the cache commit of a segment is one atomic batch.
  */
 import { assert } from "../core/assert.js";
+import { producerAckWindow } from "../core/limits.js";
 import { commandValueOf, meteredBytesOfBatch, type SeqNum } from "../core/records.js";
 import {
   encodeAccessTokenKey,
   encodeBasinKey,
   encodeJsonValue,
+  encodeProducerKey,
   encodeStreamKey,
   encodeStreamTailKey,
 } from "./kv/keys.js";
@@ -25,6 +27,7 @@ import {
   type BasinRecord,
   type ControlOp,
   decodeControlOp,
+  type ProducerBatch,
   type StreamRecord,
 } from "./wal/entries.js";
 
@@ -46,6 +49,16 @@ export const emptyStreamTail: StreamTail = {
   fencingToken: "",
   trimPoint: 0,
 };
+
+/**
+ * A producer's state on one stream (docs/design/producers.md): its epoch, the next seq it may
+ * send, and its last batches, oldest first, at most `producerAckWindow` of them (their acks).
+ */
+export interface ProducerState {
+  readonly epoch: number;
+  readonly nextSeq: number;
+  readonly window: readonly ProducerBatch[];
+}
 
 /** What applying an entry changed, for callers that react (trims to clear, streams removed). */
 export interface AppliedEffects {
@@ -108,6 +121,27 @@ export function advanceTail(
   return { nextSeqNum: firstSeqNum + records.length, lastTimestamp, fencingToken, trimPoint };
 }
 
+/**
+ * A producer's state after one more accepted batch: the same epoch continues at the next seq; a
+ * first batch or a new epoch starts at seq 0 (the streamer judged it so; asserted here, where
+ * the live path and replay meet).
+ */
+export function nextProducerState(
+  before: ProducerState | undefined,
+  batch: ProducerBatch,
+): ProducerState {
+  if (before !== undefined && before.epoch === batch.epoch) {
+    assert(batch.seq === before.nextSeq, `producer seq in order: ${batch.seq} ≠ ${before.nextSeq}`);
+    const window = [...before.window, batch].slice(-producerAckWindow);
+    return { epoch: batch.epoch, nextSeq: batch.seq + 1, window };
+  }
+  assert(
+    (before === undefined || batch.epoch > before.epoch) && batch.seq === 0,
+    `a producer's first batch of an epoch has seq 0: epoch ${batch.epoch} seq ${batch.seq}`,
+  );
+  return { epoch: batch.epoch, nextSeq: 1, window: [batch] };
+}
+
 export class DurableState {
   readonly basins = new Map<string, BasinRecord>();
   readonly streams = new Map<string, StreamRecord>();
@@ -117,6 +151,8 @@ export class DurableState {
   nextStreamId = 1;
   /** The metrics API's durable part: `metrics.add` entries and appended bytes, folded. */
   readonly metrics = new MetricsLedger();
+  /** Producer states by stream id, then producer id. */
+  readonly producers = new Map<number, Map<string, ProducerState>>();
   /** Live access tokens by id, and their ids by secret hash (authentication looks up by hash). */
   readonly tokens = new Map<string, AccessTokenRecord>();
   readonly tokenIdsByHash = new Map<string, string>();
@@ -144,6 +180,18 @@ export class DurableState {
     if (existing !== undefined) this.tokenIdsByHash.delete(existing.secretHash);
     this.tokens.set(record.id, record);
     this.tokenIdsByHash.set(record.secretHash, record.id);
+  }
+
+  /** A producer's durable state on a stream, if it has one. */
+  producerOf(streamId: number, producerId: string): ProducerState | undefined {
+    return this.producers.get(streamId)?.get(producerId);
+  }
+
+  /** Loads a producer state read from the cache. */
+  loadProducer(streamId: number, producerId: string, state: ProducerState): void {
+    let byId = this.producers.get(streamId);
+    if (byId === undefined) this.producers.set(streamId, (byId = new Map()));
+    byId.set(producerId, state);
   }
 
   /** Loads a tail read from the cache. */
@@ -249,6 +297,10 @@ export class DurableState {
         this.streams.delete(streamMapKey(op.basin, op.name));
         this.streamsById.delete(op.streamId);
         this.tails.delete(op.streamId);
+        for (const producerId of this.producers.get(op.streamId)?.keys() ?? []) {
+          ops.push({ type: "del", key: encodeProducerKey(op.streamId, producerId) });
+        }
+        this.producers.delete(op.streamId);
         effects.removedStreamIds.push(op.streamId);
         ops.push({ type: "del", key: encodeStreamKey(op.basin, op.name) });
         ops.push({ type: "del", key: encodeStreamTailKey(op.streamId) });
@@ -257,6 +309,23 @@ export class DurableState {
       case "metrics.add":
         this.metrics.fold(op, ops);
         return;
+      case "producer.put": {
+        // Sealed in the same segment right after its records entry, which a removed stream skips.
+        if (!this.streamsById.has(op.streamId)) return;
+        const tail = this.tailOf(op.streamId);
+        assert(
+          op.firstSeqNum + op.recordCount === tail.nextSeqNum,
+          `a producer entry follows its batch: stream ${op.streamId} batch end ${op.firstSeqNum + op.recordCount} tail ${tail.nextSeqNum}`,
+        );
+        const after = nextProducerState(this.producerOf(op.streamId, op.producerId), op);
+        this.loadProducer(op.streamId, op.producerId, after);
+        ops.push({
+          type: "put",
+          key: encodeProducerKey(op.streamId, op.producerId),
+          value: encodeJsonValue(after),
+        });
+        return;
+      }
     }
   }
 }

@@ -26,11 +26,12 @@ import type { Random } from "../core/random.js";
 import { applyDurableSegment } from "./apply.js";
 import { cacheLayout, cacheMarkerOp, hexOf, readMarker } from "./cache/cache-marker.js";
 import { decodeCheckpoint, loadCheckpoint } from "./checkpoint.js";
-import { DurableState, type StreamTail } from "./durable-state.js";
+import { DurableState, type ProducerState, type StreamTail } from "./durable-state.js";
 import { SegmentCache } from "./cache/segment-cache.js";
 import type { SegmentFiles } from "./cache/segment-files.js";
 import {
   decodeJsonValue,
+  decodeProducerKey,
   decodeSegmentEntryKey,
   encodeJsonValue,
   encodeSegmentEntryKey,
@@ -111,6 +112,10 @@ async function loadState(kv: KvStore): Promise<DurableState> {
     const streamId = new DataView(key.buffer, key.byteOffset + 1, 8);
     const id = streamId.getUint32(0) * 0x1_0000_0000 + streamId.getUint32(4);
     state.loadTail(id, decodeJsonValue(value) as StreamTail);
+  }
+  for await (const [key, value] of kv.entries(keyTypeRange(KeyType.Producer))) {
+    const { streamId, producerId } = decodeProducerKey(key);
+    state.loadProducer(streamId, producerId, decodeJsonValue(value) as ProducerState);
   }
   await loadMetricsLedger(state.metrics, kv);
   return state;

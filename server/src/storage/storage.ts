@@ -328,11 +328,25 @@ export class Storage {
     readonly firstSeqNum: SeqNum;
     readonly records: readonly DecodedRecord[];
     readonly admittedBytes: number;
+    /** The producer that sent the batch: a `producer.put` is sealed right after it. */
+    readonly producer?:
+      | { readonly producerId: string; readonly epoch: number; readonly seq: number }
+      | undefined;
   }): Promise<void> {
-    const { streamId, firstSeqNum, records } = options;
+    const { streamId, firstSeqNum, records, producer } = options;
     const entry: SegmentEntry = { kind: "records", streamId, firstSeqNum, records };
     this.admittedBytesByEntry.set(entry, options.admittedBytes);
-    return this.flusher.submit(entry);
+    if (producer === undefined) return this.flusher.submit(entry);
+    const op: ControlOp = {
+      op: "producer.put",
+      streamId,
+      ...producer,
+      firstSeqNum,
+      recordCount: records.length,
+      firstTimestamp: records[0]!.timestamp,
+      lastTimestamp: records.at(-1)!.timestamp,
+    };
+    return this.flusher.submitAll([entry, { kind: "control", payload: encodeControlOp(op) }]);
   }
 
   /** Submits a control-plane operation; resolves when durable (and applied to `state`). */

@@ -11,6 +11,10 @@
  *   a rejection decided there is released only once every batch sequenced before it is durable;
  *   if those are lost, the client gets their error instead (docs/design/storage.md "Replies
  *   ordered by durability"). No reply states a fact that is not durable.
+ * - A batch sent by a producer is judged on the producer's pipelined state before any condition:
+ *   a resend of one of its last `producerAckWindow` batches writes nothing and is answered with
+ *   that batch's ack once it is durable (docs/design/producers.md); its seq advances only when a
+ *   new batch is sequenced, and the durable apply asserts the same order.
  * - Timestamps never decrease along the stream.
  * - Followers only ever see durable records, in order, each batch once.
  */
@@ -18,7 +22,12 @@ import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import type { EncryptionAlgorithm, StreamConfig } from "../core/config.js";
 import { AppendConditionFailed, S2Error, streamDeletionPending } from "../core/errors.js";
-import { followerLagBatchesMax, readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
+import {
+  followerLagBatchesMax,
+  producerAckWindow,
+  readBatchBytesMax,
+  readBatchCountMax,
+} from "../core/limits.js";
 import {
   checkEncryptedSeqNums,
   encryptRecord,
@@ -143,6 +152,53 @@ export interface AppendSessionHandle {
   isPoisoned: boolean;
 }
 
+/** What `Streamer.append` takes besides the batch. */
+export interface AppendOptions {
+  readonly encryptionKey?: Uint8Array | undefined;
+  /** The producer that sends the batch, for idempotent resends (docs/design/producers.md). */
+  readonly producer?: AppendProducer | undefined;
+}
+
+/** Thrown inside `append`'s sequencing section to leave it for a resend's answer. */
+const duplicateMarker = new Error("a producer's resend");
+
+/** 409 `producer_out_of_sequence`: the seq is not the one expected. */
+function producerOutOfSequence(
+  producerId: string,
+  seq: number,
+  expected: number,
+  why: string,
+): S2Error {
+  return new S2Error(
+    "producer_out_of_sequence",
+    `producer \`${producerId}\` sent seq ${seq}, expected ${expected}: ${why}`,
+  );
+}
+
+/** The producer fields of an append (docs/design/producers.md). */
+export interface AppendProducer {
+  readonly producerId: string;
+  readonly epoch: number;
+  readonly seq: number;
+}
+
+/** A batch's positions as its ack states them (the tail is taken when the ack is answered). */
+interface BatchPositions {
+  readonly start: StreamPosition;
+  readonly end: StreamPosition;
+}
+
+/**
+ * A producer's pipelined state: the durable one plus batches accepted and not yet durable. Each
+ * window slot settles with its batch's positions once the batch is durable (or fails with the
+ * error that lost it).
+ */
+interface PipelinedProducer {
+  epoch: number;
+  nextSeq: number;
+  readonly window: { readonly seq: number; readonly positions: Promise<BatchPositions> }[];
+}
+
 /** The rejection of an append whose session failed on an earlier input (never rendered). */
 export function appendSessionPoisoned(): S2Error {
   return new S2Error("invalid", "an earlier append of this session failed");
@@ -200,6 +256,8 @@ export class Streamer {
   private pipelinedDurable: Promise<void> = Promise.resolve();
   private deleting = false;
   private readonly followers = new Set<Follower>();
+  /** Producers that appended since this streamer was built (the rest are as durable). */
+  private readonly producers = new Map<string, PipelinedProducer>();
   /** Calls of `append` and `beginDeletion` not yet answered (admission waits included). */
   private callsInProgress = 0;
   /** When a call last started or ended, or a follower last subscribed (monotonic ms). */
@@ -230,6 +288,28 @@ export class Streamer {
       `an idle streamer's pipelined tail is durable: stream ${this.streamId} pipelined ${this.pipelined.nextSeqNum} durable ${durable.nextSeqNum}`,
     );
     return this.options.storage.health === "ready";
+  }
+
+  /** Moves a producer's pipelined state past a batch just sequenced (judged new). */
+  private acceptProducerBatch(producer: AppendProducer, positions: Promise<BatchPositions>): void {
+    positions.catch(() => {}); // seen by a resend that awaits it
+    const state = this.pipelinedProducer(producer.producerId);
+    if (state === undefined || producer.epoch > state.epoch) {
+      assert(producer.seq === 0, "a producer's first batch of an epoch has seq 0");
+      this.producers.set(producer.producerId, {
+        epoch: producer.epoch,
+        nextSeq: 1,
+        window: [{ seq: 0, positions }],
+      });
+      return;
+    }
+    assert(
+      producer.epoch === state.epoch && producer.seq === state.nextSeq,
+      "a new producer batch continues its epoch at the next seq",
+    );
+    state.nextSeq += 1;
+    state.window.push({ seq: producer.seq, positions });
+    if (state.window.length > producerAckWindow) state.window.shift();
   }
 
   /** Counts a call in progress for `isDormant`. */
@@ -274,7 +354,7 @@ export class Streamer {
   append(
     input: AppendInput,
     session?: AppendSessionHandle,
-    options: { readonly encryptionKey?: Uint8Array | undefined } = {},
+    options: AppendOptions = {},
   ): Promise<AppendAck> {
     return this.tracked(() => this.appendNow(input, session, options));
   }
@@ -282,7 +362,7 @@ export class Streamer {
   private async appendNow(
     input: AppendInput,
     session: AppendSessionHandle | undefined,
-    options: { readonly encryptionKey?: Uint8Array | undefined },
+    options: AppendOptions,
   ): Promise<AppendAck> {
     let bytes: number;
     let encryptionKey: Uint8Array | undefined;
@@ -300,11 +380,16 @@ export class Streamer {
     }
     let records: DecodedRecord[];
     let firstSeqNum: SeqNum;
+    let duplicateOf: Promise<BatchPositions> | undefined;
     // Taken with the pipelined state that the checks below read, before anything can yield.
     const judgedOn = this.pipelinedDurable;
     try {
       if (session?.isPoisoned) throw appendSessionPoisoned();
       if (this.deleting) throw streamDeletionPending();
+      // A producer's resend is answered before any condition: the first attempt was judged.
+      duplicateOf =
+        options.producer === undefined ? undefined : this.judgeProducer(options.producer);
+      if (duplicateOf !== undefined) throw duplicateMarker;
       const { fencingToken, nextSeqNum } = this.pipelined;
       if (input.fencingToken !== undefined && input.fencingToken !== fencingToken) {
         throw new AppendConditionFailed({
@@ -320,6 +405,17 @@ export class Streamer {
       records = this.sequence(input.records, encryptionKey);
     } catch (error) {
       this.options.storage.releaseAdmission(bytes);
+      if (error === duplicateMarker && duplicateOf !== undefined) {
+        // Nothing is written: the first attempt's ack, once its batch is durable (or its error).
+        let positions: BatchPositions;
+        try {
+          positions = await duplicateOf;
+        } catch (lost) {
+          if (session !== undefined) session.isPoisoned = true;
+          throw toS2Error(lost);
+        }
+        return { ...positions, tail: this.tail };
+      }
       if (session !== undefined) session.isPoisoned = true;
       // The rejection may report pipelined state (the next seq num, the token): say it only once
       // that state is durable, or say why it never will be.
@@ -330,7 +426,62 @@ export class Streamer {
       }
       throw error;
     }
-    return this.submit(firstSeqNum, records, bytes);
+    return this.submit(firstSeqNum, records, bytes, options.producer);
+  }
+
+  /**
+   * Judges a producer's batch on its pipelined state (docs/design/producers.md, the table):
+   * undefined for a new batch (the caller sequences it; `submit` records it), the first attempt's
+   * positions for a resend within the window, else a 409 that says why.
+   */
+  private judgeProducer(producer: AppendProducer): Promise<BatchPositions> | undefined {
+    const { producerId, epoch, seq } = producer;
+    const state = this.pipelinedProducer(producerId);
+    if (state === undefined || epoch > state.epoch) {
+      if (seq !== 0) {
+        throw producerOutOfSequence(producerId, seq, 0, "a producer's first batch of an epoch");
+      }
+      return undefined;
+    }
+    if (epoch < state.epoch) {
+      throw new S2Error(
+        "producer_fenced",
+        `producer \`${producerId}\` epoch ${epoch} is older than its current epoch ${state.epoch}`,
+      );
+    }
+    if (seq === state.nextSeq) return undefined;
+    if (seq > state.nextSeq) {
+      throw producerOutOfSequence(producerId, seq, state.nextSeq, "a batch in between is missing");
+    }
+    const slot = state.window.find((entry) => entry.seq === seq);
+    if (slot === undefined) {
+      throw new S2Error(
+        "producer_seq_too_old",
+        `producer \`${producerId}\` seq ${seq} was applied earlier; its ack is no longer kept (the last ${producerAckWindow} are)`,
+      );
+    }
+    return slot.positions;
+  }
+
+  /** A producer's pipelined state, built from its durable one on first use. */
+  private pipelinedProducer(producerId: string): PipelinedProducer | undefined {
+    const known = this.producers.get(producerId);
+    if (known !== undefined) return known;
+    const durable = this.options.storage.state.producerOf(this.streamId, producerId);
+    if (durable === undefined) return undefined;
+    const state: PipelinedProducer = {
+      epoch: durable.epoch,
+      nextSeq: durable.nextSeq,
+      window: durable.window.map((batch) => ({
+        seq: batch.seq,
+        positions: Promise.resolve({
+          start: { seqNum: batch.firstSeqNum, timestamp: batch.firstTimestamp },
+          end: { seqNum: batch.firstSeqNum + batch.recordCount, timestamp: batch.lastTimestamp },
+        }),
+      })),
+    };
+    this.producers.set(producerId, state);
+    return state;
   }
 
   /**
@@ -474,6 +625,7 @@ export class Streamer {
     firstSeqNum: SeqNum,
     records: DecodedRecord[],
     bytes: number,
+    producer?: AppendProducer,
   ): Promise<AppendAck> {
     assert(
       firstSeqNum + records.length === this.pipelined.nextSeqNum,
@@ -484,16 +636,22 @@ export class Streamer {
       firstSeqNum,
       records,
       admittedBytes: bytes,
+      producer,
     });
     this.pipelinedDurable = durable;
+    const last = records.at(-1)!;
+    const start = { seqNum: firstSeqNum, timestamp: records[0]!.timestamp };
+    const end = { seqNum: firstSeqNum + records.length, timestamp: last.timestamp };
+    if (producer !== undefined)
+      this.acceptProducerBatch(
+        producer,
+        durable.then(() => ({ start, end })),
+      );
     try {
       await durable;
     } catch (error) {
       throw toS2Error(error);
     }
-    const last = records.at(-1)!;
-    const start = { seqNum: firstSeqNum, timestamp: records[0]!.timestamp };
-    const end = { seqNum: firstSeqNum + records.length, timestamp: last.timestamp };
     const tail = this.tail;
     assert(tail.seqNum >= end.seqNum, "an ack is released only once its batch is durable");
     return { start, end, tail };

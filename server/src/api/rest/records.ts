@@ -52,6 +52,7 @@ import type { ApiDeps } from "../routes.js";
 import { handleS2sAppendSession } from "../s2s/append-session.js";
 import { handleS2sReadSession } from "../s2s/read-session.js";
 import { nextUnlessClosed, serveSseRead, watchClosed } from "./sse.js";
+import { producerOf } from "../http/producer-headers.js";
 
 export function recordRoutes(deps: ApiDeps): Route[] {
   return [
@@ -100,6 +101,7 @@ async function append(context: RequestContext, deps: ApiDeps): Promise<void> {
   const startMs = performance.now();
   const ack = await deps.service.records.append(basin, stream, input, {
     encryptionKey: encryptionKeyOf(request),
+    producer: producerOf(request),
   });
   deps.metrics.observeAppend(
     input.records.length,

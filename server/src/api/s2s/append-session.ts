@@ -62,6 +62,8 @@ import {
   startS2sResponse,
   writeS2sFrame,
 } from "./frame.js";
+import { producerOf } from "../http/producer-headers.js";
+import type { AppendProducer } from "../../streamer/streamer.js";
 
 /** Serves an S2S append session on `basin`/`stream`; resolves when the exchange is over. */
 export async function handleS2sAppendSession(
@@ -74,6 +76,7 @@ export async function handleS2sAppendSession(
   // `Accept-Encoding` does not matter here: acks are far below the compression threshold. Frames
   // from the client are decoded per their own flag bits, whatever it listed.
   const encryptionKey = encryptionKeyOf(request);
+  const producer = producerOf(request);
   await deps.service.records.resolveForAppend(basin, stream, { encryptionKey });
   if (isResponseClosed(response)) return;
   startS2sResponse(response);
@@ -83,6 +86,7 @@ export async function handleS2sAppendSession(
       basin,
       stream,
       encryptionKey,
+      producer,
       principal: context.auth,
     }).run();
   } finally {
@@ -133,6 +137,8 @@ type SessionState = "open" | "ending" | "closed";
 class AppendSession {
   private readonly decoder = new S2sFrameDecoder();
   private readonly poisoning = new SessionPoisoning();
+  /** Inputs submitted so far (the producer seq of the next is the first's plus this). */
+  private submitted = 0;
   /** Frames decoded from the request and not yet submitted: at most one chunk's worth. */
   private readonly frames: S2sFrame[] = [];
   /** Submitted inputs whose ack is not yet written, in order. */
@@ -157,6 +163,8 @@ class AppendSession {
       readonly basin: string;
       readonly stream: string;
       readonly encryptionKey: Uint8Array | undefined;
+      /** The session's producer (its first batch's seq), from the opening request's headers. */
+      readonly producer: AppendProducer | undefined;
       /** The caller: fence and trim commands need their operations (`authorizeCommands`). */
       readonly principal: Principal;
     },
@@ -273,10 +281,15 @@ class AppendSession {
    * order; the ack is not awaited here (pipelining).
    */
   private submit(input: AppendInput, payloadBytes: number): void {
-    const { basin, stream, encryptionKey } = this.target;
+    const { basin, stream, encryptionKey, producer } = this.target;
+    // The session's producer seq is its first batch's; each batch takes the next.
+    const batchProducer =
+      producer === undefined ? undefined : { ...producer, seq: producer.seq + this.submitted };
+    this.submitted += 1;
     const ack = this.deps.service.records.append(basin, stream, input, {
       session: this.poisoning.enter(),
       encryptionKey,
+      producer: batchProducer,
     });
     this.inflight.push({
       outcome: ack.then(

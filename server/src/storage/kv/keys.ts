@@ -18,6 +18,7 @@
  * | SegmentRefs | per WAL segment some row points into | written by the segment's cache commit, rewritten as rows are deleted, deleted with the last row | `0c · walId u64` | `count u32`: the SegmentEntry rows pointing into `wal/<walId>` (> 0) |
  * | FenceWalIds | singleton | rewritten at each server start | `0e` | JSON array: the WAL id each writer epoch claimed at start (never deleted by GC) |
  * | ChunkRefs | per chunk some row points into | written by compaction's index switch (and checkpoint loads), rewritten as rows are deleted, deleted with the last row | `0d · chunkId u64` | `count u32`, as SegmentRefs |
+ * | Producer | per (stream, producer) | rewritten per `producer.put` entry, deleted with the stream | `0f · streamId u64 · producerId` | JSON `ProducerState` (docs/design/producers.md) |
  */
 
 export const KeyType = {
@@ -35,6 +36,7 @@ export const KeyType = {
   SegmentRefs: 12,
   ChunkRefs: 13,
   FenceWalIds: 14,
+  Producer: 15,
 } as const;
 
 const encoder = new TextEncoder();
@@ -94,6 +96,20 @@ export function encodeAccessTokenKey(id: string): Uint8Array {
   key[0] = KeyType.AccessToken;
   key.set(idBytes, 1);
   return key;
+}
+
+export function encodeProducerKey(streamId: number, producerId: string): Uint8Array {
+  const id = encoder.encode(producerId);
+  const key = new Uint8Array(9 + id.length);
+  key[0] = KeyType.Producer;
+  writeU64(key, 1, streamId);
+  key.set(id, 9);
+  return key;
+}
+
+export function decodeProducerKey(key: Uint8Array): { streamId: number; producerId: string } {
+  if (key.length < 10 || key[0] !== KeyType.Producer) throw new Error("not a producer key");
+  return { streamId: readU64(key, 1), producerId: new TextDecoder().decode(key.subarray(9)) };
 }
 
 export function encodeStreamTailKey(streamId: number): Uint8Array {

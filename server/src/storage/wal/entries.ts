@@ -67,7 +67,25 @@ export type ControlOp =
   | { readonly op: "token.put"; readonly token: AccessTokenRecord }
   | { readonly op: "token.remove"; readonly id: string }
   /** Metrics deltas of one recorder flush (docs/design/metrics.md), folded into the ledger. */
-  | ({ readonly op: "metrics.add" } & MetricsDelta);
+  | ({ readonly op: "metrics.add" } & MetricsDelta)
+  /**
+   * The records entry just before it, in the same segment, was appended by a producer
+   * (docs/design/producers.md): its id, epoch and seq, and the batch's ack positions.
+   */
+  | ({ readonly op: "producer.put" } & ProducerBatch);
+
+/** One producer's batch as the WAL and the producer state keep it. */
+export interface ProducerBatch {
+  readonly streamId: number;
+  readonly producerId: string;
+  readonly epoch: number;
+  readonly seq: number;
+  /** The batch's first seq num and timestamp, and its last record's timestamp. */
+  readonly firstSeqNum: number;
+  readonly recordCount: number;
+  readonly firstTimestamp: number;
+  readonly lastTimestamp: number;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -140,6 +158,20 @@ export function decodeControlOp(payload: Uint8Array): ControlOp {
         Number.isSafeInteger(value["atSec"]) &&
         Array.isArray(value["counters"]) &&
         Array.isArray(value["gauges"])
+      ) {
+        return value as unknown as ControlOp;
+      }
+      break;
+    case "producer.put":
+      if (
+        Number.isSafeInteger(value["streamId"]) &&
+        typeof value["producerId"] === "string" &&
+        Number.isSafeInteger(value["epoch"]) &&
+        Number.isSafeInteger(value["seq"]) &&
+        Number.isSafeInteger(value["firstSeqNum"]) &&
+        Number.isSafeInteger(value["recordCount"]) &&
+        Number.isSafeInteger(value["firstTimestamp"]) &&
+        Number.isSafeInteger(value["lastTimestamp"])
       ) {
         return value as unknown as ControlOp;
       }

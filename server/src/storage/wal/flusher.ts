@@ -87,9 +87,10 @@ export interface FlusherOptions {
   readonly onFenced: (error: FencedError) => void;
 }
 
+/** One submission: entries that go into the same segment, in order, or into none. */
 interface PendingEntry {
-  readonly entry: SegmentEntry;
-  readonly input: SegmentEntryInput;
+  readonly entries: readonly SegmentEntry[];
+  readonly inputs: readonly SegmentEntryInput[];
   readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
@@ -153,9 +154,18 @@ export class Flusher {
 
   /** Queues an entry for the next segment; resolves once that segment is durable. */
   submit(entry: SegmentEntry): Promise<void> {
+    return this.submitAll([entry]);
+  }
+
+  /**
+   * Queues entries that must be durable together (a producer's batch and its `producer.put`):
+   * they go into one segment, in order, never split; resolves once it is durable.
+   */
+  submitAll(entries: readonly SegmentEntry[]): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    const input = toInput(entry);
-    const bytes = encodedSegmentBytes([input]) - encodedSegmentBytes([]);
+    assert(entries.length > 0, "a submission holds at least one entry");
+    const inputs = entries.map(toInput);
+    const bytes = encodedSegmentBytes(inputs) - encodedSegmentBytes([]);
     // Every entry fits a segment on its own (producers bound their entries), so a segment the
     // decoder would reject is never built.
     assert(
@@ -163,7 +173,7 @@ export class Flusher {
       `entry larger than a segment. bytes=\`${bytes}\``,
     );
     return new Promise((resolve, reject) => {
-      this.pending.push({ entry, input, bytes, resolve, reject });
+      this.pending.push({ entries, inputs, bytes, resolve, reject });
       this.pendingBytes += bytes;
       this.schedule();
     });
@@ -256,7 +266,7 @@ export class Flusher {
       walId,
       writerEpoch,
       writeId,
-      entries: taken.map((p) => p.input),
+      entries: taken.flatMap((p) => p.inputs),
     });
     const outcome = await this.putSegment(walKey(walId), bytes, writeId);
     if (outcome === "fenced") {
@@ -285,7 +295,7 @@ export class Flusher {
       walId,
       writeId,
       writerEpoch,
-      entries: taken.map((pending) => pending.entry),
+      entries: taken.flatMap((pending) => pending.entries),
       bytes: bytes.length,
       encoded: bytes,
     });
