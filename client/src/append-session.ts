@@ -10,6 +10,7 @@ import { type AppendAck, type AppendRecord, AppendInputSchema } from "../../gen/
 import {
   type AppendSessionRequest,
   AppendSessionRequestSchema,
+  ProducerSchema,
   type StreamService,
 } from "../../gen/tributary/v1/stream_pb.js";
 import { AsyncQueue } from "./async-queue.js";
@@ -35,8 +36,27 @@ export interface AppendSessionOptions {
   readonly maxUnackedBytes?: number;
   /** The 32-byte key of an encrypted stream. */
   readonly encryptionKey?: Uint8Array;
+  /**
+   * The idempotent producer the session sends as (docs/design/producers.md): by default a new
+   * random id per session, epoch 0, from seq 0, so that a resent batch is never written twice
+   * (the browsers' unary sessions resend an append that failed ambiguously); `false` sends none.
+   */
+  readonly producer?: SessionProducer | false;
   /** Aborts the session. */
   readonly signal?: AbortSignal;
+}
+
+/** A producer id, its epoch, and the seq of the session's first batch. */
+export interface SessionProducer {
+  readonly id: string;
+  readonly epoch: number;
+  readonly seq: bigint;
+}
+
+/** A producer id no other session will pick: 128 random bits. */
+export function randomProducerId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `tb-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** Conditions of one submit. */
@@ -283,6 +303,9 @@ export class AppendSession {
       if (this.options.encryptionKey !== undefined) {
         request.encryptionKey = this.options.encryptionKey;
       }
+      const producer =
+        this.options.producer ?? ({ id: randomProducerId(), epoch: 0, seq: 0n } as const);
+      if (producer !== false) request.producer = create(ProducerSchema, producer);
       this.reader = this.readAcks();
     }
     this.inflight.push(batch);

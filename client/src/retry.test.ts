@@ -128,6 +128,15 @@ describe("retry rule", () => {
     method: StreamService.method.append,
     input: { basin: "b", stream: "s", input: { records: [{}], matchSeqNum: 7n } },
   };
+  const appendProduced = {
+    method: StreamService.method.append,
+    input: {
+      basin: "b",
+      stream: "s",
+      input: { records: [{}] },
+      producer: { id: "p", epoch: 0, seq: 3n },
+    },
+  };
   const create = { method: BasinService.method.createStream, input: { basin: "b", stream: "s" } };
   const createWithToken = {
     method: AccountService.method.createBasin,
@@ -143,6 +152,7 @@ describe("retry rule", () => {
     assert.equal(isRetrySafe({ ...checkTail, error: storage }), true);
     assert.equal(isRetrySafe({ ...append, error: storage }), false);
     assert.equal(isRetrySafe({ ...appendMatched, error: storage }), true);
+    assert.equal(isRetrySafe({ ...appendProduced, error: storage }), true);
     assert.equal(isRetrySafe({ ...create, error: storage }), false);
     assert.equal(isRetrySafe({ ...createWithToken, error: storage }), true);
     // Retryable and side-effect-free: every request.
@@ -350,7 +360,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
   // Backoff capped low and many attempts, so that a retry lands soon after the restart.
   const acrossRestart: RetryOptions = { initialBackoffMs: 20, maxBackoffMs: 200, maxAttempts: 200 };
 
-  it("never resends an ambiguous append, and resends a matched one without duplicating", async () => {
+  it("never resends an ambiguous append, and resends a matched or produced one without duplicating", async () => {
     let server = await crashingServer();
     const plain = countingClient(server.endpoint, { retry: acrossRestart });
     const records = [{ body: encoder.encode("x") }, { body: encoder.encode("y") }];
@@ -395,5 +405,31 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
     assert.ok(matched.attempts() >= 2);
     const after = createTributaryClient({ baseUrl: server.endpoint });
     assert.equal((await after.basin(basin).stream("matched").checkTail()).seqNum, 2n);
+
+    // Again with a producer: the resend after the restart gets the first ack, one copy.
+    await server.stop();
+    server = await startServer({
+      mode: "local",
+      localRoot: server.localRoot!,
+      cacheDir: server.cacheDir,
+      args: ["--port", String(server.port)],
+      env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
+    });
+    servers.push(server);
+    const produced = countingClient(server.endpoint, { retry: acrossRestart });
+    const producer = { id: "retry-test", epoch: 1, seq: 0n };
+    const resent = produced.client.streams.append({
+      basin,
+      stream: "matched",
+      input: { records },
+      producer,
+    });
+    resent.catch(() => {}); // awaited below, after the restart
+    server = await restart(server);
+    const { ack } = await resent;
+    assert.equal(ack?.start?.seqNum, 2n, "the first attempt's position");
+    assert.ok(produced.attempts() >= 2, `append attempts: ${produced.attempts()}`);
+    const final = createTributaryClient({ baseUrl: server.endpoint });
+    assert.equal((await final.basin(basin).stream("matched").checkTail()).seqNum, 4n, "one copy");
   });
 });

@@ -10,10 +10,11 @@
  * effects unknown.
  *
  * Appends: an append is resent when the failure says no side effect happened (e.g.
- * `rate_limited`, `server_draining`), or when it carries `matchSeqNum`. The condition makes a
- * duplicate impossible: if the first attempt was applied after all, the resend fails with
- * FAILED_PRECONDITION and `s2-seq-num-mismatch` = its end, instead of appending the records a
- * second time. This is the S2 SDKs' `noSideEffects` append policy; their default policy `all`
+ * `rate_limited`, `server_draining`), or when it carries `matchSeqNum` or a producer. The
+ * condition makes a duplicate impossible: if the first attempt was applied after all, the resend
+ * fails with FAILED_PRECONDITION and `s2-seq-num-mismatch` = its end, instead of appending the
+ * records a second time; a producer's resend is answered with the first attempt's ack
+ * (docs/design/producers.md). This is the S2 SDKs' `noSideEffects` append policy; their default policy `all`
  * (resend everything) can duplicate records and is not offered.
  *
  * Only unary calls are retried (`createRetryingTransport`). Streaming calls pass through: the read
@@ -93,7 +94,8 @@ export function hasNoSideEffects(error: unknown): boolean {
  * Whether sending `input` to `method` twice has the effect of sending it once: methods the proto
  * declares `NO_SIDE_EFFECTS` (gets, lists, check tail, read) or `IDEMPOTENT` (ensure,
  * reconfigure, delete), creates with a request token (a resend answers NOOP), and appends with
- * `matchSeqNum` (a resend of an applied append fails its condition instead of duplicating).
+ * `matchSeqNum` (a resend of an applied append fails its condition instead of duplicating) or a
+ * producer (a resend of an applied append gets its first ack).
  */
 export function isIdempotentRequest<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
@@ -109,7 +111,8 @@ export function isIdempotentRequest<I extends DescMessage, O extends DescMessage
   }
   if ((method as DescMethodUnary) === StreamService.method.append) {
     const appendInput = fields.input as { readonly matchSeqNum?: bigint } | undefined;
-    return appendInput?.matchSeqNum !== undefined;
+    const { producer } = input as { readonly producer?: unknown };
+    return appendInput?.matchSeqNum !== undefined || producer !== undefined;
   }
   return false;
 }

@@ -12,6 +12,7 @@ import {
   type AppendSessionRequestSchema,
   type AppendSessionResponse,
   AppendSessionResponseSchema,
+  type ProducerSchema,
   type StreamService,
 } from "../../gen/tributary/v1/stream_pb.js";
 
@@ -35,18 +36,32 @@ async function* appendEach(
   requests: AsyncIterable<MessageInitShape<typeof AppendSessionRequestSchema>>,
   options: CallOptions | undefined,
 ): AsyncGenerator<AppendSessionResponse, void, undefined> {
-  // Like the bidi session, only the first input names the stream and carries the key.
+  // Like the bidi session, only the first input names the stream and carries the key and the
+  // producer; each input is one append, whose producer seq is the first's plus its index, so a
+  // retry of an append that failed ambiguously (`retry.ts`) cannot write it twice.
   let target: { basin: string; stream: string; encryptionKey: Uint8Array } | undefined;
+  let producer: MessageInitShape<typeof ProducerSchema> | undefined;
+  let index = 0n;
   for await (const request of requests) {
-    target ??= {
-      basin: request.basin ?? "",
-      stream: request.stream ?? "",
-      encryptionKey: request.encryptionKey ?? new Uint8Array(0),
-    };
+    if (target === undefined) {
+      target = {
+        basin: request.basin ?? "",
+        stream: request.stream ?? "",
+        encryptionKey: request.encryptionKey ?? new Uint8Array(0),
+      };
+      producer = request.producer;
+    }
     const { ack } = await streams.append(
-      { ...target, ...(request.input !== undefined && { input: request.input }) },
+      {
+        ...target,
+        ...(request.input !== undefined && { input: request.input }),
+        ...(producer !== undefined && {
+          producer: { ...producer, seq: (producer.seq ?? 0n) + index },
+        }),
+      },
       options,
     );
+    index += 1n;
     yield create(AppendSessionResponseSchema, ack === undefined ? {} : { ack });
   }
 }

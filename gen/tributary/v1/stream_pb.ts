@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tributary/v1/stream.proto.
  */
 export const file_tributary_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("Chl0cmlidXRhcnkvdjEvc3RyZWFtLnByb3RvEgx0cmlidXRhcnkudjEiMQoQQ2hlY2tUYWlsUmVxdWVzdBINCgViYXNpbhgBIAEoCRIOCgZzdHJlYW0YAiABKAkiOAoRQ2hlY2tUYWlsUmVzcG9uc2USIwoEdGFpbBgBIAEoCzIVLnMyLnYxLlN0cmVhbVBvc2l0aW9uImkKDUFwcGVuZFJlcXVlc3QSDQoFYmFzaW4YASABKAkSDgoGc3RyZWFtGAIgASgJEiEKBWlucHV0GAMgASgLMhIuczIudjEuQXBwZW5kSW5wdXQSFgoOZW5jcnlwdGlvbl9rZXkYBCABKAwiLwoOQXBwZW5kUmVzcG9uc2USHQoDYWNrGAEgASgLMhAuczIudjEuQXBwZW5kQWNrIpsCCgtSZWFkUmVxdWVzdBINCgViYXNpbhgBIAEoCRIOCgZzdHJlYW0YAiABKAkSEQoHc2VxX251bRgDIAEoBEgAEhMKCXRpbWVzdGFtcBgEIAEoBEgAEhUKC3RhaWxfb2Zmc2V0GAUgASgESAASEgoFY291bnQYBiABKARIAYgBARISCgVieXRlcxgHIAEoBEgCiAEBEhIKBXVudGlsGAggASgESAOIAQESDQoFY2xhbXAYCSABKAgSFgoJd2FpdF9zZWNzGAogASgNSASIAQESFgoOZW5jcnlwdGlvbl9rZXkYCyABKAxCBwoFc3RhcnRCCAoGX2NvdW50QggKBl9ieXRlc0IICgZfdW50aWxCDAoKX3dhaXRfc2VjcyIvCgxSZWFkUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5zMi52MS5SZWFkQmF0Y2gicAoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSDQoFYmFzaW4YASABKAkSDgoGc3RyZWFtGAIgASgJEiEKBWlucHV0GAMgASgLMhIuczIudjEuQXBwZW5kSW5wdXQSFgoOZW5jcnlwdGlvbl9rZXkYBCABKAwiNgoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEh0KA2FjaxgBIAEoCzIQLnMyLnYxLkFwcGVuZEFjayKiAgoSUmVhZFNlc3Npb25SZXF1ZXN0Eg0KBWJhc2luGAEgASgJEg4KBnN0cmVhbRgCIAEoCRIRCgdzZXFfbnVtGAMgASgESAASEwoJdGltZXN0YW1wGAQgASgESAASFQoLdGFpbF9vZmZzZXQYBSABKARIABISCgVjb3VudBgGIAEoBEgBiAEBEhIKBWJ5dGVzGAcgASgESAKIAQESEgoFdW50aWwYCCABKARIA4gBARINCgVjbGFtcBgJIAEoCBIWCgl3YWl0X3NlY3MYCiABKA1IBIgBARIWCg5lbmNyeXB0aW9uX2tleRgLIAEoDEIHCgVzdGFydEIICgZfY291bnRCCAoGX2J5dGVzQggKBl91bnRpbEIMCgpfd2FpdF9zZWNzIjYKE1JlYWRTZXNzaW9uUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5zMi52MS5SZWFkQmF0Y2gyjAQKDVN0cmVhbVNlcnZpY2USUQoJQ2hlY2tUYWlsEh4udHJpYnV0YXJ5LnYxLkNoZWNrVGFpbFJlcXVlc3QaHy50cmlidXRhcnkudjEuQ2hlY2tUYWlsUmVzcG9uc2UiA5ACARJDCgZBcHBlbmQSGy50cmlidXRhcnkudjEuQXBwZW5kUmVxdWVzdBocLnRyaWJ1dGFyeS52MS5BcHBlbmRSZXNwb25zZRJCCgRSZWFkEhkudHJpYnV0YXJ5LnYxLlJlYWRSZXF1ZXN0GhoudHJpYnV0YXJ5LnYxLlJlYWRSZXNwb25zZSIDkAIBElwKDUFwcGVuZFNlc3Npb24SIi50cmlidXRhcnkudjEuQXBwZW5kU2Vzc2lvblJlcXVlc3QaIy50cmlidXRhcnkudjEuQXBwZW5kU2Vzc2lvblJlc3BvbnNlKAEwARJZCgtSZWFkU2Vzc2lvbhIgLnRyaWJ1dGFyeS52MS5SZWFkU2Vzc2lvblJlcXVlc3QaIS50cmlidXRhcnkudjEuUmVhZFNlc3Npb25SZXNwb25zZSIDkAIBMAESZgoQR2V0U3RyZWFtTWV0cmljcxIlLnRyaWJ1dGFyeS52MS5HZXRTdHJlYW1NZXRyaWNzUmVxdWVzdBomLnRyaWJ1dGFyeS52MS5HZXRTdHJlYW1NZXRyaWNzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_s2_v1_s2, file_tributary_v1_metrics]);
+  fileDesc("Chl0cmlidXRhcnkvdjEvc3RyZWFtLnByb3RvEgx0cmlidXRhcnkudjEiMQoQQ2hlY2tUYWlsUmVxdWVzdBINCgViYXNpbhgBIAEoCRIOCgZzdHJlYW0YAiABKAkiOAoRQ2hlY2tUYWlsUmVzcG9uc2USIwoEdGFpbBgBIAEoCzIVLnMyLnYxLlN0cmVhbVBvc2l0aW9uIpMBCg1BcHBlbmRSZXF1ZXN0Eg0KBWJhc2luGAEgASgJEg4KBnN0cmVhbRgCIAEoCRIhCgVpbnB1dBgDIAEoCzISLnMyLnYxLkFwcGVuZElucHV0EhYKDmVuY3J5cHRpb25fa2V5GAQgASgMEigKCHByb2R1Y2VyGAUgASgLMhYudHJpYnV0YXJ5LnYxLlByb2R1Y2VyIjIKCFByb2R1Y2VyEgoKAmlkGAEgASgJEg0KBWVwb2NoGAIgASgNEgsKA3NlcRgDIAEoBCIvCg5BcHBlbmRSZXNwb25zZRIdCgNhY2sYASABKAsyEC5zMi52MS5BcHBlbmRBY2simwIKC1JlYWRSZXF1ZXN0Eg0KBWJhc2luGAEgASgJEg4KBnN0cmVhbRgCIAEoCRIRCgdzZXFfbnVtGAMgASgESAASEwoJdGltZXN0YW1wGAQgASgESAASFQoLdGFpbF9vZmZzZXQYBSABKARIABISCgVjb3VudBgGIAEoBEgBiAEBEhIKBWJ5dGVzGAcgASgESAKIAQESEgoFdW50aWwYCCABKARIA4gBARINCgVjbGFtcBgJIAEoCBIWCgl3YWl0X3NlY3MYCiABKA1IBIgBARIWCg5lbmNyeXB0aW9uX2tleRgLIAEoDEIHCgVzdGFydEIICgZfY291bnRCCAoGX2J5dGVzQggKBl91bnRpbEIMCgpfd2FpdF9zZWNzIi8KDFJlYWRSZXNwb25zZRIfCgViYXRjaBgBIAEoCzIQLnMyLnYxLlJlYWRCYXRjaCKaAQoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSDQoFYmFzaW4YASABKAkSDgoGc3RyZWFtGAIgASgJEiEKBWlucHV0GAMgASgLMhIuczIudjEuQXBwZW5kSW5wdXQSFgoOZW5jcnlwdGlvbl9rZXkYBCABKAwSKAoIcHJvZHVjZXIYBSABKAsyFi50cmlidXRhcnkudjEuUHJvZHVjZXIiNgoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEh0KA2FjaxgBIAEoCzIQLnMyLnYxLkFwcGVuZEFjayKiAgoSUmVhZFNlc3Npb25SZXF1ZXN0Eg0KBWJhc2luGAEgASgJEg4KBnN0cmVhbRgCIAEoCRIRCgdzZXFfbnVtGAMgASgESAASEwoJdGltZXN0YW1wGAQgASgESAASFQoLdGFpbF9vZmZzZXQYBSABKARIABISCgVjb3VudBgGIAEoBEgBiAEBEhIKBWJ5dGVzGAcgASgESAKIAQESEgoFdW50aWwYCCABKARIA4gBARINCgVjbGFtcBgJIAEoCBIWCgl3YWl0X3NlY3MYCiABKA1IBIgBARIWCg5lbmNyeXB0aW9uX2tleRgLIAEoDEIHCgVzdGFydEIICgZfY291bnRCCAoGX2J5dGVzQggKBl91bnRpbEIMCgpfd2FpdF9zZWNzIjYKE1JlYWRTZXNzaW9uUmVzcG9uc2USHwoFYmF0Y2gYASABKAsyEC5zMi52MS5SZWFkQmF0Y2gyjAQKDVN0cmVhbVNlcnZpY2USUQoJQ2hlY2tUYWlsEh4udHJpYnV0YXJ5LnYxLkNoZWNrVGFpbFJlcXVlc3QaHy50cmlidXRhcnkudjEuQ2hlY2tUYWlsUmVzcG9uc2UiA5ACARJDCgZBcHBlbmQSGy50cmlidXRhcnkudjEuQXBwZW5kUmVxdWVzdBocLnRyaWJ1dGFyeS52MS5BcHBlbmRSZXNwb25zZRJCCgRSZWFkEhkudHJpYnV0YXJ5LnYxLlJlYWRSZXF1ZXN0GhoudHJpYnV0YXJ5LnYxLlJlYWRSZXNwb25zZSIDkAIBElwKDUFwcGVuZFNlc3Npb24SIi50cmlidXRhcnkudjEuQXBwZW5kU2Vzc2lvblJlcXVlc3QaIy50cmlidXRhcnkudjEuQXBwZW5kU2Vzc2lvblJlc3BvbnNlKAEwARJZCgtSZWFkU2Vzc2lvbhIgLnRyaWJ1dGFyeS52MS5SZWFkU2Vzc2lvblJlcXVlc3QaIS50cmlidXRhcnkudjEuUmVhZFNlc3Npb25SZXNwb25zZSIDkAIBMAESZgoQR2V0U3RyZWFtTWV0cmljcxIlLnRyaWJ1dGFyeS52MS5HZXRTdHJlYW1NZXRyaWNzUmVxdWVzdBomLnRyaWJ1dGFyeS52MS5HZXRTdHJlYW1NZXRyaWNzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_s2_v1_s2, file_tributary_v1_metrics]);
 
 /**
  * The request of CheckTail.
@@ -102,6 +102,13 @@ export type AppendRequest = Message<"tributary.v1.AppendRequest"> & {
    * @generated from field: bytes encryption_key = 4;
    */
   encryptionKey: Uint8Array;
+
+  /**
+   * The producer sending the batch, with the batch's seq; unset for none.
+   *
+   * @generated from field: tributary.v1.Producer producer = 5;
+   */
+  producer?: Producer | undefined;
 };
 
 /**
@@ -110,6 +117,44 @@ export type AppendRequest = Message<"tributary.v1.AppendRequest"> & {
  */
 export const AppendRequestSchema: GenMessage<AppendRequest> = /*@__PURE__*/
   messageDesc(file_tributary_v1_stream, 2);
+
+/**
+ * An idempotent producer (docs/design/producers.md; REST headers `tributary-producer-*`): a
+ * resend of one of its last 64 batches to a stream is answered with the first ack and writes
+ * nothing.
+ *
+ * @generated from message tributary.v1.Producer
+ */
+export type Producer = Message<"tributary.v1.Producer"> & {
+  /**
+   * 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The producer's epoch on this stream; a new epoch starts its seqs at 0 and fences older ones.
+   *
+   * @generated from field: uint32 epoch = 2;
+   */
+  epoch: number;
+
+  /**
+   * The batch's seq (Append), or the session's first batch's (AppendSession; each next batch one
+   * more), per stream from 0 in each epoch.
+   *
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message tributary.v1.Producer.
+ * Use `create(ProducerSchema)` to create a new message.
+ */
+export const ProducerSchema: GenMessage<Producer> = /*@__PURE__*/
+  messageDesc(file_tributary_v1_stream, 3);
 
 /**
  * The response of Append.
@@ -130,7 +175,7 @@ export type AppendResponse = Message<"tributary.v1.AppendResponse"> & {
  * Use `create(AppendResponseSchema)` to create a new message.
  */
 export const AppendResponseSchema: GenMessage<AppendResponse> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 3);
+  messageDesc(file_tributary_v1_stream, 4);
 
 /**
  * The request of Read.
@@ -231,7 +276,7 @@ export type ReadRequest = Message<"tributary.v1.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 4);
+  messageDesc(file_tributary_v1_stream, 5);
 
 /**
  * The response of Read.
@@ -252,7 +297,7 @@ export type ReadResponse = Message<"tributary.v1.ReadResponse"> & {
  * Use `create(ReadResponseSchema)` to create a new message.
  */
 export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 5);
+  messageDesc(file_tributary_v1_stream, 6);
 
 /**
  * One input of an append session.
@@ -287,6 +332,14 @@ export type AppendSessionRequest = Message<"tributary.v1.AppendSessionRequest"> 
    * @generated from field: bytes encryption_key = 4;
    */
   encryptionKey: Uint8Array;
+
+  /**
+   * The session's producer and its first batch's seq; read from the first message, unset for
+   * none.
+   *
+   * @generated from field: tributary.v1.Producer producer = 5;
+   */
+  producer?: Producer | undefined;
 };
 
 /**
@@ -294,7 +347,7 @@ export type AppendSessionRequest = Message<"tributary.v1.AppendSessionRequest"> 
  * Use `create(AppendSessionRequestSchema)` to create a new message.
  */
 export const AppendSessionRequestSchema: GenMessage<AppendSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 6);
+  messageDesc(file_tributary_v1_stream, 7);
 
 /**
  * One acknowledgement of an append session, in input order.
@@ -315,7 +368,7 @@ export type AppendSessionResponse = Message<"tributary.v1.AppendSessionResponse"
  * Use `create(AppendSessionResponseSchema)` to create a new message.
  */
 export const AppendSessionResponseSchema: GenMessage<AppendSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 7);
+  messageDesc(file_tributary_v1_stream, 8);
 
 /**
  * The request of ReadSession.
@@ -417,7 +470,7 @@ export type ReadSessionRequest = Message<"tributary.v1.ReadSessionRequest"> & {
  * Use `create(ReadSessionRequestSchema)` to create a new message.
  */
 export const ReadSessionRequestSchema: GenMessage<ReadSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 8);
+  messageDesc(file_tributary_v1_stream, 9);
 
 /**
  * One message of a read session.
@@ -438,7 +491,7 @@ export type ReadSessionResponse = Message<"tributary.v1.ReadSessionResponse"> & 
  * Use `create(ReadSessionResponseSchema)` to create a new message.
  */
 export const ReadSessionResponseSchema: GenMessage<ReadSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tributary_v1_stream, 9);
+  messageDesc(file_tributary_v1_stream, 10);
 
 /**
  * Records of one stream. Errors carry the S2 error code in the `s2-error-code` metadata; an

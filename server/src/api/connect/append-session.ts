@@ -37,7 +37,8 @@ import { authorizeCommands, type Principal } from "../auth.js";
 import { principalKey } from "../auth-routes.js";
 import type { ApiDeps } from "../routes.js";
 import { SessionPoisoning } from "../s2s/append-session.js";
-import { encryptionKeyFieldOf } from "./request-fields.js";
+import type { AppendProducer } from "../../streamer/streamer.js";
+import { encryptionKeyFieldOf, producerFieldOf } from "./request-fields.js";
 
 type AppendSessionResponseInit = Pick<AppendSessionResponse, "ack">;
 
@@ -55,11 +56,13 @@ export async function* serveAppendSession(
     throw invalid("the first message of an append session must name its basin and stream");
   }
   const encryptionKey = encryptionKeyFieldOf(first.value.encryptionKey, context);
+  const producer = producerFieldOf(first.value.producer);
   await deps.service.records.resolveForAppend(basin, stream, { encryptionKey });
   const session = new RpcAppendSession(inputs, context.signal, deps, {
     basin,
     stream,
     encryptionKey,
+    producer,
     principal: context.values.get(principalKey),
   });
   deps.metrics.addSessions("rpc_append", 1);
@@ -80,6 +83,8 @@ interface InflightInput {
 
 class RpcAppendSession {
   private readonly poisoning = new SessionPoisoning();
+  /** Inputs submitted so far (the producer seq of the next is the first's plus this). */
+  private submitted = 0;
   /** Submitted inputs whose ack has not been taken by the transport, in order. */
   private readonly inflight: InflightInput[] = [];
   private inflightBytes = 0;
@@ -99,6 +104,8 @@ class RpcAppendSession {
       readonly basin: string;
       readonly stream: string;
       readonly encryptionKey: Uint8Array | undefined;
+      /** The session's producer, with its first batch's seq (from the first message). */
+      readonly producer: AppendProducer | undefined;
       /** The caller: fence and trim commands need their operations (`authorizeCommands`). */
       readonly principal: Principal;
     },
@@ -178,7 +185,7 @@ class RpcAppendSession {
 
   /** Submits one input; an input that is not acceptable closes the input with its error. */
   private acceptOrCloseInput(message: AppendSessionRequest): void {
-    const { basin, stream, encryptionKey } = this.target;
+    const { basin, stream, encryptionKey, producer } = this.target;
     try {
       if (
         (message.basin !== "" && message.basin !== basin) ||
@@ -190,9 +197,13 @@ class RpcAppendSession {
       }
       const input = appendInputFromProto(message.input ?? create(AppendInputSchema));
       authorizeCommands(this.target.principal, input);
+      const batchProducer =
+        producer === undefined ? undefined : { ...producer, seq: producer.seq + this.submitted };
+      this.submitted += 1;
       const ack = this.deps.service.records.append(basin, stream, input, {
         session: this.poisoning.enter(),
         encryptionKey,
+        producer: batchProducer,
       });
       const meteredBytes = meteredBytesOfBatch(input.records);
       this.inflight.push({

@@ -1,6 +1,6 @@
 /**
- * Fields shared by the `tributary.v1` requests, checked once here: list options, request tokens
- * and encryption keys. A field that breaks a rule is 422 `invalid` (lite reports the same rules as
+ * Fields shared by the `tributary.v1` requests, checked once here: list options, request tokens,
+ * encryption keys and producers. A field that breaks a rule is 422 `invalid` (lite reports the same rules as
  * `bad_header`/`bad_query` on REST, where they travel in headers and query strings).
  */
 import type { HandlerContext } from "@connectrpc/connect";
@@ -8,6 +8,9 @@ import { invalid } from "../../core/errors.js";
 import { validateRequestToken } from "../../core/names.js";
 import { parseEncryptionKey } from "../../core/record-encryption.js";
 import type { ListOptions } from "../../service/list.js";
+import type { AppendProducer } from "../../streamer/streamer.js";
+import type { Producer } from "../../../../gen/tributary/v1/stream_pb.js";
+import { checkedProducer } from "../http/producer-headers.js";
 
 /** Bytes of an AES-256 / AEGIS-256 key (S2-API.md §6.7). */
 const encryptionKeyBytes = 32;
@@ -57,4 +60,11 @@ export function encryptionKeyFieldOf(
   }
   const header = context.requestHeader.get("s2-encryption-key");
   return header === null ? undefined : parseEncryptionKey(header);
+}
+
+/** The producer of an append (REST `tributary-producer-*` headers); unset means none. */
+export function producerFieldOf(producer: Producer | undefined): AppendProducer | undefined {
+  if (producer === undefined) return undefined;
+  const seq = producer.seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(producer.seq) : Number.NaN;
+  return checkedProducer(producer.id, producer.epoch, seq, "invalid");
 }

@@ -38,7 +38,7 @@ import { principalKey } from "../auth-routes.js";
 import type { ApiDeps } from "../routes.js";
 import { metricToProto, streamMetricsQueryFromProto } from "../convert/metrics-proto.js";
 import { serveAppendSession } from "./append-session.js";
-import { encryptionKeyFieldOf } from "./request-fields.js";
+import { encryptionKeyFieldOf, producerFieldOf } from "./request-fields.js";
 
 /** The implementation of `StreamService` over `deps.service`. */
 export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamService> {
@@ -54,6 +54,7 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
       const startMs = performance.now();
       const ack = await records.append(request.basin, request.stream, input, {
         encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context),
+        producer: producerFieldOf(request.producer),
       });
       deps.metrics.observeAppend(
         input.records.length,

@@ -28,27 +28,39 @@ export function producerOf(request: ApiRequest): AppendProducer | undefined {
       `${producerIdHeader}, ${producerEpochHeader} and ${producerSeqHeader} go together`,
     );
   }
+  return checkedProducer(producerId, parseUnsigned(epoch), parseUnsigned(seq), "bad_header");
+}
+
+/** A decimal header value, NaN when it is not one. */
+function parseUnsigned(text: string): number {
+  return /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+}
+
+/**
+ * A producer's fields, checked (id 1–64 printable ASCII, epoch u32, seq a safe unsigned integer),
+ * else an error with `code`: `bad_header` for the REST headers, `invalid` for RPC fields.
+ */
+export function checkedProducer(
+  producerId: string,
+  epoch: number,
+  seq: number,
+  code: "bad_header" | "invalid",
+): AppendProducer {
   if (
     producerId.length === 0 ||
     producerId.length > producerIdBytesMax ||
     !/^[\x20-\x7e]+$/.test(producerId)
   ) {
     throw new S2Error(
-      "bad_header",
-      `${producerIdHeader} must be 1 to ${producerIdBytesMax} printable ASCII characters`,
+      code,
+      `the producer id must be 1 to ${producerIdBytesMax} printable ASCII characters`,
     );
   }
-  return {
-    producerId,
-    epoch: unsignedHeader(producerEpochHeader, epoch, epochMax),
-    seq: unsignedHeader(producerSeqHeader, seq, Number.MAX_SAFE_INTEGER),
-  };
-}
-
-function unsignedHeader(name: string, text: string, max: number): number {
-  const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value > max) {
-    throw new S2Error("bad_header", `${name} must be an unsigned decimal up to ${max}`);
+  if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > epochMax) {
+    throw new S2Error(code, `the producer epoch must be an unsigned integer up to ${epochMax}`);
   }
-  return value;
+  if (!Number.isSafeInteger(seq) || seq < 0) {
+    throw new S2Error(code, "the producer seq must be an unsigned integer below 2^53");
+  }
+  return { producerId, epoch, seq };
 }
