@@ -225,6 +225,66 @@ describe("degraded cache", () => {
     }
   });
 
+  it("degrades when compaction cannot write its chunk files (off the commit chain)", async () => {
+    const store = createMemoryObjectStore();
+    const disk = createFaultyCacheDisk();
+    const fatal: unknown[] = [];
+    const service = await open(store, disk, [], (error) => fatal.push(error));
+    try {
+      await ensureTestBasin(service);
+      const acked = await appendRandom(service, "s", 10);
+      await service.storage.cacheCommitted();
+      disk.full = true;
+      // The job's chunk write fails (its stream is counted and skipped), the cache degrades on
+      // the chain, and the checkpoint is taken from the index in memory.
+      await service.storage.runMaintenanceNow();
+      await service.storage.cacheCommitted();
+      assert.match(service.storage.cacheDegradedReason ?? "", /^ENOSPC/);
+      assert.ok((service.storage.stats.maintenance?.compactionStreamErrors ?? 0) >= 1);
+      await assertReadsBack(service, "s", acked);
+      // The next job compacts on memory (no file written) and reads still see every record.
+      await service.storage.runMaintenanceNow();
+      assert.ok((service.storage.stats.maintenance?.chunksWritten ?? 0) >= 1);
+      acked.push(...(await appendRandom(service, "s", 3)));
+      await assertReadsBack(service, "s", acked);
+      assert.deepEqual(fatal, []);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("degrades when a trim's unlink fails with EIO", async () => {
+    const store = createMemoryObjectStore();
+    const disk = createFaultyCacheDisk();
+    const fatal: unknown[] = [];
+    const service = await open(store, disk, [], (error) => fatal.push(error));
+    try {
+      await ensureTestBasin(service);
+      const acked = await appendRandom(service, "s", 6);
+      await service.storage.cacheCommitted();
+      disk.failDeletes = true;
+      // A trim command record (S2-API.md §5.2): everything but the last 2 records goes.
+      const trimPoint = Buffer.alloc(8);
+      trimPoint.writeBigUInt64BE(BigInt(acked.length - 2));
+      await service.records.append(testBasin, "s", {
+        records: [
+          { headers: [{ name: new Uint8Array(0), value: Buffer.from("trim") }], body: trimPoint },
+        ],
+      });
+      await service.storage.cacheCommitted();
+      assert.match(service.storage.cacheDegradedReason ?? "", /^EIO/);
+      const records = await readAll(service, "s");
+      assert.equal(records[0]?.seqNum, acked.length - 2, "reads start at the trim point");
+      assert.ok(Buffer.from(records[0]!.body).equals(acked.at(-2)!));
+      assert.ok(Buffer.from(records[1]!.body).equals(acked.at(-1)!));
+      assert.equal(records.length, 3, "the two records kept and the trim command");
+      assert.deepEqual(fatal, []);
+    } finally {
+      disk.failDeletes = false;
+      await service.close();
+    }
+  });
+
   it("still stops on a cache failure that is not the disk's", async () => {
     const store = createMemoryObjectStore();
     const disk = createFaultyCacheDisk();

@@ -6,6 +6,7 @@
  * Node's `ENOSPC`; a KV whose write failed keeps failing until it is reopened (LevelDB's sticky
  * background error). Reads keep working, as LevelDB's and the page cache's do. With `failOpen`
  * too, `open` fails like classic-level's (`Database failed to open`, caused by the I/O error).
+ * `failDeletes` makes unlinks fail with EIO (a failing disk).
  */
 import type { CacheDisk, OpenedCache } from "../../src/storage/cache/cache-guard.js";
 import {
@@ -20,6 +21,8 @@ export interface FaultyCacheDisk extends CacheDisk {
   full: boolean;
   /** While `full`, opening the database fails too (a restart on a full disk). */
   failOpen: boolean;
+  /** Unlinks fail with EIO while true (a failing disk; a full one still unlinks). */
+  failDeletes: boolean;
   /** Make writes fail with this error instead (a fault that is not the disk's). */
   otherError: Error | undefined;
   /** Opens so far. */
@@ -48,6 +51,7 @@ export function createFaultyCacheDisk(): FaultyCacheDisk {
     path: "/faulty-cache",
     full: false,
     failOpen: false,
+    failDeletes: false,
     otherError: undefined,
     get opens() {
       return opens;
@@ -113,7 +117,14 @@ export function createFaultyCacheDisk(): FaultyCacheDisk {
       },
       read: (id, offset, length) => inner.read(id, offset, length),
       readRanges: (id, ranges) => inner.readRanges(id, ranges),
-      delete: (id) => inner.delete(id),
+      async delete(id) {
+        if (disk.failDeletes) {
+          throw Object.assign(new Error(`EIO: i/o error, unlink '/faulty-cache/${dir}/${id}'`), {
+            code: "EIO",
+          });
+        }
+        await inner.delete(id);
+      },
       list: () => inner.list(),
       sizes: () => inner.sizes(),
       clear: () => inner.clear(),
