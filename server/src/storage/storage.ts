@@ -257,7 +257,10 @@ export class Storage {
       recovered = await recoverOn();
     } catch (error) {
       const fault = diskFaultOf(error);
-      if (fault === undefined || degradedAtStart !== undefined) throw error;
+      if (fault === undefined || degradedAtStart !== undefined) {
+        await owned?.kv.close().catch(() => {}); // its lock, for whoever opens the path next
+        throw error;
+      }
       degradedAtStart = fault;
       if (owned !== undefined) {
         await owned.kv.close().catch(() => {});

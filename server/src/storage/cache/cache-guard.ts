@@ -198,6 +198,8 @@ export class CacheGuard {
     this.degradedTotal += 1;
     this.logDegraded();
     // The directory's contents are stale from now on; gone, they give a full disk its space back.
+    // LevelDB is closed first: a file unlinked while open keeps its blocks until it is closed
+    // (reads still iterating it fail once: degraded-cache.md, "Costs while degraded").
     if (this.ownedKv !== undefined) {
       const owned = this.ownedKv;
       this.ownedKv = undefined;
@@ -265,7 +267,8 @@ export class CacheGuard {
     this.reason = undefined;
     this.rejoinedTotal += 1;
     this.options.log(`cache disk usable again, cache back on disk. path=\`${disk.path}\``);
-    await memory.close();
+    // The memory KV is not closed: a read or a checkpoint dump still iterating it finishes there
+    // (closing would fail it), and it holds nothing but memory, freed once they are done.
   }
 
   /** Stops probing and closes the KV this guard owns (LevelDB it opened, or the memory KV). */
