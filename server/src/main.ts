@@ -25,8 +25,8 @@ import { accessTokenSecretPrefix } from "./service/access-tokens.js";
 import { applyInitSpec, type InitSpec, parseInitFile } from "./service/init-file.js";
 import { Service } from "./service/service.js";
 import {
+  createCacheDisk,
   describeObjectStore,
-  openCache,
   openObjectStore,
   parseByteSize,
 } from "./storage/open-stores.js";
@@ -186,13 +186,15 @@ const rootToken = parsed["no-auth"]
 
 const choice = { bucket: parsed.bucket, path: parsed.path, localRoot: parsed["local-root"] };
 const store = openObjectStore(choice);
-const cache = await openCache(parsed["cache-dir"]);
+// The storage opens the cache itself: a disk that is full or failing (at open, during recovery
+// or later) degrades the cache to memory instead of stopping the server (degraded-cache.md).
+const cache = await createCacheDisk(parsed["cache-dir"]);
 const startMs = performance.now();
 const service = await Service.open({
   store,
-  kv: cache.kv,
-  segmentFiles: cache.segmentFiles,
-  bottomless: { ...bottomlessFlags, chunkFiles: cache.chunkFiles },
+  cacheDisk: cache,
+  log: (line) => process.stderr.write(`tributary: ${line}\n`),
+  bottomless: bottomlessFlags,
   clock: systemClock,
   random: systemRandom,
   flushIntervalMs,
@@ -217,11 +219,12 @@ try {
   fail(`cannot listen on port ${port}: ${error instanceof Error ? error.message : String(error)}`);
 }
 const stats = service.storage.stats;
+const degradedReason = service.storage.cacheDegradedReason;
 const scheme = tls === undefined ? "http" : "https";
 process.stdout.write(
   [
     `tributary ready on port ${api.port}: objects in ${describeObjectStore(choice)}, cache in ${cache.path}` +
-      `${cache.wiped ? " (was corrupt, rebuilt)" : ""}; epoch ${service.storage.writerEpoch}, ` +
+      `${degradedReason !== undefined ? ` (degraded: ${degradedReason})` : ""}; epoch ${service.storage.writerEpoch}, ` +
       `${stats.loadedCheckpoint ? "loaded the checkpoint, " : ""}replayed ${stats.replayedSegments} segments in ${recoveredMs} ms` +
       `${stats.cacheResetReason !== undefined ? ` (cache reset: ${stats.cacheResetReason})` : ""}`,
     ...(initFilePath === undefined
@@ -249,7 +252,6 @@ async function shutdown(signal: string): Promise<void> {
   }, shutdownDrainMs).unref();
   await api.close();
   await service.close();
-  await cache.kv.close();
   // A cache in a temp dir of our own making is not worth keeping: nobody will pass it back.
   if (parsed["cache-dir"] === undefined) await rm(cache.path, { recursive: true, force: true });
   await store.close();

@@ -249,6 +249,21 @@ export function createApiMetrics(service: Service): ApiMetrics {
         "The bound on the cache's files (--cache-size).",
         stats.fileBytesMax,
       );
+      gauge(
+        "tributary_cache_degraded",
+        "1 while the cache's disk is unusable (index in memory, reads from the bucket), else 0.",
+        stats.cacheGuard.mode === "degraded" ? 1 : 0,
+      );
+      counter(
+        "tributary_cache_degraded_total",
+        "Times the cache degraded on a disk fault (ENOSPC, EIO, ...), a start on a bad disk included.",
+        stats.cacheGuard.degradedTotal,
+      );
+      counter(
+        "tributary_cache_rejoined_total",
+        "Times a degraded cache found its disk usable again and moved back to it.",
+        stats.cacheGuard.rejoinedTotal,
+      );
       counter(
         "tributary_cache_evictions_total",
         "Cache files unlinked to stay within --cache-size.",

@@ -109,8 +109,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     if (method === "GET" && (rawPath === "/health" || rawPath === "/ping")) {
       const health = options.service.storage.health;
+      // A degraded cache still serves every request (from the bucket): 200, with the reason in
+      // the body; a 503 would have orchestrators restart a server that a restart cannot help
+      // (docs/design/degraded-cache.md).
+      const degraded = options.service.storage.cacheDegradedReason;
       response.writeHead(health === "ready" ? 200 : 503, { "content-type": "text/plain" });
-      response.end(health === "ready" ? "OK" : `unavailable: ${health}`);
+      response.end(
+        health !== "ready"
+          ? `unavailable: ${health}`
+          : degraded !== undefined
+            ? `degraded: cache disk unusable (${degraded}), serving from the bucket`
+            : "OK",
+      );
       return;
     }
     if (method === "GET" && rawPath === "/metrics") {

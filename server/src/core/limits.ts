@@ -67,6 +67,40 @@ export const objectListPageMax = 1000;
 /** A segment never exceeds this, so a reader can bound its allocation before decoding. */
 export const segmentBytesMax = 2 * segmentBytesTarget + recordBatchBytesMax * 2;
 
+// A degraded cache (docs/design/degraded-cache.md).
+/**
+ * How often a degraded cache checks whether its disk can take writes again: a `statfs` and a
+ * small file written and unlinked, cheap enough every few seconds; the reads served from the
+ * bucket meanwhile cost a range GET each, so waiting much longer than a few seconds after space
+ * returns costs more than the probes.
+ */
+export const cacheDiskProbeIntervalMs = 5_000;
+/**
+ * The free bytes a rejoin needs: LevelDB's log and memtable flush (a 64 MiB write buffer, so up
+ * to twice that while a flush runs), the index copied back, and some segment files before
+ * eviction catches up. On a smaller filesystem `cacheDiskFreeShareMin` of it is enough.
+ */
+export const cacheDiskFreeBytesMin = 256 << 20;
+/**
+ * The share of the filesystem that must be free to rejoin when that is less than
+ * `cacheDiskFreeBytesMin`: a quarter leaves room for the index and a few files on a small disk,
+ * while a disk still nearly full (the cause of the fault) does not pass.
+ */
+export const cacheDiskFreeShareMin = 0.25;
+/** The probe file's size: one page, enough to find a read-only or failing disk. */
+export const cacheDiskProbeBytes = 4096;
+/**
+ * After a fault, the cache's file bound becomes at most this share of the bytes its files held
+ * when the disk failed: a `--cache-size` larger than the disk would otherwise fill it again after
+ * every rejoin (a flap every probe interval, each copying the index twice).
+ */
+export const cacheBoundShareAfterFault = 0.5;
+/** Index rows per LevelDB batch when a rejoin copies the memory index back (~4096 × 50 B). */
+export const cacheRejoinRowsPerBatch = 4096;
+
+assert(cacheDiskFreeShareMin > 0 && cacheDiskFreeShareMin < 1, "a share of the disk");
+assert(cacheBoundShareAfterFault > 0 && cacheBoundShareAfterFault < 1, "a fault lowers the bound");
+
 // Reads.
 /** Records per catch-up batch read from the cache (S2: a batch is ≤ 1000 records / 1 MiB). */
 export const readBatchCountMax = recordBatchCountMax;

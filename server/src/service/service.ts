@@ -4,6 +4,7 @@
  */
 import type { Clock } from "../core/clock.js";
 import type { Random } from "../core/random.js";
+import type { CacheDisk } from "../storage/cache/cache-guard.js";
 import type { SegmentFiles } from "../storage/cache/segment-files.js";
 import type { KvStore } from "../storage/kv/kv-store.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
@@ -21,9 +22,14 @@ import { StreamService } from "./streams.js";
 
 export interface ServiceOptions {
   readonly store: ObjectStore;
-  readonly kv: KvStore;
+  /** The cache index opened by the caller; or `cacheDisk` (exactly one of the two). */
+  readonly kv?: KvStore | undefined;
   /** The segment files paired with `kv` (`openCache` opens both); memory by default. */
   readonly segmentFiles?: SegmentFiles | undefined;
+  /** The cache directory, opened, probed and closed by the storage (degraded-cache.md). */
+  readonly cacheDisk?: CacheDisk | undefined;
+  /** One line per cache mode change, for the operator's log. */
+  readonly log?: ((line: string) => void) | undefined;
   readonly clock: Clock;
   readonly random: Random;
   readonly flushIntervalMs?: number | undefined;
@@ -71,6 +77,8 @@ export class Service {
       store: options.store,
       kv: options.kv,
       segmentFiles: options.segmentFiles,
+      cacheDisk: options.cacheDisk,
+      log: options.log,
       ...options.bottomless,
       clock: options.clock,
       random: options.random,

@@ -2,11 +2,19 @@
  * Opens the object store and the LevelDB cache that a server process runs on, from its flags:
  * `--bucket`/`--path` (S3 or compatible; endpoint from `AWS_ENDPOINT_URL_S3`), `--local-root`
  * (a directory), or neither (memory: nothing survives a restart); `--cache-dir` (a fresh temp
- * directory by default). A corrupt cache is wiped: recovery rebuilds it from object storage.
+ * directory by default). A corrupt cache is wiped: recovery rebuilds it from object storage. A
+ * cache directory on a failing disk is the storage's to handle (`createCacheDisk`: it opens,
+ * probes and wipes the directory; docs/design/degraded-cache.md).
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  cacheDiskFreeBytesMin,
+  cacheDiskFreeShareMin,
+  cacheDiskProbeBytes,
+} from "../core/limits.js";
+import { type CacheDisk, wipeDirectory } from "./cache/cache-guard.js";
 import { openFsSegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import { destroyLevelKvStore, KvCorruptError, openLevelKvStore } from "./kv/level.js";
 import type { KvStore } from "./kv/kv-store.js";
@@ -73,9 +81,50 @@ export async function openCache(cacheDir: string | undefined): Promise<{
     kv = await openLevelKvStore({ path });
     wiped = true;
   }
-  const segmentFiles = await openFsSegmentFiles({ dir: join(path, "segments") });
-  const chunkFiles = await openFsSegmentFiles({ dir: join(path, "chunks") });
-  return { kv, segmentFiles, chunkFiles, path, wiped };
+  try {
+    const segmentFiles = await openFsSegmentFiles({ dir: join(path, "segments") });
+    const chunkFiles = await openFsSegmentFiles({ dir: join(path, "chunks") });
+    return { kv, segmentFiles, chunkFiles, path, wiped };
+  } catch (error) {
+    // A full disk can refuse the directories: release LevelDB's lock, or no reopen could take it.
+    await kv.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** The probe file a degraded cache writes and unlinks (LevelDB ignores names it did not make). */
+const probeFileName = ".tributary-probe";
+
+/**
+ * The cache directory at `cacheDir` (a fresh temp dir if absent) as the storage opens, probes and
+ * wipes it. The probe passes when the filesystem has at least `cacheDiskFreeBytesMin` free (or
+ * `cacheDiskFreeShareMin` of its size, if less) and a probe file can be written and unlinked; it
+ * rejects with an `ENOSPC` error naming the figures otherwise, or with the write's own error.
+ */
+export async function createCacheDisk(cacheDir: string | undefined): Promise<CacheDisk> {
+  const path = cacheDir ?? (await mkdtemp(join(tmpdir(), "tributary-cache-")));
+  return {
+    path,
+    open: () => openCache(path),
+    async probe() {
+      await mkdir(path, { recursive: true });
+      const { bavail, bsize, blocks } = await statfs(path);
+      const freeBytes = bavail * bsize;
+      const neededBytes = Math.min(cacheDiskFreeBytesMin, blocks * bsize * cacheDiskFreeShareMin);
+      if (freeBytes < neededBytes) {
+        throw Object.assign(
+          new Error(
+            `too little free space. freeBytes=\`${freeBytes}\` neededBytes=\`${neededBytes}\``,
+          ),
+          { code: "ENOSPC" },
+        );
+      }
+      const probePath = join(path, probeFileName);
+      await writeFile(probePath, new Uint8Array(cacheDiskProbeBytes));
+      await rm(probePath, { force: true });
+    },
+    wipe: () => wipeDirectory(path),
+  };
 }
 
 /**

@@ -14,11 +14,17 @@
  * - Admission bytes are returned only after the segment's cache commit, so memory held for
  *   accepted-but-uncommitted appends (records and encoded segments) is bounded by
  *   `appendInflightBytesMax` (twice over: records and segment bytes).
+ * - Every user of the cache index holds `kv`, a switch: the cache guard moves it between LevelDB
+ *   and memory on the commit chain only (docs/design/degraded-cache.md).
  *
  * Fault model: object-store faults are absorbed by the flusher's retries; being fenced fails
- * everything pending with `FencedError`; a cache write failure (LevelDB or a segment file) is
- * fatal (`onFatal`), since the restart path rebuilds the cache from object storage. Cache reads
- * are CRC-checked and fall back to the bucket (`cache/segment-cache.ts`).
+ * everything pending with `FencedError`. A disk fault in the cache (ENOSPC, EDQUOT, EIO, EROFS
+ * on a LevelDB write or a file write or unlink, or at the LevelDB open or during recovery at
+ * start) degrades the cache (`cache/cache-guard.ts`): the index moves to memory, the failed
+ * commit runs again there, reads come from the bucket, acks go on, and a probe brings the disk
+ * back. Any other cache failure is fatal (`onFatal`), since the restart path rebuilds the cache
+ * from object storage. Cache reads are CRC-checked and fall back to the bucket
+ * (`cache/segment-cache.ts`).
  */
 import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
@@ -31,8 +37,17 @@ import {
 } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { meteredBytes, type SeqNum, type SequencedRecord } from "../core/records.js";
+import {
+  type CacheDisk,
+  CacheGuard,
+  type CacheGuardStats,
+  type OpenedCache,
+} from "./cache/cache-guard.js";
+import { diskFaultOf } from "./cache/disk-fault.js";
 import type { SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
 import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
+import { createMemoryKvStore } from "./kv/memory.js";
+import { SwitchableKvStore } from "./kv/switchable.js";
 import type { DurableState } from "./durable-state.js";
 import type { KvStore } from "./kv/kv-store.js";
 import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
@@ -68,16 +83,30 @@ export interface BottomlessOptions {
   readonly checkpointIntervalMs?: number | undefined;
   /** How long garbage outlives the checkpoint that made it so (`--gc-grace-ms`). */
   readonly gcGraceMs?: number | undefined;
+  /** How often a degraded cache probes its disk (`cacheDiskProbeIntervalMs` by default). */
+  readonly cacheDiskProbeIntervalMs?: number | undefined;
 }
 
 export interface StorageOptions extends BottomlessOptions {
   readonly store: ObjectStore;
-  readonly kv: KvStore;
+  /**
+   * The cache index, opened by the caller (who closes it); or give `cacheDisk` instead. A disk
+   * fault degrades the cache either way; only a `cacheDisk` can be probed and rejoined.
+   */
+  readonly kv?: KvStore | undefined;
   /**
    * Where durable segments are cached as files (`<cache-dir>/segments`); memory by default. Pair
    * it with `kv`: a cache index whose files are elsewhere is served from the bucket (misses).
    */
   readonly segmentFiles?: SegmentFiles | undefined;
+  /**
+   * The cache directory, opened (and closed) by the storage: LevelDB and both file directories.
+   * A disk fault at open or during recovery starts the cache degraded; a degraded cache probes it
+   * every `cacheDiskProbeIntervalMs` and rejoins it (docs/design/degraded-cache.md).
+   */
+  readonly cacheDisk?: CacheDisk | undefined;
+  /** One line per cache mode change (degraded, rejoined), for the operator's log. */
+  readonly log?: ((line: string) => void) | undefined;
   readonly clock: Clock;
   readonly random: Random;
   readonly flushIntervalMs?: number;
@@ -101,6 +130,8 @@ export interface DurableRecords {
 }
 
 export interface StorageStats extends FlusherStats, SegmentCacheStats {
+  /** The cache's mode (`disk` or `degraded`) and its transitions. */
+  readonly cacheGuard: CacheGuardStats;
   readonly inflightBytes: number;
   readonly admissionWaiting: number;
   readonly replayedSegments: number;
@@ -154,6 +185,7 @@ export class Storage {
   /** WAL bytes applied, and as of the last cache commit (the checkpoint trigger counts these). */
   private walBytesApplied = 0;
   private walBytesCommitted = 0;
+  private readonly cacheGuard: CacheGuard;
 
   private constructor(
     private readonly options: StorageOptions,
@@ -167,7 +199,24 @@ export class Storage {
       cacheResetReason: string | undefined;
       loadedCheckpoint: boolean;
     },
-  ) {}
+    private readonly kv: SwitchableKvStore,
+    cache: {
+      readonly owned: OpenedCache | undefined;
+      readonly degradedAtStart: string | undefined;
+    },
+  ) {
+    this.cacheGuard = new CacheGuard({
+      kv,
+      cache: segmentCache,
+      disk: options.cacheDisk,
+      ownedKv: cache.owned?.kv,
+      clock: options.clock,
+      onChain: (task) => this.onChainOrFatal(task),
+      log: options.log ?? (() => {}),
+      degradedAtStart: cache.degradedAtStart,
+      probeIntervalMs: options.cacheDiskProbeIntervalMs,
+    });
+  }
 
   /** The manifest this writer holds: its claim, or its last checkpoint commit. */
   get manifest(): Manifest {
@@ -176,10 +225,56 @@ export class Storage {
 
   /** Recovers from object storage and the cache, fences older writers, and starts flushing. */
   static async open(options: StorageOptions): Promise<Storage> {
-    const recovered = await recover({
-      ...options,
-      segmentFiles: options.segmentFiles ?? createMemorySegmentFiles(),
-    });
+    assert(
+      (options.kv === undefined) !== (options.cacheDisk === undefined),
+      "the cache is either opened by the caller (kv) or by the storage (cacheDisk)",
+    );
+    // A disk that fails at open or during recovery (which writes the cache) starts the cache
+    // degraded: recovery runs again on a memory index, with no files (degraded-cache.md).
+    let owned: OpenedCache | undefined;
+    let degradedAtStart: string | undefined;
+    if (options.cacheDisk !== undefined) {
+      try {
+        owned = await options.cacheDisk.open();
+      } catch (error) {
+        degradedAtStart = diskFaultOf(error);
+        if (degradedAtStart === undefined) throw error;
+      }
+    }
+    const kv = new SwitchableKvStore(options.kv ?? owned?.kv ?? createMemoryKvStore());
+    const filesOf = (files: SegmentFiles | undefined): SegmentFiles =>
+      degradedAtStart === undefined && files !== undefined ? files : createMemorySegmentFiles();
+    const recoverOn = () =>
+      recover({
+        ...options,
+        kv,
+        segmentFiles: filesOf(owned?.segmentFiles ?? options.segmentFiles),
+        chunkFiles:
+          degradedAtStart === undefined ? (owned?.chunkFiles ?? options.chunkFiles) : undefined,
+      });
+    let recovered: Awaited<ReturnType<typeof recover>>;
+    try {
+      recovered = await recoverOn();
+    } catch (error) {
+      const fault = diskFaultOf(error);
+      if (fault === undefined || degradedAtStart !== undefined) {
+        await owned?.kv.close().catch(() => {}); // its lock, for whoever opens the path next
+        throw error;
+      }
+      degradedAtStart = fault;
+      if (owned !== undefined) {
+        await owned.kv.close().catch(() => {});
+        await options.cacheDisk?.wipe().catch(() => {});
+        owned = undefined;
+      }
+      kv.switchTo(createMemoryKvStore());
+      // A second claim and fence, as a restart would make: the first attempt's are harmless.
+      recovered = await recoverOn();
+    }
+    // Nothing was cached yet: the bound stays as configured.
+    if (degradedAtStart !== undefined) {
+      recovered.segmentCache.detachFiles(() => Number.MAX_SAFE_INTEGER);
+    }
     const admission = new Admission(options.appendInflightBytesMax ?? appendInflightBytesMax);
     let storage: Storage | undefined;
     const flusher = new Flusher({
@@ -201,7 +296,14 @@ export class Storage {
       admission,
       flusher,
       recovered.segmentCache,
-      recovered,
+      {
+        ...recovered,
+        cacheResetReason:
+          recovered.cacheResetReason ??
+          (owned?.wiped === true ? "LevelDB was corrupt, wiped at open" : undefined),
+      },
+      kv,
+      { owned, degradedAtStart },
     );
     storage.pollManifest();
     if (options.maintenance ?? true) storage.startMaintenance();
@@ -212,7 +314,7 @@ export class Storage {
     this.maintenance = new Maintenance(
       {
         store: this.options.store,
-        kv: this.options.kv,
+        kv: this.kv,
         cache: this.segmentCache,
         state: this.state,
         clock: this.options.clock,
@@ -251,14 +353,31 @@ export class Storage {
     return (await this.maintenance?.collectNow()) ?? false;
   }
 
-  /** Runs `task` on the commit chain, between two segment commits; a failure is fatal. */
+  /**
+   * Runs `task` on the commit chain, between two segment commits. A disk fault degrades the cache
+   * (the task still rejects: its caller counts it and tries again later); any other failure, or
+   * a failed degrade, is fatal.
+   */
   private onCommitChain<T>(task: () => Promise<T>): Promise<T> {
     const result = this.commitChain.then(task);
     this.commitChain = result.then(
       () => {},
-      (error: unknown) => this.fatal(error),
+      async (error: unknown) => {
+        if (!(await this.cacheGuard.absorb(error))) this.fatal(error);
+      },
     );
+    this.commitChain = this.commitChain.catch((error: unknown) => this.fatal(error));
     return result;
+  }
+
+  /** Runs the cache guard's `task` on the commit chain; any failure is fatal. */
+  private onChainOrFatal(task: () => Promise<void>): void {
+    this.commitChain = this.commitChain.then(task).catch((error: unknown) => this.fatal(error));
+  }
+
+  /** Whether the cache is degraded, and why (the disk fault); undefined when it is on disk. */
+  get cacheDegradedReason(): string | undefined {
+    return this.cacheGuard.stats.degradedReason;
   }
 
   get health(): StorageHealth {
@@ -273,6 +392,7 @@ export class Storage {
     return {
       ...this.flusher.stats,
       ...this.segmentCache.stats,
+      cacheGuard: this.cacheGuard.stats,
       inflightBytes: this.admission.inflight,
       admissionWaiting: this.admission.waiting,
       replayedSegments: this.recovery.replayedSegments,
@@ -469,6 +589,7 @@ export class Storage {
     await this.flusher.close();
     this.admission.close(new FlusherClosedError("storage closed"));
     await this.commitChain;
+    await this.cacheGuard.close();
   }
 
   private onSegmentDurable(segment: DurableSegment): void {
@@ -494,7 +615,16 @@ export class Storage {
     }
     for (const listener of this.durableListeners) listener(segment);
     this.commitChain = this.commitChain
-      .then(commit)
+      .then(async () => {
+        try {
+          await commit();
+        } catch (error) {
+          // A disk fault: the cache is now in memory, where the same commit is written again
+          // (every commit is idempotent: puts of absolute values, drops of what is there).
+          if (!(await this.cacheGuard.absorb(error))) throw error;
+          await commit();
+        }
+      })
       .catch((error: unknown) => this.fatal(error))
       .finally(() => {
         // Commits run in WAL order, so each stream's oldest uncommitted entries are this segment's.

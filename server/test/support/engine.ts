@@ -25,7 +25,8 @@ export function openTestService(
     flushIntervalMs: 1,
     manifestPollIntervalMs: 50,
     ...options,
-    kv: options.kv ?? createMemoryKvStore(),
+    // A storage that opens its own cache directory takes no `kv`.
+    kv: options.cacheDisk !== undefined ? undefined : (options.kv ?? createMemoryKvStore()),
   });
 }
 

@@ -699,3 +699,37 @@ describe("segment cache: chunks and the bound", () => {
     assert.deepEqual(await chunkFiles.list(), [2 ** 32]);
   });
 });
+
+describe("segment cache: detached files (a degraded cache)", () => {
+  it("writes and reads no file while detached, lowers its bound, and uses new files once attached", async () => {
+    const fixture = makeFixture();
+    await threeSegments(fixture);
+    const { cache, files } = fixture;
+    const heldBytes = cache.stats.fileBytes;
+    assert.ok(heldBytes > 0);
+    cache.detachFiles((bytes) => Math.floor(bytes / 2));
+    assert.equal(cache.isFilesDetached, true);
+    assert.equal(cache.stats.fileBytes, 0, "no file is counted while detached");
+    assert.equal(cache.stats.fileBytesMax, Math.floor(heldBytes / 2), "the bound is lowered");
+    assert.throws(() => cache.detachFiles((bytes) => bytes), /once per fault/);
+    // Every entry comes from the bucket, the files left on disk untouched.
+    const hits = cache.stats.entryHits;
+    assert.deepEqual(await fixture.read(1, 0), ["0:s1-0,s1-1,s1-2", "3:s1-3,s1-4", "5:s1-5"]);
+    assert.equal(cache.stats.entryHits, hits, "no entry read from a file");
+    const written = cache.stats.filesWritten;
+    await fixture.commit(8, [recordsEntry(1, 6, 1)]);
+    assert.equal(cache.stats.filesWritten, written, "no file written");
+    assert.deepEqual((await files.list()).sort(), [5, 6, 7], "nothing unlinked or added");
+
+    const fresh = createMemorySegmentFiles();
+    cache.attachFiles(fresh, createMemorySegmentFiles());
+    assert.equal(cache.isFilesDetached, false);
+    await fixture.commit(9, [recordsEntry(1, 7, 1)]);
+    assert.deepEqual(await fresh.list(), [9], "files are written to the attached directory");
+    assert.deepEqual(
+      (await fixture.read(1, 6)).map((entry) => entry.split(":")[0]),
+      ["6", "7"],
+      "rows committed while detached read back (from the bucket) after the attach",
+    );
+  });
+});

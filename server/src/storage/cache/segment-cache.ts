@@ -17,11 +17,17 @@
  * - `fileBytes` is the sum of the sizes of the files in `lru` (both orders), and every file this
  *   cache wrote or found at open is in `lru` until it is unlinked.
  *
+ * - Detached (`detachFiles`, the degraded mode of docs/design/degraded-cache.md), no file is
+ *   written, read or unlinked and `lru` is empty: every entry read is a range GET of its object.
+ *
  * Fault model: a process crash between a file write and its batch leaves a file that the replay
  * of that segment overwrites (same id, same bytes); between a batch and an unlink, an orphan file
  * that `sweepOrphanFiles` removes at recovery. A machine crash or a damaged disk can leave rows
  * pointing at missing or wrong bytes: cache misses, served by a range GET of `wal/<walId>` or by a
- * download of `chunks/<chunkId>`.
+ * download of `chunks/<chunkId>`. A write or unlink that fails (a full or failing disk) rejects the
+ * operation that made it, on the commit chain, where the storage's `CacheGuard` degrades the cache;
+ * the file writes made off the chain (chunks before a switch, a downloaded chunk) also tell
+ * `onDiskFault`, and a failed write of a downloaded chunk does not fail the read.
  */
 import { assert } from "../../core/assert.js";
 import type { Clock } from "../../core/clock.js";
@@ -56,6 +62,7 @@ import {
   segmentHeaderBytes,
 } from "../segment/format.js";
 import type { DecodedRecord } from "../segment/record-codec.js";
+import { diskFaultOf } from "./disk-fault.js";
 import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
 
 /** A cached entry could be read neither from its file nor from the bucket. */
@@ -140,7 +147,14 @@ export class SegmentCache {
   };
   /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
   private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
-  private readonly kinds: Record<ObjectSource, FileKind>;
+  private kinds: Record<ObjectSource, FileKind>;
+  /** No file is written, read or unlinked (the disk failed: degraded-cache.md). */
+  private isDetached = false;
+  /**
+   * Told of a disk fault met off the commit chain (chunk file writes), so that the owner can
+   * degrade the cache on the chain; faults on the chain reject the operation instead.
+   */
+  onDiskFault: ((error: unknown) => void) | undefined;
 
   constructor(
     private readonly kv: KvStore,
@@ -253,7 +267,48 @@ export class SegmentCache {
   async writeChunkFiles(
     chunks: readonly { readonly chunkId: number; readonly bytes: Uint8Array }[],
   ): Promise<void> {
-    for (const { chunkId, bytes } of chunks) await this.writeFile("chunk", chunkId, bytes);
+    try {
+      for (const { chunkId, bytes } of chunks) await this.writeFile("chunk", chunkId, bytes);
+    } catch (error) {
+      if (diskFaultOf(error) !== undefined) this.onDiskFault?.(error);
+      throw error;
+    }
+  }
+
+  /** Whether files are detached (the degraded mode). */
+  get isFilesDetached(): boolean {
+    return this.isDetached;
+  }
+
+  /**
+   * Stops using files (the disk failed): forgets every file without unlinking it (the owner wipes
+   * the directory if it can), and serves every entry from the bucket from now on. Lowers the bound
+   * to `boundAfter(bytes held now)`, so that a cache larger than its disk settles below it.
+   */
+  detachFiles(boundAfter: (fileBytes: number) => number): void {
+    assert(!this.isDetached, "files are detached once per fault");
+    const bound = boundAfter(this.stats.fileBytes);
+    assert(Number.isSafeInteger(bound) && bound >= 0, "the lowered bound is a byte count");
+    this.stats.fileBytesMax = Math.min(this.stats.fileBytesMax, bound);
+    this.isDetached = true;
+    this.lru.wal.clear();
+    this.lru.chunk.clear();
+    this.stats.fileBytes = 0;
+    this.kinds = {
+      wal: { files: createMemorySegmentFiles(), objectKey: walKey },
+      chunk: { files: createMemorySegmentFiles(), objectKey: chunkKey },
+    };
+  }
+
+  /** Uses files again (the disk recovered): `files` and `chunkFiles` are empty directories. */
+  attachFiles(files: SegmentFiles, chunkFiles: SegmentFiles): void {
+    assert(this.isDetached, "files are attached only after they were detached");
+    assert(this.stats.fileBytes === 0 && this.lru.wal.size + this.lru.chunk.size === 0, "no file");
+    this.kinds = {
+      wal: { files, objectKey: walKey },
+      chunk: { files: chunkFiles, objectKey: chunkKey },
+    };
+    this.isDetached = false;
   }
 
   /**
@@ -530,6 +585,9 @@ export class SegmentCache {
     ranges: readonly ByteRange[],
   ): Promise<readonly (Uint8Array | undefined)[]> {
     const { files } = this.kinds[source];
+    // Detached, nothing is on disk: every entry is a range GET (a chunk too: a whole download
+    // kept nowhere would be fetched again by the next run).
+    if (this.isDetached) return ranges.map(() => undefined);
     const bytes = this.lru[source].get(id);
     if (bytes !== undefined) {
       // Marked as used: to the young end of its order.
@@ -562,7 +620,13 @@ export class SegmentCache {
       this.stats.chunkDownloads += 1;
       // Only a chunk some row still references is worth keeping (a trim may have freed it).
       if ((await this.kv.get(encodeSegmentRefsKey(chunkId, "chunk"))) !== undefined) {
-        await this.writeFile("chunk", chunkId, bytes);
+        try {
+          await this.writeFile("chunk", chunkId, bytes);
+        } catch (error) {
+          // The read is served from the bytes downloaded; only keeping them failed.
+          if (diskFaultOf(error) === undefined) throw error;
+          this.onDiskFault?.(error);
+        }
       }
       return bytes;
     })().finally(() => this.downloads.delete(chunkId));
@@ -571,6 +635,7 @@ export class SegmentCache {
   }
 
   private async writeFile(source: ObjectSource, id: number, bytes: Uint8Array): Promise<void> {
+    if (this.isDetached) return;
     // Counted before it is written, and room made first (older files go), so that concurrent
     // writers see each other and the files never exceed the bound, not even while written.
     this.accountFile(source, id, bytes.length);
@@ -669,6 +734,7 @@ export class SegmentCache {
   /** Unlinks files whose last reference is gone (uncounted first, then removed side by side). */
   private async unlinkFiles(freed: readonly ObjectRef[]): Promise<void> {
     for (const { source, id } of freed) this.forgetFile(source, id);
+    if (this.isDetached) return;
     this.stats.filesDeleted += freed.length;
     await Promise.all(freed.map(({ source, id }) => this.kinds[source].files.delete(id)));
   }
