@@ -357,6 +357,20 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
     return crashing;
   }
 
+  /** Stops the server and starts it again on its port and storage, to die at its next flush. */
+  async function restartCrashing(running: ServerProcess): Promise<ServerProcess> {
+    await running.stop();
+    const crashing = await startServer({
+      mode: "local",
+      localRoot: running.localRoot!,
+      cacheDir: running.cacheDir,
+      args: ["--port", String(running.port)],
+      env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
+    });
+    servers.push(crashing);
+    return crashing;
+  }
+
   // Backoff capped low and many attempts, so that a retry lands soon after the restart.
   const acrossRestart: RetryOptions = { initialBackoffMs: 20, maxBackoffMs: 200, maxAttempts: 200 };
 
@@ -382,15 +396,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
     assert.ok(plain.attempts() > 2, `checkTail attempts: ${plain.attempts() - 1}`);
 
     // Again with matchSeqNum: the resend after the restart fails its condition, no duplicate.
-    await server.stop();
-    server = await startServer({
-      mode: "local",
-      localRoot: server.localRoot!,
-      cacheDir: server.cacheDir,
-      args: ["--port", String(server.port)],
-      env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
-    });
-    servers.push(server);
+    server = await restartCrashing(server);
     const matched = countingClient(server.endpoint, { retry: acrossRestart });
     const pending = matched.client.streams
       .append({ basin, stream: "matched", input: { records, matchSeqNum: 0n } })
@@ -407,15 +413,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
     assert.equal((await after.basin(basin).stream("matched").checkTail()).seqNum, 2n);
 
     // Again with a producer: the resend after the restart gets the first ack, one copy.
-    await server.stop();
-    server = await startServer({
-      mode: "local",
-      localRoot: server.localRoot!,
-      cacheDir: server.cacheDir,
-      args: ["--port", String(server.port)],
-      env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
-    });
-    servers.push(server);
+    server = await restartCrashing(server);
     const produced = countingClient(server.endpoint, { retry: acrossRestart });
     const producer = { id: "retry-test", epoch: 1, seq: 0n };
     const resent = produced.client.streams.append({
