@@ -6,8 +6,7 @@
  *
  * Invariant: `of` is exact for a stream untrimmed, trimmed to its tail, or whose memo was taken at
  * its current trim point, which `refresh` brings about for the streams it is given unless the
- * cache cannot answer yet (the entry covering the trim point not committed, or rows written by an
- * older version) or a trim lands during it. Then, and only then, `of` answers the estimate from
+ * cache cannot answer (rows written by an older version) or a trim lands during it. Then, and only then, `of` answers the estimate from
  * the stream's mean record size, and the next refresh tries again.
  */
 import type { SeqNum } from "../core/records.js";

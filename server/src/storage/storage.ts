@@ -482,10 +482,12 @@ export class Storage {
 
   /**
    * The metered bytes of a stream's records below `seqNum` (its trim point), from the cache's
-   * index; undefined while it cannot say (the covering entry not committed yet, every row dropped
-   * by a trim to the tail, or rows written by an older version).
+   * index, once every segment durable so far is committed to it (the entry covering `seqNum` may
+   * have been acknowledged just now); undefined while it cannot say (every row dropped by a trim
+   * to the tail, or rows written by an older version).
    */
-  meteredBytesBelow(streamId: number, seqNum: SeqNum): Promise<number | undefined> {
+  async meteredBytesBelow(streamId: number, seqNum: SeqNum): Promise<number | undefined> {
+    await this.commitChain;
     return this.segmentCache.meteredBytesBelow(streamId, seqNum);
   }
 
