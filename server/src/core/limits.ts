@@ -201,6 +201,12 @@ assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the fram
 export const producerAckWindow = 64;
 /** A producer id: 1 to this many printable ASCII bytes. */
 export const producerIdBytesMax = 64;
+/**
+ * A producer that appended nothing to a stream for this long is forgotten there (its next batch
+ * starts over at seq 0), so that producer state does not grow with every client ever seen.
+ * Kafka's `transactional.id.expiration.ms`; a client that resends after a week has bigger worries.
+ */
+export const producerIdleMs = 7 * 86_400_000;
 /** Unary reads: lite caps `wait` at 60 s. */
 export const unaryReadWaitSecsMax = 60;
 /** Heartbeats while following: a uniformly random delay in this range (S2 lite). */

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { systemClock } from "../core/clock.js";
 import { S2Error } from "../core/errors.js";
-import { producerAckWindow } from "../core/limits.js";
+import { producerAckWindow, producerIdleMs } from "../core/limits.js";
 import { createSeededRandom } from "../core/random.js";
 import type { AppendAck } from "../core/records.js";
 import { createMemoryKvStore } from "../storage/kv/memory.js";
@@ -24,6 +24,7 @@ import {
   testBasin,
   textsOf,
 } from "../../test/support/engine.js";
+import { createSettableClock } from "../../test/support/clock.js";
 import type { Service } from "./service.js";
 
 const encoder = new TextEncoder();
@@ -195,6 +196,59 @@ describe("idempotent producers", () => {
       isHanging = false;
       await newer?.close();
       await old.close().catch(() => {});
+    }
+  });
+
+  it("forget a producer idle for producerIdleMs, in the WAL too, and take it back at seq 0", async () => {
+    const clock = createSettableClock(Date.UTC(2026, 0, 1));
+    const inner = createMemoryObjectStore();
+    const store = createFaultyObjectStore(inner, {
+      random: createSeededRandom(5),
+      clock: systemClock,
+    });
+    const service = await openTestService({ store, clock });
+    const producer = (seq: number) => ({ producerId: "idle", epoch: 1, seq });
+    try {
+      await ensureTestBasin(service);
+      // Kept for ever, so that the pass has nothing to expire but the producer.
+      await service.streams.create({
+        basin: testBasin,
+        name: "s",
+        config: { retentionPolicy: { kind: "infinite" } },
+      });
+      await send(service, "s", ["a"], producer(0));
+      await send(service, "s", ["b"], producer(1));
+      await service.retention.runOnce();
+      await assert.rejects(
+        send(service, "s", ["x"], producer(5)),
+        rejectsWith("producer_out_of_sequence"),
+      );
+      clock.setNowMs(Date.UTC(2026, 0, 1) + producerIdleMs + 1);
+      // The pass expires it; a first batch sent while the expiry is not yet durable is judged
+      // as a first batch (not a resend of the old seq 0) and applied after the expiry.
+      store.setStalled(true);
+      const pass = service.retention.runOnce();
+      await sleep(50);
+      const again = send(service, "s", ["c"], producer(0));
+      await sleep(20);
+      store.setStalled(false);
+      await pass;
+      assert.equal((await again).start.seqNum, 2, "a new first batch, not a resend of seq 0");
+      await assert.rejects(
+        send(service, "s", ["x"], producer(2)),
+        rejectsWith("producer_out_of_sequence"),
+      );
+    } finally {
+      await service.close();
+    }
+    // The WAL says the same: after a replay, seq 1 is the next one of the new start.
+    const restarted = await openTestService({ store: inner, clock });
+    try {
+      const next = await send(restarted, "s", ["d"], producer(1));
+      assert.equal(next.start.seqNum, 3);
+      assert.deepEqual(textsOf(await readAll(restarted, "s")), ["a", "b", "c", "d"]);
+    } finally {
+      await restarted.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Background retention and delete-on-empty (S2-API.md §6.2, §6.6), run every
- * `backgroundTaskIntervalMs` ± 10% (s2-lite's cadence), after retiring dormant streamers.
+ * `backgroundTaskIntervalMs` ± 10% (s2-lite's cadence), after retiring dormant streamers; the
+ * same pass forgets producers idle for `producerIdleMs` (docs/design/producers.md).
  *
  * Retention by age expires records whose *timestamp* is older than the age (s2-lite measures from
  * write time; with the default capped timestamps the two agree, and an old client timestamp
@@ -12,7 +13,12 @@
  * its deadlines by 10 minutes; we check directly, so deletion comes within one interval.
  */
 import { assert } from "../core/assert.js";
-import { backgroundTaskIntervalMs, readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
+import {
+  backgroundTaskIntervalMs,
+  producerIdleMs,
+  readBatchBytesMax,
+  readBatchCountMax,
+} from "../core/limits.js";
 import type { SeqNum } from "../core/records.js";
 import type { StreamRecord } from "../storage/wal/entries.js";
 import { type ServiceContext, streamConfigOf } from "./context.js";
@@ -49,6 +55,7 @@ export class RetentionTask {
       if (record.deletedAtMs !== null) continue;
       try {
         await this.expire(record);
+        await this.expireIdleProducers(record);
         await this.deleteIfEmpty(record);
       } catch {
         // Fenced or closing: the next pass (or the next server) retries.
@@ -100,6 +107,13 @@ export class RetentionTask {
         trimPoint: expireTo,
       });
     }
+  }
+
+  /** Forgets the stream's producers idle for `producerIdleMs` (through its streamer). */
+  private async expireIdleProducers(record: StreamRecord): Promise<void> {
+    if ((this.context.storage.state.producers.get(record.streamId)?.size ?? 0) === 0) return;
+    const cutoffMs = this.context.clock.nowMs() - producerIdleMs;
+    await this.context.streamerOf(record).expireIdleProducers(cutoffMs);
   }
 
   private async deleteIfEmpty(record: StreamRecord): Promise<void> {

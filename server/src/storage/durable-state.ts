@@ -309,6 +309,14 @@ export class DurableState {
       case "metrics.add":
         this.metrics.fold(op, ops);
         return;
+      case "producer.expire": {
+        const state = this.producerOf(op.streamId, op.producerId);
+        const newest = state?.window.at(-1);
+        if (newest === undefined || newest.appendedAtMs > op.appendedAtMsAtMost) return;
+        this.producers.get(op.streamId)!.delete(op.producerId);
+        ops.push({ type: "del", key: encodeProducerKey(op.streamId, op.producerId) });
+        return;
+      }
       case "producer.put": {
         // Sealed in the same segment right after its records entry, which a removed stream skips.
         if (!this.streamsById.has(op.streamId)) return;
@@ -317,7 +325,8 @@ export class DurableState {
           op.firstSeqNum + op.recordCount === tail.nextSeqNum,
           `a producer entry follows its batch: stream ${op.streamId} batch end ${op.firstSeqNum + op.recordCount} tail ${tail.nextSeqNum}`,
         );
-        const after = nextProducerState(this.producerOf(op.streamId, op.producerId), op);
+        const { op: _, ...batch } = op;
+        const after = nextProducerState(this.producerOf(op.streamId, op.producerId), batch);
         this.loadProducer(op.streamId, op.producerId, after);
         ops.push({
           type: "put",

@@ -450,7 +450,13 @@ export class Storage {
     readonly admittedBytes: number;
     /** The producer that sent the batch: a `producer.put` is sealed right after it. */
     readonly producer?:
-      | { readonly producerId: string; readonly epoch: number; readonly seq: number }
+      | {
+          readonly producerId: string;
+          readonly epoch: number;
+          readonly seq: number;
+          /** The server's wall time at sequencing. */
+          readonly appendedAtMs: number;
+        }
       | undefined;
   }): Promise<void> {
     const { streamId, firstSeqNum, records, producer } = options;

@@ -196,6 +196,8 @@ interface BatchPositions {
 interface PipelinedProducer {
   epoch: number;
   nextSeq: number;
+  /** When its newest batch was sequenced (server wall time), for idle expiry. */
+  lastAppendedAtMs: number;
   readonly window: { readonly seq: number; readonly positions: Promise<BatchPositions> }[];
 }
 
@@ -256,8 +258,11 @@ export class Streamer {
   private pipelinedDurable: Promise<void> = Promise.resolve();
   private deleting = false;
   private readonly followers = new Set<Follower>();
-  /** Producers that appended since this streamer was built (the rest are as durable). */
-  private readonly producers = new Map<string, PipelinedProducer>();
+  /**
+   * Producers that appended since this streamer was built (the rest are as durable), and those
+   * it expired (`expired`: the durable state may still hold them until the expiry is applied).
+   */
+  private readonly producers = new Map<string, PipelinedProducer | "expired">();
   /** Calls of `append` and `beginDeletion` not yet answered (admission waits included). */
   private callsInProgress = 0;
   /** When a call last started or ended, or a follower last subscribed (monotonic ms). */
@@ -291,7 +296,11 @@ export class Streamer {
   }
 
   /** Moves a producer's pipelined state past a batch just sequenced (judged new). */
-  private acceptProducerBatch(producer: AppendProducer, positions: Promise<BatchPositions>): void {
+  private acceptProducerBatch(
+    producer: AppendProducer,
+    appendedAtMs: number,
+    positions: Promise<BatchPositions>,
+  ): void {
     positions.catch(() => {}); // seen by a resend that awaits it
     const state = this.pipelinedProducer(producer.producerId);
     if (state === undefined || producer.epoch > state.epoch) {
@@ -299,6 +308,7 @@ export class Streamer {
       this.producers.set(producer.producerId, {
         epoch: producer.epoch,
         nextSeq: 1,
+        lastAppendedAtMs: appendedAtMs,
         window: [{ seq: 0, positions }],
       });
       return;
@@ -308,8 +318,37 @@ export class Streamer {
       "a new producer batch continues its epoch at the next seq",
     );
     state.nextSeq += 1;
+    state.lastAppendedAtMs = appendedAtMs;
     state.window.push({ seq: producer.seq, positions });
     if (state.window.length > producerAckWindow) state.window.shift();
+  }
+
+  /**
+   * Forgets the producers whose newest batch was sequenced before `cutoffMs` (the background
+   * pass calls it): dropped from the pipelined state and expired in the WAL in one synchronous
+   * step, so a batch of such a producer sequenced after it is judged as a first batch, and is
+   * applied after the expiry. Resolves when the expiries are durable.
+   */
+  expireIdleProducers(cutoffMs: number): Promise<void> {
+    return this.tracked(async () => {
+      const durable = this.options.storage.state.producers.get(this.streamId);
+      const ids = new Set([...(durable?.keys() ?? []), ...this.producers.keys()]);
+      const expiries: Promise<void>[] = [];
+      for (const producerId of ids) {
+        const state = this.pipelinedProducer(producerId);
+        if (state === undefined || state.lastAppendedAtMs > cutoffMs) continue;
+        this.producers.set(producerId, "expired");
+        expiries.push(
+          this.options.storage.submitControl({
+            op: "producer.expire",
+            streamId: this.streamId,
+            producerId,
+            appendedAtMsAtMost: state.lastAppendedAtMs,
+          }),
+        );
+      }
+      await Promise.all(expiries);
+    });
   }
 
   /** Counts a call in progress for `isDormant`. */
@@ -466,12 +505,14 @@ export class Streamer {
   /** A producer's pipelined state, built from its durable one on first use. */
   private pipelinedProducer(producerId: string): PipelinedProducer | undefined {
     const known = this.producers.get(producerId);
+    if (known === "expired") return undefined;
     if (known !== undefined) return known;
     const durable = this.options.storage.state.producerOf(this.streamId, producerId);
     if (durable === undefined) return undefined;
     const state: PipelinedProducer = {
       epoch: durable.epoch,
       nextSeq: durable.nextSeq,
+      lastAppendedAtMs: durable.window.at(-1)?.appendedAtMs ?? 0,
       window: durable.window.map((batch) => ({
         seq: batch.seq,
         positions: Promise.resolve({
@@ -631,12 +672,13 @@ export class Streamer {
       firstSeqNum + records.length === this.pipelined.nextSeqNum,
       "the batch submitted is the last one sequenced",
     );
+    const appendedAtMs = this.options.clock.nowMs();
     const durable = this.options.storage.submitRecords({
       streamId: this.streamId,
       firstSeqNum,
       records,
       admittedBytes: bytes,
-      producer,
+      producer: producer === undefined ? undefined : { ...producer, appendedAtMs },
     });
     this.pipelinedDurable = durable;
     const last = records.at(-1)!;
@@ -645,6 +687,7 @@ export class Streamer {
     if (producer !== undefined)
       this.acceptProducerBatch(
         producer,
+        appendedAtMs,
         durable.then(() => ({ start, end })),
       );
     try {

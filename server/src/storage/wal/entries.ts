@@ -72,7 +72,17 @@ export type ControlOp =
    * The records entry just before it, in the same segment, was appended by a producer
    * (docs/design/producers.md): its id, epoch and seq, and the batch's ack positions.
    */
-  | ({ readonly op: "producer.put" } & ProducerBatch);
+  | ({ readonly op: "producer.put" } & ProducerBatch)
+  /**
+   * A producer idle on a stream since `appendedAtMsAtMost` is forgotten (its newest batch was
+   * appended then or before; a newer one keeps it).
+   */
+  | {
+      readonly op: "producer.expire";
+      readonly streamId: number;
+      readonly producerId: string;
+      readonly appendedAtMsAtMost: number;
+    };
 
 /** One producer's batch as the WAL and the producer state keep it. */
 export interface ProducerBatch {
@@ -85,6 +95,8 @@ export interface ProducerBatch {
   readonly recordCount: number;
   readonly firstTimestamp: number;
   readonly lastTimestamp: number;
+  /** The server's wall time when the batch was sequenced (idle expiry measures from it). */
+  readonly appendedAtMs: number;
 }
 
 const encoder = new TextEncoder();
@@ -171,7 +183,17 @@ export function decodeControlOp(payload: Uint8Array): ControlOp {
         Number.isSafeInteger(value["firstSeqNum"]) &&
         Number.isSafeInteger(value["recordCount"]) &&
         Number.isSafeInteger(value["firstTimestamp"]) &&
-        Number.isSafeInteger(value["lastTimestamp"])
+        Number.isSafeInteger(value["lastTimestamp"]) &&
+        Number.isSafeInteger(value["appendedAtMs"])
+      ) {
+        return value as unknown as ControlOp;
+      }
+      break;
+    case "producer.expire":
+      if (
+        Number.isSafeInteger(value["streamId"]) &&
+        typeof value["producerId"] === "string" &&
+        Number.isSafeInteger(value["appendedAtMsAtMost"])
       ) {
         return value as unknown as ControlOp;
       }
