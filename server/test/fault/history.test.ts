@@ -4,7 +4,7 @@
 // cache kept or wiped) at seeded moments; the history, unknown outcomes included, must check
 // against the final log (`support/history-checker.ts`: durable acks at their positions, nothing
 // applied twice or from a failed append, real-time order, reads and tails that saw every ack).
-// Method: a server process in local mode on fixed storage; `make test` runs one seed for a few
+// Method: a server process in local mode on fixed storage; `make test` runs two seeds for a few
 // seconds, `make soak` TRIBUTARY_HISTORY_SEEDS (200) fresh seeds of 4 s. Every run prints its
 // seed; TRIBUTARY_HISTORY_SEED=<n> replays that seed's operations and kill schedule (the timing of
 // a run on a loaded machine differs, so a replay is likely, not certain, to hit the same case).
@@ -291,7 +291,7 @@ async function runSeed(seed: number, seconds: number) {
 
 it("what clients are told holds across SIGKILLs and restarts", { timeout: 1_800_000 }, async () => {
   const seeds: number[] = [];
-  const seedsTarget = isSoak ? Number(process.env.TRIBUTARY_HISTORY_SEEDS ?? 200) : 1;
+  const seedsTarget = isSoak ? Number(process.env.TRIBUTARY_HISTORY_SEEDS ?? 200) : 2;
   do {
     const seed =
       replaySeed !== undefined ? Number(replaySeed) : Math.floor(Math.random() * 2 ** 31);
