@@ -315,18 +315,21 @@ describe("metrics API (local mode)", () => {
       const gauge = storage.values[0]?.metric;
       assert.ok(gauge?.case === "gauge");
       assert.equal(gauge.value.values.at(-1)?.value, appended);
+      // Thunks, each called when awaited: a rejection nobody awaits yet is an unhandled one.
       for (const bad of [
-        basin.getBasinMetrics({ basin: basinName, set: BasinMetricSet.STORAGE, end }),
-        basin.getBasinMetrics({ basin: basinName, set: BasinMetricSet.UNSPECIFIED, ...range }),
-        stream.getStreamMetrics({
-          basin: basinName,
-          stream: streamName,
-          set: StreamMetricSet.STORAGE,
-          interval: TimeseriesInterval.DAY,
-          ...range,
-        }),
+        () => basin.getBasinMetrics({ basin: basinName, set: BasinMetricSet.STORAGE, end }),
+        () =>
+          basin.getBasinMetrics({ basin: basinName, set: BasinMetricSet.UNSPECIFIED, ...range }),
+        () =>
+          stream.getStreamMetrics({
+            basin: basinName,
+            stream: streamName,
+            set: StreamMetricSet.STORAGE,
+            interval: TimeseriesInterval.DAY,
+            ...range,
+          }),
       ]) {
-        await assert.rejects(bad, (error: unknown) => {
+        await assert.rejects(bad(), (error: unknown) => {
           assert.ok(error instanceof ConnectError, String(error));
           assert.equal(error.code, Code.InvalidArgument, error.message);
           assert.equal(error.metadata.get("s2-error-code"), "invalid");
