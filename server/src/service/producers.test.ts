@@ -65,6 +65,16 @@ describe("idempotent producers", () => {
       const resent = await send(service, "s", ["a", "b"], p(0));
       assert.deepEqual(positions(resent), positions(first));
       assert.equal(resent.tail.seqNum, 3, "the tail is today's");
+      // The metrics API meters what was written: the resend is not an append.
+      const nowSec = Math.floor(Date.now() / 1000);
+      const [throughput] = await service.metrics.basin(testBasin, {
+        set: "append-throughput",
+        start: nowSec - 60,
+        end: nowSec + 30,
+      });
+      assert.ok(throughput?.kind === "accumulation");
+      const metered = throughput.values.reduce((sum, [, bytes]) => sum + bytes, 0);
+      assert.equal(metered, 3 * 8 + 1 + 1 + 5, "a, b and other, once each");
       await assert.rejects(
         send(service, "s", ["x"], p(2)),
         rejectsWith("producer_out_of_sequence"),

@@ -21,6 +21,7 @@ import {
   type AppendSessionHandle,
   appendSessionPoisoned,
   type Follower,
+  isResendAck,
 } from "../streamer/streamer.js";
 import { basinConfigOf, type ServiceContext } from "./context.js";
 import {
@@ -72,7 +73,9 @@ export class RecordService {
         const acked = this.context.streamerOf(target).append(input, session, keyed);
         const bytes = meteredBytesOfBatch(input.records);
         return acked.then((ack) => {
-          this.context.metrics.recordAppend({ stream: target, bytes, session });
+          // A producer's resend wrote nothing: not an append to meter again.
+          if (!isResendAck(ack))
+            this.context.metrics.recordAppend({ stream: target, bytes, session });
           return ack;
         });
       };

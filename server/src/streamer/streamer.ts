@@ -159,6 +159,14 @@ export interface AppendOptions {
   readonly producer?: AppendProducer | undefined;
 }
 
+/** Acks answered to a producer's resend: nothing was written (metering skips them). */
+const resendAcks = new WeakSet<AppendAck>();
+
+/** Whether `ack` answered a producer's resend, which wrote nothing. */
+export function isResendAck(ack: AppendAck): boolean {
+  return resendAcks.has(ack);
+}
+
 /** Thrown inside `append`'s sequencing section to leave it for a resend's answer. */
 const duplicateMarker = new Error("a producer's resend");
 
@@ -453,7 +461,9 @@ export class Streamer {
           if (session !== undefined) session.isPoisoned = true;
           throw toS2Error(lost);
         }
-        return { ...positions, tail: this.tail };
+        const ack = { ...positions, tail: this.tail };
+        resendAcks.add(ack);
+        return ack;
       }
       if (session !== undefined) session.isPoisoned = true;
       // The rejection may report pipelined state (the next seq num, the token): say it only once
