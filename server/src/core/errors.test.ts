@@ -46,6 +46,7 @@ const expectedRows: readonly [ErrorCode, number, boolean, boolean][] = [
   ["other", 500, true, false],
   ["permission_denied", 403, false, true],
   ["producer_fenced", 409, false, true], // ours: idempotent producers
+  ["producer_limit", 409, false, true], // ours
   ["producer_out_of_sequence", 409, false, true], // ours
   ["producer_seq_too_old", 409, false, true], // ours
   ["quota_exhausted", 403, false, true],

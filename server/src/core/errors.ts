@@ -7,7 +7,7 @@ import type { StreamPosition } from "./records.js";
 
 /**
  * Every S2 error code (S2-API.md §7.2; wire strings of S2's `ErrorCode`, api/src/v1/error.rs),
- * and four of ours: `append_outcome_unknown` and the `producer_*` codes. Keep alphabetized.
+ * and five of ours: `append_outcome_unknown` and the `producer_*` codes. Keep alphabetized.
  */
 export type ErrorCode =
   | "access_token_not_found"
@@ -29,6 +29,7 @@ export type ErrorCode =
   | "other"
   | "permission_denied"
   | "producer_fenced"
+  | "producer_limit"
   | "producer_out_of_sequence"
   | "producer_seq_too_old"
   | "quota_exhausted"
@@ -134,6 +135,8 @@ export const errorCodeInfo = {
   // Ours, for idempotent producers (docs/design/producers.md): nothing was written; resending
   // the same batch cannot help, so not retryable.
   producer_fenced: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
+  /** The stream has `producersPerStreamMax` producers; waiting for expiry is the only remedy. */
+  producer_limit: { http: 409, connect: "aborted", retryable: false, noSideEffects: true },
   producer_out_of_sequence: {
     http: 409,
     connect: "aborted",

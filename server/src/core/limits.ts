@@ -207,6 +207,12 @@ export const producerIdBytesMax = 64;
  * Kafka's `transactional.id.expiration.ms`; a client that resends after a week has bigger worries.
  */
 export const producerIdleMs = 7 * 86_400_000;
+/**
+ * Producers with state on one stream at most; one more is refused (409 `producer_limit`) until
+ * some expire. Each keeps `producerAckWindow` acks (~100 bytes each), so a stream's producer
+ * state stays under ~6 MiB.
+ */
+export const producersPerStreamMax = 1000;
 /** Unary reads: lite caps `wait` at 60 s. */
 export const unaryReadWaitSecsMax = 60;
 /** Heartbeats while following: a uniformly random delay in this range (S2 lite). */

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { systemClock } from "../core/clock.js";
 import { S2Error } from "../core/errors.js";
-import { producerAckWindow, producerIdleMs } from "../core/limits.js";
+import { producerAckWindow, producerIdleMs, producersPerStreamMax } from "../core/limits.js";
 import { createSeededRandom } from "../core/random.js";
 import type { AppendAck } from "../core/records.js";
 import { createMemoryKvStore } from "../storage/kv/memory.js";
@@ -259,6 +259,29 @@ describe("idempotent producers", () => {
       assert.deepEqual(textsOf(await readAll(restarted, "s")), ["a", "b", "c", "d"]);
     } finally {
       await restarted.close();
+    }
+  });
+
+  it("refuse a producer past producersPerStreamMax on a stream, and go on serving the others", async () => {
+    const service = await openTestService({ store: createMemoryObjectStore() });
+    try {
+      await ensureTestBasin(service);
+      for (let first = 0; first < producersPerStreamMax; first += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            send(service, "many", ["r"], { producerId: `p-${first + i}`, epoch: 1, seq: 0 }),
+          ),
+        );
+      }
+      await assert.rejects(
+        send(service, "many", ["r"], { producerId: "one-too-many", epoch: 1, seq: 0 }),
+        rejectsWith("producer_limit"),
+      );
+      await send(service, "many", ["r"], { producerId: "p-7", epoch: 1, seq: 1 });
+      await send(service, "other", ["r"], { producerId: "one-too-many", epoch: 1, seq: 0 });
+      assert.equal((await readAll(service, "many")).length, producersPerStreamMax + 1);
+    } finally {
+      await service.close();
     }
   });
 });

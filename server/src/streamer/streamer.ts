@@ -25,6 +25,8 @@ import { AppendConditionFailed, S2Error, streamDeletionPending } from "../core/e
 import {
   followerLagBatchesMax,
   producerAckWindow,
+  producerIdleMs,
+  producersPerStreamMax,
   readBatchBytesMax,
   readBatchCountMax,
 } from "../core/limits.js";
@@ -490,6 +492,12 @@ export class Streamer {
       if (seq !== 0) {
         throw producerOutOfSequence(producerId, seq, 0, "a producer's first batch of an epoch");
       }
+      if (state === undefined && this.producerCount() >= producersPerStreamMax) {
+        throw new S2Error(
+          "producer_limit",
+          `the stream has ${producersPerStreamMax} producers; one more is accepted once some are idle for ${producerIdleMs / 86_400_000} days`,
+        );
+      }
       return undefined;
     }
     if (epoch < state.epoch) {
@@ -510,6 +518,16 @@ export class Streamer {
       );
     }
     return slot.positions;
+  }
+
+  /** Producers with state on this stream, pipelined ones included, expired ones not. */
+  private producerCount(): number {
+    const ids = new Set(this.options.storage.state.producers.get(this.streamId)?.keys() ?? []);
+    for (const [producerId, state] of this.producers) {
+      if (state === "expired") ids.delete(producerId);
+      else ids.add(producerId);
+    }
+    return ids.size;
   }
 
   /** A producer's pipelined state, built from its durable one on first use. */
