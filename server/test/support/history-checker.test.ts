@@ -47,6 +47,16 @@ describe("history checker", () => {
     assert.deepEqual(checkHistory(correct, correctLog), []);
   });
 
+  it("accepts a producer's resend acked at its first attempt's earlier position", () => {
+    const producer = { id: "p", epoch: 1, seq: 0 };
+    const history: HistoryOp[] = [
+      append(["p"], 0, 4, { type: "unknown", why: "reset" }, { producer }),
+      append(["b"], 5, 10, ok(1, 2)),
+      append(["p"], 20, 25, ok(0, 1), { producer }),
+    ];
+    assert.deepEqual(checkHistory(history, ["p", "b"]), []);
+  });
+
   const broken: [string, HistoryOp[], string[], RegExp][] = [
     ["a lost ack", correct, ["a", "b", "c"], /acked append of d at 3/],
     ["an ack at the wrong position", correct, ["a", "b", "d", "c"], /acked append of d at 3/],

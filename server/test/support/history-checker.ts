@@ -149,14 +149,22 @@ export function checkHistory(history: readonly HistoryOp[], finalLog: readonly s
     }
   }
 
-  // Real time: acknowledged before another was invoked means before it in the log.
+  // Real time: acknowledged before another was invoked means before it in the log. A batch sent
+  // several times (a producer's resends) was invoked when its first attempt was: any attempt may
+  // be the one that wrote it.
+  const firstInvokedMs = (body: string): number =>
+    Math.min(...(writerOf.get(body) ?? []).map((op) => op.invokedMs));
   const placed = appends
     .filter((op) => positionOf.has(op.bodies[0]!) && op.outcome.type !== "failed")
-    .map((op) => ({ op, at: positionOf.get(op.bodies[0]!)! }));
+    .map((op) => ({
+      op,
+      at: positionOf.get(op.bodies[0]!)!,
+      invokedMs: firstInvokedMs(op.bodies[0]!),
+    }));
   const acked = placed.filter(({ op }) => op.outcome.type === "ok");
   for (const { op: earlier, at: earlierAt } of acked) {
-    for (const { op: later, at: laterAt } of placed) {
-      if (earlier.returnedMs < later.invokedMs && laterAt < earlierAt) {
+    for (const { op: later, at: laterAt, invokedMs } of placed) {
+      if (earlier.returnedMs < invokedMs && laterAt < earlierAt) {
         violations.push(
           `append of ${later.bodies[0]} (invoked after ${earlier.bodies[0]} was acked) lies before it: ${laterAt} < ${earlierAt}`,
         );
