@@ -12,7 +12,13 @@
  * `http1HeadersTimeoutMs` (`http1RequestTimeoutMs`) gets a 408 and its connection is closed, and
  * an idle keep-alive connection is closed after `http1KeepAliveTimeoutMs`; a handler that throws
  * gets an error response if nothing was sent yet, else its stream is reset; an `AssertionError` is
- * rethrown (the process crashes).
+ * rethrown (the process crashes). A response sent before its request body was read whole (an error
+ * such as 400 `bad_json` for a body over the limit) must reach a client that is still sending:
+ * over HTTP/1.1 the connection then closes lingering (FIN, then the rest of the body is discarded
+ * for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then the socket is closed),
+ * since closing with unread bytes sends a reset that can overtake the response; over HTTP/2 the
+ * stream of a v1 route is closed with RST_STREAM(NO_ERROR) once the response is complete (RFC 9113
+ * §8.1; an RPC's trailers come after its body, and the Connect handler ends its own streams).
  */
 import {
   createServer as createHttpServer,
@@ -22,15 +28,19 @@ import {
 import {
   createServer as createHttp2Server,
   createSecureServer,
+  constants as http2Constants,
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { AssertionError } from "../core/assert.js";
 import {
   http1ConnectionsCheckingIntervalMs,
   http1HeadersTimeoutMs,
   http1KeepAliveTimeoutMs,
+  http1LingerBytesMax,
+  http1LingerTimeoutMs,
   http1RequestTimeoutMs,
   protocolSniffTimeoutMs,
 } from "../core/limits.js";
@@ -147,6 +157,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       connectHandler(request, response);
       return;
     }
+    // Not for RPCs: gRPC's trailers follow the end of the response body.
+    if (isHttp2) closeHttp2StreamAfterResponse(request);
     let match: ReturnType<typeof matchRoute>;
     try {
       match = matchRoute(routes, method, rawPath);
@@ -185,10 +197,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     connectionsCheckingInterval:
       options.http1ConnectionsCheckingIntervalMs ?? http1ConnectionsCheckingIntervalMs,
   };
+  /** Each HTTP/1.1 connection's current request, for `lingerWhileBodyArrives`. */
+  const http1Requests = new WeakMap<Socket, IncomingMessage>();
   const http1 = createHttpServer(
     http1Timeouts,
-    (request: IncomingMessage, response: ServerResponse) => handle(request, response),
+    (request: IncomingMessage, response: ServerResponse) => {
+      http1Requests.set(request.socket, request);
+      handle(request, response);
+    },
   );
+  const lingerOnHttp1 = (socket: Socket): void =>
+    lingerWhileBodyArrives(socket, () => http1Requests.get(socket));
   // Lite's SDK opens up to 100 concurrent streams per connection; allow more.
   const http2Settings = { maxConcurrentStreams: 1000 };
   const http2 = options.tls
@@ -206,6 +225,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // ALPN's HTTP/1.1 connections are served by the TLS server itself, which enforces the same
     // timeouts (with Node's defaults unless set) once it listens.
     Object.assign(http2, http1Timeouts);
+    http2.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") lingerOnHttp1(socket);
+    });
     listener = http2 as unknown as Server;
   } else {
     // Node enforces `headersTimeout` and `requestTimeout` only from a timer it starts when the
@@ -216,7 +238,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     listener = createNetServer((socket) => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
-      sniffProtocol(socket, (isHttp2) => (isHttp2 ? http2 : http1).emit("connection", socket));
+      sniffProtocol(socket, (isHttp2) => {
+        if (!isHttp2) lingerOnHttp1(socket);
+        (isHttp2 ? http2 : http1).emit("connection", socket);
+      });
     });
   }
   await new Promise<void>((resolve, reject) => {
@@ -240,6 +265,63 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         for (const socket of sockets) socket.destroy();
       }),
   };
+}
+
+/**
+ * Makes Node's close of an HTTP/1.1 connection after a `Connection: close` response linger while
+ * the request body is still arriving: Node calls `destroySoon` (end, then destroy once the
+ * response is flushed), which closes with unread bytes, and the kernel then answers with a reset
+ * that a client still writing its body sees instead of the response. Lingering sends the FIN
+ * after the response, reads and discards the rest of the body until the client closes (or ends
+ * its side), for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then closes.
+ */
+function lingerWhileBodyArrives(
+  socket: Socket,
+  currentRequest: () => IncomingMessage | undefined,
+): void {
+  const destroySoon = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    const request = currentRequest();
+    if (request === undefined || request.complete || socket.destroyed) {
+      destroySoon();
+      return;
+    }
+    // The HTTP parser is done with this connection: what arrives now is discarded unparsed (the
+    // parser would pause the socket behind a request that nobody reads).
+    socket.removeAllListeners("data");
+    let lingeredBytes = 0;
+    const close = (): void => {
+      socket.destroy();
+    };
+    const timer = setTimeout(close, http1LingerTimeoutMs);
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("end", close);
+    socket.on("data", (chunk: Buffer) => {
+      lingeredBytes += chunk.length;
+      if (lingeredBytes > http1LingerBytesMax) close();
+    });
+    socket.end();
+    socket.resume();
+  };
+}
+
+/**
+ * Once an HTTP/2 response is complete while its request is not (an error answered before the
+ * body was read whole), asks the client to stop sending, without error (RFC 9113 §8.1), and
+ * consumes what is buffered: Node destroys a stream closed without error only once its input is
+ * consumed, and a handler that gave up on the body no longer reads it.
+ */
+function closeHttp2StreamAfterResponse(request: Http2ServerRequest): void {
+  const { stream } = request;
+  stream.once("finish", () => {
+    if (stream.closed || stream.readableEnded) return;
+    const { state } = stream.state;
+    const isClientSending =
+      state === http2Constants.NGHTTP2_STREAM_STATE_OPEN ||
+      state === http2Constants.NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL;
+    if (isClientSending) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+    stream.resume();
+  });
 }
 
 /** Reads just enough of a new connection to tell the HTTP/2 preface from HTTP/1.1. */

@@ -190,9 +190,28 @@ export const s2sAppendDrainBytesMax = 2 * s2sFrameBytesMax;
  */
 export const s2sAppendDrainTimeoutMs = 5_000;
 
+/**
+ * An HTTP/1.1 connection that is to close while its request body is still arriving (an error
+ * answered before the body was read whole: 400 `bad_json` for a body over `requestBodyBytesMax`, a
+ * 401) closes lingering, as nginx (`lingering_close`) and Apache do: the response and a FIN go
+ * out, then the rest of the body is read and discarded until the client closes, for at most this
+ * many bytes or this long, and only then is the socket closed. Closing with unread bytes makes the
+ * kernel send a reset, and a client still writing (or that reads only once its body is written:
+ * curl, most blocking clients) sees that reset instead of the response (issue 14). Discarding
+ * costs bandwidth, not memory, so the byte bound is generous: 32 bodies at the limit (a 50 MiB
+ * body in the issue); a client sending more is cut with a reset.
+ */
+export const http1LingerBytesMax = 32 * requestBodyBytesMax;
+/**
+ * The same lingering close ends after this long (nginx's `lingering_timeout`, 5 s): a client that
+ * reads the response stops within a round trip; one that neither reads nor stops is then reset.
+ */
+export const http1LingerTimeoutMs = 5_000;
+
 assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers ≤ request timeout");
 assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");
 assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the frame it was writing");
+assert(http1LingerBytesMax >= requestBodyBytesMax, "a body at the limit is read to its end");
 /**
  * Idempotent producers (docs/design/producers.md): the acks kept per (stream, producer), so a
  * resend of any of its last this-many batches gets its first ack. A client keeps at most this

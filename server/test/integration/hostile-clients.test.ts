@@ -2,7 +2,8 @@
 // whose request headers never end is closed after the header timeout, and an S2S append session
 // that ends with an error while its client is still sending lets go of the session and the socket
 // once the client disconnects, or after a bounded drain if it keeps sending, over HTTP/2 and
-// HTTP/1.1. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset,
+// and the server stops reading it. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -20,7 +21,12 @@ import {
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
 import { type ApiServer, startApiServer } from "../../src/api/server.js";
-import { s2sAppendDrainBytesMax, s2sAppendDrainTimeoutMs } from "../../src/core/limits.js";
+import {
+  http1LingerBytesMax,
+  requestBodyBytesMax,
+  s2sAppendDrainBytesMax,
+  s2sAppendDrainTimeoutMs,
+} from "../../src/core/limits.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
@@ -108,9 +114,12 @@ function settledFlag(promise: Promise<unknown>): () => boolean {
   return () => isSettled;
 }
 
-/** Opens a raw TCP connection; resolves once connected. */
-async function connectRaw(): Promise<net.Socket> {
-  const socket = net.connect(api.port, "127.0.0.1");
+/**
+ * Opens a raw TCP connection; resolves once connected. With `allowHalfOpen`, the client goes on
+ * sending after the server's FIN.
+ */
+async function connectRaw(options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
+  const socket = net.connect({ port: api.port, host: "127.0.0.1", ...options });
   socket.on("error", () => {});
   await within(
     new Promise<void>((resolve) => socket.once("connect", resolve)),
@@ -171,6 +180,166 @@ describe("HTTP/1.1 timeouts", () => {
     assert.match(text, /^HTTP\/1\.1 200 /);
     assert.doesNotMatch(text, /408/, "an idle connection is closed without an error");
     assert.ok(afterMs < keepAliveTimeoutMs * 4, `closed near the timeout. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+});
+
+/** The body rejected in the tests below: 25 times the limit (a 50 MiB body in issue 14). */
+const oversizedBody = Buffer.alloc(25 * requestBodyBytesMax, 0x61);
+/** Tries per client kind: the old close lost the response to a reset in 4 of 10. */
+const oversizedTries = 10;
+const recordsPath = "/v1/streams/oversized/records";
+
+/** Expects the 400 that a body over the limit gets. */
+function assertTooLarge(status: number, body: string): void {
+  assert.equal(status, 400, body);
+  assert.equal((JSON.parse(body) as { code: string }).code, "bad_json");
+}
+
+describe("A body rejected before it was read whole", () => {
+  it("HTTP/1.1: a client that writes its whole body before reading gets the 400", async () => {
+    const socketsBefore = openSocketCount();
+    for (let i = 0; i < oversizedTries; i++) {
+      const socket = await connectRaw();
+      socket.pause();
+      let writeError: string | undefined;
+      let text = "";
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.write(
+        `POST ${recordsPath} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n` +
+          `s2-basin: ${testBasin}\r\ncontent-length: ${oversizedBody.length}\r\n\r\n`,
+      );
+      // Like a blocking client (curl, Python's requests): the response is read once the body is out.
+      await within(
+        new Promise<void>((resolve) =>
+          socket.write(oversizedBody, (error) => {
+            writeError = (error as NodeJS.ErrnoException | null | undefined)?.code;
+            resolve();
+          }),
+        ),
+        "the body to be written",
+      );
+      socket.setEncoding("latin1");
+      socket.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      socket.resume();
+      await within(closed, "the server to close the connection");
+      assert.equal(writeError, undefined, `try ${i}: the body was read, not reset`);
+      const [head = "", body = ""] = text.split("\r\n\r\n");
+      assert.match(head, /^HTTP\/1\.1 400 /, `try ${i}`);
+      assert.match(head, /\r\nconnection: close\r\n/i, "the server says it closes");
+      assertTooLarge(400, body);
+    }
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("HTTP/1.1: a client that reads while it writes gets the 400", async () => {
+    const socketsBefore = openSocketCount();
+    for (let i = 0; i < oversizedTries; i++) {
+      const request = http.request({
+        host: "127.0.0.1",
+        port: api.port,
+        method: "POST",
+        path: recordsPath,
+        headers: { "content-type": "application/json", "s2-basin": testBasin },
+        agent: false,
+      });
+      const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        request.once("error", reject);
+        request.once("response", (response) => {
+          let body = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            body += chunk;
+          });
+          response.once("end", () => resolve({ status: response.statusCode ?? 0, body }));
+          response.once("error", reject);
+        });
+      });
+      request.end(oversizedBody);
+      const { status, body } = await within(answer, "the response");
+      assertTooLarge(status, body);
+    }
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("HTTP/1.1: a client that never stops sending is cut after the linger's byte bound", async () => {
+    const socketsBefore = openSocketCount();
+    const socket = await connectRaw({ allowHalfOpen: true });
+    const closed = closedBy(socket, performance.now());
+    const isClosed = settledFlag(closed);
+    socket.write(
+      `POST ${recordsPath} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n` +
+        `s2-basin: ${testBasin}\r\ntransfer-encoding: chunked\r\n\r\n`,
+    );
+    const chunk = Buffer.concat([
+      Buffer.from(`${(1 << 20).toString(16)}\r\n`),
+      Buffer.alloc(1 << 20, 0x61),
+      Buffer.from("\r\n"),
+    ]);
+    let sentBytes = 0;
+    while (!isClosed() && sentBytes <= 2 * http1LingerBytesMax) {
+      if (!socket.write(chunk)) {
+        const drained = new Promise<void>((resolve) => socket.once("drain", resolve));
+        await within(Promise.race([drained, closed]), "the server to read or close");
+      }
+      sentBytes += chunk.length;
+    }
+    const { text } = await within(closed, "the server to close the connection");
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    // What the server read: all that was sent, less what its socket buffers can hold (a few MiB).
+    assert.ok(sentBytes > http1LingerBytesMax, `read up to the bound. sent_bytes=${sentBytes}`);
+    assert.ok(sentBytes <= 2 * http1LingerBytesMax, `cut by the bound. sent_bytes=${sentBytes}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("HTTP/2: the client gets the 400 and its stream is closed before the body is sent", async () => {
+    const socketsBefore = openSocketCount();
+    for (let i = 0; i < oversizedTries; i++) {
+      const client = http2.connect(`http://127.0.0.1:${api.port}`);
+      client.on("error", () => {});
+      const request = client.request({
+        ":method": "POST",
+        ":path": recordsPath,
+        "content-type": "application/json",
+        "s2-basin": testBasin,
+      });
+      request.on("error", () => {});
+      let status = 0;
+      let body = "";
+      request.once("response", (headers) => {
+        status = Number(headers[":status"]);
+      });
+      request.setEncoding("utf8");
+      request.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      // A stream reset while the client still has writes queued is `aborted`, and `close` waits
+      // for those writes: either means the server closed the stream.
+      const closed = new Promise<void>((resolve) => {
+        request.once("aborted", resolve);
+        request.once("close", resolve);
+      });
+      const isClosed = settledFlag(closed);
+      // With back-pressure, as the SDKs write: stops when the server closes the stream.
+      const chunkBytes = 64 << 10;
+      let sentBytes = 0;
+      while (!isClosed() && sentBytes < oversizedBody.length) {
+        const chunk = oversizedBody.subarray(sentBytes, sentBytes + chunkBytes);
+        sentBytes += chunk.length;
+        if (!request.write(chunk)) {
+          const drained = new Promise<void>((resolve) => request.once("drain", resolve));
+          await within(Promise.race([drained, closed]), "the server to read or close");
+        }
+      }
+      if (!isClosed()) request.end();
+      await within(closed, "the server to close the stream");
+      assertTooLarge(status, body);
+      assert.equal(request.rstCode, http2.constants.NGHTTP2_NO_ERROR, "closed without error");
+      assert.ok(sentBytes < oversizedBody.length, `try ${i}: the server stopped reading`);
+      client.destroy();
+    }
     await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 });
