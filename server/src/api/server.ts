@@ -18,7 +18,11 @@
  * for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then the socket is closed),
  * since closing with unread bytes sends a reset that can overtake the response; over HTTP/2 the
  * stream of a v1 route is closed with RST_STREAM(NO_ERROR) once the response is complete (RFC 9113
- * §8.1; an RPC's trailers come after its body, and the Connect handler ends its own streams).
+ * §8.1; an RPC's trailers come after its body, and the Connect handler ends its own streams). An
+ * HTTP/2 connection quiet for `http2PingIntervalMs` is pinged and closed if the PING is not
+ * answered within `http2PingTimeoutMs`: this closes dead peers, and connections that nghttp2 gave
+ * up on after a connection error (GOAWAY sent, reading stopped), which Node never closes itself.
+ * Streams per connection, header list size and nghttp2 memory are capped by `http2*` limits.
  */
 import {
   createServer as createHttpServer,
@@ -31,6 +35,7 @@ import {
   constants as http2Constants,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -42,6 +47,12 @@ import {
   http1LingerBytesMax,
   http1LingerTimeoutMs,
   http1RequestTimeoutMs,
+  http2HeaderListBytesMax,
+  http2HeaderPairsMax,
+  http2PingIntervalMs,
+  http2PingTimeoutMs,
+  http2SessionMemoryMbMax,
+  http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
 } from "../core/limits.js";
 import type { Service } from "../service/service.js";
@@ -79,6 +90,9 @@ export interface ApiServerOptions {
   readonly http1RequestTimeoutMs?: number | undefined;
   readonly http1KeepAliveTimeoutMs?: number | undefined;
   readonly http1ConnectionsCheckingIntervalMs?: number | undefined;
+  /** HTTP/2 liveness pings; the defaults are the `http2Ping*` limits. Tests shorten them. */
+  readonly http2PingIntervalMs?: number | undefined;
+  readonly http2PingTimeoutMs?: number | undefined;
 }
 
 export interface ApiServer {
@@ -208,17 +222,28 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
   const lingerOnHttp1 = (socket: Socket): void =>
     lingerWhileBodyArrives(socket, () => http1Requests.get(socket));
-  // Lite's SDK opens up to 100 concurrent streams per connection; allow more.
-  const http2Settings = { maxConcurrentStreams: 1000 };
+  const http2Options = {
+    settings: {
+      maxConcurrentStreams: http2StreamsPerSessionMax,
+      maxHeaderListSize: http2HeaderListBytesMax,
+    },
+    maxHeaderListPairs: http2HeaderPairsMax,
+    maxSessionMemory: http2SessionMemoryMbMax,
+  };
   const http2 = options.tls
     ? createSecureServer(
-        { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings: http2Settings },
+        { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, ...http2Options },
         (request, response) => handle(request, response),
       )
     : createHttp2Server(
-        { settings: http2Settings },
+        http2Options,
         (request: Http2ServerRequest, response: Http2ServerResponse) => handle(request, response),
       );
+  const http2Ping = {
+    intervalMs: options.http2PingIntervalMs ?? http2PingIntervalMs,
+    timeoutMs: options.http2PingTimeoutMs ?? http2PingTimeoutMs,
+  };
+  http2.on("session", (session: ServerHttp2Session) => pingWhenQuiet(session, http2Ping));
 
   let listener: Server;
   if (options.tls) {
@@ -321,6 +346,44 @@ function closeHttp2StreamAfterResponse(request: Http2ServerRequest): void {
       state === http2Constants.NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL;
     if (isClientSending) stream.close(http2Constants.NGHTTP2_NO_ERROR);
     stream.resume();
+  });
+}
+
+/**
+ * Pings an HTTP/2 session after `intervalMs` without activity and destroys it if the PING is not
+ * answered within `timeoutMs`. After a connection error (e.g. a header block nghttp2 cannot
+ * decode) nghttp2 sends GOAWAY and stops reading, and Node neither closes the socket nor emits an
+ * event; RFC 9113 §5.4.1 says the connection MUST then be closed. Such a session cannot send the
+ * PING (nghttp2 drops it), so it is destroyed here, as is one whose peer is gone.
+ */
+function pingWhenQuiet(
+  session: ServerHttp2Session,
+  bounds: { readonly intervalMs: number; readonly timeoutMs: number },
+): void {
+  let deadline: NodeJS.Timeout | undefined;
+  const onQuiet = (): void => {
+    if (session.destroyed || deadline !== undefined) return;
+    deadline = setTimeout(() => session.destroy(), bounds.timeoutMs);
+    const onAnswer = (error: Error | null): void => {
+      clearTimeout(deadline);
+      deadline = undefined;
+      if (error !== null) session.destroy();
+      // Node re-arms a fired session timeout only on activity that reaches JavaScript.
+      else if (!session.destroyed) session.setTimeout(bounds.intervalMs);
+    };
+    try {
+      // False when too many PINGs are unanswered already: the deadline then decides.
+      session.ping(onAnswer);
+    } catch {
+      // Node refuses a PING on a session it is closing: close it now.
+      session.destroy();
+    }
+  };
+  session.setTimeout(bounds.intervalMs);
+  session.on("timeout", onQuiet);
+  session.once("close", () => {
+    clearTimeout(deadline);
+    session.off("timeout", onQuiet);
   });
 }
 

@@ -208,6 +208,42 @@ export const http1LingerBytesMax = 32 * requestBodyBytesMax;
  */
 export const http1LingerTimeoutMs = 5_000;
 
+/**
+ * Concurrent streams a client may open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+ * Lite's SDK opens up to 100 per connection; nghttp2 and Node leave it unlimited by default, Envoy
+ * caps it at 1024 (`max_concurrent_streams`).
+ */
+export const http2StreamsPerSessionMax = 1000;
+/**
+ * The largest header list a client may send on one HTTP/2 request (SETTINGS_MAX_HEADER_LIST_SIZE,
+ * uncompressed). Node's default, kept on purpose: nghttp2 cannot decode a single header field
+ * above 64 KiB anyway (its HPACK limit, NGHTTP2_HD_MAX_NV), and our own headers (a token, a
+ * basin, an encryption key) are far below it.
+ */
+export const http2HeaderListBytesMax = 65_535;
+/** Header fields per HTTP/2 request (Node's `maxHeaderListPairs` default; Node's HTTP/1.1: 2000). */
+export const http2HeaderPairsMax = 128;
+/**
+ * Memory nghttp2 may hold for one HTTP/2 connection (HPACK tables, frames queued to send, headers
+ * being received), in MB as Node takes it (Node's default, 10). Past it Node refuses new streams
+ * with ENHANCE_YOUR_CALM until the connection drains; a request body is not counted (it is
+ * flow-controlled by its stream window), and every response stream is bounded on its own.
+ */
+export const http2SessionMemoryMbMax = 10;
+/**
+ * An HTTP/2 connection on which nothing happened (no frame, no stream data either way) for this
+ * long is sent a PING; one that does not answer within `http2PingTimeoutMs` is closed. Besides
+ * dead peers, this is what closes a connection that nghttp2 has given up on: after a connection
+ * error (a CONTINUATION flood is a COMPRESSION_ERROR) it sends GOAWAY and stops reading, but Node
+ * neither closes the socket nor tells us (issue 14); such a session never sends the PING, so it is
+ * closed within the two bounds. 10 s is well above the read session's heartbeats (≤ 15 s apart,
+ * so a following reader is rarely pinged), and a PING costs 17 bytes each way (gRPC's keepalive
+ * pings every 2 h by default, but also detects dead peers by other means).
+ */
+export const http2PingIntervalMs = 10_000;
+/** How long a PING may go unanswered (gRPC's `keepalive_timeout` default is 20 s). */
+export const http2PingTimeoutMs = 10_000;
+
 assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers ≤ request timeout");
 assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");
 assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the frame it was writing");

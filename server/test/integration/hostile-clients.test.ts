@@ -3,7 +3,8 @@
 // that ends with an error while its client is still sending lets go of the session and the socket
 // once the client disconnects, or after a bounded drain if it keeps sending, over HTTP/2 and
 // HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset,
-// and the server stops reading it. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// and the server stops reading it; an HTTP/2 connection error (a CONTINUATION flood) closes the
+// connection, while a quiet connection that answers pings stays open. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -34,6 +35,8 @@ import { ensureTestBasin, openTestService, testBasin } from "../support/engine.j
 const headersTimeoutMs = 500;
 const keepAliveTimeoutMs = 500;
 const connectionsCheckingIntervalMs = 100;
+const pingIntervalMs = 300;
+const pingTimeoutMs = 300;
 /** Every wait in this file fails after this long instead of hanging the run. */
 const waitTimeoutMs = 10_000;
 /** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
@@ -53,6 +56,8 @@ before(async () => {
     http1HeadersTimeoutMs: headersTimeoutMs,
     http1KeepAliveTimeoutMs: keepAliveTimeoutMs,
     http1ConnectionsCheckingIntervalMs: connectionsCheckingIntervalMs,
+    http2PingIntervalMs: pingIntervalMs,
+    http2PingTimeoutMs: pingTimeoutMs,
   });
 });
 
@@ -180,6 +185,113 @@ describe("HTTP/1.1 timeouts", () => {
     assert.match(text, /^HTTP\/1\.1 200 /);
     assert.doesNotMatch(text, /408/, "an idle connection is closed without an error");
     assert.ok(afterMs < keepAliveTimeoutMs * 4, `closed near the timeout. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+});
+
+/** An HTTP/2 frame (RFC 9113 §4.1). */
+function http2Frame(options: {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Uint8Array;
+}): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(options.payload.length, 0, 3);
+  header[3] = options.type;
+  header[4] = options.flags;
+  header.writeUInt32BE(options.streamId, 5);
+  return Buffer.concat([header, options.payload]);
+}
+
+/** An HPACK integer with an `prefixBits`-bit prefix after the bits of `firstByte` (RFC 7541 §5.1). */
+function hpackInteger(value: number, prefixBits: number, firstByte: number): Buffer {
+  const prefixMax = (1 << prefixBits) - 1;
+  if (value < prefixMax) return Buffer.from([firstByte | value]);
+  const bytes = [firstByte | prefixMax];
+  let rest = value - prefixMax;
+  for (; rest >= 128; rest = Math.floor(rest / 128)) bytes.push((rest % 128) | 0x80);
+  bytes.push(rest);
+  return Buffer.from(bytes);
+}
+
+/** The type and error code of each frame the server sent, as far as they were received. */
+function collectHttp2Frames(socket: net.Socket): { type: number; errorCode?: number }[] {
+  const frames: { type: number; errorCode?: number }[] = [];
+  let buffered = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
+      const length = buffered.readUIntBE(0, 3);
+      const type = buffered[3]!;
+      // GOAWAY: last stream id, then the error code.
+      frames.push(type === 7 ? { type, errorCode: buffered.readUInt32BE(13) } : { type });
+      buffered = buffered.subarray(9 + length);
+    }
+  });
+  return frames;
+}
+
+describe("HTTP/2 connection errors and liveness", () => {
+  it("a CONTINUATION flood gets GOAWAY and its connection is closed", async () => {
+    const socketsBefore = openSocketCount();
+    const socket = await connectRaw();
+    const frames = collectHttp2Frames(socket);
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const isClosed = settledFlag(closed);
+    socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    socket.write(http2Frame({ type: 4, flags: 0, streamId: 0, payload: new Uint8Array() }));
+    // GET / (static table entries 2, 4, 6), then a literal field `x-big` whose value is 20 MiB.
+    const valueBytes = 20 << 20;
+    const block = Buffer.concat([
+      Buffer.from([0x82, 0x84, 0x86, 0x00]),
+      hpackInteger(5, 7, 0),
+      Buffer.from("x-big"),
+      hpackInteger(valueBytes, 7, 0),
+    ]);
+    // HEADERS with END_STREAM and without END_HEADERS: CONTINUATION frames must follow.
+    socket.write(http2Frame({ type: 1, flags: 0x1, streamId: 1, payload: block }));
+    const fragment = Buffer.alloc(16 << 10, 0x61);
+    const startMs = performance.now();
+    for (let sentBytes = 0; sentBytes < valueBytes && !isClosed(); sentBytes += fragment.length) {
+      const isLast = sentBytes + fragment.length >= valueBytes;
+      const continuation = { type: 9, flags: isLast ? 0x4 : 0, streamId: 1, payload: fragment };
+      if (!socket.write(http2Frame(continuation))) {
+        const drained = new Promise<void>((resolve) => socket.once("drain", resolve));
+        await within(Promise.race([drained, closed]), "the server to read or close");
+      }
+    }
+    const boundMs = pingIntervalMs + pingTimeoutMs;
+    await within(closed, "the server to close the connection", boundMs + 2_000);
+    const afterMs = performance.now() - startMs;
+    const goaway = frames.find((frame) => frame.type === 7);
+    assert.ok(goaway !== undefined, `a GOAWAY first. frames=${JSON.stringify(frames)}`);
+    assert.notEqual(goaway.errorCode, 0, "the GOAWAY names an error");
+    assert.ok(afterMs < boundMs + 2_000, `closed within the bound. after_ms=${afterMs}`);
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
+  });
+
+  it("a quiet connection whose client answers pings stays open", async () => {
+    const socketsBefore = openSocketCount();
+    const client = http2.connect(`http://127.0.0.1:${api.port}`);
+    client.on("error", () => {});
+    const get = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const request = client.request({ ":path": "/health" });
+        request.once("response", (headers) => resolve(Number(headers[":status"])));
+        request.once("error", reject);
+        request.resume();
+      });
+    assert.equal(await within(get(), "the first response"), 200);
+    let pingsAnswered = 0;
+    client.on("ping", () => {
+      pingsAnswered++;
+    });
+    await sleep(4 * (pingIntervalMs + pingTimeoutMs));
+    assert.ok(pingsAnswered >= 2, `the server pinged the quiet connection. pings=${pingsAnswered}`);
+    assert.equal(client.closed || client.destroyed, false, "still open");
+    assert.equal(await within(get(), "a response on the same connection"), 200);
+    client.destroy();
     await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 });
