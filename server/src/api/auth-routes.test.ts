@@ -13,11 +13,16 @@ import type { Service } from "../service/service.js";
 import { restRouteAccess, rpcMethodAccess } from "./auth-routes.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createRoutes } from "./routes.js";
+import type { TokenWatch } from "./token-watch.js";
 
 describe("access table", () => {
   it("has an entry for every REST route", () => {
     // Route handlers are closures: building the table does not touch the service.
-    const routes = createRoutes({ service: {} as Service, metrics: {} as ApiMetrics });
+    const routes = createRoutes({
+      service: {} as Service,
+      metrics: {} as ApiMetrics,
+      tokenWatch: {} as TokenWatch,
+    });
     for (const route of routes) {
       const name = `${route.method} /${route.pattern.join("/")}`;
       assert.ok(restRouteAccess[name] !== undefined, `no access rule for ${name}`);
@@ -34,7 +39,11 @@ describe("access table", () => {
   });
 
   it("names only real REST routes and RPC methods", () => {
-    const routes = createRoutes({ service: {} as Service, metrics: {} as ApiMetrics });
+    const routes = createRoutes({
+      service: {} as Service,
+      metrics: {} as ApiMetrics,
+      tokenWatch: {} as TokenWatch,
+    });
     const routeNames = new Set(
       routes.map((route) => `${route.method} /${route.pattern.join("/")}`),
     );

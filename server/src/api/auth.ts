@@ -29,6 +29,11 @@ export interface Principal extends TokenIssuer {
   readonly operations: ReadonlySet<Operation>;
   /** Set when the token auto-prefixes stream names (`auto_prefix_streams`). */
   readonly streamPrefix: string | undefined;
+  /**
+   * The hash of an issued token's secret (kind `token`), by which its open sessions check that it
+   * is still live (`api/token-watch.ts`); undefined for `open` and `root`.
+   */
+  readonly secretHash: string | undefined;
 }
 
 const unrestricted = {
@@ -36,6 +41,7 @@ const unrestricted = {
   expiresAtMs: null,
   operations: effectiveOperations(rootScope),
   streamPrefix: undefined,
+  secretHash: undefined,
 } as const;
 
 /** The principal of every request on a `--no-auth` server. */
@@ -74,7 +80,8 @@ export function createAuthenticator(options: AuthOptions, service: Service): Aut
     if (match === null) throw new S2Error("authn", "missing bearer access token");
     const secret = match[1]!;
     if (digestsEqual(hashSecret(secret), rootHash)) return rootPrincipal;
-    const token = service.accessTokens.authenticate(secret);
+    const secretHash = hashSecret(secret);
+    const token = service.accessTokens.authenticateHash(secretHash);
     if (token === undefined) throw new S2Error("authn", "invalid or expired access token");
     return {
       kind: "token",
@@ -82,6 +89,7 @@ export function createAuthenticator(options: AuthOptions, service: Service): Aut
       expiresAtMs: token.expiresAtMs,
       operations: effectiveOperations(token.scope),
       streamPrefix: token.autoPrefixStreams ? streamPrefixOf(token.scope) : undefined,
+      secretHash,
     };
   };
 }

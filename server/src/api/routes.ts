@@ -10,11 +10,14 @@ import { streamRoutes } from "./rest/streams.js";
 import { recordRoutes } from "./rest/records.js";
 import { metricsRoutes } from "./rest/metrics.js";
 import { locationRoutes } from "./rest/locations.js";
+import type { TokenWatch } from "./token-watch.js";
 
 /** What route handlers need. */
 export interface ApiDeps {
   readonly service: Service;
   readonly metrics: ApiMetrics;
+  /** Ends sessions whose token is revoked or expires. */
+  readonly tokenWatch: TokenWatch;
 }
 
 export function createRoutes(deps: ApiDeps): Route[] {

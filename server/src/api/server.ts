@@ -54,6 +54,7 @@ import {
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
+  sessionTokenCheckIntervalMs,
 } from "../core/limits.js";
 import type { Service } from "../service/service.js";
 import {
@@ -70,6 +71,7 @@ import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { renderError } from "./render-error.js";
 import { matchRoute } from "./router.js";
 import { createRoutes } from "./routes.js";
+import { TokenWatch } from "./token-watch.js";
 
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -93,6 +95,8 @@ export interface ApiServerOptions {
   /** HTTP/2 liveness pings; the defaults are the `http2Ping*` limits. Tests shorten them. */
   readonly http2PingIntervalMs?: number | undefined;
   readonly http2PingTimeoutMs?: number | undefined;
+  /** How often sessions check their token; the default is the limit. Tests shorten it. */
+  readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
 
 export interface ApiServer {
@@ -112,9 +116,14 @@ const corsHeaders = {
 /** Starts serving; resolves once listening. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const metrics = createApiMetrics(options.service);
-  const routes = createRoutes({ service: options.service, metrics });
+  const tokenWatch = new TokenWatch(
+    options.service.accessTokens,
+    options.sessionTokenCheckIntervalMs ?? sessionTokenCheckIntervalMs,
+  );
+  const deps = { service: options.service, metrics, tokenWatch };
+  const routes = createRoutes(deps);
   const authenticate = createAuthenticator(options.auth ?? { kind: "open" }, options.service);
-  const connectHandler = createConnectHandler({ service: options.service, metrics }, authenticate);
+  const connectHandler = createConnectHandler(deps, authenticate);
   const sockets = new Set<Socket>();
 
   const handle = (request: ApiRequest, response: ApiResponse): void => {
@@ -284,6 +293,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     close: () =>
       new Promise<void>((resolve) => {
         listener.close(() => resolve());
+        tokenWatch.close();
         // Stops the timeout checks started above; the server itself was never listening.
         http1.close();
         http1.closeAllConnections();

@@ -321,6 +321,12 @@ assert(metricsEntryBytesMax * 4 <= segmentBytesTarget, "metrics entries never cr
 /** Token ids are 1..=96 bytes (S2 openapi `AccessTokenIdStr`). */
 export const accessTokenIdBytesMin = 1;
 export const accessTokenIdBytesMax = 96;
+/**
+ * How often open sessions check that their access token is still live (`api/token-watch.ts`): a
+ * revoked or expired token's sessions end within this (ours: a look-up per session is a map
+ * access, so checking every second costs nothing next to what a session does in that time).
+ */
+export const sessionTokenCheckIntervalMs = 1_000;
 /** Random bytes in a token secret (256 bits: guessing one is hopeless). */
 export const accessTokenSecretBytes = 32;
 /**

@@ -94,7 +94,14 @@ export class AccessTokenService {
    * (all 401 to the caller: a client cannot tell them apart, which leaks nothing).
    */
   authenticate(secret: string): AccessTokenInfo | undefined {
-    const hash = hashSecret(secret);
+    return this.authenticateHash(hashSecret(secret));
+  }
+
+  /**
+   * `authenticate` by the hash of the secret: what an open session checks again and again, so
+   * that a revoke or an expiry ends it (`api/token-watch.ts`).
+   */
+  authenticateHash(hash: string): AccessTokenInfo | undefined {
     const id = this.storage.state.tokenIdsByHash.get(hash);
     if (id === undefined) return undefined;
     const record = this.storage.state.tokens.get(id);

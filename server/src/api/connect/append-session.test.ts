@@ -40,7 +40,8 @@ function fakeDeps(appends: PendingAppend[]): ApiDeps {
       }),
   };
   const metrics = { observeAppend: () => {}, addSessions: () => {} };
-  return { service: { records }, metrics } as unknown as ApiDeps;
+  const tokenWatch = { lease: () => ({ signal: new AbortController().signal, release() {} }) };
+  return { service: { records }, metrics, tokenWatch } as unknown as ApiDeps;
 }
 
 function context(): HandlerContext {

@@ -20,7 +20,8 @@
  *
  * Fault model: a client that disconnects ends the session (the abort signal wakes it); inputs
  * already submitted stay submitted and may become durable, like a unary append whose client hung
- * up.
+ * up. A caller's token that is revoked or expires (`TokenWatch`) ends the session the same way,
+ * with 401 `authn` (Unauthenticated) instead of OK.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
@@ -58,17 +59,22 @@ export async function* serveAppendSession(
   const encryptionKey = encryptionKeyFieldOf(first.value.encryptionKey, context);
   const producer = producerFieldOf(first.value.producer);
   await deps.service.records.resolveForAppend(basin, stream, { encryptionKey });
-  const session = new RpcAppendSession(inputs, context.signal, deps, {
+  const principal = context.values.get(principalKey);
+  const lease = deps.tokenWatch.lease(principal);
+  const signal = AbortSignal.any([context.signal, lease.signal]);
+  const session = new RpcAppendSession(inputs, signal, deps, {
     basin,
     stream,
     encryptionKey,
     producer,
-    principal: context.values.get(principalKey),
+    principal,
   });
   deps.metrics.addSessions("rpc_append", 1);
   try {
     yield* session.run(first.value);
+    if (lease.signal.aborted) throw lease.signal.reason;
   } finally {
+    lease.release();
     deps.metrics.addSessions("rpc_append", -1);
   }
 }

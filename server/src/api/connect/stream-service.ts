@@ -160,9 +160,13 @@ async function* serveReadSession(
     { encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context) },
   );
   deps.metrics.addSessions("rpc_read", 1);
+  // A revoked or expired token ends the session with 401 `authn` (`TokenWatch`).
+  const lease = deps.tokenWatch.lease(context.values.get(principalKey));
+  const signal = AbortSignal.any([context.signal, lease.signal]);
   try {
     for (;;) {
-      const next = await nextUnlessAborted(events, context.signal);
+      const next = await nextUnlessAborted(events, signal);
+      if (lease.signal.aborted) throw lease.signal.reason;
       if (next === undefined || next.done === true) return;
       const event = next.value;
       if (event.kind === "batch") {
@@ -173,6 +177,7 @@ async function* serveReadSession(
       }
     }
   } finally {
+    lease.release();
     deps.metrics.addSessions("rpc_read", -1);
     events.return(undefined).catch(() => {});
   }

@@ -13,7 +13,8 @@
  * Flow control: the next event is pulled only once the previous one was written out (`write`
  * returned true or `drain` fired), so a slow client slows its own session and the streamer's
  * bounded follower queue protects the server. When the client goes away the session generator is
- * returned, which closes its follower.
+ * returned, which closes its follower. When the session's access token is revoked or expires
+ * (`TokenWatch`), the session ends with an `error` event (401 `authn`) between two events.
  */
 import { AssertionError } from "../../core/assert.js";
 import {
@@ -172,6 +173,11 @@ export async function serveSseRead(
   }
 
   deps.metrics.addSessions("sse", 1);
+  const lease = deps.tokenWatch.lease(context.auth);
+  const revoked = new Promise<never>((_, reject) =>
+    lease.signal.addEventListener("abort", () => reject(lease.signal.reason), { once: true }),
+  );
+  revoked.catch(() => {});
   let sentCount = 0;
   let sentBytes = 0;
   try {
@@ -181,7 +187,7 @@ export async function serveSseRead(
     for (;;) {
       let next: IteratorResult<ReadEvent, void> | undefined;
       try {
-        next = await nextUnlessClosed(session, watch);
+        next = await Promise.race([nextUnlessClosed(session, watch), revoked]);
       } catch (error) {
         if (error instanceof AssertionError) throw error;
         if (!watch.isClosed) response.end(renderErrorSseEvent(error));
@@ -206,10 +212,18 @@ export async function serveSseRead(
       } else {
         text = ssePingEvent(event.tail, Date.now());
       }
-      if (!writeText(response, text)) await drainedOrClosed(response, watch);
+      if (!writeText(response, text)) {
+        try {
+          await Promise.race([drainedOrClosed(response, watch), revoked]);
+        } catch (error) {
+          if (!watch.isClosed) response.end(renderErrorSseEvent(error));
+          return;
+        }
+      }
     }
     if (!watch.isClosed) response.end(sseDoneEvent);
   } finally {
+    lease.release();
     watch.stop();
     deps.metrics.addSessions("sse", -1);
     // Ends the generator (closing its follower) unless it already ended or a return is queued.

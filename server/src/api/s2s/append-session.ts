@@ -25,7 +25,9 @@
  * submitted (they may become durable, like a unary append whose client hung up). A client that is
  * still sending when the session ends has the rest of its input read and discarded, for at most
  * `s2sAppendDrainBytesMax` bytes or `s2sAppendDrainTimeoutMs`, then the exchange is reset: unread
- * input would keep the stream, the session and the socket open after the client is gone.
+ * input would keep the stream, the session and the socket open after the client is gone. When the
+ * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
+ * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`.
  */
 import { authorizeCommands, type Principal } from "../auth.js";
 import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
@@ -81,6 +83,7 @@ export async function handleS2sAppendSession(
   if (isResponseClosed(response)) return;
   startS2sResponse(response);
   deps.metrics.addSessions("s2s_append", 1);
+  const lease = deps.tokenWatch.lease(context.auth);
   try {
     await new AppendSession(request, response, deps, {
       basin,
@@ -88,8 +91,10 @@ export async function handleS2sAppendSession(
       encryptionKey,
       producer,
       principal: context.auth,
+      tokenRevoked: lease.signal,
     }).run();
   } finally {
+    lease.release();
     deps.metrics.addSessions("s2s_append", -1);
   }
 }
@@ -150,6 +155,8 @@ class AppendSession {
   /** Why the input stopped early; reported after the acks of the inputs before it. */
   private inputError: unknown;
   private isSubmitting = false;
+  /** The caller's token was revoked or expired: nothing more is submitted. */
+  private isRevoked = false;
   private isWritingAcks = false;
   private state: SessionState = "open";
   private readonly waitingForDrain: (() => void)[] = [];
@@ -167,6 +174,8 @@ class AppendSession {
       readonly producer: AppendProducer | undefined;
       /** The caller: fence and trim commands need their operations (`authorizeCommands`). */
       readonly principal: Principal;
+      /** Aborts when the caller's token is revoked or expires (`TokenWatch`). */
+      readonly tokenRevoked: AbortSignal;
     },
   ) {}
 
@@ -176,7 +185,13 @@ class AppendSession {
       this.resolveClosed = resolve;
     });
     const { request, response } = this;
-    response.on("close", () => this.onClosed());
+    const { tokenRevoked } = this.target;
+    const onRevoked = (): void => this.onRevoked(tokenRevoked.reason);
+    tokenRevoked.addEventListener("abort", onRevoked, { once: true });
+    response.on("close", () => {
+      tokenRevoked.removeEventListener("abort", onRevoked);
+      this.onClosed();
+    });
     if (isResponseClosed(response)) this.onClosed();
     response.on("drain", () => this.onDrain());
     request.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -201,6 +216,14 @@ class AppendSession {
     this.isRequestEnded = true;
     if (this.state !== "open" || this.isInputClosed) return;
     this.closeInput(this.decoder.end());
+    void this.submitFrames();
+  }
+
+  /** The token is no longer valid: no more input, and the error after the acks before it. */
+  private onRevoked(error: unknown): void {
+    if (this.state !== "open" || this.inputError !== undefined) return;
+    this.isRevoked = true;
+    this.failFrame(error);
     void this.submitFrames();
   }
 
@@ -263,7 +286,7 @@ class AppendSession {
           this.failFrame(error);
           break;
         }
-        if (this.state !== "open") break;
+        if (this.state !== "open" || this.isRevoked) break;
         this.submit(input, payloadBytes);
       }
     } finally {

@@ -11,7 +11,9 @@
  * Flow control: the next event is pulled only when the response has drained the previous one, so
  * a slow client slows its own session and the server holds at most one batch for it. A client
  * that goes away ends the handler at once; the session's generator is then returned, which takes
- * effect at its next event (a follower waits at most one heartbeat delay).
+ * effect at its next event (a follower waits at most one heartbeat delay). When the session's
+ * access token is revoked or expires (`TokenWatch`), the session ends with a terminal 401 `authn`
+ * between two events, even while it waits for the client to drain.
  */
 import { S2Error } from "../../core/errors.js";
 import { s2sReadFrameBytesTarget } from "../../core/limits.js";
@@ -60,11 +62,13 @@ export async function handleS2sReadSession(
   startS2sResponse(response);
   deps.metrics.addSessions("s2s_read", 1);
   const closed = watchClose(response);
+  const lease = deps.tokenWatch.lease(context.auth);
+  const revoked = rejectOnAbort(lease.signal);
   let pending: Promise<IteratorResult<ReadEvent, void>> | undefined;
   try {
     for (;;) {
       pending = events.next();
-      const next = await Promise.race([pending, closed.promise]);
+      const next = await Promise.race([pending, closed.promise, revoked]);
       if (next === "closed") return;
       pending = undefined;
       if (next.done === true) {
@@ -73,7 +77,9 @@ export async function handleS2sReadSession(
       }
       const event = next.value;
       for (const frame of await encodeReadEventFrames(event, compression)) {
-        if (!writeS2sFrame(response, frame) && (await closed.drained()) === "closed") return;
+        if (!writeS2sFrame(response, frame)) {
+          if ((await Promise.race([closed.drained(), revoked])) === "closed") return;
+        }
       }
       if (event.kind === "batch") {
         deps.metrics.observeRead(event.records.length, meteredBytesOfBatch(event.records));
@@ -82,6 +88,7 @@ export async function handleS2sReadSession(
   } catch (error) {
     if (!closed.isClosed()) response.end(encodeS2sTerminalFrame(error));
   } finally {
+    lease.release();
     deps.metrics.addSessions("s2s_read", -1);
     closed.dispose();
     // An abandoned `next()` may still settle, with an error too; `return()` runs after it.
@@ -147,6 +154,15 @@ function chunkByMeteredBytes(records: readonly SequencedRecord[]): SequencedReco
   }
   if (chunk.length > 0 || chunks.length === 0) chunks.push(chunk);
   return chunks;
+}
+
+/** A promise that rejects with the reason once `signal` aborts (handled if never awaited). */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  const rejected = new Promise<never>((_, reject) =>
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
+  );
+  rejected.catch(() => {});
+  return rejected;
 }
 
 /** Tracks whether the client went away, and waits for `drain` unless it did. */
