@@ -52,7 +52,8 @@ export const restRouteAccess: Readonly<Record<string, RouteAccess>> = {
   "DELETE /v1/streams/{stream}": stream(["delete-stream"]),
   "PATCH /v1/streams/{stream}": stream(["reconfigure-stream"]),
   // Reads include SSE and S2S read sessions, appends S2S append sessions (authorized once, when
-  // opened); fence and trim commands are checked per batch (`authorizeCommands`).
+  // opened, and ended if the token is revoked or expires: `TokenWatch`); fence and trim commands
+  // are checked per batch (`authorizeCommands`).
   "GET /v1/streams/{stream}/records": stream(["read"]),
   "POST /v1/streams/{stream}/records": stream(["append"]),
   "GET /v1/streams/{stream}/records/tail": stream(["check-tail"]),
