@@ -22,7 +22,9 @@
  * HTTP/2 connection quiet for `http2PingIntervalMs` is pinged and closed if the PING is not
  * answered within `http2PingTimeoutMs`: this closes dead peers, and connections that nghttp2 gave
  * up on after a connection error (GOAWAY sent, reading stopped), which Node never closes itself.
- * Streams per connection, header list size and nghttp2 memory are capped by `http2*` limits.
+ * An HTTP/2 connection with no open stream for `http2SessionIdleTimeoutMs` is sent GOAWAY and
+ * closed. Streams per connection, header list size and nghttp2 memory are capped by `http2*`
+ * limits.
  */
 import {
   createServer as createHttpServer,
@@ -51,6 +53,7 @@ import {
   http2HeaderPairsMax,
   http2PingIntervalMs,
   http2PingTimeoutMs,
+  http2SessionIdleTimeoutMs,
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
@@ -95,6 +98,8 @@ export interface ApiServerOptions {
   /** HTTP/2 liveness pings; the defaults are the `http2Ping*` limits. Tests shorten them. */
   readonly http2PingIntervalMs?: number | undefined;
   readonly http2PingTimeoutMs?: number | undefined;
+  /** The HTTP/2 idle timeout; the default is `http2SessionIdleTimeoutMs`. Tests shorten it. */
+  readonly http2SessionIdleTimeoutMs?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
   readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
@@ -252,7 +257,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     intervalMs: options.http2PingIntervalMs ?? http2PingIntervalMs,
     timeoutMs: options.http2PingTimeoutMs ?? http2PingTimeoutMs,
   };
-  http2.on("session", (session: ServerHttp2Session) => pingWhenQuiet(session, http2Ping));
+  const http2IdleTimeoutMs = options.http2SessionIdleTimeoutMs ?? http2SessionIdleTimeoutMs;
+  http2.on("session", (session: ServerHttp2Session) => {
+    pingWhenQuiet(session, http2Ping);
+    closeWhenIdle(session, http2IdleTimeoutMs);
+  });
 
   let listener: Server;
   if (options.tls) {
@@ -395,6 +404,31 @@ function pingWhenQuiet(
     clearTimeout(deadline);
     session.off("timeout", onQuiet);
   });
+}
+
+/**
+ * Closes an HTTP/2 session (GOAWAY with NO_ERROR, then the socket) once it has had no open
+ * stream for `idleTimeoutMs`: an idle connection otherwise costs a socket and nghttp2's memory
+ * for as long as the client keeps it.
+ */
+function closeWhenIdle(session: ServerHttp2Session, idleTimeoutMs: number): void {
+  let openStreams = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    timer = setTimeout(() => {
+      if (!session.closed && !session.destroyed) session.close();
+    }, idleTimeoutMs);
+  };
+  session.on("stream", (stream) => {
+    openStreams++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      openStreams--;
+      if (openStreams === 0 && !session.closed && !session.destroyed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }
 
 /** Reads just enough of a new connection to tell the HTTP/2 preface from HTTP/1.1. */

@@ -243,6 +243,16 @@ export const http2SessionMemoryMbMax = 10;
 export const http2PingIntervalMs = 10_000;
 /** How long a PING may go unanswered (gRPC's `keepalive_timeout` default is 20 s). */
 export const http2PingTimeoutMs = 10_000;
+/**
+ * An HTTP/2 connection with no open stream for this long is sent GOAWAY(NO_ERROR) and closed
+ * (issue 14: 300 idle h2c connections stayed open for ever). Pings keep a connection alive only
+ * while it has streams: a client between requests reconnects, which SDKs and gRPC do on GOAWAY.
+ * nginx closes idle HTTP/2 connections after 75 s (`keepalive_timeout`), Go's server after its
+ * `IdleTimeout`, Envoy after 1 h (`idle_timeout`); ours is a minute.
+ */
+export const http2SessionIdleTimeoutMs = 60_000;
+
+assert(http2PingIntervalMs < http2SessionIdleTimeoutMs, "a quiet connection is pinged first");
 
 assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers ≤ request timeout");
 assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");

@@ -4,7 +4,8 @@
 // once the client disconnects, or after a bounded drain if it keeps sending, over HTTP/2 and
 // HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset,
 // and the server stops reading it; an HTTP/2 connection error (a CONTINUATION flood) closes the
-// connection, while a quiet connection that answers pings stays open. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// connection, an HTTP/2 connection without streams is closed after the idle timeout, while a
+// quiet connection with an open session that answers pings stays open. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -37,6 +38,7 @@ const keepAliveTimeoutMs = 500;
 const connectionsCheckingIntervalMs = 100;
 const pingIntervalMs = 300;
 const pingTimeoutMs = 300;
+const idleTimeoutMs = 1_000;
 /** Every wait in this file fails after this long instead of hanging the run. */
 const waitTimeoutMs = 10_000;
 /** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
@@ -58,6 +60,7 @@ before(async () => {
     http1ConnectionsCheckingIntervalMs: connectionsCheckingIntervalMs,
     http2PingIntervalMs: pingIntervalMs,
     http2PingTimeoutMs: pingTimeoutMs,
+    http2SessionIdleTimeoutMs: idleTimeoutMs,
   });
 });
 
@@ -271,27 +274,52 @@ describe("HTTP/2 connection errors and liveness", () => {
     await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 
-  it("a quiet connection whose client answers pings stays open", async () => {
-    const socketsBefore = openSocketCount();
-    const client = http2.connect(`http://127.0.0.1:${api.port}`);
-    client.on("error", () => {});
-    const get = (): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const request = client.request({ ":path": "/health" });
-        request.once("response", (headers) => resolve(Number(headers[":status"])));
-        request.once("error", reject);
-        request.resume();
-      });
-    assert.equal(await within(get(), "the first response"), 200);
+  it("a quiet connection with an open session, whose client answers pings, stays open", async () => {
+    const before = baseline();
+    const { client, request, collector } = openHttp2Session("quiet");
     let pingsAnswered = 0;
     client.on("ping", () => {
       pingsAnswered++;
     });
-    await sleep(4 * (pingIntervalMs + pingTimeoutMs));
+    request.write(inputFrame());
+    await until(() => collector.frames.length, 1, "the first ack");
+    // Quiet for longer than the idle timeout and several ping rounds.
+    await sleep(Math.max(4 * (pingIntervalMs + pingTimeoutMs), 2 * idleTimeoutMs));
     assert.ok(pingsAnswered >= 2, `the server pinged the quiet connection. pings=${pingsAnswered}`);
     assert.equal(client.closed || client.destroyed, false, "still open");
-    assert.equal(await within(get(), "a response on the same connection"), 200);
+    request.write(inputFrame());
+    await until(() => collector.frames.length, 2, "an ack on the same session");
+    assert.ok(
+      collector.frames.every((frame) => !frame.isTerminal),
+      "acks only",
+    );
     client.destroy();
+    await assertReleased(before);
+  });
+
+  it("a connection without open streams is closed after the idle timeout", async () => {
+    const socketsBefore = openSocketCount();
+    const client = http2.connect(`http://127.0.0.1:${api.port}`);
+    client.on("error", () => {});
+    const goaway = new Promise<number>((resolve) => client.once("goaway", resolve));
+    const closed = new Promise<void>((resolve) => client.once("close", resolve));
+    const status = await within(
+      new Promise<number>((resolve, reject) => {
+        const request = client.request({ ":path": "/health" });
+        request.once("response", (headers) => resolve(Number(headers[":status"])));
+        request.once("error", reject);
+        request.resume();
+      }),
+      "the response",
+    );
+    assert.equal(status, 200);
+    const idleSinceMs = performance.now();
+    const errorCode = await within(goaway, "the server's GOAWAY");
+    const afterMs = performance.now() - idleSinceMs;
+    assert.equal(errorCode, http2.constants.NGHTTP2_NO_ERROR, "a graceful close");
+    assert.ok(afterMs >= idleTimeoutMs * 0.9, `not before the timeout. after_ms=${afterMs}`);
+    assert.ok(afterMs < idleTimeoutMs + 2_000, `closed near the timeout. after_ms=${afterMs}`);
+    await within(closed, "the connection to close");
     await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 });
