@@ -22,6 +22,7 @@ describe("access table", () => {
       service: {} as Service,
       metrics: {} as ApiMetrics,
       tokenWatch: {} as TokenWatch,
+      s2sFrameStallTimeoutMs: 0,
     });
     for (const route of routes) {
       const name = `${route.method} /${route.pattern.join("/")}`;
@@ -43,6 +44,7 @@ describe("access table", () => {
       service: {} as Service,
       metrics: {} as ApiMetrics,
       tokenWatch: {} as TokenWatch,
+      s2sFrameStallTimeoutMs: 0,
     });
     const routeNames = new Set(
       routes.map((route) => `${route.method} /${route.pattern.join("/")}`),

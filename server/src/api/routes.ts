@@ -18,6 +18,8 @@ export interface ApiDeps {
   readonly metrics: ApiMetrics;
   /** Ends sessions whose token is revoked or expires. */
   readonly tokenWatch: TokenWatch;
+  /** How long an S2S append session waits for the rest of a frame (`s2sFrameStallTimeoutMs`). */
+  readonly s2sFrameStallTimeoutMs: number;
 }
 
 export function createRoutes(deps: ApiDeps): Route[] {

@@ -57,6 +57,7 @@ import {
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
+  s2sFrameStallTimeoutMs,
   sessionTokenCheckIntervalMs,
 } from "../core/limits.js";
 import type { Service } from "../service/service.js";
@@ -100,6 +101,8 @@ export interface ApiServerOptions {
   readonly http2PingTimeoutMs?: number | undefined;
   /** The HTTP/2 idle timeout; the default is `http2SessionIdleTimeoutMs`. Tests shorten it. */
   readonly http2SessionIdleTimeoutMs?: number | undefined;
+  /** The S2S partial-frame stall timeout; the default is the limit. Tests shorten it. */
+  readonly s2sFrameStallTimeoutMs?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
   readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
@@ -125,7 +128,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     options.service.accessTokens,
     options.sessionTokenCheckIntervalMs ?? sessionTokenCheckIntervalMs,
   );
-  const deps = { service: options.service, metrics, tokenWatch };
+  const deps = {
+    service: options.service,
+    metrics,
+    tokenWatch,
+    s2sFrameStallTimeoutMs: options.s2sFrameStallTimeoutMs ?? s2sFrameStallTimeoutMs,
+  };
   const routes = createRoutes(deps);
   const authenticate = createAuthenticator(options.auth ?? { kind: "open" }, options.service);
   const connectHandler = createConnectHandler(deps, authenticate);

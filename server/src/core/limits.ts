@@ -189,6 +189,15 @@ export const s2sAppendDrainBytesMax = 2 * s2sFrameBytesMax;
  * frame (the response never finishes).
  */
 export const s2sAppendDrainTimeoutMs = 5_000;
+/**
+ * An S2S append session that has received part of a frame, and is reading, fails with 408
+ * `request_timeout` when no more of the frame arrives for this long (issue 14: sessions each
+ * holding an almost complete 2 MiB frame were never timed out). The clock runs only while the
+ * session reads: a client held back by our own back-pressure is not stalled. A client writes a
+ * frame in one go, so a gap this long inside one is a stuck client or link (Envoy's
+ * `stream_idle_timeout` is 5 min for a whole stream; ours is for half a frame).
+ */
+export const s2sFrameStallTimeoutMs = 30_000;
 
 /**
  * An HTTP/1.1 connection that is to close while its request body is still arriving (an error

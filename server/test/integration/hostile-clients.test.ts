@@ -5,7 +5,8 @@
 // HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset,
 // and the server stops reading it; an HTTP/2 connection error (a CONTINUATION flood) closes the
 // connection, an HTTP/2 connection without streams is closed after the idle timeout, while a
-// quiet connection with an open session that answers pings stays open. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// quiet connection with an open session that answers pings stays open; an S2S append session
+// whose frame stops arriving half-way fails after the stall timeout. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -39,6 +40,7 @@ const connectionsCheckingIntervalMs = 100;
 const pingIntervalMs = 300;
 const pingTimeoutMs = 300;
 const idleTimeoutMs = 1_000;
+const stallTimeoutMs = 500;
 /** Every wait in this file fails after this long instead of hanging the run. */
 const waitTimeoutMs = 10_000;
 /** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
@@ -61,6 +63,7 @@ before(async () => {
     http2PingIntervalMs: pingIntervalMs,
     http2PingTimeoutMs: pingTimeoutMs,
     http2SessionIdleTimeoutMs: idleTimeoutMs,
+    s2sFrameStallTimeoutMs: stallTimeoutMs,
   });
 });
 
@@ -632,6 +635,39 @@ async function keepSending(
     await sleep(intervalMs);
   }
 }
+
+describe("S2S append session whose frame stops arriving", () => {
+  for (const protocol of ["HTTP/2", "HTTP/1.1"] as const) {
+    it(`${protocol}: fails with 408 after the stall timeout, and is released`, async () => {
+      const stream = `stalled-${protocol === "HTTP/2" ? "h2" : "h1"}`;
+      const before = baseline();
+      const session = protocol === "HTTP/2" ? openHttp2Session(stream) : openHttp1Session(stream);
+      session.request.write(inputFrame());
+      await until(() => session.collector.frames.length, 1, "the first ack");
+      // Half of a frame of one 512 KiB record, then nothing.
+      const frame = inputFrame({ bodyBytes: 512 << 10 });
+      const stalledAtMs = performance.now();
+      session.request.write(frame.subarray(0, frame.length >> 1));
+      await within(session.collector.terminal, "the terminal frame");
+      const afterMs = performance.now() - stalledAtMs;
+      assert.deepEqual(
+        session.collector.frames.map((received) => received.isTerminal),
+        [false, true],
+        "the ack of the good input, then the terminal frame",
+      );
+      const terminal = parseS2sTerminalPayload(session.collector.frames[1]!.payload);
+      assert.equal(terminal.status, 408, terminal.body);
+      assert.equal((JSON.parse(terminal.body) as { code: string }).code, "request_timeout");
+      assert.ok(afterMs >= stallTimeoutMs * 0.9, `not before the timeout. after_ms=${afterMs}`);
+      assert.ok(afterMs < stallTimeoutMs + 2_000, `failed near the timeout. after_ms=${afterMs}`);
+      await until(appendSessionGauge, before.sessions, "s2s_append sessions while connected");
+      if ("client" in session) session.client.destroy();
+      else session.request.destroy();
+      await assertReleased(before);
+      assert.equal(await tailOf(stream), 1, "the partial frame was not applied");
+    });
+  }
+});
 
 describe("S2S append session that fails while its client keeps sending", () => {
   for (const failure of failures) {

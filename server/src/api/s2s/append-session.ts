@@ -25,7 +25,9 @@
  * submitted (they may become durable, like a unary append whose client hung up). A client that is
  * still sending when the session ends has the rest of its input read and discarded, for at most
  * `s2sAppendDrainBytesMax` bytes or `s2sAppendDrainTimeoutMs`, then the exchange is reset: unread
- * input would keep the stream, the session and the socket open after the client is gone. When the
+ * input would keep the stream, the session and the socket open after the client is gone. A frame
+ * of which part arrived and then nothing more for `s2sFrameStallTimeoutMs` while the session reads
+ * fails the session with 408 `request_timeout`, after the acks before it. When the
  * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
  * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`.
  */
@@ -157,6 +159,8 @@ class AppendSession {
   private isSubmitting = false;
   /** The caller's token was revoked or expired: nothing more is submitted. */
   private isRevoked = false;
+  /** Runs while a frame is partly received and the session reads (`watchStall`). */
+  private stallTimer: NodeJS.Timeout | undefined;
   private isWritingAcks = false;
   private state: SessionState = "open";
   private readonly waitingForDrain: (() => void)[] = [];
@@ -203,6 +207,8 @@ class AppendSession {
 
   private onData(chunk: Buffer): void {
     if (this.state !== "open" || this.isInputClosed) return;
+    // Progress: a partial frame gets a fresh stall timeout once reading resumes.
+    this.stopStallTimer();
     const { frames, error } = this.decoder.push(chunk);
     this.frames.push(...frames);
     // The frames before a malformation are valid: they are submitted, and the error follows.
@@ -230,6 +236,7 @@ class AppendSession {
   private onClosed(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.stopStallTimer();
     this.frames.length = 0;
     this.onDrain();
     this.resolveClosed();
@@ -296,7 +303,38 @@ class AppendSession {
       if (this.frames.length > 0 || !this.hasCapacity()) this.request.pause();
       else this.request.resume();
     }
+    this.watchStall();
     this.maybeEnd();
+  }
+
+  /**
+   * Runs the stall timer while a frame is partly received and the session reads; stops it
+   * otherwise (between frames, or while back-pressure holds the client).
+   */
+  private watchStall(): void {
+    const isWaitingForFrame =
+      this.state === "open" &&
+      !this.isInputClosed &&
+      !this.request.isPaused() &&
+      this.decoder.hasPartialFrame;
+    if (!isWaitingForFrame) this.stopStallTimer();
+    else this.stallTimer ??= setTimeout(() => this.onStalled(), this.deps.s2sFrameStallTimeoutMs);
+  }
+
+  private stopStallTimer(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
+  /** The rest of a frame did not come: the session fails after the acks before it. */
+  private onStalled(): void {
+    this.stallTimer = undefined;
+    if (this.state !== "open" || this.isInputClosed) return;
+    const timeoutMs = this.deps.s2sFrameStallTimeoutMs;
+    this.closeInput(
+      new S2Error("request_timeout", `s2s frame incomplete. stall_timeout_ms=\`${timeoutMs}\``),
+    );
+    void this.submitFrames();
   }
 
   /**
@@ -376,6 +414,7 @@ class AppendSession {
     assert(this.state === "open", "an append session ends once");
     const terminal = error === undefined ? undefined : encodeS2sTerminalFrame(error);
     this.state = "ending";
+    this.stopStallTimer();
     this.frames.length = 0;
     if (!this.isRequestEnded) this.drainRequest();
     const { response } = this;
