@@ -13,6 +13,7 @@ import type { Service } from "../service/service.js";
 import { restRouteAccess, rpcMethodAccess } from "./auth-routes.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createRoutes } from "./routes.js";
+import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
 describe("access table", () => {
@@ -23,6 +24,7 @@ describe("access table", () => {
       metrics: {} as ApiMetrics,
       tokenWatch: {} as TokenWatch,
       s2sFrameStallTimeoutMs: 0,
+      sessionSlots: {} as SessionSlots,
     });
     for (const route of routes) {
       const name = `${route.method} /${route.pattern.join("/")}`;
@@ -45,6 +47,7 @@ describe("access table", () => {
       metrics: {} as ApiMetrics,
       tokenWatch: {} as TokenWatch,
       s2sFrameStallTimeoutMs: 0,
+      sessionSlots: {} as SessionSlots,
     });
     const routeNames = new Set(
       routes.map((route) => `${route.method} /${route.pattern.join("/")}`),

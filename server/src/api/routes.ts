@@ -10,6 +10,7 @@ import { streamRoutes } from "./rest/streams.js";
 import { recordRoutes } from "./rest/records.js";
 import { metricsRoutes } from "./rest/metrics.js";
 import { locationRoutes } from "./rest/locations.js";
+import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
 /** What route handlers need. */
@@ -18,6 +19,8 @@ export interface ApiDeps {
   readonly metrics: ApiMetrics;
   /** Ends sessions whose token is revoked or expires. */
   readonly tokenWatch: TokenWatch;
+  /** The cap on open streaming sessions (`sessionsMax`). */
+  readonly sessionSlots: SessionSlots;
   /** How long an S2S append session waits for the rest of a frame (`s2sFrameStallTimeoutMs`). */
   readonly s2sFrameStallTimeoutMs: number;
 }

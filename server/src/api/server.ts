@@ -58,6 +58,7 @@ import {
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
   s2sFrameStallTimeoutMs,
+  sessionsMax,
   sessionTokenCheckIntervalMs,
 } from "../core/limits.js";
 import type { Service } from "../service/service.js";
@@ -75,6 +76,7 @@ import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { renderError } from "./render-error.js";
 import { matchRoute } from "./router.js";
 import { createRoutes } from "./routes.js";
+import { SessionSlots } from "./session-slots.js";
 import { TokenWatch } from "./token-watch.js";
 
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -103,6 +105,8 @@ export interface ApiServerOptions {
   readonly http2SessionIdleTimeoutMs?: number | undefined;
   /** The S2S partial-frame stall timeout; the default is the limit. Tests shorten it. */
   readonly s2sFrameStallTimeoutMs?: number | undefined;
+  /** The cap on open streaming sessions; the default is `sessionsMax`. Tests lower it. */
+  readonly sessionsMax?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
   readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
@@ -133,6 +137,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     metrics,
     tokenWatch,
     s2sFrameStallTimeoutMs: options.s2sFrameStallTimeoutMs ?? s2sFrameStallTimeoutMs,
+    sessionSlots: new SessionSlots(options.sessionsMax ?? sessionsMax),
   };
   const routes = createRoutes(deps);
   const authenticate = createAuthenticator(options.auth ?? { kind: "open" }, options.service);

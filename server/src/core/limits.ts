@@ -198,6 +198,15 @@ export const s2sAppendDrainTimeoutMs = 5_000;
  * `stream_idle_timeout` is 5 min for a whole stream; ours is for half a frame).
  */
 export const s2sFrameStallTimeoutMs = 30_000;
+/**
+ * Open streaming sessions of every kind, over all connections (`api/session-slots.ts`); one more
+ * is refused with 429. A fence against exhausting descriptors and memory, as Envoy's overload
+ * manager refuses streams past `max_active_downstream_connections`, not a tuned figure: an idle
+ * session costs tens of KiB (socket buffers, nghttp2 and session state), 10,000 of them some
+ * hundreds of MiB; a stalled append session holds at most one frame more (`s2sFrameBytesMax`)
+ * until `s2sFrameStallTimeoutMs`. Per connection, `http2StreamsPerSessionMax` applies first.
+ */
+export const sessionsMax = 10_000;
 
 /**
  * An HTTP/1.1 connection that is to close while its request body is still arriving (an error

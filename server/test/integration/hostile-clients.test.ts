@@ -6,7 +6,8 @@
 // and the server stops reading it; an HTTP/2 connection error (a CONTINUATION flood) closes the
 // connection, an HTTP/2 connection without streams is closed after the idle timeout, while a
 // quiet connection with an open session that answers pings stays open; an S2S append session
-// whose frame stops arriving half-way fails after the stall timeout. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// whose frame stops arriving half-way fails after the stall timeout; sessions past the server's
+// cap are refused with 429 until one ends. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -41,6 +42,8 @@ const pingIntervalMs = 300;
 const pingTimeoutMs = 300;
 const idleTimeoutMs = 1_000;
 const stallTimeoutMs = 500;
+/** The server's session cap here: above what any other test opens at once. */
+const sessionsMax = 3;
 /** Every wait in this file fails after this long instead of hanging the run. */
 const waitTimeoutMs = 10_000;
 /** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
@@ -64,6 +67,7 @@ before(async () => {
     http2PingTimeoutMs: pingTimeoutMs,
     http2SessionIdleTimeoutMs: idleTimeoutMs,
     s2sFrameStallTimeoutMs: stallTimeoutMs,
+    sessionsMax,
   });
 });
 
@@ -635,6 +639,54 @@ async function keepSending(
     await sleep(intervalMs);
   }
 }
+
+describe("The cap on open sessions", () => {
+  it("refuses a session past the cap with 429 until one ends", async () => {
+    const before = baseline();
+    const open = Array.from({ length: sessionsMax }, (_, i) => openHttp2Session(`capped-${i}`));
+    for (const session of open) session.request.write(inputFrame());
+    for (const [i, session] of open.entries()) {
+      await until(() => session.collector.frames.length, 1, `the ack of session ${i}`);
+    }
+    assert.equal(appendSessionGauge(), before.sessions + sessionsMax, "all open");
+    const refused = async (method: "POST" | "GET"): Promise<void> => {
+      const client = http2.connect(`http://127.0.0.1:${api.port}`);
+      client.on("error", () => {});
+      const request = client.request({
+        ":method": method,
+        ":path": `/v1/streams/capped-0/records${method === "GET" ? "?seq_num=0" : ""}`,
+        "content-type": "s2s/proto",
+        "s2-basin": testBasin,
+      });
+      request.on("error", () => {});
+      let body = "";
+      request.setEncoding("utf8");
+      request.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      const status = await within(
+        new Promise<number>((resolve) =>
+          request.once("response", (headers) => resolve(Number(headers[":status"]))),
+        ),
+        `the answer to a ${method} session past the cap`,
+      );
+      await within(new Promise((resolve) => request.once("end", resolve)), "the error body");
+      assert.equal(status, 429, body);
+      assert.equal((JSON.parse(body) as { code: string }).code, "rate_limited");
+      client.destroy();
+    };
+    await refused("POST");
+    await refused("GET");
+    // One session ends: a new one is admitted.
+    open[0]!.request.end();
+    await until(appendSessionGauge, before.sessions + sessionsMax - 1, "s2s_append sessions");
+    const admitted = openHttp2Session("capped-next");
+    admitted.request.write(inputFrame());
+    await until(() => admitted.collector.frames.length, 1, "the ack past the freed slot");
+    for (const session of [...open, admitted]) session.client.destroy();
+    await assertReleased(before);
+  });
+});
 
 describe("S2S append session whose frame stops arriving", () => {
   for (const protocol of ["HTTP/2", "HTTP/1.1"] as const) {

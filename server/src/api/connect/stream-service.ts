@@ -76,10 +76,10 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
       return { batch: readBatchToProto(batch) };
     },
     appendSession(requests, context) {
-      return serveAppendSession(requests, context, deps);
+      return deps.sessionSlots.serveStream(() => serveAppendSession(requests, context, deps));
     },
     readSession(request, context) {
-      return serveReadSession(request, context, deps);
+      return deps.sessionSlots.serveStream(() => serveReadSession(request, context, deps));
     },
     async getStreamMetrics(request) {
       const query = streamMetricsQueryFromProto(request);

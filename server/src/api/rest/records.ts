@@ -85,7 +85,7 @@ async function append(context: RequestContext, deps: ApiDeps): Promise<void> {
   const { basin, stream } = streamAt(context);
   const contentType = contentTypeOf(request);
   if (isS2sMediaType(contentType)) {
-    await handleS2sAppendSession(context, deps, basin, stream);
+    await deps.sessionSlots.serve(() => handleS2sAppendSession(context, deps, basin, stream));
     return;
   }
   const respondWithProtobuf = isProtobufMediaType(firstAcceptOf(request));
@@ -121,10 +121,12 @@ async function read(context: RequestContext, deps: ApiDeps): Promise<void> {
   const readRequest = readRequestOf(query);
   switch (mode.kind) {
     case "s2s":
-      await handleS2sReadSession(context, deps, at.basin, at.stream, readRequest);
+      await deps.sessionSlots.serve(() =>
+        handleS2sReadSession(context, deps, at.basin, at.stream, readRequest),
+      );
       return;
     case "sse":
-      await serveSseRead(context, deps, at, readRequest, mode);
+      await deps.sessionSlots.serve(() => serveSseRead(context, deps, at, readRequest, mode));
       return;
     case "unary": {
       const watch = watchClosed(response);
