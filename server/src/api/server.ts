@@ -22,7 +22,8 @@
  * HTTP/2 connection quiet for `http2PingIntervalMs` is pinged and closed if the PING is not
  * answered within `http2PingTimeoutMs`: this closes dead peers, and connections that nghttp2 gave
  * up on after a connection error (GOAWAY sent, reading stopped), which Node never closes itself.
- * An HTTP/2 connection with no open stream for `http2SessionIdleTimeoutMs` is sent GOAWAY and
+ * Past `connectionsMax` open connections, a new one is closed as soon as it is accepted. An
+ * HTTP/2 connection with no open stream for `http2SessionIdleTimeoutMs` is sent GOAWAY and
  * closed. Streams per connection, header list size and nghttp2 memory are capped by `http2*`
  * limits.
  */
@@ -43,6 +44,7 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import type { TLSSocket } from "node:tls";
 import { AssertionError } from "../core/assert.js";
 import {
+  connectionsMax,
   http1ConnectionsCheckingIntervalMs,
   http1HeadersTimeoutMs,
   http1KeepAliveTimeoutMs,
@@ -105,6 +107,8 @@ export interface ApiServerOptions {
   readonly http2SessionIdleTimeoutMs?: number | undefined;
   /** The S2S partial-frame stall timeout; the default is the limit. Tests shorten it. */
   readonly s2sFrameStallTimeoutMs?: number | undefined;
+  /** The cap on open connections; the default is `connectionsMax`. Tests lower it. */
+  readonly connectionsMax?: number | undefined;
   /** The cap on open streaming sessions; the default is `sessionsMax`. Tests lower it. */
   readonly sessionsMax?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
@@ -300,6 +304,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       });
     });
   }
+  listener.maxConnections = options.connectionsMax ?? connectionsMax;
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
     listener.listen(options.port, options.host ?? "0.0.0.0", () => {

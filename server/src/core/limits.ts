@@ -207,6 +207,15 @@ export const s2sFrameStallTimeoutMs = 30_000;
  * until `s2sFrameStallTimeoutMs`. Per connection, `http2StreamsPerSessionMax` applies first.
  */
 export const sessionsMax = 10_000;
+/**
+ * Open client connections (TCP, either protocol); one more is closed as soon as it is accepted
+ * (Node's `net.Server.maxConnections`). The process's descriptors are shared with the cache's
+ * files and LevelDB, so running out of them on sockets (EMFILE) would fail storage, not only
+ * clients; a connection costs a descriptor and its socket buffers. As many as sessions (HTTP/2
+ * carries many sessions on one connection, HTTP/1.1 one); Envoy's overload manager and nginx's
+ * `worker_connections` bound the same thing. The host's `ulimit -n` must be above it.
+ */
+export const connectionsMax = sessionsMax;
 
 /**
  * An HTTP/1.1 connection that is to close while its request body is still arriving (an error

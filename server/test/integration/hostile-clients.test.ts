@@ -7,7 +7,8 @@
 // connection, an HTTP/2 connection without streams is closed after the idle timeout, while a
 // quiet connection with an open session that answers pings stays open; an S2S append session
 // whose frame stops arriving half-way fails after the stall timeout; sessions past the server's
-// cap are refused with 429 until one ends. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
+// cap are refused with 429 until one ends, and connections past the server's cap are closed on
+// arrival until one closes. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
 // `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
 // gauge and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
@@ -685,6 +686,59 @@ describe("The cap on open sessions", () => {
     await until(() => admitted.collector.frames.length, 1, "the ack past the freed slot");
     for (const session of [...open, admitted]) session.client.destroy();
     await assertReleased(before);
+  });
+});
+
+describe("The cap on open connections", () => {
+  it("closes a connection past the cap on arrival, and admits one once another closes", async () => {
+    const socketsBefore = openSocketCount();
+    const connectionsMax = 2;
+    const capped = await startApiServer({
+      service,
+      port: 0,
+      host: "127.0.0.1",
+      cors: false,
+      connectionsMax,
+    });
+    const clients: http2.ClientHttp2Session[] = [];
+    const health = (): Promise<number> => {
+      const client = http2.connect(`http://127.0.0.1:${capped.port}`);
+      client.on("error", () => {});
+      clients.push(client);
+      return new Promise<number>((resolve) => {
+        const request = client.request({ ":path": "/health" });
+        request.once("response", (headers) => resolve(Number(headers[":status"])));
+        request.once("error", () => resolve(0));
+        request.once("close", () => resolve(0));
+        request.resume();
+      });
+    };
+    try {
+      for (let i = 0; i < connectionsMax; i++) {
+        assert.equal(await within(health(), `connection ${i}`), 200);
+      }
+      const refused = net.connect(capped.port, "127.0.0.1");
+      refused.on("error", () => {});
+      await within(
+        new Promise<void>((resolve) => refused.once("close", () => resolve())),
+        "the server to close the connection past the cap",
+      );
+      assert.equal(await within(health(), "an HTTP/2 client past the cap"), 0, "no answer");
+      clients.shift()!.destroy();
+      const admitted = async (): Promise<number> => health();
+      // The server counts the closed connection down once its side has closed too.
+      const deadline = Date.now() + waitTimeoutMs;
+      let status = await within(admitted(), "a connection once another closed");
+      while (status !== 200 && Date.now() < deadline) {
+        await sleep(20);
+        status = await within(admitted(), "a connection once another closed");
+      }
+      assert.equal(status, 200, "admitted once another connection closed");
+    } finally {
+      for (const client of clients) client.destroy();
+      await capped.close();
+    }
+    await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 });
 
