@@ -263,9 +263,9 @@ export const http2SessionMemoryMbMax = 10;
  * dead peers, this is what closes a connection that nghttp2 has given up on: after a connection
  * error (a CONTINUATION flood is a COMPRESSION_ERROR) it sends GOAWAY and stops reading, but Node
  * neither closes the socket nor tells us (issue 14); such a session never sends the PING, so it is
- * closed within the two bounds. 10 s is well above the read session's heartbeats (≤ 15 s apart,
- * so a following reader is rarely pinged), and a PING costs 17 bytes each way (gRPC's keepalive
- * pings every 2 h by default, but also detects dead peers by other means).
+ * closed within the two bounds. A following read session's heartbeats (every 5–15 s) count as
+ * activity, so it is seldom pinged, and a PING costs 17 bytes each way (gRPC's keepalive pings
+ * every 2 h by default, but it also detects dead peers by other means).
  */
 export const http2PingIntervalMs = 10_000;
 /** How long a PING may go unanswered (gRPC's `keepalive_timeout` default is 20 s). */
@@ -285,6 +285,7 @@ assert(http1HeadersTimeoutMs <= http1RequestTimeoutMs, "Node requires headers �
 assert(http1ConnectionsCheckingIntervalMs < http1HeadersTimeoutMs, "checked within the timeout");
 assert(s2sAppendDrainBytesMax >= s2sFrameBytesMax, "a client can finish the frame it was writing");
 assert(http1LingerBytesMax >= requestBodyBytesMax, "a body at the limit is read to its end");
+
 /**
  * Idempotent producers (docs/design/producers.md): the acks kept per (stream, producer), so a
  * resend of any of its last this-many batches gets its first ack. A client keeps at most this
