@@ -139,6 +139,14 @@ export const s2sCompressionBytesMin = 1024;
 export const s2sAppendInflightInputsMax = 1000;
 export const s2sAppendInflightBytesMax = 10 << 20;
 
+/**
+ * An S2S frame decoder allocates at most this much of a payload before its bytes arrive, and
+ * doubles as they do (up to the declared length): what a partly received frame holds follows what
+ * was received, not what its 3-byte header declares (issue 14: a 5-byte header made the server
+ * allocate 2 MiB). Frames below it, most of them, are allocated once; a 1 MiB frame is copied
+ * about twice over while it grows, which is small next to decoding it.
+ */
+export const s2sPayloadInitialBytesMax = 64 << 10;
 assert(s2sAppendInflightBytesMax >= s2sFrameBytesMax, "an s2s session admits one maximal frame");
 assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
 

@@ -1,14 +1,19 @@
 // Goal: the S2S frame codec round-trips every frame whatever the chunking, and rejects every
 // malformed input as 400 `bad_frame` before buffering it (S2-API.md §5.8). Method: fast-check
 // properties over random payloads, flags and cut points, plus one table case per malformation,
-// including compression bombs and garbage in both codecs.
+// including compression bombs and garbage in both codecs; a frame header alone does not make the
+// decoder hold the payload it declares (issue 14).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { AssertionError } from "../../core/assert.js";
 import { AppendConditionFailed, S2Error } from "../../core/errors.js";
-import { s2sCompressionBytesMin, s2sFrameBytesMax } from "../../core/limits.js";
+import {
+  s2sCompressionBytesMin,
+  s2sFrameBytesMax,
+  s2sPayloadInitialBytesMax,
+} from "../../core/limits.js";
 import { zstdCompress } from "./compression.js";
 import {
   compressionFromAcceptEncoding,
@@ -193,6 +198,39 @@ describe("S2S frame codec", () => {
     const [frame] = decodeAll([concat([header(2, 0x10), new Uint8Array([5])])]);
     assert.equal(frame?.isReconnectAdvised, true);
     assert.equal(frame?.isTerminal, false);
+  });
+});
+
+describe("S2S frame decoder memory", () => {
+  it("holds what a partial frame sent, not what its header declares", () => {
+    // 64 stalled frames, each a header declaring the largest payload and 10 bytes of it.
+    const payload = new Uint8Array(s2sFrameBytesMax - 1).fill(7);
+    const start = encodeS2sFrame(payload).subarray(0, 4 + 10);
+    const decoders = Array.from({ length: 64 }, () => new S2sFrameDecoder());
+    const beforeBytes = process.memoryUsage().arrayBuffers;
+    for (const decoder of decoders) assert.deepEqual(decoder.push(start).frames, []);
+    const heldBytes = process.memoryUsage().arrayBuffers - beforeBytes;
+    assert.ok(
+      heldBytes <= decoders.length * 2 * s2sPayloadInitialBytesMax,
+      `held by partial frames. held_bytes=${heldBytes}`,
+    );
+  });
+
+  it("grows a payload to its declared length as its bytes arrive in uneven chunks", () => {
+    const payload = new Uint8Array(s2sFrameBytesMax - 1).map((_, i) => i % 251);
+    const bytes = encodeS2sFrame(payload);
+    const decoder = new S2sFrameDecoder();
+    const frames = [];
+    for (
+      let at = 0, size = 1;
+      at < bytes.length;
+      at += size, size = 1 + ((size * 7 + 3) % 300_000)
+    ) {
+      frames.push(...decoder.push(bytes.subarray(at, at + size)).frames);
+    }
+    assert.equal(frames.length, 1);
+    assert.deepEqual(frames[0]!.payload, payload);
+    assert.equal(decoder.end(), undefined, "ended on a frame boundary");
   });
 });
 

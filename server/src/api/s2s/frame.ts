@@ -13,7 +13,11 @@
 import type { Writable } from "node:stream";
 import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
-import { s2sCompressionBytesMin, s2sFrameBytesMax } from "../../core/limits.js";
+import {
+  s2sCompressionBytesMin,
+  s2sFrameBytesMax,
+  s2sPayloadInitialBytesMax,
+} from "../../core/limits.js";
 import type { ApiResponse } from "../http/request-context.js";
 import { renderErrorTerminalPayload } from "../render-error.js";
 import {
@@ -229,13 +233,17 @@ export interface S2sDecodeResult {
  * with the frames before it, and the decoder then refuses further input with the same error.
  *
  * Memory: at most one frame's payload (≤ `s2sPayloadBytesMax`, allocated only after its declared
- * length was checked) plus a 4-byte header.
+ * length was checked) plus a 4-byte header; of a payload still arriving, at most twice what has
+ * arrived or `s2sPayloadInitialBytesMax`, whichever is more (the buffer grows with the bytes, so a
+ * header alone cannot make the decoder hold a maximal frame).
  */
 export class S2sFrameDecoder {
   private readonly header = new Uint8Array(frameHeaderBytes);
   private headerBytes = 0;
-  /** The payload being filled, once the header is complete and valid. */
+  /** The payload being filled, once the header is complete and valid; grows with its bytes. */
   private payload: Uint8Array | undefined;
+  /** The payload's declared length. */
+  private payloadLength = 0;
   private payloadBytes = 0;
   private flag = 0;
   private failure: S2Error | undefined;
@@ -263,7 +271,7 @@ export class S2sFrameDecoder {
   end(): S2Error | undefined {
     if (this.failure === undefined && this.hasPartialFrame) {
       const expected =
-        this.payload === undefined ? frameHeaderBytes : frameHeaderBytes + this.payload.length;
+        this.payload === undefined ? frameHeaderBytes : frameHeaderBytes + this.payloadLength;
       const received =
         this.payload === undefined ? this.headerBytes : frameHeaderBytes + this.payloadBytes;
       this.failure = badFrame(
@@ -285,8 +293,8 @@ export class S2sFrameDecoder {
         if (this.headerBytes < frameHeaderBytes) break;
         this.startPayload();
       } else {
-        const payload = this.payload;
-        const taken = Math.min(payload.length - this.payloadBytes, chunk.length - offset);
+        const taken = Math.min(this.payloadLength - this.payloadBytes, chunk.length - offset);
+        const payload = this.payloadWithRoom(this.payloadBytes + taken);
         payload.set(chunk.subarray(offset, offset + taken), this.payloadBytes);
         this.payloadBytes += taken;
         offset += taken;
@@ -294,6 +302,17 @@ export class S2sFrameDecoder {
       const frame = this.takeCompleteFrame();
       if (frame !== undefined) frames.push(frame);
     }
+  }
+
+  /** The payload buffer, grown (doubling, up to the declared length) to hold `bytes`. */
+  private payloadWithRoom(bytes: number): Uint8Array {
+    const payload = this.payload;
+    assert(payload !== undefined && bytes <= this.payloadLength, "room within the declared length");
+    if (bytes <= payload.length) return payload;
+    const grown = new Uint8Array(Math.min(this.payloadLength, Math.max(2 * payload.length, bytes)));
+    grown.set(payload.subarray(0, this.payloadBytes));
+    this.payload = grown;
+    return grown;
   }
 
   /** The declared length, checked before anything of the payload is kept. */
@@ -321,13 +340,15 @@ export class S2sFrameDecoder {
       throw badFrame(`terminal frames are never compressed. flag=\`0x${flag.toString(16)}\``);
     }
     this.flag = flag;
-    this.payload = new Uint8Array(length - 1);
+    this.payloadLength = length - 1;
+    this.payload = new Uint8Array(Math.min(this.payloadLength, s2sPayloadInitialBytesMax));
     this.payloadBytes = 0;
   }
 
   private takeCompleteFrame(): S2sFrame | undefined {
     const payload = this.payload;
-    if (payload === undefined || this.payloadBytes < payload.length) return undefined;
+    if (payload === undefined || this.payloadBytes < this.payloadLength) return undefined;
+    assert(payload.length === this.payloadLength, "a complete payload fills its buffer");
     const flag = this.flag;
     const bits = flag & compressionMask;
     const frame: S2sFrame = {
