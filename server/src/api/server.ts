@@ -14,7 +14,7 @@
  * gets an error response if nothing was sent yet, else its stream is reset; an `AssertionError` is
  * rethrown (the process crashes). A response sent before its request body was read whole (an error
  * such as 400 `bad_json` for a body over the limit) must reach a client that is still sending:
- * over HTTP/1.1 the connection then closes lingering (FIN, then the rest of the body is discarded
+ * over plain-text HTTP/1.1 the connection then closes lingering (FIN, then the rest of the body is discarded
  * for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then the socket is closed),
  * since closing with unread bytes sends a reset that can overtake the response; over HTTP/2 the
  * stream of a v1 route is closed with RST_STREAM(NO_ERROR) once the response is complete (RFC 9113
@@ -41,7 +41,6 @@ import {
   type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import { AssertionError } from "../core/assert.js";
 import {
   connectionsMax,
@@ -147,9 +146,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const authenticate = createAuthenticator(options.auth ?? { kind: "open" }, options.service);
   const connectHandler = createConnectHandler(deps, authenticate);
   const sockets = new Set<Socket>();
+  /** Each HTTP/1.1 connection's current request, for `lingerWhileBodyArrives`. */
+  const http1Requests = new WeakMap<Socket, IncomingMessage>();
 
   const handle = (request: ApiRequest, response: ApiResponse): void => {
     const isHttp2 = "stream" in request;
+    if (!isHttp2) http1Requests.set(request.socket, request);
     if (options.cors) {
       for (const [name, value] of Object.entries(corsHeaders)) response.setHeader(name, value);
     }
@@ -242,14 +244,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     connectionsCheckingInterval:
       options.http1ConnectionsCheckingIntervalMs ?? http1ConnectionsCheckingIntervalMs,
   };
-  /** Each HTTP/1.1 connection's current request, for `lingerWhileBodyArrives`. */
-  const http1Requests = new WeakMap<Socket, IncomingMessage>();
   const http1 = createHttpServer(
     http1Timeouts,
-    (request: IncomingMessage, response: ServerResponse) => {
-      http1Requests.set(request.socket, request);
-      handle(request, response);
-    },
+    (request: IncomingMessage, response: ServerResponse) => handle(request, response),
   );
   const lingerOnHttp1 = (socket: Socket): void =>
     lingerWhileBodyArrives(socket, () => http1Requests.get(socket));
@@ -285,9 +282,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // ALPN's HTTP/1.1 connections are served by the TLS server itself, which enforces the same
     // timeouts (with Node's defaults unless set) once it listens.
     Object.assign(http2, http1Timeouts);
-    http2.on("secureConnection", (socket: TLSSocket) => {
-      if (socket.alpnProtocol !== "h2") lingerOnHttp1(socket);
-    });
+    // Not lingering here: Node's parser reads a TLS socket natively, and once it stopped reading
+    // behind an abandoned body, resuming the socket does not restart it (the rejected body's
+    // client still sees a reset; issue 14 item 7 is fixed for h2c and plain HTTP/1.1 only).
     listener = http2 as unknown as Server;
   } else {
     // Node enforces `headersTimeout` and `requestTimeout` only from a timer it starts when the
