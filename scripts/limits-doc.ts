@@ -30,6 +30,10 @@ const flags: Readonly<Record<string, string>> = {
   checkpointIntervalMsMax: "--checkpoint-interval-ms (bound)",
   checkpointWalBytesDefault: "--checkpoint-wal-bytes",
   checkpointWalBytesMax: "--checkpoint-wal-bytes (bound)",
+  sessionsMax: "--max-sessions",
+  sessionsMaxBound: "--max-sessions (bound)",
+  connectionsMax: "--max-connections",
+  connectionsMaxBound: "--max-connections (bound)",
 };
 
 interface Limit {

@@ -15,10 +15,12 @@ import {
   accessTokenSecretBytes,
   checkpointIntervalMsMax,
   checkpointWalBytesMax,
+  connectionsMaxBound,
   flushIntervalMsDefault,
   flushIntervalMsMax,
   gcGraceMsMax,
   metricsFlushIntervalMs as metricsFlushIntervalMsDefault,
+  sessionsMaxBound,
 } from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
 import { accessTokenSecretPrefix } from "./service/access-tokens.js";
@@ -37,6 +39,7 @@ const usage = [
   "                       [--metrics-flush-interval-ms N] [--cache-size N[KiB|MiB|GiB]]",
   "                       [--gc-grace-ms N] [--checkpoint-interval-ms N]",
   "                       [--checkpoint-wal-bytes N] [--no-compaction]",
+  "                       [--max-connections N] [--max-sessions N]",
   "                       [--tls-cert PEM --tls-key PEM] [--root-token T | --no-auth]",
 ].join("\n");
 
@@ -74,6 +77,8 @@ function parseFlags() {
       "checkpoint-interval-ms": { type: "string" },
       "checkpoint-wal-bytes": { type: "string" },
       "no-compaction": { type: "boolean", default: false },
+      "max-connections": { type: "string" },
+      "max-sessions": { type: "string" },
       "root-token": { type: "string" },
       "no-auth": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -120,6 +125,17 @@ const metricsFlushIntervalMs =
     min: 1,
     max: metricsFlushIntervalMsDefault,
   }) ?? metricsFlushIntervalMsDefault;
+/** Caps on client connections and streaming sessions; undefined: the limits' defaults. */
+const connectionCaps = {
+  connectionsMax: integerFlag("max-connections", parsed["max-connections"], {
+    min: 1,
+    max: connectionsMaxBound,
+  }),
+  sessionsMax: integerFlag("max-sessions", parsed["max-sessions"], {
+    min: 1,
+    max: sessionsMaxBound,
+  }),
+};
 const cacheSizeText = parsed["cache-size"];
 const cacheBytesMax = cacheSizeText === undefined ? undefined : parseByteSize(cacheSizeText);
 if (cacheSizeText !== undefined && cacheBytesMax === undefined) {
@@ -214,6 +230,7 @@ try {
     cors: !parsed["no-cors"],
     tls,
     auth: rootToken === undefined ? { kind: "open" } : { kind: "token", rootToken },
+    ...connectionCaps,
   });
 } catch (error) {
   fail(`cannot listen on port ${port}: ${error instanceof Error ? error.message : String(error)}`);

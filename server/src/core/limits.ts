@@ -224,6 +224,12 @@ export const sessionsMax = 10_000;
  * `worker_connections` bound the same thing. The host's `ulimit -n` must be above it.
  */
 export const connectionsMax = sessionsMax;
+/**
+ * Bounds of `--max-sessions` and `--max-connections`: a guard against typos, past any host's
+ * descriptors (systemd's default hard `LimitNOFILE` is 524,288).
+ */
+export const sessionsMaxBound = 1_000_000;
+export const connectionsMaxBound = 1_000_000;
 
 /**
  * An HTTP/1.1 connection that is to close while its request body is still arriving (an error

@@ -1,6 +1,6 @@
-// Goal: the server process's operational surface: flags, health, Prometheus metrics, CORS and
-// --no-cors, and TLS with HTTP/1.1 and HTTP/2 (ALPN) on one port. Method: real server processes
-// on free ports, probed with node:https, node:http2 and fetch.
+// Goal: the server process's operational surface: flags (with the cap of --max-sessions), health,
+// Prometheus metrics, CORS and --no-cors, and TLS with HTTP/1.1 and HTTP/2 (ALPN) on one port.
+// Method: real server processes on free ports, probed with node:https, node:http2 and fetch.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { request as httpsRequest } from "node:https";
@@ -45,6 +45,8 @@ describe("server operations", () => {
       [["serve", "--path", "p"], /--path needs --bucket/],
       [["serve", "--tls-cert", "x.pem"], /must be given together/],
       [["serve", "--flush-interval-ms", "0"], /--flush-interval-ms must be/],
+      [["serve", "--max-sessions", "0"], /--max-sessions must be 1\.\.1000000/],
+      [["serve", "--max-connections", "many"], /--max-connections must be 1\.\.1000000/],
     ] as const) {
       const { code, output } = await runMain(args);
       assert.equal(code, 2, output);
@@ -163,6 +165,31 @@ describe("server operations", () => {
       assert.deepEqual(http2, { status: 200, body: "OK" });
     } finally {
       await secure.cleanup();
+    }
+  });
+});
+
+describe("--max-sessions", () => {
+  it("caps open streaming sessions: one more gets 429 rate_limited", async () => {
+    const capped = await startServer({ mode: "memory", args: ["--max-sessions", "1"] });
+    const abort = new AbortController();
+    try {
+      const s2 = s2ClientFor(capped);
+      await s2.basins.create({ basin: "capped-basin" });
+      await s2.basin("capped-basin").streams.create({ stream: "s" });
+      const sse = (): Promise<Response> =>
+        fetch(`${capped.endpoint}/v1/streams/s/records?seq_num=0`, {
+          headers: { accept: "text/event-stream", "s2-basin": "capped-basin" },
+          signal: abort.signal,
+        });
+      const first = await sse();
+      assert.equal(first.status, 200, "the first session is admitted");
+      const second = await sse();
+      assert.equal(second.status, 429);
+      assert.equal(((await second.json()) as { code: string }).code, "rate_limited");
+    } finally {
+      abort.abort();
+      await capped.cleanup();
     }
   });
 });
