@@ -34,6 +34,7 @@ import {
 } from "../../src/core/limits.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
+import { until, waitTimeoutMsDefault, within } from "../support/wait.js";
 import { ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
 
 const headersTimeoutMs = 500;
@@ -46,7 +47,7 @@ const stallTimeoutMs = 500;
 /** The server's session cap here: above what any other test opens at once. */
 const sessionsMax = 3;
 /** Every wait in this file fails after this long instead of hanging the run. */
-const waitTimeoutMs = 10_000;
+const waitTimeoutMs = waitTimeoutMsDefault;
 /** Bytes of valid frames sent after the failing one: several HTTP/2 stream windows (64 KiB). */
 const trailingBytes = 512 << 10;
 
@@ -76,39 +77,6 @@ after(async () => {
   await api?.close();
   await service?.close();
 });
-
-/** Resolves with `promise`, or fails naming `what` after `timeoutMs`. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = waitTimeoutMs): Promise<T> {
-  const timeout = new AbortController();
-  try {
-    return await Promise.race([
-      promise,
-      sleep(timeoutMs, undefined, { signal: timeout.signal }).then(() =>
-        assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`),
-      ),
-    ]);
-  } finally {
-    timeout.abort();
-  }
-}
-
-/** Polls `read` until it returns `expected`, or fails with the last value after `timeoutMs`. */
-async function until(
-  read: () => number,
-  expected: number,
-  what: string,
-  timeoutMs = waitTimeoutMs,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let value = read();
-  while (value !== expected) {
-    if (Date.now() > deadline) {
-      assert.fail(`${what}: still ${value} after ${timeoutMs} ms, expected ${expected}`);
-    }
-    await sleep(20);
-    value = read();
-  }
-}
 
 /** Open TCP sockets of this process: the server's and the test's own. */
 function openSocketCount(): number {

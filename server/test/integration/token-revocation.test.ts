@@ -24,11 +24,12 @@ import { type ApiServer, startApiServer } from "../../src/api/server.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { appendText, ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
+import { until, waitTimeoutMsDefault, within } from "../support/wait.js";
 
 const rootToken = "revocation-root-token";
 const checkIntervalMs = 200;
 /** Every wait in this file fails after this long instead of hanging the run. */
-const waitTimeoutMs = 10_000;
+const waitTimeoutMs = waitTimeoutMsDefault;
 /** A session ends within the check interval, plus this for the end to reach the client. */
 const endSlackMs = 2_000;
 
@@ -52,34 +53,6 @@ after(async () => {
   await api?.close();
   await service?.close();
 });
-
-/** Resolves with `promise`, or fails naming `what` after `timeoutMs`. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = waitTimeoutMs): Promise<T> {
-  const timeout = new AbortController();
-  try {
-    return await Promise.race([
-      promise,
-      sleep(timeoutMs, undefined, { signal: timeout.signal }).then(() =>
-        assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`),
-      ),
-    ]);
-  } finally {
-    timeout.abort();
-  }
-}
-
-/** Polls `read` until it returns `expected`, or fails with the last value after `timeoutMs`. */
-async function until(read: () => number, expected: number, what: string): Promise<void> {
-  const deadline = Date.now() + waitTimeoutMs;
-  let value = read();
-  while (value !== expected) {
-    if (Date.now() > deadline) {
-      assert.fail(`${what}: still ${value} after ${waitTimeoutMs} ms, expected ${expected}`);
-    }
-    await sleep(20);
-    value = read();
-  }
-}
 
 function sessionGauge(kind: "s2s_append" | "s2s_read" | "sse" | "rpc_append" | "rpc_read"): number {
   const match = new RegExp(`tributary_sessions\\{kind="${kind}"\\} (\\d+)`).exec(
