@@ -169,9 +169,6 @@ export function isResendAck(ack: AppendAck): boolean {
   return resendAcks.has(ack);
 }
 
-/** Thrown inside `append`'s sequencing section to leave it for a resend's answer. */
-const duplicateMarker = new Error("a producer's resend");
-
 /** 409 `producer_out_of_sequence`: the seq is not the one expected. */
 function producerOutOfSequence(
   producerId: string,
@@ -191,6 +188,11 @@ export interface AppendProducer {
   readonly epoch: number;
   readonly seq: number;
 }
+
+/** A new batch sequenced, or the positions of the first attempt a producer's resend repeats. */
+type Judged =
+  | { readonly firstSeqNum: SeqNum; readonly records: DecodedRecord[] }
+  | { readonly resendOf: Promise<BatchPositions> };
 
 /** A batch's positions as its ack states them (the tail is taken when the ack is answered). */
 interface BatchPositions {
@@ -427,46 +429,15 @@ export class Streamer {
       if (session !== undefined) session.isPoisoned = true;
       throw error;
     }
-    let records: DecodedRecord[];
-    let firstSeqNum: SeqNum;
-    let duplicateOf: Promise<BatchPositions> | undefined;
+    let judged: Judged;
     // Taken with the pipelined state that the checks below read, before anything can yield.
     const judgedOn = this.pipelinedDurable;
     try {
       if (session?.isPoisoned) throw appendSessionPoisoned();
       if (this.deleting) throw streamDeletionPending();
-      // A producer's resend is answered before any condition: the first attempt was judged.
-      duplicateOf =
-        options.producer === undefined ? undefined : this.judgeProducer(options.producer);
-      if (duplicateOf !== undefined) throw duplicateMarker;
-      const { fencingToken, nextSeqNum } = this.pipelined;
-      if (input.fencingToken !== undefined && input.fencingToken !== fencingToken) {
-        throw new AppendConditionFailed({
-          kind: "fencing_token_mismatch",
-          currentToken: fencingToken,
-        });
-      }
-      if (input.matchSeqNum !== undefined && input.matchSeqNum !== nextSeqNum) {
-        throw new AppendConditionFailed({ kind: "seq_num_mismatch", nextSeqNum });
-      }
-      if (this.cipher !== null) checkEncryptedSeqNums(this.cipher, nextSeqNum, input.records);
-      firstSeqNum = nextSeqNum;
-      records = this.sequence(input.records, encryptionKey);
+      judged = this.judge(input, options, encryptionKey);
     } catch (error) {
       this.options.storage.releaseAdmission(bytes);
-      if (error === duplicateMarker && duplicateOf !== undefined) {
-        // Nothing is written: the first attempt's ack, once its batch is durable (or its error).
-        let positions: BatchPositions;
-        try {
-          positions = await duplicateOf;
-        } catch (lost) {
-          if (session !== undefined) session.isPoisoned = true;
-          throw toS2Error(lost);
-        }
-        const ack = { ...positions, tail: this.tail };
-        resendAcks.add(ack);
-        return ack;
-      }
       if (session !== undefined) session.isPoisoned = true;
       // The rejection may report pipelined state (the next seq num, the token): say it only once
       // that state is durable, or say why it never will be.
@@ -477,7 +448,48 @@ export class Streamer {
       }
       throw error;
     }
-    return this.submit(firstSeqNum, records, bytes, options.producer);
+    if ("records" in judged) {
+      return this.submit(judged.firstSeqNum, judged.records, bytes, options.producer);
+    }
+    // Nothing is written: the first attempt's ack, once its batch is durable (or its error).
+    this.options.storage.releaseAdmission(bytes);
+    let positions: BatchPositions;
+    try {
+      positions = await judged.resendOf;
+    } catch (lost) {
+      if (session !== undefined) session.isPoisoned = true;
+      throw toS2Error(lost);
+    }
+    const ack = { ...positions, tail: this.tail };
+    resendAcks.add(ack);
+    return ack;
+  }
+
+  /**
+   * The synchronous part of an append, on pipelined state: a producer's resend is recognized
+   * before any condition (the first attempt was judged); otherwise the conditions are checked
+   * and the batch sequenced. Throws the rejection, if any.
+   */
+  private judge(
+    input: AppendInput,
+    options: AppendOptions,
+    encryptionKey: Uint8Array | undefined,
+  ): Judged {
+    const resendOf =
+      options.producer === undefined ? undefined : this.judgeProducer(options.producer);
+    if (resendOf !== undefined) return { resendOf };
+    const { fencingToken, nextSeqNum } = this.pipelined;
+    if (input.fencingToken !== undefined && input.fencingToken !== fencingToken) {
+      throw new AppendConditionFailed({
+        kind: "fencing_token_mismatch",
+        currentToken: fencingToken,
+      });
+    }
+    if (input.matchSeqNum !== undefined && input.matchSeqNum !== nextSeqNum) {
+      throw new AppendConditionFailed({ kind: "seq_num_mismatch", nextSeqNum });
+    }
+    if (this.cipher !== null) checkEncryptedSeqNums(this.cipher, nextSeqNum, input.records);
+    return { firstSeqNum: nextSeqNum, records: this.sequence(input.records, encryptionKey) };
   }
 
   /**
