@@ -55,6 +55,18 @@ async function appendRandom(service: Service, stream: string, count: number): Pr
   return bodies;
 }
 
+/** A bucket and a healthy cache disk after a server appended `count` records to "s" and closed. */
+async function historyOnHealthyDisk(count: number) {
+  const store = createMemoryObjectStore();
+  const disk = createFaultyCacheDisk();
+  const log: string[] = [];
+  const first = await open(store, disk, log);
+  await ensureTestBasin(first);
+  const acked = await appendRandom(first, "s", count);
+  await first.close();
+  return { store, disk, log, acked };
+}
+
 async function assertReadsBack(service: Service, stream: string, acked: readonly Buffer[]) {
   const records = await readAll(service, stream);
   assert.equal(records.length, acked.length, "every acknowledged record reads back");
@@ -148,13 +160,7 @@ describe("degraded cache", () => {
   });
 
   it("starts on a full disk, says why in one line naming ENOSPC, serves and rejoins", async () => {
-    const store = createMemoryObjectStore();
-    const disk = createFaultyCacheDisk();
-    const log: string[] = [];
-    const first = await open(store, disk, log);
-    await ensureTestBasin(first);
-    const acked = await appendRandom(first, "s", 5);
-    await first.close();
+    const { store, disk, log, acked } = await historyOnHealthyDisk(5);
 
     disk.full = true;
     disk.failOpen = true;
@@ -179,13 +185,7 @@ describe("degraded cache", () => {
   });
 
   it("starts degraded when the database opens but recovery's writes fail", async () => {
-    const store = createMemoryObjectStore();
-    const disk = createFaultyCacheDisk();
-    const log: string[] = [];
-    const first = await open(store, disk, log);
-    await ensureTestBasin(first);
-    const acked = await appendRandom(first, "s", 4);
-    await first.close();
+    const { store, disk, log, acked } = await historyOnHealthyDisk(4);
 
     disk.full = true;
     const service = await open(store, disk, log);

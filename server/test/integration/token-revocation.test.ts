@@ -97,13 +97,39 @@ function inputFrame(): Uint8Array {
 }
 
 /** An S2S session on an HTTP/2 connection of its own, with the frames it received. */
-function openS2sSession(options: { method: "POST" | "GET"; stream: string; token: string }): {
+interface S2sSession {
   client: http2.ClientHttp2Session;
   request: http2.ClientHttp2Stream;
   frames: S2sFrame[];
   framesReceived(count: number): Promise<void>;
   terminal: Promise<{ status: number; code: string }>;
-} {
+}
+
+/**
+ * Revokes `tokenId` and checks that `session` ends with a 401 `authn` terminal frame within the
+ * check interval (and slack), and that its kind's gauge is back to `before`.
+ */
+async function assertRevokeEnds(
+  tokenId: string,
+  session: S2sSession,
+  kind: "s2s_append" | "s2s_read",
+  before: number,
+): Promise<void> {
+  await revokeToken(tokenId);
+  const revokedAtMs = performance.now();
+  const terminal = await within(session.terminal, "the terminal frame");
+  const afterMs = performance.now() - revokedAtMs;
+  assert.deepEqual(terminal, { status: 401, code: "authn" });
+  assert.ok(afterMs < checkIntervalMs + endSlackMs, `ended within the bound. after_ms=${afterMs}`);
+  await until(() => sessionGauge(kind), before, `${kind} sessions`);
+  session.client.destroy();
+}
+
+function openS2sSession(options: {
+  method: "POST" | "GET";
+  stream: string;
+  token: string;
+}): S2sSession {
   const client = http2.connect(`http://127.0.0.1:${api.port}`);
   client.on("error", () => {});
   const request = client.request({
@@ -157,17 +183,7 @@ describe("sessions of a revoked or expired token", () => {
     await within(session.framesReceived(1), "the ack of the first input");
     assert.equal(session.frames[0]?.isTerminal, false, "an ack");
     assert.equal(sessionGauge("s2s_append"), before + 1, "the session is open");
-    await revokeToken("append-revoked");
-    const revokedAtMs = performance.now();
-    const terminal = await within(session.terminal, "the terminal frame");
-    const afterMs = performance.now() - revokedAtMs;
-    assert.deepEqual(terminal, { status: 401, code: "authn" });
-    assert.ok(
-      afterMs < checkIntervalMs + endSlackMs,
-      `ended within the bound. after_ms=${afterMs}`,
-    );
-    await until(() => sessionGauge("s2s_append"), before, "s2s_append sessions");
-    session.client.destroy();
+    await assertRevokeEnds("append-revoked", session, "s2s_append", before);
   });
 
   it("an S2S read session ends with 401 authn once its token is revoked", async () => {
@@ -178,17 +194,7 @@ describe("sessions of a revoked or expired token", () => {
     session.request.end();
     await within(session.framesReceived(1), "the first batch");
     assert.equal(sessionGauge("s2s_read"), before + 1, "the session is open, following");
-    await revokeToken("read-revoked");
-    const revokedAtMs = performance.now();
-    const terminal = await within(session.terminal, "the terminal frame");
-    const afterMs = performance.now() - revokedAtMs;
-    assert.deepEqual(terminal, { status: 401, code: "authn" });
-    assert.ok(
-      afterMs < checkIntervalMs + endSlackMs,
-      `ended within the bound. after_ms=${afterMs}`,
-    );
-    await until(() => sessionGauge("s2s_read"), before, "s2s_read sessions");
-    session.client.destroy();
+    await assertRevokeEnds("read-revoked", session, "s2s_read", before);
   });
 
   it("an S2S read session ends with 401 authn once its token expires", async () => {
