@@ -268,8 +268,8 @@ async function settleMaintenance(service: Service): Promise<number> {
   }
 }
 
-/** RSS of the moto process serving `TRIBUTARY_TEST_S3_ENDPOINT`, from /proc (Linux). */
-function motoRssMiB(): number {
+/** The pid of the moto process serving `TRIBUTARY_TEST_S3_ENDPOINT`, from /proc (Linux). */
+function motoPid(): string | undefined {
   const endpoint = process.env["TRIBUTARY_TEST_S3_ENDPOINT"] ?? "";
   const port = /:(\d+)\/?$/.exec(endpoint)?.[1];
   try {
@@ -283,14 +283,30 @@ function motoRssMiB(): number {
       }
       if (!cmdline.includes("moto.server")) continue;
       if (port !== undefined && !cmdline.includes(port)) continue;
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-      if (kib !== undefined) return Number(kib) / 1024;
+      return pid;
     }
   } catch {
     // Not Linux.
   }
-  return Number.NaN;
+  return undefined;
+}
+
+/** RSS of the moto process, NaN when it is not found. */
+function motoRssMiB(): number {
+  const pid = motoPid();
+  if (pid === undefined) return Number.NaN;
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return kib === undefined ? Number.NaN : Number(kib) / 1024;
+}
+
+/** User + system CPU seconds the moto process has used (Linux clock ticks of 1/100 s). */
+function motoCpuSeconds(): number {
+  const pid = motoPid();
+  if (pid === undefined) return Number.NaN;
+  // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -613,16 +629,45 @@ interface AppendRun {
   readonly compactedMiB: readonly [number, number];
   /** Record bytes appended in each of the two runs, warm-up included. */
   readonly appendedMiB: readonly [number, number];
+  /** CPU seconds of this process and of moto during each of the two runs. */
+  readonly cpuSeconds: readonly [Cpu, Cpu];
   readonly chunksWritten: number;
   readonly gcDeleted: number;
   readonly errors: number;
 }
 
-async function runAppends(
+interface Cpu {
+  readonly server: number;
+  readonly moto: number;
+}
+
+/** What one of the two appending runs measured, on its own node and bucket. */
+interface AppendPhase {
+  readonly records: number;
+  readonly seconds: number;
+  readonly latencies: Float64Array;
+  readonly compactedMiB: number;
+  readonly appendedMiB: number;
+  readonly cpu: Cpu;
+  readonly jobs: number;
+  readonly chunksWritten: number;
+  readonly gcDeleted: number;
+  readonly errors: number;
+}
+
+const appendStreams = 100;
+const appendWarmupMs = 2000;
+
+/**
+ * Opens a node on a fresh bucket, runs `load` on it and reads what maintenance did meanwhile.
+ * Each run gets its own node: the 10 MiB/s run measures compaction keeping pace with a steady
+ * load, not catching up on the backlog the throughput run left.
+ */
+async function appendPhase(
   maintenance: boolean,
-  bodies: readonly Uint8Array[],
+  load: (service: Service) => Promise<{ records: number; latencies: number[]; errors: number }>,
   seconds: number,
-): Promise<AppendRun> {
+): Promise<AppendPhase> {
   const s3 = await createTestS3Store();
   const { node } = await openNode(s3.store, {
     maintenance,
@@ -630,55 +675,78 @@ async function runAppends(
     checkpointIntervalMs: 60_000,
     gcGraceMs: 1000,
   });
-  const streams = 100;
   try {
     const { service } = node;
     await ensureTestBasin(service);
-    let errors = 0;
+    const serverCpu0 = process.cpuUsage();
+    const motoCpu0 = motoCpuSeconds();
+    const { records, latencies, errors } = await load(service);
+    const serverCpu = process.cpuUsage(serverCpu0);
+    const m = service.storage.stats.maintenance;
+    return {
+      records,
+      seconds,
+      latencies: sortedCopy(latencies),
+      compactedMiB: (m?.bytesCompacted ?? 0) / mib,
+      appendedMiB: service.storage.stats.bytesUploaded / mib,
+      cpu: {
+        server: (serverCpu.user + serverCpu.system) / 1e6,
+        moto: motoCpuSeconds() - motoCpu0,
+      },
+      jobs: m?.jobs ?? 0,
+      chunksWritten: m?.chunksWritten ?? 0,
+      gcDeleted: m?.gcObjectsDeleted ?? 0,
+      errors,
+    };
+  } finally {
+    await node.close();
+    await s3.cleanup();
+  }
+}
 
-    // Max throughput, closed loop: 32 appends of 16 records in flight over 100 streams.
+/** Max throughput, closed loop: 32 appends of 16 records in flight over 100 streams. */
+function throughputLoad(bodies: readonly Uint8Array[], seconds: number) {
+  return async (service: Service) => {
     const inputs = appendInputs(bodies, 256, recordsPerAppend);
-    const warmupMs = 2000;
-    const t0 = performance.now();
-    const windowStart = t0 + warmupMs;
+    const windowStart = performance.now() + appendWarmupMs;
     const windowEnd = windowStart + seconds * 1000;
     let next = 0;
-    let windowRecords = 0;
-    const tpLatencies: number[] = [];
+    let records = 0;
+    let errors = 0;
+    const latencies: number[] = [];
     const worker = async (): Promise<void> => {
       while (performance.now() < windowEnd) {
         const i = next++;
         const input = inputs[i % inputs.length]!;
         const at = performance.now();
         try {
-          await service.records.append(testBasin, streamName(i % streams), input);
+          await service.records.append(testBasin, streamName(i % appendStreams), input);
           if (at >= windowStart && at < windowEnd) {
-            windowRecords += input.records.length;
-            tpLatencies.push(performance.now() - at);
+            records += input.records.length;
+            latencies.push(performance.now() - at);
           }
         } catch {
           errors++;
         }
       }
     };
-    const compactedMiB = (): number =>
-      (service.storage.stats.maintenance?.bytesCompacted ?? 0) / mib;
-    const walMiB = (): number => service.storage.stats.bytesUploaded / mib;
     await Promise.all(Array.from({ length: 32 }, worker));
-    const throughputMiBps = (windowRecords * recordBytes) / mib / seconds;
-    const tpCompactedMiB = compactedMiB();
-    const tpAppendedMiB = walMiB();
-    const tpSorted = sortedCopy(tpLatencies);
+    return { records, latencies, errors };
+  };
+}
 
-    // Ack latency at 10 MiB/s: one record per append, round-robin over the streams.
+/** Ack latency at 10 MiB/s: one record per append, round-robin over the streams. */
+function latencyLoad(bodies: readonly Uint8Array[], seconds: number) {
+  return async (service: Service) => {
     const single: AppendInput[] = appendInputs(bodies, bodies.length, 1);
     const intervalMs = 1000 / latencyRecordsPerSec;
     const l0 = performance.now();
-    const lStart = l0 + warmupMs;
+    const lStart = l0 + appendWarmupMs;
     const lEnd = lStart + seconds * 1000;
     const latencies: number[] = [];
     const pending: Promise<void>[] = [];
     let issued = 0;
+    let errors = 0;
     while (performance.now() < lEnd) {
       const due = Math.floor((performance.now() - l0) / intervalMs) + 1;
       while (issued < due) {
@@ -686,7 +754,7 @@ async function runAppends(
         const at = performance.now();
         pending.push(
           service.records
-            .append(testBasin, streamName(i % streams), single[i % single.length]!)
+            .append(testBasin, streamName(i % appendStreams), single[i % single.length]!)
             .then(
               () => {
                 if (at >= lStart) latencies.push(performance.now() - at);
@@ -698,29 +766,33 @@ async function runAppends(
       await sleep(Math.max(0, Math.floor(l0 + issued * intervalMs - performance.now())));
     }
     await Promise.all(pending);
-    const sorted = sortedCopy(latencies);
-    const latencyCompactedMiB = compactedMiB() - tpCompactedMiB;
-    const latencyAppendedMiB = walMiB() - tpAppendedMiB;
-    const m = service.storage.stats.maintenance;
-    return {
-      label: maintenance ? "maintenance on" : "maintenance off",
-      throughputMiBps,
-      throughputP50: percentile(tpSorted, 50),
-      throughputP99: percentile(tpSorted, 99),
-      latencyP50: percentile(sorted, 50),
-      latencyP99: percentile(sorted, 99),
-      latencyMax: percentile(sorted, 100),
-      jobs: m?.jobs ?? 0,
-      compactedMiB: [tpCompactedMiB, latencyCompactedMiB],
-      appendedMiB: [tpAppendedMiB, latencyAppendedMiB],
-      chunksWritten: m?.chunksWritten ?? 0,
-      gcDeleted: m?.gcObjectsDeleted ?? 0,
-      errors,
-    };
-  } finally {
-    await node.close();
-    await s3.cleanup();
-  }
+    return { records: latencies.length, latencies, errors };
+  };
+}
+
+async function runAppends(
+  maintenance: boolean,
+  bodies: readonly Uint8Array[],
+  seconds: number,
+): Promise<AppendRun> {
+  const tp = await appendPhase(maintenance, throughputLoad(bodies, seconds), seconds);
+  const lat = await appendPhase(maintenance, latencyLoad(bodies, seconds), seconds);
+  return {
+    label: maintenance ? "maintenance on" : "maintenance off",
+    throughputMiBps: (tp.records * recordBytes) / mib / seconds,
+    throughputP50: percentile(tp.latencies, 50),
+    throughputP99: percentile(tp.latencies, 99),
+    latencyP50: percentile(lat.latencies, 50),
+    latencyP99: percentile(lat.latencies, 99),
+    latencyMax: percentile(lat.latencies, 100),
+    jobs: tp.jobs + lat.jobs,
+    compactedMiB: [tp.compactedMiB, lat.compactedMiB],
+    appendedMiB: [tp.appendedMiB, lat.appendedMiB],
+    cpuSeconds: [tp.cpu, lat.cpu],
+    chunksWritten: tp.chunksWritten + lat.chunksWritten,
+    gcDeleted: tp.gcDeleted + lat.gcDeleted,
+    errors: tp.errors + lat.errors,
+  };
 }
 
 /** The mean of runs of one setting (labelled "… mean"); undefined when there are none. */
@@ -729,6 +801,10 @@ function meanRun(runs: readonly AppendRun[]): AppendRun | undefined {
   if (first === undefined) return undefined;
   const mean = (of: (r: AppendRun) => number): number =>
     runs.reduce((sum, r) => sum + of(r), 0) / runs.length;
+  const meanCpu = (i: 0 | 1): Cpu => ({
+    server: mean((r) => r.cpuSeconds[i].server),
+    moto: mean((r) => r.cpuSeconds[i].moto),
+  });
   return {
     label: `${first.label} mean`,
     throughputMiBps: mean((r) => r.throughputMiBps),
@@ -740,6 +816,7 @@ function meanRun(runs: readonly AppendRun[]): AppendRun | undefined {
     jobs: mean((r) => r.jobs),
     compactedMiB: [mean((r) => r.compactedMiB[0]), mean((r) => r.compactedMiB[1])],
     appendedMiB: [mean((r) => r.appendedMiB[0]), mean((r) => r.appendedMiB[1])],
+    cpuSeconds: [meanCpu(0), meanCpu(1)],
     chunksWritten: mean((r) => r.chunksWritten),
     gcDeleted: mean((r) => r.gcDeleted),
     errors: mean((r) => r.errors),
@@ -937,7 +1014,8 @@ async function main(): Promise<void> {
   /** The verdicts above are the history part's; those below, the appends part's. */
   const historyVerdictCount = verdicts.length;
   console.log(
-    `\n== Appends with maintenance off vs on (fresh bucket each, checkpointWalBytes 16 MiB, ` +
+    `\n== Appends with maintenance off vs on (a fresh node and bucket for each run, ` +
+      `checkpointWalBytes 16 MiB, ` +
       `100 streams; throughput: 32 appends of 16 × 8 KiB in flight; latency: ` +
       `${latencyRecordsPerSec} records/s, one per append; ${appendSeconds} s each after 2 s warm-up; ` +
       `${appendRounds} rounds, off and on alternating; the verdicts compare the means) ==`,
@@ -968,6 +1046,7 @@ async function main(): Promise<void> {
         "max",
         "jobs",
         "compacted/appended MiB (tp, 10 MiB/s)",
+        "CPU s server+moto (tp, 10 MiB/s)",
         "chunks",
         "GC deletes",
         "errors",
@@ -981,6 +1060,7 @@ async function main(): Promise<void> {
         fmt(r.latencyMax, 2),
         fmt(r.jobs, 0),
         `${fmt(r.compactedMiB[0], 0)}/${fmt(r.appendedMiB[0], 0)}, ${fmt(r.compactedMiB[1], 0)}/${fmt(r.appendedMiB[1], 0)}`,
+        r.cpuSeconds.map((c) => `${fmt(c.server)}+${fmt(c.moto)}`).join(", "),
         fmt(r.chunksWritten, 0),
         fmt(r.gcDeleted, 0),
         fmt(r.errors, 0),
