@@ -695,6 +695,21 @@ describe("timestamps", () => {
     );
   });
 
+  it("a client-require stream can be deleted: its terminal trim is the server's record", async () => {
+    await withStream({ timestamping: { mode: "client-require" } }, async (fixture) => {
+      await fixture.service.records.append(basin, fixture.stream, {
+        records: [record("a", { timestamp: 5 })],
+      });
+      await fixture.service.streams.delete(basin, fixture.stream);
+      await rejectsWithCode(
+        fixture.service.records.append(basin, fixture.stream, {
+          records: [record("b", { timestamp: 6 })],
+        }),
+        "stream_deletion_pending",
+      );
+    });
+  });
+
   it("arrival ignores client timestamps", async () => {
     const clock = createSettableClock(2_000_000);
     await withStream(

@@ -51,7 +51,7 @@ import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segme
 import { CacheReadError } from "../storage/cache/segment-cache.js";
 import type { Storage } from "../storage/storage.js";
 import { FencedError, FlusherClosedError, OutcomeUnknownError } from "../storage/wal/flusher.js";
-import { validateAppendInput } from "./append-validation.js";
+import { validateAppendBatch, validateAppendInput } from "./append-validation.js";
 
 /** A durable batch as followers receive it: the records and the tail right after them. */
 export interface FollowedBatch {
@@ -580,7 +580,9 @@ export class Streamer {
       headers: [{ name: new Uint8Array(0), value: new TextEncoder().encode("trim") }],
       body: new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
     };
-    const bytes = validateAppendInput({ records: [terminalTrim] }, this.config);
+    // The server's own record, stamped on arrival: the stream's timestamping mode binds clients
+    // (a client-require stream could otherwise never be deleted).
+    const bytes = validateAppendBatch({ records: [terminalTrim] });
     await this.admit(bytes);
     const firstSeqNum = this.pipelined.nextSeqNum;
     const records = this.sequence([terminalTrim]);
