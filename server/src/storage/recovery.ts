@@ -4,10 +4,13 @@
  *
  * Invariants: the cache's marker names a segment that exists in the bucket with the same write id
  * and the current cache layout, or the cache is wiped (LevelDB and segment files); segments are
- * replayed densely in id order with non-decreasing writer epochs, each committed to the cache as
- * the live path does (file, then one batch); after recovery the cache index holds no entry at or
- * past a stream's durable tail, wholly below its trim point, or of a removed stream, and no segment
- * file lacks a reference count.
+ * replayed densely in id order up to the first missing id, each committed to the cache as the live
+ * path does (file, then one batch), except dead ones (a writer epoch lower than one before it:
+ * docs/design/storage.md "The PUT window"), which are skipped, so the epochs applied never
+ * decrease; the ids after our fence that an earlier writer's window could still reach are
+ * tombstoned before we serve; after recovery the cache index holds no entry at or past a stream's
+ * durable tail, wholly below its trim point, or of a removed stream, and no segment file lacks a
+ * reference count.
  *
  * Fault model: object-store reads may fail (retried, bounded); the cache may be missing, stale,
  * corrupt or from another bucket; a newer writer may appear at any moment (we stop: fenced).
@@ -21,6 +24,7 @@ import {
   segmentPutRetryDelayMsMax,
   segmentPutTimeoutMs,
   walClaimAttemptsMax,
+  walPutsInFlightMax,
 } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { applyDurableSegment } from "./apply.js";
@@ -58,6 +62,8 @@ import { FencedError } from "./wal/flusher.js";
 
 export interface RecoveryResult {
   readonly manifest: Manifest;
+  /** Segments skipped as dead (docs/design/storage.md "The PUT window"). */
+  readonly deadSegments: number;
   readonly state: DurableState;
   /** The first WAL id the flusher uploads to (after our fence segment). */
   readonly firstWalId: number;
@@ -207,13 +213,19 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   let nextWalId = marker !== undefined ? marker.walId + 1 : 0;
   let lastEpoch = marker !== undefined ? marker.writerEpoch : 0;
   let replayedSegments = 0;
+  let deadSegments = 0;
 
   const replay = async (segment: Segment, bytes: Uint8Array): Promise<void> => {
     assert(
       segment.header.walId === nextWalId,
       `wal ids not dense: expected ${nextWalId} got ${segment.header.walId}`,
     );
-    assert(segment.header.writerEpoch >= lastEpoch, "writer epochs never decrease along the WAL");
+    if (segment.header.writerEpoch < lastEpoch) {
+      // Dead: landed in a fenced writer's window past the fence that cut it off; never acked.
+      nextWalId += 1;
+      deadSegments += 1;
+      return;
+    }
     if (segment.header.writerEpoch > manifest.writerEpoch) {
       throw new FencedError(`a newer writer owns the WAL. epoch=\`${segment.header.writerEpoch}\``);
     }
@@ -247,6 +259,9 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       for (const object of page.objects) {
         const id = parseObjectId(walPrefix, object.key);
         if (id === undefined) continue;
+        // A hole: what lies past it landed in a crashed writer's window and was never acked; the
+        // fence goes into the hole and the tombstones after it cover the rest.
+        if (id !== nextWalId) return;
         const bytes = await retrying(clock, "read segment", () => store.get(object.key));
         assert(bytes !== undefined, `listed segment missing: ${object.key}`);
         await replay(decodeSegment(bytes), bytes);
@@ -293,6 +308,8 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
         continue;
       }
     }
+    failpoint("recovery.after-fence");
+    await tombstoneWindow(store, clock, random, manifest.writerEpoch, nextWalId);
     // After the claim loop, which may have replayed more segments (trims, removals) into the cache.
     await cleanUpCache(kv, cache, state);
     fenceWalIds = [...fenceWalIds, nextWalId];
@@ -308,8 +325,9 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     return {
       manifest,
       state,
-      firstWalId: nextWalId + 1,
+      firstWalId: nextWalId + walPutsInFlightMax,
       replayedSegments,
+      deadSegments,
       cacheResetReason,
       loadedCheckpoint,
       segmentCache: cache,
@@ -362,6 +380,60 @@ async function staleCacheReason(
     return `cache marker names another history. walId=\`${marker.walId}\``;
   }
   return undefined;
+}
+
+/**
+ * PUTs empty segments with our epoch at the `walPutsInFlightMax − 1` ids after our fence at
+ * `fenceWalId`, so that no earlier writer's window can land anything where we will write. An id
+ * found taken holds a dead segment (a lower epoch: it stays dead) or a newer writer's (fenced).
+ */
+async function tombstoneWindow(
+  store: ObjectStore,
+  clock: Clock,
+  random: Random,
+  writerEpoch: number,
+  fenceWalId: number,
+): Promise<void> {
+  const tombstone = async (walId: number): Promise<void> => {
+    const writeId = random.bytes(writeIdBytes);
+    const bytes = encodeSegment({ walId, writerEpoch, writeId, entries: [] });
+    let lastError: unknown;
+    for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
+      if (attempt > 0) await clock.sleep(segmentPutRetryDelayMsMax / 10);
+      let result: "created" | "exists" | "timeout";
+      try {
+        result = await orTimeout(
+          store.putIfAbsent(walKey(walId), bytes),
+          segmentPutTimeoutMs,
+          clock,
+        );
+      } catch (error) {
+        lastError = error;
+        continue;
+      }
+      if (result === "created") return;
+      if (result === "timeout") {
+        lastError = new Error(`tombstone put timed out after ${segmentPutTimeoutMs} ms`);
+        continue;
+      }
+      const found = await retrying(clock, "read segment header", () =>
+        store.get(walKey(walId), { start: 0, end: segmentHeaderBytes }),
+      );
+      assert(found !== undefined, "a segment that exists can be read");
+      const header = decodeSegmentHeader(found);
+      if (hexOf(header.writeId) === hexOf(writeId)) return; // an earlier attempt of ours landed
+      if (header.writerEpoch > writerEpoch) {
+        throw new FencedError(`a newer writer owns the WAL. epoch=\`${header.writerEpoch}\``);
+      }
+      assert(header.writerEpoch < writerEpoch, "only we write segments of our epoch");
+      return; // dead: an earlier writer's, past the fence that cut it off
+    }
+    throw new Error(`could not tombstone wal id ${walId}: object store failing`, {
+      cause: lastError,
+    });
+  };
+  const ids = Array.from({ length: walPutsInFlightMax - 1 }, (_, i) => fenceWalId + 1 + i);
+  await Promise.all(ids.map(tombstone));
 }
 
 function fenceWalIdsOp(fenceWalIds: readonly number[]): KvOp {

@@ -135,6 +135,8 @@ export interface StorageStats extends FlusherStats, SegmentCacheStats {
   readonly inflightBytes: number;
   readonly admissionWaiting: number;
   readonly replayedSegments: number;
+  /** Segments recovery skipped as dead (docs/design/storage.md "The PUT window"). */
+  readonly deadSegments: number;
   readonly cacheResetReason: string | undefined;
   readonly loadedCheckpoint: boolean;
   /** Background job, compaction and GC counters (absent with maintenance off). */
@@ -196,6 +198,7 @@ export class Storage {
     private readonly segmentCache: SegmentCache,
     private readonly recovery: {
       replayedSegments: number;
+      deadSegments: number;
       cacheResetReason: string | undefined;
       loadedCheckpoint: boolean;
     },
@@ -396,6 +399,7 @@ export class Storage {
       inflightBytes: this.admission.inflight,
       admissionWaiting: this.admission.waiting,
       replayedSegments: this.recovery.replayedSegments,
+      deadSegments: this.recovery.deadSegments,
       cacheResetReason: this.recovery.cacheResetReason,
       loadedCheckpoint: this.recovery.loadedCheckpoint,
       maintenance: this.maintenanceStats(),

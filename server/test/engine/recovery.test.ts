@@ -594,6 +594,89 @@ for (const kind of ["memory", "local-fs"] as const) {
       }
     });
 
+    it("segments that landed past a PUT that never did are dead: never served, after any restart", async () => {
+      const fixture = await createFixture(kind);
+      const { store, kv: kv1, service: abandoned, durableLog } = await openAbandonable(fixture, 21);
+      let holeKey: string | undefined;
+      let isHoleFailing = true;
+      try {
+        await createStreams(abandoned);
+        await appendRounds(abandoned, durableLog, 2);
+        // From now on the first WAL PUT never lands (until disarmed); the window goes on past it
+        // (docs/design/storage.md "The PUT window").
+        const landed: string[] = [];
+        store.setHooks({ afterPutApplied: (key) => void landed.push(key) });
+        store.setFaults({
+          decide: ({ op, key }) => {
+            if (op !== "putIfAbsent" || !key.startsWith("wal/")) return undefined;
+            holeKey ??= key;
+            return key === holeKey && isHoleFailing ? "failBeforeApply" : undefined;
+          },
+        });
+        const deadLog = new AppendLog("dead", createSeededRandom(22));
+        for (let round = 0; round < 3; round++) {
+          for (const stream of streams) deadLog.submit(abandoned, stream, 2);
+          await new Promise((resolve) => setTimeout(resolve, 30));
+        }
+        await waitUntil(
+          () => landed.some((key) => holeKey !== undefined && key > holeKey),
+          waitMs,
+          "a segment past the hole lands",
+        );
+        assert.ok(
+          deadLog.all().every((batch) => batch.ack === undefined),
+          "nothing past the hole is acked",
+        );
+        // The process dies.
+        await abandoned.storage.cacheCommitted();
+        await kv1.close();
+
+        const check = async (
+          service: Service,
+          logs: readonly AppendLog[],
+          context: string,
+        ): Promise<void> => {
+          await assertServesLogs({ service, logs, streams, context, allAcked: true });
+          for (const stream of streams) {
+            const records = await readAllOf(service, testBasin, stream);
+            assert.ok(
+              records.every((record) => !String(widOf(record)).startsWith("dead/")),
+              `${context}: ${stream}: no record of a dead segment is readable`,
+            );
+          }
+        };
+        // With the cache kept: replayed up to the hole, fenced in it, the rest tombstoned.
+        const kept = await fixture.open(fixture.cacheDir("a"));
+        await check(kept.service, [durableLog], "cache kept");
+        const newLog = new AppendLog("new", createSeededRandom(23));
+        for (const stream of streams) newLog.submit(kept.service, stream, 3);
+        await newLog.settle(waitMs, "appends after the restart");
+        await closeBoth(kept);
+        // With the cache wiped: the dead segments are read, and skipped by their epoch.
+        const wiped = await fixture.open(fixture.cacheDir("b"));
+        assert.ok(wiped.service.storage.stats.deadSegments > 0, "dead segments skipped");
+        await check(wiped.service, [durableLog, newLog], "cache wiped");
+        await assertConverged(fixture, wiped, [durableLog, newLog], "dead segments");
+
+        // The old process's hole PUT finally answers: the id is the new writer's fence, so
+        // everything at or past it is dead, and nothing of it is ever acked.
+        isHoleFailing = false;
+        await deadLog.settle(waitMs, "the dead appends fail");
+        for (const batch of deadLog.all()) {
+          assert.equal(batch.ack, undefined, "a dead append is never acked");
+          assert.ok(
+            batch.error instanceof S2Error &&
+              ["unavailable", "append_outcome_unknown"].includes(batch.error.code),
+            `${batch.error}`,
+          );
+        }
+      } finally {
+        isHoleFailing = false;
+        await within(abandoned.close(), waitMs, "the abandoned service closes");
+        await fixture.cleanup();
+      }
+    });
+
     it("a segment that landed but was never acked is durable after the restart", async (t) => {
       const fixture = await createFixture(kind);
       const {

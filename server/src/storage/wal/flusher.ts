@@ -3,19 +3,23 @@
  * uploaded create-if-absent at the next sequential WAL id (docs/design/storage.md "The write
  * path").
  *
- * Invariants:
- * - One PUT in flight at a time, at ids `firstWalId, firstWalId + 1, …` with no gaps: id n+1 is
- *   never attempted before id n is known to be ours.
- * - Entries become durable in submission order; `onSegmentDurable` sees each segment once, in WAL
- *   order, before any of its submitters is resolved.
- * - Nothing is resolved unless its segment is in object storage with our write id.
+ * Invariants (docs/design/storage.md "The PUT window"):
+ * - Segments get the ids `firstWalId, firstWalId + 1, …` in the order they are built, with no
+ *   gaps; at most `walPutsInFlightMax` of them are unreleased at once, so no PUT ever goes past
+ *   `h + walPutsInFlightMax − 1`, where `h` is the first id not yet known to be ours.
+ * - A segment is released (durable) only once it and every segment before it are known to be
+ *   ours: `onSegmentDurable` sees each segment once, in WAL order, before any of its submitters
+ *   is resolved; entries become durable in submission order.
+ * - Nothing is resolved unless its segment, and every one before it, is in object storage with
+ *   our write id.
  *
  * Fault model: a PUT may throw (before or after applying), hang (timed out after
- * `putTimeoutMs`) or apply late. Every such outcome is retried at the same key with the same
- * bytes; "exists" is resolved by reading the object back. A foreign write id means a newer writer
- * took the id: the flusher is fenced, fails everything pending with `FencedError` and stops.
- * A flusher that stops while a PUT is unanswered fails that segment's entries with
- * `OutcomeUnknownError`: they may have landed.
+ * `putTimeoutMs`) or apply late, and PUTs answer in any order. Every such outcome is retried at
+ * the same key with the same bytes; "exists" is resolved by reading the object back. A foreign
+ * write id means a newer writer took the id: the flusher is fenced and stops. When it stops,
+ * unreleased segments fail with `OutcomeUnknownError` if they were sent before the fenced id (they
+ * may be in the newer writer's history), with `FencedError` at or past it (dead: never durable),
+ * and with the stop's error if they were never sent.
  */
 import { assert } from "../../core/assert.js";
 import { type Clock, orTimeout } from "../../core/clock.js";
@@ -25,6 +29,7 @@ import {
   segmentPutRetryDelayMsMax,
   segmentPutRetryDelayMsMin,
   segmentPutTimeoutDoublingsMax,
+  walPutsInFlightMax,
 } from "../../core/limits.js";
 import type { Random } from "../../core/random.js";
 import { walKey } from "../object-keys.js";
@@ -96,6 +101,20 @@ interface PendingEntry {
   readonly reject: (error: unknown) => void;
 }
 
+/** A segment built and being PUT (or landed, waiting for the ones before it). */
+interface InFlightSegment {
+  readonly walId: number;
+  readonly writeId: Uint8Array;
+  readonly encoded: Uint8Array;
+  readonly taken: readonly PendingEntry[];
+  /** Its first PUT attempt has been sent (it may land from now on). */
+  sent: boolean;
+  /** Known to be ours in the bucket. */
+  landed: boolean;
+  /** Settles (never rejects) once its PUT loop is over. */
+  done: Promise<void>;
+}
+
 /** Counters for metrics, benchmarks and the one-PUT-per-flush test. */
 export interface FlusherStats {
   segmentsUploaded: number;
@@ -135,16 +154,35 @@ export class Flusher {
   private lastFlushStartMs = Number.NEGATIVE_INFINITY;
   private cancelTimer: (() => void) | undefined;
   private isTimerImmediate = false;
-  private flushing: Promise<void> | undefined;
+  /** Unreleased segments in WAL order: the window. */
+  private readonly inFlight: InFlightSegment[] = [];
   private failure: Error | undefined;
+  /**
+   * Set once a newer writer is known, until `stop`: why, and the lowest of our ids it was found
+   * to hold (+∞ when it was learnt from the manifests). Nothing new is built meanwhile; the
+   * segments before `fencedAt` are still being answered (`settleFence`).
+   */
+  private fencing: { readonly reason: string; fencedAt: number } | undefined;
+  private cancelFenceTimer: (() => void) | undefined;
+  /** Resolves once `stop` ran. */
+  private readonly stopped: Promise<void>;
+  private resolveStopped: () => void = () => {};
 
   constructor(private readonly options: FlusherOptions) {
     this.nextWalId = options.firstWalId;
+    this.stopped = new Promise((resolve) => {
+      this.resolveStopped = resolve;
+    });
   }
 
   /** The id the next segment will be uploaded to. */
   get nextSegmentId(): number {
     return this.nextWalId;
+  }
+
+  /** Segments being PUT or waiting for the ones before them (tests, metrics). */
+  get segmentsInFlight(): number {
+    return this.inFlight.length;
   }
 
   /** Whether the flusher is fenced or closed. */
@@ -163,6 +201,7 @@ export class Flusher {
    */
   submitAll(entries: readonly SegmentEntry[]): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.fencing !== undefined) return Promise.reject(new FencedError(this.fencing.reason));
     assert(entries.length > 0, "a submission holds at least one entry");
     const inputs = entries.map(toInput);
     const bytes = encodedSegmentBytes(inputs) - encodedSegmentBytes([]);
@@ -183,39 +222,84 @@ export class Flusher {
   async flushNow(): Promise<void> {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
-    while (this.flushing !== undefined || this.pending.length > 0) {
+    while (this.inFlight.length > 0 || this.pending.length > 0) {
       if (this.failure !== undefined) return;
-      if (this.flushing === undefined) this.flushing = this.flushOnce();
-      await this.flushing;
+      if (this.fencing !== undefined) return this.stopped;
+      while (this.pending.length > 0 && this.inFlight.length < walPutsInFlightMax) {
+        this.startSegment();
+      }
+      await this.inFlight[0]?.done;
     }
   }
 
-  /** Marks the writer fenced (also used when a newer manifest is seen). */
-  fence(reason: string): void {
+  /**
+   * A newer writer exists: `walId` is our id it was found holding, when that is how it was found
+   * (else it was seen in the manifests). Takes nothing new, fails what is pending, tells the host,
+   * and stops once the segments it can still judge are answered (`settleFence`).
+   */
+  fence(reason: string, walId?: number): void {
     if (this.failure !== undefined) return;
-    const error = new FencedError(reason);
-    this.stop(error);
-    this.options.onFenced(error);
+    const fencedAt = walId ?? Number.POSITIVE_INFINITY;
+    if (this.fencing !== undefined) {
+      this.fencing.fencedAt = Math.min(this.fencing.fencedAt, fencedAt);
+    } else {
+      this.fencing = { reason, fencedAt };
+      this.cancelTimer?.();
+      this.cancelTimer = undefined;
+      const error = new FencedError(reason);
+      for (const pending of this.pending.splice(0)) pending.reject(error);
+      this.pendingBytes = 0;
+      this.options.onFenced(error);
+    }
+    this.settleFence();
   }
 
   /** Flushes what is pending, then stops; later submits fail. */
   async close(): Promise<void> {
     await this.flushNow();
-    this.stop(new FlusherClosedError("flusher closed"));
+    if (this.failure === undefined) this.stop(new FlusherClosedError("flusher closed"));
   }
 
-  private stop(error: Error): void {
+  /**
+   * Fails everything not released. A segment sent before the fenced id may have landed and be in
+   * the newer writer's history: its outcome is unknown. One at or past the fenced id is dead (the
+   * newer writer's epoch comes before it). One never sent, and every pending entry, gets `error`.
+   */
+  private stop(error: Error, fencedWalId?: number): void {
     this.failure = error;
+    this.resolveStopped();
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    this.cancelFenceTimer?.();
+    this.cancelFenceTimer = undefined;
+    for (const segment of this.inFlight.splice(0)) {
+      const isDead = fencedWalId !== undefined && segment.walId >= fencedWalId;
+      const failure =
+        segment.sent && !isDead
+          ? new OutcomeUnknownError(
+              `the writer stopped while a segment PUT was unanswered or waiting for an earlier one. walId=\`${segment.walId}\``,
+              { cause: error },
+            )
+          : error;
+      for (const pending of segment.taken) pending.reject(failure);
+    }
     for (const pending of this.pending.splice(0)) pending.reject(error);
     this.pendingBytes = 0;
   }
 
-  /** Arms the flush timer: at most one flush per interval, sooner when a segment's worth waits. */
+  /**
+   * Arms the flush timer: at most one flush per interval, sooner when a segment's worth waits;
+   * never more than `walPutsInFlightMax` segments unreleased.
+   */
   private schedule(): void {
-    if (this.flushing !== undefined || this.pending.length === 0 || this.failure !== undefined)
+    if (
+      this.inFlight.length >= walPutsInFlightMax ||
+      this.pending.length === 0 ||
+      this.failure !== undefined ||
+      this.fencing !== undefined
+    ) {
       return;
+    }
     const { clock, flushIntervalMs, segmentBytesTarget } = this.options;
     const isSegmentFull = this.pendingBytes >= segmentBytesTarget;
     if (this.cancelTimer !== undefined) {
@@ -228,23 +312,20 @@ export class Flusher {
     this.isTimerImmediate = delayMs === 0;
     this.cancelTimer = clock.setTimer(delayMs, () => {
       this.cancelTimer = undefined;
-      if (this.flushing !== undefined) return;
-      this.flushing = this.flushOnce();
+      if (this.inFlight.length >= walPutsInFlightMax || this.failure !== undefined) return;
+      if (this.fencing !== undefined) return;
+      this.startSegment();
+      this.schedule();
     });
   }
 
-  private async flushOnce(): Promise<void> {
-    try {
-      await this.flushSegment();
-    } finally {
-      this.flushing = undefined;
-      this.schedule();
-    }
-  }
-
-  /** Takes pending entries up to the target size (at least one), uploads them, releases them. */
-  private async flushSegment(): Promise<void> {
+  /**
+   * Takes pending entries up to the target size (at least one) into the next segment and starts
+   * its PUT; the segment is released once it and every one before it have landed.
+   */
+  private startSegment(): void {
     const { clock, random, writerEpoch, segmentBytesTarget } = this.options;
+    assert(this.inFlight.length < walPutsInFlightMax, "the window has room");
     this.lastFlushStartMs = clock.monotonicMs();
     failpoint("flush.before-build");
     const taken: PendingEntry[] = [];
@@ -261,45 +342,84 @@ export class Flusher {
     if (taken.length === 0) return;
 
     const walId = this.nextWalId;
+    this.nextWalId = walId + 1;
     const writeId = random.bytes(writeIdBytes);
-    const bytes = encodeSegment({
+    const encoded = encodeSegment({
       walId,
       writerEpoch,
       writeId,
       entries: taken.flatMap((p) => p.inputs),
     });
-    const outcome = await this.putSegment(walKey(walId), bytes, writeId);
-    if (outcome === "fenced") {
-      const error = new FencedError(`wal id taken by another writer. walId=\`${walId}\``);
-      for (const pending of taken) pending.reject(error);
-      this.fence(error.message);
-      return;
-    }
-    if (outcome === "stopped") {
-      for (const pending of taken) pending.reject(this.failure);
-      return;
-    }
-    if (outcome === "unknown") {
-      const error = new OutcomeUnknownError(
-        `the writer stopped while a segment PUT was unanswered. walId=\`${walId}\``,
-        { cause: this.failure },
-      );
-      for (const pending of taken) pending.reject(error);
-      return;
-    }
-    failpoint("flush.after-put");
-    this.nextWalId = walId + 1;
-    this.stats.segmentsUploaded += 1;
-    this.stats.bytesUploaded += bytes.length;
-    this.options.onSegmentDurable({
+    const last = this.inFlight.at(-1);
+    assert(last === undefined || last.walId === walId - 1, "the window's ids are consecutive");
+    const segment: InFlightSegment = {
       walId,
       writeId,
-      writerEpoch,
-      entries: taken.flatMap((pending) => pending.entries),
-      bytes: bytes.length,
-      encoded: bytes,
+      encoded,
+      taken,
+      sent: false,
+      landed: false,
+      done: Promise.resolve(),
+    };
+    this.inFlight.push(segment);
+    segment.done = this.putSegment(segment).then((outcome) => {
+      if (outcome === "ok") {
+        segment.landed = true;
+        this.releaseLanded();
+      } else if (outcome === "fenced") {
+        this.fence(`wal id taken by another writer. walId=\`${walId}\``, walId);
+      }
+      // "stopped" and "unknown": `stop` already failed the segment.
+      if (this.fencing !== undefined) this.settleFence();
+      this.schedule();
     });
-    for (const pending of taken) pending.resolve();
+  }
+
+  /**
+   * Judges the window once a newer writer is known. Where it fenced, at `f`, every id below `f`
+   * was in its history (it fences at the first id it finds missing), so each id from our head up
+   * to `fencedAt` that it did not hold is ours or will be: its fence lies at or past `fencedAt`.
+   * Hence our segments before `fencedAt` that land are durable (released, acked, in order), and
+   * those at or past it are dead. The ones before it get `putTimeoutMs` to be answered; what is
+   * still unanswered then is unknown (`stop`).
+   */
+  private settleFence(): void {
+    const fencing = this.fencing;
+    assert(fencing !== undefined, "settling a fence that was found");
+    if (this.failure !== undefined) return;
+    this.releaseLanded();
+    const error = new FencedError(fencing.reason);
+    if (this.inFlight.every((segment) => segment.walId >= fencing.fencedAt)) {
+      this.stop(error, fencing.fencedAt);
+      return;
+    }
+    this.cancelFenceTimer ??= this.options.clock.setTimer(this.options.putTimeoutMs, () => {
+      this.cancelFenceTimer = undefined;
+      this.stop(error, fencing.fencedAt);
+    });
+  }
+
+  /** Releases the window's head while it has landed: durable, in WAL order. */
+  private releaseLanded(): void {
+    while (
+      this.failure === undefined &&
+      this.inFlight[0]?.landed === true &&
+      this.inFlight[0].walId < (this.fencing?.fencedAt ?? Number.POSITIVE_INFINITY)
+    ) {
+      const segment = this.inFlight.shift()!;
+      failpoint("flush.after-put");
+      this.stats.segmentsUploaded += 1;
+      this.stats.bytesUploaded += segment.encoded.length;
+      this.options.onSegmentDurable({
+        walId: segment.walId,
+        writeId: segment.writeId,
+        writerEpoch: this.options.writerEpoch,
+        entries: segment.taken.flatMap((pending) => pending.entries),
+        bytes: segment.encoded.length,
+        encoded: segment.encoded,
+      });
+      for (const pending of segment.taken) pending.resolve();
+    }
   }
 
   /**
@@ -308,11 +428,12 @@ export class Flusher {
    * answer ("unknown": it may have landed). Retries every error and timeout with backoff.
    */
   private async putSegment(
-    key: string,
-    bytes: Uint8Array,
-    writeId: Uint8Array,
+    segment: InFlightSegment,
   ): Promise<"ok" | "fenced" | "stopped" | "unknown"> {
     const { clock, random, store, putTimeoutMs } = this.options;
+    const key = walKey(segment.walId);
+    const bytes = segment.encoded;
+    const { writeId } = segment;
     let delayMs = segmentPutRetryDelayMsMin;
     for (let attempt = 0; ; attempt++) {
       if (this.failure !== undefined) return attempt === 0 ? "stopped" : "unknown";
@@ -328,6 +449,7 @@ export class Flusher {
       // must still get a chance to answer, or a durable segment would never be acknowledged.
       const timeoutMs = putTimeoutMs * 2 ** Math.min(attempt, segmentPutTimeoutDoublingsMax);
       let result: "created" | "exists" | "timeout";
+      segment.sent = true;
       try {
         result = await orTimeout(store.putIfAbsent(key, bytes), timeoutMs, clock);
       } catch {
@@ -350,7 +472,15 @@ export class Flusher {
       // "exists" then missing: only a GC could do that, and GC never deletes the WAL's head.
       assert(header !== undefined, `segment vanished after a conflicting put: ${key}`);
       try {
-        return sameBytes(decodeSegmentHeader(header).writeId, writeId) ? "ok" : "fenced";
+        const found = decodeSegmentHeader(header);
+        if (sameBytes(found.writeId, writeId)) return "ok";
+        // Our start tombstoned every id an earlier writer could still reach: a foreign segment
+        // here can only be a newer writer's.
+        assert(
+          found.writerEpoch > this.options.writerEpoch,
+          `a segment of an older writer past our fence: ${key} epoch ${found.writerEpoch}`,
+        );
+        return "fenced";
       } catch (error) {
         // Not a segment of ours, whatever it is: the id is taken.
         if (error instanceof SegmentFormatError) return "fenced";
