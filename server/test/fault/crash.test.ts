@@ -51,7 +51,12 @@ const verifyTimeoutMs = 60_000 * timeoutScale;
 const stderrKeptBytes = 16_384;
 
 type CacheAction = "keep" | "delete" | "corrupt";
-type FlusherPoint = "flush.before-build" | "flush.after-put" | "cache.after-file-write";
+type FlusherPoint =
+  | "flush.before-build"
+  | "flush.after-put"
+  | "cache.after-file-write"
+  /** Between the fence and the tombstones of the PUT window (once per start). */
+  | "recovery.after-fence";
 type PutPoint = "put.before-apply" | "put.after-apply";
 type Kill =
   /** SIGKILL from the parent, `delayMs` after the child is ready. */
@@ -324,6 +329,7 @@ function localRounds(random: Random): Round[] {
     { kill: point("flush.after-put"), cacheAfter: "delete" },
     { kill: randomKill(), cacheAfter: "keep" },
     { kill: { kind: "recovery", delayMs: drawInt(random, 0, 40) }, cacheAfter: "keep" },
+    { kill: { kind: "point", point: "recovery.after-fence", at: 1 }, cacheAfter: "keep" },
   ];
   if (!isSoak) return base;
   const actions: CacheAction[] = ["keep", "keep", "delete", "corrupt"];
@@ -333,7 +339,9 @@ function localRounds(random: Random): Round[] {
       const kind = round.kill.kind;
       const kill: Kill =
         round.kill.kind === "point"
-          ? point(round.kill.point)
+          ? round.kill.point === "recovery.after-fence"
+            ? round.kill
+            : point(round.kill.point)
           : kind === "random"
             ? randomKill()
             : kind === "replay"
