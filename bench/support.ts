@@ -387,8 +387,8 @@ export async function runPaced(options: {
   readonly windowStartMs: number;
   readonly windowEndMs: number;
   readonly issue: (index: number) => void;
-  readonly onWindowStart?: () => Promise<void> | void;
-  readonly onWindowEnd?: () => Promise<void> | void;
+  readonly onWindowStart?: (() => Promise<void> | void) | undefined;
+  readonly onWindowEnd?: (() => Promise<void> | void) | undefined;
 }): Promise<number> {
   const { t0Ms, windowStartMs, windowEndMs } = options;
   const intervalMs = 1000 / options.ratePerSec;
