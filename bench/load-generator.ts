@@ -166,19 +166,71 @@ export interface Window {
   readonly seconds: number;
 }
 
-export interface PacedResult {
-  readonly records: number;
+/** What both append parts take: the stream, its bodies, the window and callbacks at its edges. */
+export interface AppendPartOptions {
+  readonly stream: BenchStream;
+  readonly pool: BodyPool;
+  readonly window: Window;
+  readonly onWindowStart?: () => void;
+  readonly onWindowEnd?: () => void;
+}
+
+/** Figures of the batches acknowledged in a window. */
+export interface BatchFigures {
+  /** Record body bytes acknowledged in the window, per second. */
   readonly mibPerSec: number;
+  readonly batchesPerSec: number;
+  /** Batch sent → acknowledged, ms: the system's own share of the latency. */
+  readonly batchAckP50: number;
+  readonly batchAckP99: number;
+  readonly errors: number;
+  readonly firstError: unknown;
+}
+
+/**
+ * One append part's clock (`performance.now()` ms: its start, and the measured window's edges)
+ * and its tally of the batches acknowledged in that window.
+ */
+class AppendPart {
+  readonly t0Ms = performance.now();
+  readonly windowStartMs: number;
+  readonly windowEndMs: number;
+  private readonly batchAcks: number[] = [];
+  private bodyBytes = 0;
+
+  constructor(private readonly window: Window) {
+    this.windowStartMs = this.t0Ms + window.warmupSeconds * 1000;
+    this.windowEndMs = this.windowStartMs + window.seconds * 1000;
+  }
+
+  isInWindow(atMs: number): boolean {
+    return atMs >= this.windowStartMs && atMs < this.windowEndMs;
+  }
+
+  countBatch(batch: AckedBatch, bodyBytes: number): void {
+    this.batchAcks.push(batch.ackMs - batch.sentMs);
+    this.bodyBytes += bodyBytes;
+  }
+
+  figures(producer: LingerProducer): BatchFigures {
+    const sorted = sortedCopy(this.batchAcks);
+    return {
+      mibPerSec: this.bodyBytes / mib / this.window.seconds,
+      batchesPerSec: this.batchAcks.length / this.window.seconds,
+      batchAckP50: percentile(sorted, 50),
+      batchAckP99: percentile(sorted, 99),
+      errors: producer.errors,
+      firstError: producer.firstError,
+    };
+  }
+}
+
+export interface PacedResult extends BatchFigures {
+  readonly records: number;
   /** Record submitted to the producer → its batch acknowledged (linger included), ms. */
   readonly ackP50: number;
   readonly ackP99: number;
   readonly ackMax: number;
-  /** Batch sent → acknowledged, ms: the system's own share. */
-  readonly batchAckP50: number;
-  readonly batchAckP99: number;
-  readonly batchesPerSec: number;
-  readonly errors: number;
-  readonly firstError: unknown;
 }
 
 /**
@@ -186,73 +238,47 @@ export interface PacedResult {
  * for acks (no in-flight bound, as a steady producer does); latencies of the records submitted in
  * the measured window.
  */
-export async function runPacedAppends(options: {
-  readonly stream: BenchStream;
-  readonly pool: BodyPool;
-  readonly ratePerSec: number;
-  readonly window: Window;
-  readonly onWindowStart?: () => void;
-  readonly onWindowEnd?: () => void;
-}): Promise<PacedResult> {
-  const { pool, window } = options;
-  const t0Ms = performance.now();
-  const windowStartMs = t0Ms + window.warmupSeconds * 1000;
-  const windowEndMs = windowStartMs + window.seconds * 1000;
+export async function runPacedAppends(
+  options: AppendPartOptions & { readonly ratePerSec: number },
+): Promise<PacedResult> {
+  const { pool } = options;
+  const part = new AppendPart(options.window);
   const acks: number[] = [];
-  const batchAcks: number[] = [];
-  let bodyBytes = 0;
-  let batches = 0;
   const producer = new LingerProducer(options.stream, {
     inflightBytesMax: Number.POSITIVE_INFINITY,
     onAck: (batch) => {
       let inWindow = 0;
       for (const at of batch.submitMs) {
-        if (at < windowStartMs || at >= windowEndMs) continue;
+        if (!part.isInWindow(at)) continue;
         acks.push(batch.ackMs - at);
         inWindow++;
       }
-      if (inWindow === 0) return;
-      batchAcks.push(batch.ackMs - batch.sentMs);
-      bodyBytes += inWindow * pool.recordBytes;
-      batches++;
+      if (inWindow > 0) part.countBatch(batch, inWindow * pool.recordBytes);
     },
   });
   const issued = await runPaced({
-    t0Ms,
+    t0Ms: part.t0Ms,
     ratePerSec: options.ratePerSec,
-    windowStartMs,
-    windowEndMs,
+    windowStartMs: part.windowStartMs,
+    windowEndMs: part.windowEndMs,
     issue: (i) => void producer.submit(pool.bodies[i % pool.bodies.length]!, performance.now()),
     onWindowStart: options.onWindowStart,
     onWindowEnd: options.onWindowEnd,
   });
   await producer.drain();
   const sorted = sortedCopy(acks);
-  const sortedBatches = sortedCopy(batchAcks);
   return {
+    ...part.figures(producer),
     records: issued,
-    mibPerSec: bodyBytes / mib / window.seconds,
     ackP50: percentile(sorted, 50),
     ackP99: percentile(sorted, 99),
     ackMax: percentile(sorted, 100),
-    batchAckP50: percentile(sortedBatches, 50),
-    batchAckP99: percentile(sortedBatches, 99),
-    batchesPerSec: batches / window.seconds,
-    errors: producer.errors,
-    firstError: producer.firstError,
   };
 }
 
-export interface ThroughputResult {
+export interface ThroughputResult extends BatchFigures {
   /** Records appended in all (warm-up included): what the read-back expects. */
   readonly records: number;
-  /** Body bytes acknowledged in the measured window, per second. */
-  readonly mibPerSec: number;
-  readonly batchesPerSec: number;
-  readonly batchAckP50: number;
-  readonly batchAckP99: number;
-  readonly errors: number;
-  readonly firstError: unknown;
 }
 
 /**
@@ -260,38 +286,24 @@ export interface ThroughputResult {
  * fill before the linger ends), `inflightBytesMax` of batches unacknowledged; the figure counts
  * the body bytes acknowledged within the measured window.
  */
-export async function runMaxAppends(options: {
-  readonly stream: BenchStream;
-  readonly pool: BodyPool;
-  readonly window: Window;
-  readonly onWindowStart?: () => void;
-  readonly onWindowEnd?: () => void;
-}): Promise<ThroughputResult> {
-  const { pool, window } = options;
-  const t0Ms = performance.now();
-  const windowStartMs = t0Ms + window.warmupSeconds * 1000;
-  const windowEndMs = windowStartMs + window.seconds * 1000;
-  const batchAcks: number[] = [];
-  let bodyBytes = 0;
-  let batches = 0;
+export async function runMaxAppends(options: AppendPartOptions): Promise<ThroughputResult> {
+  const { pool } = options;
+  const part = new AppendPart(options.window);
   const producer = new LingerProducer(options.stream, {
     inflightBytesMax,
     onAck: (batch) => {
-      if (batch.ackMs < windowStartMs || batch.ackMs >= windowEndMs) return;
-      batchAcks.push(batch.ackMs - batch.sentMs);
-      bodyBytes += batch.bodyBytes;
-      batches++;
+      if (part.isInWindow(batch.ackMs)) part.countBatch(batch, batch.bodyBytes);
     },
   });
   const edges = [
-    setTimeout(() => options.onWindowStart?.(), windowStartMs - t0Ms),
-    setTimeout(() => options.onWindowEnd?.(), windowEndMs - t0Ms),
+    setTimeout(() => options.onWindowStart?.(), part.windowStartMs - part.t0Ms),
+    setTimeout(() => options.onWindowEnd?.(), part.windowEndMs - part.t0Ms),
   ];
   let submitted = 0;
   try {
     while (producer.errors === 0) {
       const now = performance.now();
-      if (now >= windowEndMs) break;
+      if (now >= part.windowEndMs) break;
       // A bounded burst, then the event loop runs (acks, timers) whether or not there is room.
       let hasRoom = true;
       for (let k = 0; k < 256 && hasRoom; k++) {
@@ -304,16 +316,7 @@ export async function runMaxAppends(options: {
   } finally {
     for (const timer of edges) clearTimeout(timer);
   }
-  const sortedBatches = sortedCopy(batchAcks);
-  return {
-    records: submitted,
-    mibPerSec: bodyBytes / mib / window.seconds,
-    batchesPerSec: batches / window.seconds,
-    batchAckP50: percentile(sortedBatches, 50),
-    batchAckP99: percentile(sortedBatches, 99),
-    errors: producer.errors,
-    firstError: producer.firstError,
-  };
+  return { ...part.figures(producer), records: submitted };
 }
 
 export interface ReadBackResult {

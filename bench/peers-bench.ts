@@ -425,6 +425,11 @@ async function main(): Promise<void> {
       `${cli.window.seconds} s per timed part; each row on a freshly started server`,
   );
   await printLoadBeforeStart();
+  console.log(
+    "columns: client / server = cores used by this process (the load generator and the " +
+      "system's client library, one Node thread: near 1.0 it, not the server, sets the figure) / " +
+      "by the server process",
+  );
   console.log("systems (client: Tributary the SDK over S2S, Redis ioredis, NATS nats.js):");
   for (const system of systems) console.log(`  ${system.label}: ${system.durability}`);
 
