@@ -79,7 +79,8 @@ export function tributarySystem(mode: "local" | "s3"): BenchSystem {
             await basin.streams.create({ stream: name });
             const writer = basin.stream(name);
             const reader = basin.stream(name);
-            // The generator bounds what is in flight itself; the session's bound is not reached.
+            // The max-append part keeps 16 MiB in flight itself; the session's bound (twice that)
+            // only holds back a paced part that has fallen far behind.
             const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
             return {
               async append(bodies) {
