@@ -14,7 +14,7 @@ NODE_TEST := node --import tsx --test --test-reporter=tap --test-concurrency=4 -
 TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
-.PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench soak
+.PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench bench-peers soak
 
 node_modules/.package-lock.json: package.json package-lock.json server/package.json client/package.json
 	npm ci --no-audit --no-fund
@@ -65,7 +65,12 @@ test: browser-deps build lint
 	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
-	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts'
+	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts && node --import tsx bench/peers-bench.ts'
+
+# The comparison with Redis Streams and NATS JetStream alone (issue 12; also the last part of
+# `make bench`); TRIBUTARY_BENCH_SECONDS=0.5 makes it a smoke run of under a minute.
+bench-peers: build
+	scripts/with-moto.sh node --import tsx bench/peers-bench.ts
 
 # Fault suites with more iterations, and the API fuzz targets with fresh seeds for
 # TRIBUTARY_FUZZ_SECONDS (60) each.

@@ -24,7 +24,6 @@
  *   --concurrency N (appends / session opens in flight in the rss part, 32)
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
@@ -59,6 +58,9 @@ import {
   printLoadBeforeStart,
   recordBytes,
   latencyRecordsPerSec,
+  processCpuSeconds,
+  processRss,
+  runPaced,
 } from "./support.js";
 
 const flushIntervalMs = 5;
@@ -139,33 +141,6 @@ type Cli = ReturnType<typeof parseCli>;
 
 // ---------------------------------------------------------------------------------------------
 // The server process and what is sampled of it
-
-const clockTicksPerSecond = 100; // USER_HZ on Linux
-
-/** CPU seconds (user + system) of process `pid`; NaN when /proc is not there. */
-function processCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** VmRSS and VmHWM (peak RSS) of process `pid` in MiB; NaN when /proc is not there. */
-function processRss(pid: number): { rssMiB: number; peakMiB: number } {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (field: string): number => {
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
-      return match === null ? Number.NaN : Number(match[1]) / kib;
-    };
-    return { rssMiB: kb("VmRSS"), peakMiB: kb("VmHWM") };
-  } catch {
-    return { rssMiB: Number.NaN, peakMiB: Number.NaN };
-  }
-}
 
 /** Unlabelled samples (and `_sum` / `_count` of histograms) of the server's /metrics. */
 async function serverMetrics(server: ServerProcess): Promise<Map<string, number>> {
@@ -299,7 +274,6 @@ async function runLatency(cli: Cli, server: ServerProcess, s2: S2): Promise<Late
     let errors = 0;
     let outstanding = 0;
     let drained: (() => void) | undefined;
-    let issued = 0;
     let received = 0;
     let expected = Number.POSITIVE_INFINITY;
     let allReceived: (() => void) | undefined;
@@ -329,8 +303,7 @@ async function runLatency(cli: Cli, server: ServerProcess, s2: S2): Promise<Late
       }
     })();
 
-    const issue = (): void => {
-      const i = issued++;
+    const issue = (i: number): void => {
       const at = performance.now();
       const inWindow = at >= windowStartMs;
       if (inWindow) issueLag.push(at - (t0 + i * intervalMs));
@@ -359,21 +332,15 @@ async function runLatency(cli: Cli, server: ServerProcess, s2: S2): Promise<Late
 
     let start: Snapshot | undefined;
     let end: Snapshot | undefined;
-    for (;;) {
-      const now = performance.now();
-      if (start === undefined && now >= windowStartMs) start = await snapshot(server);
-      if (now >= windowEndMs) {
-        end = await snapshot(server);
-        break;
-      }
-      const due = Math.min(
-        Math.floor((now - t0) / intervalMs) + 1,
-        Math.ceil((windowEndMs - t0) / intervalMs),
-      );
-      while (issued < due) issue();
-      const nextDueMs = t0 + issued * intervalMs;
-      await sleep(Math.max(0, Math.floor(nextDueMs - performance.now())));
-    }
+    const issued = await runPaced({
+      t0Ms: t0,
+      ratePerSec: latencyRecordsPerSec,
+      windowStartMs,
+      windowEndMs,
+      issue,
+      onWindowStart: async () => void (start = await snapshot(server)),
+      onWindowEnd: async () => void (end = await snapshot(server)),
+    });
     if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve));
     await session.close();
     // Wait (bounded) for the reader to see every record, then stop it.
@@ -385,7 +352,7 @@ async function runLatency(cli: Cli, server: ServerProcess, s2: S2): Promise<Late
     if (missing > 0) await readSession.cancel().catch(() => {});
     await Promise.race([readerDone, sleep(2000)]);
 
-    const figures = windowFigures(start!, end);
+    const figures = windowFigures(start!, end!);
     const sortedAcks = sortedCopy(acks);
     const sortedE2e = sortedCopy(e2e);
     return {

@@ -17,6 +17,7 @@ import {
   type PutTiming,
   randomBodies,
   readThreadCpu,
+  runPaced,
   sleep,
   sortedCopy,
   type StoreKind,
@@ -256,10 +257,8 @@ async function runLatency(
     let drained: (() => void) | undefined;
     let start: Snapshot | undefined;
     let end: Snapshot | undefined;
-    let issued = 0;
 
-    const issue = (): void => {
-      const i = issued++;
+    const issue = (i: number): void => {
       const at = performance.now();
       const inWindow = at >= windowStartMs;
       if (inWindow) issueLag.push(at - (t0 + i * intervalMs));
@@ -282,28 +281,24 @@ async function runLatency(
       );
     };
 
-    for (;;) {
-      const now = performance.now();
-      if (start === undefined && now >= windowStartMs) {
+    await runPaced({
+      t0Ms: t0,
+      ratePerSec: latencyRecordsPerSec,
+      windowStartMs,
+      windowEndMs,
+      issue,
+      onWindowStart: async () => {
         start = snapshot(engine, acked);
         await cli.profiler.start();
-      }
-      if (now >= windowEndMs) {
+      },
+      onWindowEnd: async () => {
         end = snapshot(engine, acked);
         const file = await cli.profiler.stop(`latency ${label}`);
         if (file !== undefined) console.log(`  profile: ${file}`);
-        break;
-      }
-      const due = Math.min(
-        Math.floor((now - t0) / intervalMs) + 1,
-        Math.ceil((windowEndMs - t0) / intervalMs),
-      );
-      while (issued < due) issue();
-      const nextDueMs = t0 + issued * intervalMs;
-      await sleep(Math.max(0, Math.floor(nextDueMs - performance.now())));
-    }
+      },
+    });
     if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve));
-    const figures = windowFigures(start!, end, engine.timed.puts);
+    const figures = windowFigures(start!, end!, engine.timed.puts);
 
     const latencies = issuedAt.map((at, i) => ackedAt[i]! - at);
     const sorted = sortedCopy(latencies);

@@ -349,6 +349,68 @@ export function threadCpuDelta(
   return { main, busiestOther, others, diskWriteMiBps, machineBusy };
 }
 
+/** CPU seconds (user + system) of process `pid`; NaN when /proc is not there. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** VmRSS and VmHWM (peak RSS) of process `pid` in MiB; NaN when /proc is not there. */
+export function processRss(pid: number): { rssMiB: number; peakMiB: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string): number => {
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+      return match === null ? Number.NaN : Number(match[1]) / kib;
+    };
+    return { rssMiB: kb("VmRSS"), peakMiB: kb("VmHWM") };
+  } catch {
+    return { rssMiB: Number.NaN, peakMiB: Number.NaN };
+  }
+}
+
+/**
+ * The paced load of the latency measurements: calls `issue(i)` for i = 0, 1, … on a fixed
+ * schedule of `ratePerSec` from `t0Ms` until `windowEndMs`, without waiting for what it issued.
+ * Every call due by now is made before sleeping again, so a late timer catches up instead of
+ * lowering the rate. `onWindowStart` runs once at `windowStartMs` (after the warm-up) and
+ * `onWindowEnd` at `windowEndMs`, both awaited. Returns how many calls were made.
+ */
+export async function runPaced(options: {
+  readonly t0Ms: number;
+  readonly ratePerSec: number;
+  readonly windowStartMs: number;
+  readonly windowEndMs: number;
+  readonly issue: (index: number) => void;
+  readonly onWindowStart?: (() => Promise<void> | void) | undefined;
+  readonly onWindowEnd?: (() => Promise<void> | void) | undefined;
+}): Promise<number> {
+  const { t0Ms, windowStartMs, windowEndMs } = options;
+  const intervalMs = 1000 / options.ratePerSec;
+  const last = Math.ceil((windowEndMs - t0Ms) / intervalMs);
+  let issued = 0;
+  let started = false;
+  for (;;) {
+    const now = performance.now();
+    if (!started && now >= windowStartMs) {
+      started = true;
+      await options.onWindowStart?.();
+    }
+    if (now >= windowEndMs) {
+      await options.onWindowEnd?.();
+      return issued;
+    }
+    const due = Math.min(Math.floor((now - t0Ms) / intervalMs) + 1, last);
+    while (issued < due) options.issue(issued++);
+    await sleep(Math.max(0, Math.floor(t0Ms + issued * intervalMs - performance.now())));
+  }
+}
+
 /** `inner` with `putIfAbsent` as one bare HTTP PUT with `If-None-Match: *` (the what-if). */
 function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): ObjectStore {
   const url = new URL(endpoint);
