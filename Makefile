@@ -16,7 +16,7 @@ RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
 .PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench soak
 
-node_modules/.package-lock.json: package.json package-lock.json server/package.json client/package.json
+node_modules/.package-lock.json: package.json package-lock.json protocol/package.json server/package.json client/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -26,11 +26,12 @@ gen: install
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate
 
-# gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
+# protocol/src/gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
 gen-check: install
-	@tmp=$$(mktemp -d) && cp -r gen "$$tmp/before" && \
+	@tmp=$$(mktemp -d) && cp -r protocol/src/gen "$$tmp/before" && \
 	  PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate && \
-	  diff -r "$$tmp/before" gen && rm -rf "$$tmp" || { echo "gen/ is stale: run make gen and commit"; exit 1; }
+	  diff -r "$$tmp/before" protocol/src/gen && rm -rf "$$tmp" || \
+	  { echo "protocol/src/gen/ is stale: run make gen and commit"; exit 1; }
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 
 typecheck: install
