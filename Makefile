@@ -14,7 +14,7 @@ NODE_TEST := node --import tsx --test --test-reporter=tap --test-concurrency=4 -
 TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
-.PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench soak
+.PHONY: install gen gen-check typecheck console packages pack browser-deps lint tidy build run test test-unit bench soak
 
 node_modules/.package-lock.json: package.json package-lock.json protocol/package.json server/package.json client/package.json
 	npm ci --no-audit --no-fund
@@ -51,13 +51,28 @@ browser-deps:
 	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "browser-deps: not root, not installing chromium (the browser test skips)"; fi; }
 
+# Each package's dist/ (compiled JavaScript and declarations): the protocol first, since the
+# client and the server compile against its build, as an installed package would.
+packages: install console
+	rm -rf protocol/dist client/dist server/dist
+	npx tsc -p protocol/tsconfig.build.json
+	npx tsc -p client/tsconfig.build.json
+	npx tsc -p server/tsconfig.build.json
+
+# The three publishable tarballs in .packs/.
+pack: packages
+	rm -rf .packs && mkdir .packs
+	npm pack --ignore-scripts --silent --pack-destination .packs \
+	  --workspace protocol --workspace client --workspace server >/dev/null
+	@ls -l .packs
+
 lint: install
 	npx biome check .
 
 tidy: install
 	npx biome check --write .
 
-build: gen-check typecheck console
+build: gen-check typecheck console packages
 
 run: build
 	node --import tsx server/src/main.ts serve $(RUN_ARGS)
