@@ -59,7 +59,8 @@ packages: install console
 	npx tsc -p client/tsconfig.build.json
 	npx tsc -p server/tsconfig.build.json
 
-# The three publishable tarballs in .packs/.
+# The three publishable tarballs in .packs/, which the pack-and-install test installs
+# (server/test/packages/pack-install.test.ts).
 pack: packages
 	rm -rf .packs && mkdir .packs
 	npm pack --ignore-scripts --silent --pack-destination .packs \
@@ -77,8 +78,8 @@ build: gen-check typecheck console packages
 run: build
 	node --import tsx server/src/main.ts serve $(RUN_ARGS)
 
-test: browser-deps build lint
-	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
+test: browser-deps build lint pack
+	TRIBUTARY_PACKS_DIR="$(CURDIR)/.packs" scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
 	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts'
