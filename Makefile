@@ -11,7 +11,7 @@ export PATH := $(NODE_BIN):$(PATH)
 # `# pass N` / `# fail N` lines.
 NODE_TEST := node --import tsx --test --test-reporter=tap --test-concurrency=4 --test-timeout=300000
 # Unit tests live beside the code; conformance, fault and regression suites under server/test.
-TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+TEST_FILES = $(shell find protocol/src server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
 .PHONY: install gen gen-check typecheck console packages pack browser-deps lint tidy build run test test-unit bench soak
