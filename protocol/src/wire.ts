@@ -1,7 +1,7 @@
 /**
  * The limits of the wire that a client must respect to be accepted (S2-API.md §5.1, §6.1): a
- * request past one of them fails with `invalid`. The server's `core/limits.ts` holds the same
- * values among its own bounds; `server/src/core/wire.test.ts` pins that they agree.
+ * request past one of them fails with `invalid`. The server's `core/limits.ts` takes them from here,
+ * among its own bounds.
  */
 
 /** Records in one append batch (S2 common/src/caps.rs). */
