@@ -11,12 +11,12 @@ export PATH := $(NODE_BIN):$(PATH)
 # `# pass N` / `# fail N` lines.
 NODE_TEST := node --import tsx --test --test-reporter=tap --test-concurrency=4 --test-timeout=300000
 # Unit tests live beside the code; conformance, fault and regression suites under server/test.
-TEST_FILES = $(shell find server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+TEST_FILES = $(shell find protocol/src server/src server/test client/src -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 RUN_ARGS ?= --local-root .data/objects --cache-dir .data/cache
 
-.PHONY: install gen gen-check typecheck console browser-deps lint tidy build run test test-unit bench bench-peers soak
+.PHONY: install gen gen-check typecheck console packages pack browser-deps lint tidy build run test test-unit bench bench-peers soak
 
-node_modules/.package-lock.json: package.json package-lock.json server/package.json client/package.json
+node_modules/.package-lock.json: package.json package-lock.json protocol/package.json server/package.json client/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -26,11 +26,12 @@ gen: install
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate
 
-# gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
+# protocol/src/gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
 gen-check: install
-	@tmp=$$(mktemp -d) && cp -r gen "$$tmp/before" && \
+	@tmp=$$(mktemp -d) && cp -r protocol/src/gen "$$tmp/before" && \
 	  PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate && \
-	  diff -r "$$tmp/before" gen && rm -rf "$$tmp" || { echo "gen/ is stale: run make gen and commit"; exit 1; }
+	  diff -r "$$tmp/before" protocol/src/gen && rm -rf "$$tmp" || \
+	  { echo "protocol/src/gen/ is stale: run make gen and commit"; exit 1; }
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 
 typecheck: install
@@ -50,19 +51,35 @@ browser-deps:
 	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "browser-deps: not root, not installing chromium (the browser test skips)"; fi; }
 
+# Each package's dist/ (compiled JavaScript and declarations): the protocol first, since the
+# client and the server compile against its build, as an installed package would.
+packages: install console
+	rm -rf protocol/dist client/dist server/dist
+	npx tsc -p protocol/tsconfig.build.json
+	npx tsc -p client/tsconfig.build.json
+	npx tsc -p server/tsconfig.build.json
+
+# The three publishable tarballs in .packs/, which the pack-and-install test installs
+# (server/test/packages/pack-install.test.ts).
+pack: packages
+	rm -rf .packs && mkdir .packs
+	npm pack --ignore-scripts --silent --pack-destination .packs \
+	  --workspace protocol --workspace client --workspace server >/dev/null
+	@ls -l .packs
+
 lint: install
 	npx biome check .
 
 tidy: install
 	npx biome check --write .
 
-build: gen-check typecheck console
+build: gen-check typecheck console packages
 
 run: build
 	node --import tsx server/src/main.ts serve $(RUN_ARGS)
 
-test: browser-deps build lint
-	scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
+test: browser-deps build lint pack
+	TRIBUTARY_PACKS_DIR="$(CURDIR)/.packs" scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
 	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/bottomless-bench.ts && node --import tsx bench/peers-bench.ts'

@@ -6,13 +6,17 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { type AppendAck, type AppendRecord, AppendInputSchema } from "../../gen/s2/v1/s2_pb.js";
+import {
+  type AppendAck,
+  type AppendRecord,
+  AppendInputSchema,
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import {
   type AppendSessionRequest,
   AppendSessionRequestSchema,
   ProducerSchema,
   type StreamService,
-} from "../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { AsyncQueue } from "./async-queue.js";
 import {
   maxBatchBytes,

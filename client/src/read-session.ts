@@ -4,8 +4,8 @@
  * (no gap, no duplicate), and treats a silence longer than the heartbeat timeout as a dead session.
  */
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import type { SequencedRecord } from "../../gen/s2/v1/s2_pb.js";
-import type { StreamService } from "../../gen/tributary/v1/stream_pb.js";
+import type { SequencedRecord } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import type { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { backoffMs, isRetryable, type RetryOptions } from "./retry.js";
 
 /** Settings of a read session. */

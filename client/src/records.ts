@@ -3,7 +3,13 @@
  * metered size that batching limits and back-pressure are counted in.
  */
 import { create } from "@bufbuild/protobuf";
-import { type AppendRecord, AppendRecordSchema } from "../../gen/s2/v1/s2_pb.js";
+import {
+  headerMeteredOverheadBytes,
+  recordBatchBytesMax,
+  recordBatchCountMax,
+  recordMeteredOverheadBytes,
+} from "@tributary/protocol";
+import { type AppendRecord, AppendRecordSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 
 /** Bytes or text; text is encoded as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -19,9 +25,9 @@ export interface RecordInput {
 }
 
 /** At most this many records in one batch. */
-export const maxBatchRecords = 1000;
+export const maxBatchRecords = recordBatchCountMax;
 /** At most this many metered bytes in one batch (1 MiB). */
-export const maxBatchBytes = 1024 * 1024;
+export const maxBatchBytes = recordBatchBytesMax;
 
 const encoder = new TextEncoder();
 
@@ -44,7 +50,10 @@ export function toAppendRecord(input: RecordInput): AppendRecord {
 
 /** The metered size of a record: 8 + 2 per header + the lengths of names, values and body. */
 export function meteredBytes(record: AppendRecord): number {
-  let size = 8 + 2 * record.headers.length + record.body.length;
+  let size =
+    recordMeteredOverheadBytes +
+    headerMeteredOverheadBytes * record.headers.length +
+    record.body.length;
   for (const header of record.headers) size += header.name.length + header.value.length;
   return size;
 }

@@ -9,9 +9,9 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AccountService } from "../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../gen/tributary/v1/basin_pb.js";
-import { StreamService } from "../../gen/tributary/v1/stream_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { type ServerProcess, startServer } from "../../server/test/support/server-process.js";
 import { createTributaryClient, type TributaryClient } from "./client.js";
 import {

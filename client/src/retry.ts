@@ -1,7 +1,7 @@
 /**
  * When the client retries a failed call, and the backoff between attempts.
  *
- * A failure is retried only when the server's one error table (`server/src/core/errors.ts`, S2's
+ * A failure is retried only when the server's one error table (`errorCodeInfo` of @tributary/protocol, S2's
  * `ErrorCode::{is_retryable, has_no_side_effects}`) says it is `retryable`, *and* resending cannot
  * apply the request twice: the call is side-effect-free or idempotent, or the failure guarantees
  * that nothing happened (`noSideEffects`). The S2 code comes from the `s2-error-code` metadata the
@@ -29,13 +29,18 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
-import { AccountService } from "../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../gen/tributary/v1/basin_pb.js";
-import { StreamService } from "../../gen/tributary/v1/stream_pb.js";
-import { type ErrorCode, errorCodeInfo, isErrorCode } from "../../server/src/core/errors.js";
+import {
+  connectErrorMetadata,
+  type ErrorCode,
+  errorCodeInfo,
+  isErrorCode,
+} from "@tributary/protocol";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 
-/** The metadata key of the S2 error code (`connectErrorMetadata.code` in render-error.ts). */
-export const s2ErrorCodeMetadataKey = "s2-error-code";
+/** The metadata key of the S2 error code (`connectErrorMetadata.code` of @tributary/protocol). */
+export const s2ErrorCodeMetadataKey = connectErrorMetadata.code;
 
 /** Attempts of one unary call, the first included (S2 SDKs: 3; ours also spans a quick restart). */
 export const unaryAttemptsMaxDefault = 5;

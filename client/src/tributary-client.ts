@@ -5,11 +5,11 @@
  * `browser.ts` create it over their transports; this module imports nothing platform-specific.
  */
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import type { SequencedRecord } from "../../gen/s2/v1/s2_pb.js";
-import { AccountService } from "../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../gen/tributary/v1/basin_pb.js";
-import type { BasinInfo, StreamInfo } from "../../gen/tributary/v1/config_pb.js";
-import { StreamService } from "../../gen/tributary/v1/stream_pb.js";
+import type { SequencedRecord } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import type { BasinInfo, StreamInfo } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { AppendSession, type AppendSessionOptions } from "./append-session.js";
 import { type ReadSessionOptions, readSession } from "./read-session.js";
 import { createRetryingTransport, type RetryOptions } from "./retry.js";

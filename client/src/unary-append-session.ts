@@ -14,7 +14,7 @@ import {
   AppendSessionResponseSchema,
   type ProducerSchema,
   type StreamService,
-} from "../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 
 /** `streams` with `appendSession` served by sequential unary appends. */
 export function withUnaryAppendSessions(

@@ -7,10 +7,10 @@
  */
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import type { ReadBatch } from "../../gen/s2/v1/s2_pb.js";
-import { AccountService } from "../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../gen/tributary/v1/basin_pb.js";
-import { StreamService } from "../../gen/tributary/v1/stream_pb.js";
+import type { ReadBatch } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 
 /** Records already in the stream shown when a tail starts. */
 const tailBacklog = 10n;

@@ -14,7 +14,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { StorageClass } from "../../../gen/tributary/v1/config_pb.js";
+import { StorageClass } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import type { StreamHandle, TributaryClient } from "../client.js";
 import { maxBatchBytes, maxBatchRecords } from "../records.js";
 import {

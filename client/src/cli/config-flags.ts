@@ -12,7 +12,7 @@ import {
   type StreamConfig,
   StreamConfigSchema,
   TimestampingMode,
-} from "../../../gen/tributary/v1/config_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import {
   booleanFlag,
   type FlagSpecs,

@@ -2,7 +2,8 @@
 // exit code (1 server error, 2 usage, 3 unreachable), help exits 0, the access token is sent, and
 // the real `tributary` bin dispatches CLI words to the CLI. Method: the server process in memory
 // mode, a closed port for "server down", a bare HTTP/2 listener that records request headers,
-// and `node server/bin/tributary.mjs` spawned as a user would run it.
+// and `node scripts/tributary-dev.mjs` (the `tributary` command on these sources) spawned as a user
+// would run it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import {
@@ -15,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { type ServerProcess, startServer } from "../../../server/test/support/server-process.js";
 import { runCaptured } from "./test-io.js";
 
-const binPath = new URL("../../../server/bin/tributary.mjs", import.meta.url).pathname;
+const binPath = new URL("../../../scripts/tributary-dev.mjs", import.meta.url).pathname;
 /** A spawned bin that has not exited by then is killed and the test fails. */
 const binTimeoutMs = 30_000;
 

@@ -2,7 +2,8 @@
  * The `tributary` CLI: finds the command, parses its flags, runs it against the server that the
  * S2_* variables name, and turns every failure into one line on stderr and an exit code
  * (`report-error.ts`). `runCli` runs in-process (tests inject the streams); `runCliProcess` is
- * the process entry that `server/bin/tributary.mjs` calls for every word but `serve`.
+ * the process entry that the `tributary` command (`client/bin/tributary.mjs`,
+ * `server/bin/tributary.mjs`, `scripts/tributary-dev.mjs`) calls for every word but `serve`.
  */
 import { pathToFileURL } from "node:url";
 import { type FlagSpecs, parseCommandArgs, UsageError } from "./args.js";

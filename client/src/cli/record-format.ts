@@ -6,7 +6,7 @@
  * back to back, so the pair round-trips bytes).
  */
 import { createInterface } from "node:readline";
-import type { SequencedRecord } from "../../../gen/s2/v1/s2_pb.js";
+import type { SequencedRecord } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { maxBatchBytes, meteredBytes, type RecordInput, toAppendRecord } from "../records.js";
 
 export const recordFormats = ["text", "json", "json-base64", "raw"] as const;

@@ -5,6 +5,7 @@
  * else the client raised.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { connectErrorMetadata } from "@tributary/protocol";
 import { UsageError } from "./args.js";
 import type { CliIo } from "./io.js";
 
@@ -20,9 +21,6 @@ export const exitCodes = {
   /** Stopped by Ctrl-C (128 + SIGINT), except a followed read, which ends with 0. */
   interrupted: 130,
 } as const;
-
-/** The metadata key the server puts the S2 error code in (server/src/api/render-error.ts). */
-const s2ErrorCodeKey = "s2-error-code";
 
 /** Socket errors that mean the server could not be reached at all. */
 const networkErrorCodes = new Set([
@@ -56,14 +54,14 @@ function connectCodeName(code: Code): string {
  * both is `invalid`, so the field says which condition failed.
  */
 const appendConditionKeys = [
-  ["s2-fencing-token-mismatch-bin", "fencing_token_mismatch"],
-  ["s2-seq-num-mismatch", "seq_num_mismatch"],
+  [connectErrorMetadata.fencingTokenMismatch, "fencing_token_mismatch"],
+  [connectErrorMetadata.seqNumMismatch, "seq_num_mismatch"],
 ] as const;
 
 /** The S2 error code of a failed call, if the server sent one. */
 export function s2CodeOf(error: unknown): string | undefined {
   if (!(error instanceof ConnectError)) return undefined;
-  return error.metadata.get(s2ErrorCodeKey) ?? undefined;
+  return error.metadata.get(connectErrorMetadata.code) ?? undefined;
 }
 
 /** The code to print: the failed append condition's name for a 412, else the S2 code. */

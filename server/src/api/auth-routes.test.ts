@@ -5,9 +5,9 @@
 // descriptors.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../../gen/tributary/v1/basin_pb.js";
-import { StreamService } from "../../../gen/tributary/v1/stream_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { isOperation } from "../core/operations.js";
 import type { Service } from "../service/service.js";
 import { restRouteAccess, rpcMethodAccess } from "./auth-routes.js";

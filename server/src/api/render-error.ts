@@ -7,6 +7,7 @@
  * crash the process.
  */
 import { Code, ConnectError, encodeBinaryHeader } from "@connectrpc/connect";
+import { connectErrorMetadata } from "@tributary/protocol";
 import { AssertionError } from "../core/assert.js";
 import {
   AppendConditionFailed,
@@ -100,18 +101,8 @@ const connectCodeOf = {
   unknown: Code.Unknown,
 } as const satisfies Record<ConnectCode, Code>;
 
-/** Error metadata keys (proto/tributary/v1/stream.proto documents them for clients). */
-export const connectErrorMetadata = {
-  /** The S2 error code, e.g. `stream_not_found` (always present on our errors). */
-  code: "s2-error-code",
-  /** 412: the stream's next seq num (decimal). */
-  seqNumMismatch: "s2-seq-num-mismatch",
-  /** 412: the stream's fencing token (binary metadata: base64 of its UTF-8 bytes). */
-  fencingTokenMismatch: "s2-fencing-token-mismatch-bin",
-  /** 416: the tail's seq num and timestamp (decimal). */
-  tailSeqNum: "s2-tail-seq-num",
-  tailTimestamp: "s2-tail-timestamp",
-} as const;
+/** Error metadata keys, the protocol package's (clients read them back). */
+export { connectErrorMetadata };
 
 /**
  * The `ConnectError` a Connect, gRPC or gRPC-web call fails with: the Connect code of the error

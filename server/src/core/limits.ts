@@ -2,6 +2,8 @@
  * Every limit in the server, as a named constant with its source. Queues, maps, buffers and loops
  * in `server/src` take their bounds from here; configuration knobs default from here.
  */
+// The limits a client must respect too are the protocol package's (the wire limits).
+import * as wire from "@tributary/protocol";
 import { assert } from "./assert.js";
 
 // Names and tokens (S2 common/src/caps.rs, spec/S2-API.md §6.1).
@@ -9,17 +11,17 @@ export const basinNameLengthMin = 8;
 export const basinNameLengthMax = 48;
 export const streamNameLengthMin = 1;
 export const streamNameLengthMax = 512;
-export const fencingTokenBytesMax = 36;
+export const fencingTokenBytesMax = wire.fencingTokenBytesMax;
 export const requestTokenBytesMax = 36;
 
 // Records (S2-API.md §5.1).
-export const recordBatchCountMax = 1000;
+export const recordBatchCountMax = wire.recordBatchCountMax;
 /** Also the largest metered size of a single record. */
-export const recordBatchBytesMax = 1 << 20;
+export const recordBatchBytesMax = wire.recordBatchBytesMax;
 /** Fixed per-record overhead of the metered size formula. */
-export const recordMeteredOverheadBytes = 8;
+export const recordMeteredOverheadBytes = wire.recordMeteredOverheadBytes;
 /** Metered bytes per header on top of its name and value. */
-export const headerMeteredOverheadBytes = 2;
+export const headerMeteredOverheadBytes = wire.headerMeteredOverheadBytes;
 
 // Encryption at rest (S2-API.md §3.1, §5.3, §6.7).
 /** The `S2-Encryption-Key` header after trimming: 1..=44 characters (base64 of 32 bytes). */

@@ -47,6 +47,7 @@
  * decode, is corrupt storage → `storage` (§7.2).
  */
 import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
+import * as wire from "@tributary/protocol";
 import { aegis256Decrypt, aegis256Encrypt } from "./aegis256.js";
 import { assert, assertNever } from "./assert.js";
 import { type EncryptionAlgorithm, isEncryptionAlgorithm } from "./config.js";
@@ -67,8 +68,8 @@ export interface RecordPosition {
   readonly seqNum: SeqNum;
 }
 
-/** Keys are 32 bytes for both ciphers. */
-export const encryptionKeyBytes = 32;
+/** Keys are 32 bytes for both ciphers (a wire limit of the protocol package). */
+export const encryptionKeyBytes = wire.encryptionKeyBytes;
 
 /** The envelope format written by this module. */
 export const recordEnvelopeVersion = 1;

@@ -12,7 +12,7 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { AppendAckSchema, AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
+import { AppendAckSchema, AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import {
   encodeS2sFrame,
   parseS2sTerminalPayload,

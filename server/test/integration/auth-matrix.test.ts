@@ -11,15 +11,18 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AppendInput, AppendRecord, S2Error as SdkError } from "@s2-dev/streamstore";
-import { AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
-import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../../gen/tributary/v1/basin_pb.js";
+import { AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
 import {
   AccountMetricSet,
   BasinMetricSet,
   StreamMetricSet,
-} from "../../../gen/tributary/v1/metrics_pb.js";
-import { AppendSessionRequestSchema, StreamService } from "../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/metrics_pb.js";
+import {
+  AppendSessionRequestSchema,
+  StreamService,
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { type Operation, operations } from "../../src/core/operations.js";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 

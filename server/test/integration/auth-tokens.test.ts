@@ -14,9 +14,9 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AppendInput, AppendRecord, type S2, S2Error } from "@s2-dev/streamstore";
-import { Operation } from "../../../gen/tributary/v1/access_token_pb.js";
-import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
-import { AccountMetricSet } from "../../../gen/tributary/v1/metrics_pb.js";
+import { Operation } from "@tributary/protocol/gen/tributary/v1/access_token_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { AccountMetricSet } from "@tributary/protocol/gen/tributary/v1/metrics_pb.js";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 
 const rootToken = "tokens-root-token";

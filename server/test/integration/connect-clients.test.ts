@@ -14,15 +14,19 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
-import { type AppendInput, AppendInputSchema, type ReadBatch } from "../../../gen/s2/v1/s2_pb.js";
-import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../../gen/tributary/v1/basin_pb.js";
-import { ProvisionResult } from "../../../gen/tributary/v1/config_pb.js";
+import {
+  type AppendInput,
+  AppendInputSchema,
+  type ReadBatch,
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { ProvisionResult } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import {
   AppendSessionRequestSchema,
   ReadSessionRequestSchema,
   StreamService,
-} from "../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { type ServerProcess, startServer } from "../support/server-process.js";
 
 const encoder = new TextEncoder();

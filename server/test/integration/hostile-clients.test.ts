@@ -18,7 +18,7 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
+import { AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import {
   encodeS2sFrame,
   parseS2sTerminalPayload,

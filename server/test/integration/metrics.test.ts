@@ -12,16 +12,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AppendInput, AppendRecord, type S2 } from "@s2-dev/streamstore";
-import { AccountService } from "../../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../../gen/tributary/v1/basin_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
 import {
   AccountMetricSet,
   BasinMetricSet,
   MetricUnit,
   StreamMetricSet,
   TimeseriesInterval,
-} from "../../../gen/tributary/v1/metrics_pb.js";
-import { StreamService } from "../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/metrics_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { metricsEntryBytesMax } from "../../src/core/limits.js";
 import { walPrefix } from "../../src/storage/object-keys.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { AppendAckSchema, AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
+import { AppendAckSchema, AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import {
   encodeS2sFrame,
   parseS2sTerminalPayload,

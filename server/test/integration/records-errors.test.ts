@@ -8,7 +8,11 @@ import { request as httpRequest } from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { AppendAckSchema, AppendInputSchema, ReadBatchSchema } from "../../../gen/s2/v1/s2_pb.js";
+import {
+  AppendAckSchema,
+  AppendInputSchema,
+  ReadBatchSchema,
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 
 const basin = "records-errors";

@@ -16,7 +16,7 @@ import {
   AppendInputSchema,
   type ReadBatch,
   ReadBatchSchema,
-} from "../../../gen/s2/v1/s2_pb.js";
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { zstdCompress } from "../../src/api/s2s/compression.js";
 import {
   decodeS2sPayload,

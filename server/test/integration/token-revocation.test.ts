@@ -12,8 +12,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AppendInputSchema } from "../../../gen/s2/v1/s2_pb.js";
-import { AppendSessionRequestSchema, StreamService } from "../../../gen/tributary/v1/stream_pb.js";
+import { AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import {
+  AppendSessionRequestSchema,
+  StreamService,
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import {
   encodeS2sFrame,
   parseS2sTerminalPayload,

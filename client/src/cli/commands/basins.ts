@@ -2,7 +2,7 @@
  * Basin commands (`tributary.v1.AccountService`): list-basins, create-basin, get-basin-config,
  * reconfigure-basin, delete-basin. A basin is named `s2://basin` or by its bare name.
  */
-import { BasinState, type BasinInfo } from "../../../../gen/tributary/v1/config_pb.js";
+import { BasinState, type BasinInfo } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import { positionalsOf, stringFlag, UsageError } from "../args.js";
 import type { Command, CommandContext } from "../command.js";
 import {

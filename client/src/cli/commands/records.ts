@@ -4,8 +4,13 @@
  * fence and trim (S2-API.md §5.2), appended like any record.
  */
 import { once } from "node:events";
-import type { SequencedRecord } from "../../../../gen/s2/v1/s2_pb.js";
-import type { ReadSessionRequest } from "../../../../gen/tributary/v1/stream_pb.js";
+import {
+  connectErrorMetadata,
+  encryptionKeyBytes,
+  fencingTokenBytesMax,
+} from "@tributary/protocol";
+import type { SequencedRecord } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import type { ReadSessionRequest } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import type { SubmitAck } from "../../append-session.js";
 import { type RecordInput, toAppendRecord } from "../../records.js";
 import {
@@ -38,9 +43,6 @@ import {
 import { s2CodeOf } from "../report-error.js";
 import { parseStreamUri, streamUri } from "../uri.js";
 
-/** A fencing token is at most this many UTF-8 bytes (S2-API.md §5.2). */
-const fencingTokenBytesMax = 36;
-
 const newline = Buffer.from("\n");
 
 /** Writes `chunk` to stdout, waiting for it to drain when its buffer is full. */
@@ -64,9 +66,6 @@ function checkFencingToken(token: string, what: string): void {
     throw new UsageError(`${what} must be at most ${fencingTokenBytesMax} bytes`);
   }
 }
-
-/** Bytes of a stream encryption key (AEGIS-256 and AES-256-GCM). */
-const encryptionKeyBytes = 32;
 
 /**
  * The key of an encrypted stream: `--encryption-key`, else S2_ENCRYPTION_KEY (as the S2 CLI
@@ -311,8 +310,8 @@ async function followStartSeqNum(
 function isEmptyAtTail(error: unknown, start: ReadStart): boolean {
   if (s2CodeOf(error) === undefined) return false;
   const metadata = (error as { metadata: Headers }).metadata;
-  const tailSeqNum = metadata.get("s2-tail-seq-num");
-  const tailTimestamp = metadata.get("s2-tail-timestamp");
+  const tailSeqNum = metadata.get(connectErrorMetadata.tailSeqNum);
+  const tailTimestamp = metadata.get(connectErrorMetadata.tailTimestamp);
   if (tailSeqNum === null) return false;
   switch (start.case) {
     case "seqNum":

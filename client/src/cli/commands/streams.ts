@@ -3,7 +3,7 @@
  * reconfigure-stream, delete-stream. A stream is named `s2://basin/stream`; a listing takes
  * `s2://basin[/prefix]`.
  */
-import type { StreamInfo } from "../../../../gen/tributary/v1/config_pb.js";
+import type { StreamInfo } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import { positionalsOf, stringFlag, UsageError } from "../args.js";
 import type { Command, CommandContext } from "../command.js";
 import {

@@ -6,7 +6,7 @@
  * thrown as `S2Error` and rendered by the router's interceptor (`render-error.ts`).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { AccountService } from "../../../../gen/tributary/v1/account_pb.js";
+import type { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
 import { validateBasinNamePrefix } from "../../core/names.js";
 import {
   basinConfigFromProto,

@@ -11,7 +11,7 @@ import { createContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
   type AppendSessionRequest,
   AppendSessionRequestSchema,
-} from "../../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { S2Error } from "../../core/errors.js";
 import { rpcAppendInflightInputsMax } from "../../core/limits.js";
 import type { AppendAck, AppendInput } from "../../core/records.js";

@@ -25,11 +25,11 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { AppendInputSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import type {
   AppendSessionRequest,
   AppendSessionResponse,
-} from "../../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { invalid, S2Error } from "../../core/errors.js";
 import { rpcAppendInflightBytesMax, rpcAppendInflightInputsMax } from "../../core/limits.js";
 import { type AppendAck, meteredBytesOfBatch } from "../../core/records.js";

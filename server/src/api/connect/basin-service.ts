@@ -5,7 +5,7 @@
  * router's interceptor (`render-error.ts`).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { BasinService } from "../../../../gen/tributary/v1/basin_pb.js";
+import type { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
 import { invalid } from "../../core/errors.js";
 import { validateBasinName, validateStreamNamePrefix } from "../../core/names.js";
 import {

@@ -7,9 +7,9 @@
  */
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AccountService } from "../../../../gen/tributary/v1/account_pb.js";
-import { BasinService } from "../../../../gen/tributary/v1/basin_pb.js";
-import { StreamService } from "../../../../gen/tributary/v1/stream_pb.js";
+import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
+import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
+import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { AssertionError } from "../../core/assert.js";
 import { requestBodyBytesMax } from "../../core/limits.js";
 import type { Authenticator } from "../auth.js";

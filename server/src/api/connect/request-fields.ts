@@ -9,7 +9,7 @@ import { validateRequestToken } from "../../core/names.js";
 import { parseEncryptionKey } from "../../core/record-encryption.js";
 import type { ListOptions } from "../../service/list.js";
 import type { AppendProducer } from "../../streamer/streamer.js";
-import type { Producer } from "../../../../gen/tributary/v1/stream_pb.js";
+import type { Producer } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { checkedProducer } from "../http/producer-headers.js";
 
 /** Bytes of an AES-256 / AEGIS-256 key (S2-API.md §6.7). */

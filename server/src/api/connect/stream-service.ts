@@ -12,12 +12,12 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppendInputSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import type {
   ReadRequest as ReadRequestMessage,
   ReadSessionRequest,
-} from "../../../../gen/tributary/v1/stream_pb.js";
-import type { StreamService } from "../../../../gen/tributary/v1/stream_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
+import type { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { S2Error } from "../../core/errors.js";
 import { meteredBytesOfBatch, type StreamPosition } from "../../core/records.js";
 import {

@@ -15,7 +15,7 @@ import {
   type ReadWritePermissions as ReadWritePermissionsMessage,
   type ResourceSet as ResourceSetMessage,
   type ResourceSetSchema,
-} from "../../../../gen/tributary/v1/access_token_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/access_token_pb.js";
 import type { AccessScope, ReadWritePermissions, ResourceSet } from "../../core/access-scope.js";
 import { invalid } from "../../core/errors.js";
 import { isOperation, type Operation } from "../../core/operations.js";

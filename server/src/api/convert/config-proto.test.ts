@@ -10,7 +10,7 @@ import {
   StorageClass,
   StreamConfigSchema,
   TimestampingMode,
-} from "../../../../gen/tributary/v1/config_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import { S2Error } from "../../core/errors.js";
 import {
   basinConfigFromProto,

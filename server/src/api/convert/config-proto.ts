@@ -24,7 +24,7 @@ import {
   type StreamInfo as StreamInfoMessage,
   StreamInfoSchema,
   TimestampingMode as TimestampingModeEnum,
-} from "../../../../gen/tributary/v1/config_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import type {
   BasinConfig,
   BasinReconfiguration,

@@ -11,7 +11,7 @@ import {
   MetricUnit,
   StreamMetricSet,
   TimeseriesInterval,
-} from "../../../../gen/tributary/v1/metrics_pb.js";
+} from "@tributary/protocol/gen/tributary/v1/metrics_pb.js";
 import { invalid } from "../../core/errors.js";
 import type {
   AccountMetricSet as AccountSet,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { ReadBatchSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { ReadBatchSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import type { SequencedRecord, StreamPosition } from "../../core/records.js";
 import { encodeReadBatchProto } from "./records-proto.js";
 

@@ -10,7 +10,7 @@ import {
   AppendAckSchema,
   AppendInputSchema,
   ReadBatchSchema,
-} from "../../../../gen/s2/v1/s2_pb.js";
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { S2Error } from "../../core/errors.js";
 import type { SequencedRecord } from "../../core/records.js";
 import {

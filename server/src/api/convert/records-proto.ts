@@ -16,7 +16,7 @@ import {
   ReadBatchSchema,
   type StreamPosition as StreamPositionMessage,
   StreamPositionSchema,
-} from "../../../../gen/s2/v1/s2_pb.js";
+} from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { S2Error } from "../../core/errors.js";
 import type {
   AppendAck,

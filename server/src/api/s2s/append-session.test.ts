@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { AppendAckSchema, AppendInputSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { AppendAckSchema, AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { ensureTestBasin, openTestService, testBasin } from "../../../test/support/engine.js";
 import { s2sAppendInflightInputsMax } from "../../core/limits.js";
 import type { Service } from "../../service/service.js";

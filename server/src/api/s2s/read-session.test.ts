@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
-import { ReadBatchSchema } from "../../../../gen/s2/v1/s2_pb.js";
+import { ReadBatchSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { S2Error } from "../../core/errors.js";
 import {
   recordBatchBytesMax,
