@@ -26,12 +26,12 @@ gen: install
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate
 
-# protocol/src/gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
+# gen/ is committed; this fails when it is not what `buf generate` makes of proto/.
 gen-check: install
-	@tmp=$$(mktemp -d) && cp -r protocol/src/gen "$$tmp/before" && \
+	@tmp=$$(mktemp -d) && cp -r gen "$$tmp/before" && \
 	  PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf generate && \
-	  diff -r "$$tmp/before" protocol/src/gen && rm -rf "$$tmp" || \
-	  { echo "protocol/src/gen/ is stale: run make gen and commit"; exit 1; }
+	  diff -r "$$tmp/before" gen && rm -rf "$$tmp" || \
+	  { echo "gen/ is stale: run make gen and commit"; exit 1; }
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" npx buf lint
 
 typecheck: install
@@ -56,6 +56,7 @@ browser-deps:
 packages: install console
 	rm -rf protocol/dist client/dist server/dist
 	npx tsc -p protocol/tsconfig.build.json
+	npx tsc -p protocol/tsconfig.gen.json
 	npx tsc -p client/tsconfig.build.json
 	npx tsc -p server/tsconfig.build.json
 
