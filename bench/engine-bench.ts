@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { appendInflightBytesMax } from "../server/src/core/limits.js";
+import { appendInflightBytesMax, walPutsInFlightMax } from "../server/src/core/limits.js";
 import type { AppendInput } from "../server/src/core/records.js";
 import type { StorageStats } from "../server/src/storage/storage.js";
 import { testBasin } from "../server/test/support/engine.js";
@@ -33,9 +33,10 @@ import {
   printLoadBeforeStart,
   recordBytes,
   latencyRecordsPerSec,
+  s3LatencyMs,
 } from "./support.js";
 
-const parts = ["latency", "throughput", "stall"] as const;
+const parts = ["latency", "throughput", "stall", "s3-latency"] as const;
 type Part = (typeof parts)[number];
 const latencyStores: readonly StoreKind[] = ["memory", "local-fs", "moto"];
 
@@ -779,7 +780,134 @@ async function main(): Promise<void> {
     }
   }
 
+  if (cli.parts.has("s3-latency")) {
+    console.log(
+      `\n== One stream on a store answering every call in ${s3LatencyMs.min}–${s3LatencyMs.max} ms ` +
+        `(S3 Standard-like), ${walPutsInFlightMax} segment PUTs in flight at most; ` +
+        `${slowRecordsPerAppend} × 8 KiB records per append; LevelDB cache, 5 ms flush ==`,
+    );
+    const slow = await attempt("s3-latency", () => runS3Latency(cli));
+    if (slow !== undefined) {
+      console.log(
+        `  closed loop, ${slowAppendsInFlight} appends in flight: ${fmt(slow.maxMiBps)} MiB/s, ` +
+          `ack p50 ${fmt(slow.maxP50, 1)} ms; paced at ${slowPacedMiBps} MiB/s: ` +
+          `${fmt(slow.pacedMiBps)} MiB/s acked, ack p50 ${fmt(slow.pacedP50, 1)} ms, ` +
+          `p99 ${fmt(slow.pacedP99, 1)} ms; ${slow.errors} errors`,
+      );
+    }
+    verdicts.push({
+      measurement: "one stream, S3-like store, max throughput",
+      figure: slow ? `${fmt(slow.maxMiBps)} MiB/s` : "error",
+      target: "≥ 100 MiB/s",
+      met: slow ? slow.maxMiBps >= 100 : undefined,
+    });
+    verdicts.push({
+      measurement: `one stream, S3-like store, ack p50 at ${slowPacedMiBps} MiB/s`,
+      figure: slow ? `${fmt(slow.pacedP50, 1)} ms` : "error",
+      target: "≤ 80 ms",
+      met: slow ? slow.pacedP50 <= 80 : undefined,
+    });
+  }
+
   printSummary(verdicts);
+}
+
+const slowRecordsPerAppend = 120;
+const slowAppendsInFlight = 16;
+const slowPacedMiBps = 100;
+
+interface S3LatencyResult {
+  readonly maxMiBps: number;
+  readonly maxP50: number;
+  readonly pacedMiBps: number;
+  readonly pacedP50: number;
+  readonly pacedP99: number;
+  readonly errors: number;
+}
+
+/**
+ * Issue 12's S3-latency target: a closed loop of ~1 MiB appends (max throughput), then the same
+ * appends paced at 100 MiB/s (ack latency), each on a fresh engine.
+ */
+async function runS3Latency(cli: Cli): Promise<S3LatencyResult> {
+  const bodies = randomBodies(512, recordBytes);
+  const inputs = appendInputs(bodies, 64, slowRecordsPerAppend);
+  const appendMiB = (slowRecordsPerAppend * recordBytes) / mib;
+  let errors = 0;
+  const open = async () => {
+    const engine = await openEngine({ store: "s3-latency", cache: "leveldb", flushIntervalMs: 5 });
+    await engine.service.streams.create({ basin: testBasin, name: "slow" });
+    return engine;
+  };
+
+  const closed = await open();
+  let maxMiBps: number;
+  let maxLatencies: number[];
+  try {
+    const windowStart = performance.now() + cli.warmupSeconds * 1000;
+    const windowEnd = windowStart + cli.seconds * 1000;
+    let acked = 0;
+    let next = 0;
+    maxLatencies = [];
+    const worker = async (): Promise<void> => {
+      while (performance.now() < windowEnd) {
+        const input = inputs[next++ % inputs.length]!;
+        const at = performance.now();
+        try {
+          await closed.service.records.append(testBasin, "slow", input);
+          if (at >= windowStart && at < windowEnd) {
+            acked += 1;
+            maxLatencies.push(performance.now() - at);
+          }
+        } catch {
+          errors += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: slowAppendsInFlight }, worker));
+    maxMiBps = (acked * appendMiB) / cli.seconds;
+  } finally {
+    await closed.close();
+  }
+
+  const paced = await open();
+  try {
+    const t0 = performance.now();
+    const windowStartMs = t0 + cli.warmupSeconds * 1000;
+    const windowEndMs = windowStartMs + cli.seconds * 1000;
+    const latencies: number[] = [];
+    const pending: Promise<void>[] = [];
+    await runPaced({
+      t0Ms: t0,
+      ratePerSec: slowPacedMiBps / appendMiB,
+      windowStartMs,
+      windowEndMs,
+      issue: (index) => {
+        const at = performance.now();
+        pending.push(
+          paced.service.records.append(testBasin, "slow", inputs[index % inputs.length]!).then(
+            () => {
+              if (at >= windowStartMs) latencies.push(performance.now() - at);
+            },
+            () => void (errors += 1),
+          ),
+        );
+      },
+    });
+    await Promise.all(pending);
+    const sorted = sortedCopy(latencies);
+    const maxSorted = sortedCopy(maxLatencies);
+    return {
+      maxMiBps,
+      maxP50: percentile(maxSorted, 50),
+      pacedMiBps: (latencies.length * appendMiB) / cli.seconds,
+      pacedP50: percentile(sorted, 50),
+      pacedP99: percentile(sorted, 99),
+      errors,
+    };
+  } finally {
+    await paced.close();
+  }
 }
 
 runBenchMain("engine-bench", main);

@@ -119,13 +119,23 @@ export function appendInputs(
  * HTTP requests (unsigned; moto does not check) instead of through the AWS SDK, to measure what
  * the SDK's PUT path costs. Every other call goes through the SDK store.
  */
-export type StoreKind = "memory" | "local-fs" | "moto" | "moto-raw-put" | "stalled-memory";
+export type StoreKind =
+  | "memory"
+  | "local-fs"
+  | "moto"
+  | "moto-raw-put"
+  | "stalled-memory"
+  /** The memory store behind the faulty store's latency mode: every call 50 ± 20 ms (S3-like). */
+  | "s3-latency";
 /**
  * "leveldb": the real cache (`openCache`: LevelDB and segment files). "memory-kv": the memory KV
  * and memory segment files (tests' cache). "leveldb, no segment files": a what-if for diagnosis
  * only: the real LevelDB with every segment file write dropped (reads would be cache misses), to
  * measure what writing the segment files costs.
  */
+/** S3 Standard-like request latency (issue 12): 50 ± 20 ms, uniform. */
+export const s3LatencyMs = { min: 30, max: 70 } as const;
+
 export type CacheKind = "leveldb" | "memory-kv" | "leveldb, no segment files";
 
 /** A Service with its stores; `close` releases everything it opened. */
@@ -159,6 +169,13 @@ export async function openEngine(options: {
           clock: systemClock,
         });
         inner = faulty;
+        break;
+      case "s3-latency":
+        inner = createFaultyObjectStore(createMemoryObjectStore(), {
+          random: createSeededRandom(1),
+          clock: systemClock,
+          faults: { latencyMs: s3LatencyMs },
+        });
         break;
       case "local-fs": {
         const root = await mkdtemp(path.join(tmpdir(), "tributary-bench-objects-"));
