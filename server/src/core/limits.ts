@@ -43,9 +43,11 @@ export const appendInflightBytesMax = 64 * recordBatchBytesMax;
 export const segmentBytesTarget = 8 << 20;
 /**
  * Segment PUTs in flight at once (docs/design/storage.md "The PUT window"). One at a time capped a
- * writer at one segment per store round trip: 66 MiB/s and ack p50 220 ms against a store that
- * answers in 50 ± 20 ms (S3 Standard's range). A protocol constant, not a setting: a starting
- * writer tombstones this many ids after its fence, which must cover every earlier writer's window.
+ * writer at one segment per store round trip: against a store that answers in 50 ± 20 ms (S3
+ * Standard's range), one stream did 88.5 MiB/s, ack p50 130 ms at 100 MiB/s; with four, 129.8
+ * MiB/s and 71.6 ms (`bench/engine-bench.ts --only s3-latency`). A protocol constant, not a
+ * setting: a starting writer tombstones this many ids after its fence, which must cover every
+ * earlier writer's window.
  */
 export const walPutsInFlightMax = 4;
 /** Default group-commit interval (s2-lite: 5 ms in memory/local, 50 ms on a bucket). */
