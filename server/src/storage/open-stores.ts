@@ -5,6 +5,11 @@
  * directory by default). A corrupt cache is wiped: recovery rebuilds it from object storage. A
  * cache directory on a failing disk is the storage's to handle (`createCacheDisk`: it opens,
  * probes and wipes the directory; docs/design/degraded-cache.md).
+ *
+ * Test hook: `TRIBUTARY_STORE_FAULTS` (JSON `FaultSettings` of `object-store/faulty.ts` plus a
+ * `seed`) wraps the store in the faulty store, so that tests of the real server process (the
+ * history checker) run under store errors, lost answers, late writes and latency, as
+ * `TRIBUTARY_FAILPOINTS` lets them kill it at named points. Never set in production.
  */
 import { mkdir, mkdtemp, rm, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,6 +23,9 @@ import { type CacheDisk, wipeDirectory } from "./cache/cache-guard.js";
 import { openFsSegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import { destroyLevelKvStore, KvCorruptError, openLevelKvStore } from "./kv/level.js";
 import type { KvStore } from "./kv/kv-store.js";
+import { systemClock } from "../core/clock.js";
+import { createSeededRandom } from "../core/random.js";
+import { createFaultyObjectStore, type FaultSettings } from "./object-store/faulty.js";
 import { createLocalFsObjectStore } from "./object-store/local-fs.js";
 import { createMemoryObjectStore } from "./object-store/memory.js";
 import type { ObjectStore } from "./object-store/object-store.js";
@@ -36,11 +44,23 @@ export function describeObjectStore(choice: ObjectStoreChoice): string {
   return "memory (nothing survives a restart)";
 }
 
-/** The object store the flags select. */
+/** The object store the flags select (under `TRIBUTARY_STORE_FAULTS` when it is set). */
 export function openObjectStore(
   choice: ObjectStoreChoice,
   env: NodeJS.ProcessEnv = process.env,
 ): ObjectStore {
+  const store = openChosenStore(choice, env);
+  const faults = env["TRIBUTARY_STORE_FAULTS"];
+  if (faults === undefined || faults === "") return store;
+  const { seed, ...settings } = JSON.parse(faults) as FaultSettings & { seed?: number };
+  return createFaultyObjectStore(store, {
+    random: createSeededRandom(seed ?? 1),
+    clock: systemClock,
+    faults: settings,
+  });
+}
+
+function openChosenStore(choice: ObjectStoreChoice, env: NodeJS.ProcessEnv): ObjectStore {
   if (choice.bucket !== undefined) {
     const endpoint = env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"];
     return createS3ObjectStore({

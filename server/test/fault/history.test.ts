@@ -33,11 +33,42 @@ type Reply =
   | { readonly answered: true; readonly status: number; readonly body: Record<string, unknown> }
   | { readonly answered: false; readonly refused: boolean; readonly why: string };
 
+/**
+ * Store faults for the runs under faults (TRIBUTARY_STORE_FAULTS): WAL, manifest and checkpoint
+ * PUTs that fail before or after they apply (a lost answer), time out, or land late; every call
+ * delayed 0–15 ms, so PUTs in the window answer out of order. Reads are left whole: the final read
+ * of the log must answer.
+ */
+const storeFaults = {
+  probabilitiesByOp: {
+    putIfAbsent: { failBeforeApply: 0.05, failAfterApply: 0.05, timeout: 0.02, lateSuccess: 0.03 },
+  },
+  latencyMs: { min: 0, max: 15 },
+  timeoutMs: 300,
+  lateSuccessDelayMs: { min: 0, max: 300 },
+};
+
 /** A server that the harness kills and restarts; `endpoint` is stable (same port). */
 class Target {
   server!: ServerProcess;
   kills = 0;
   private localRoot = "";
+  private starts = 0;
+
+  /** With `faultSeed`, every server runs on a faulty store (seeded per start). */
+  constructor(private readonly faultSeed?: number) {}
+
+  /** The environment of the next server start. */
+  private env(): Record<string, string> {
+    this.starts += 1;
+    if (this.faultSeed === undefined) return {};
+    return {
+      TRIBUTARY_STORE_FAULTS: JSON.stringify({
+        ...storeFaults,
+        seed: this.faultSeed + this.starts,
+      }),
+    };
+  }
 
   async start(dir: string): Promise<void> {
     this.localRoot = path.join(dir, "objects");
@@ -45,6 +76,7 @@ class Target {
       mode: "local",
       localRoot: this.localRoot,
       cacheDir: path.join(dir, "cache-0"),
+      env: this.env(),
     });
   }
 
@@ -66,6 +98,7 @@ class Target {
       mode: "local",
       localRoot: this.localRoot,
       cacheDir: path.join(dir, `cache-fence-${this.fences}`),
+      env: this.env(),
     });
     await old.kill();
   }
@@ -81,6 +114,7 @@ class Target {
       localRoot: this.localRoot,
       cacheDir: keepCache ? cacheDir : path.join(dir, `cache-${this.kills}`),
       args: ["--port", String(port)],
+      env: this.env(),
     });
   }
 }
@@ -266,9 +300,9 @@ async function finalLog(endpoint: string): Promise<string[]> {
 }
 
 /** One seeded run; returns the violations and figures. */
-async function runSeed(seed: number, seconds: number) {
+async function runSeed(seed: number, seconds: number, underFaults: boolean) {
   const dir = await mkdtemp(path.join(tmpdir(), "tributary-history-"));
-  const target = new Target();
+  const target = new Target(underFaults ? seed : undefined);
   try {
     await target.start(dir);
     const setup = await call(target.endpoint, "POST", "/v1/basins", { basin });
@@ -309,22 +343,27 @@ async function runSeed(seed: number, seconds: number) {
   }
 }
 
-it("what clients are told holds across SIGKILLs and restarts", { timeout: 1_800_000 }, async () => {
-  const seeds: number[] = [];
-  const seedsTarget = isSoak ? Number(process.env.TRIBUTARY_HISTORY_SEEDS ?? 200) : 2;
-  do {
-    const seed =
-      replaySeed !== undefined ? Number(replaySeed) : Math.floor(Math.random() * 2 ** 31);
-    seeds.push(seed);
-    const result = await runSeed(seed, isSoak ? 4 : 6);
-    console.log(
-      `# history seed ${seed}: ${result.ops} ops, ${result.acked} appends acked, ${result.unknown} unknown, ${result.kills} kills, ${result.fences} fences, log of ${result.logLength} records, ${result.violations.length} violations`,
-    );
-    assert.deepEqual(result.violations, [], `TRIBUTARY_HISTORY_SEED=${seed} replays this run`);
-    assert.ok(
-      result.kills + result.fences > 0 && result.acked > 0,
-      "the run killed or fenced the server and acked appends",
-    );
-  } while (replaySeed === undefined && seeds.length < seedsTarget);
-  console.log(`# history: ${seeds.length} seeds, 0 violations`);
-});
+for (const underFaults of [false, true]) {
+  const title = underFaults
+    ? "what clients are told holds across SIGKILLs and restarts, on a faulty store"
+    : "what clients are told holds across SIGKILLs and restarts";
+  it(title, { timeout: 1_800_000 }, async () => {
+    const seeds: number[] = [];
+    const seedsTarget = isSoak ? Number(process.env.TRIBUTARY_HISTORY_SEEDS ?? 200) : 2;
+    do {
+      const seed =
+        replaySeed !== undefined ? Number(replaySeed) : Math.floor(Math.random() * 2 ** 31);
+      seeds.push(seed);
+      const result = await runSeed(seed, isSoak ? 4 : 6, underFaults);
+      console.log(
+        `# history${underFaults ? " (faulty store)" : ""} seed ${seed}: ${result.ops} ops, ${result.acked} appends acked, ${result.unknown} unknown, ${result.kills} kills, ${result.fences} fences, log of ${result.logLength} records, ${result.violations.length} violations`,
+      );
+      assert.deepEqual(result.violations, [], `TRIBUTARY_HISTORY_SEED=${seed} replays this run`);
+      assert.ok(
+        result.kills + result.fences > 0 && result.acked > 0,
+        "the run killed or fenced the server and acked appends",
+      );
+    } while (replaySeed === undefined && seeds.length < seedsTarget);
+    console.log(`# history: ${seeds.length} seeds, 0 violations`);
+  });
+}
