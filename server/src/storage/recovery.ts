@@ -277,19 +277,9 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   let lastClaimError: unknown;
   for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
     const writeId = random.bytes(writeIdBytes);
-    const fence = encodeSegment({
-      walId: nextWalId,
-      writerEpoch: manifest.writerEpoch,
-      writeId,
-      entries: [],
-    });
     let result: "created" | "exists" | "timeout";
     try {
-      result = await orTimeout(
-        store.putIfAbsent(walKey(nextWalId), fence),
-        segmentPutTimeoutMs,
-        clock,
-      );
+      result = await putEmptySegment(store, clock, nextWalId, manifest.writerEpoch, writeId);
     } catch (error) {
       lastClaimError = error;
       await clock.sleep(segmentPutRetryDelayMsMax / 10);
@@ -382,6 +372,18 @@ async function staleCacheReason(
   return undefined;
 }
 
+/** PUTs an empty segment (a fence or a tombstone) create-if-absent, within the PUT timeout. */
+function putEmptySegment(
+  store: ObjectStore,
+  clock: Clock,
+  walId: number,
+  writerEpoch: number,
+  writeId: Uint8Array,
+): Promise<"created" | "exists" | "timeout"> {
+  const bytes = encodeSegment({ walId, writerEpoch, writeId, entries: [] });
+  return orTimeout(store.putIfAbsent(walKey(walId), bytes), segmentPutTimeoutMs, clock);
+}
+
 /**
  * PUTs empty segments with our epoch at the `walPutsInFlightMax − 1` ids after our fence at
  * `fenceWalId`, so that no earlier writer's window can land anything where we will write. An id
@@ -396,17 +398,12 @@ async function tombstoneWindow(
 ): Promise<void> {
   const tombstone = async (walId: number): Promise<void> => {
     const writeId = random.bytes(writeIdBytes);
-    const bytes = encodeSegment({ walId, writerEpoch, writeId, entries: [] });
     let lastError: unknown;
     for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
       if (attempt > 0) await clock.sleep(segmentPutRetryDelayMsMax / 10);
       let result: "created" | "exists" | "timeout";
       try {
-        result = await orTimeout(
-          store.putIfAbsent(walKey(walId), bytes),
-          segmentPutTimeoutMs,
-          clock,
-        );
+        result = await putEmptySegment(store, clock, walId, writerEpoch, writeId);
       } catch (error) {
         lastError = error;
         continue;

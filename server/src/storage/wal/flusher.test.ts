@@ -18,21 +18,38 @@ import { createMemoryObjectStore } from "../object-store/memory.js";
 import { listAll } from "../object-store/object-store.js";
 import { decodeSegment, encodeSegment } from "../segment/format.js";
 import type { ObjectStore } from "../object-store/object-store.js";
-import { type DurableSegment, FencedError, Flusher, OutcomeUnknownError } from "./flusher.js";
+import {
+  type DurableSegment,
+  FencedError,
+  Flusher,
+  type FlusherOptions,
+  OutcomeUnknownError,
+} from "./flusher.js";
+
+/** A flusher of epoch 1 from WAL id 1, flushing every millisecond, with `options` over these. */
+function flusherOn(store: ObjectStore, options: Partial<FlusherOptions>): Flusher {
+  return new Flusher({
+    store,
+    clock: systemClock,
+    random: systemRandom,
+    writerEpoch: 1,
+    firstWalId: 1,
+    flushIntervalMs: 1,
+    segmentBytesTarget: 1 << 20,
+    putTimeoutMs: 10_000,
+    onSegmentDurable: () => {},
+    onFenced: () => {},
+    ...options,
+  });
+}
 
 describe("flusher", () => {
   it("cuts segments at segmentBytesMax even when the target is larger", async () => {
     const store = createMemoryObjectStore();
     const durable: DurableSegment[] = [];
-    const flusher = new Flusher({
-      store,
-      clock: systemClock,
-      random: systemRandom,
-      writerEpoch: 1,
-      firstWalId: 1,
+    const flusher = flusherOn(store, {
       flushIntervalMs: 1_000,
       segmentBytesTarget: 4 * segmentBytesMax,
-      putTimeoutMs: 10_000,
       onSegmentDurable: (segment) => durable.push(segment),
       onFenced: () => assert.fail("not fenced"),
     });
@@ -74,17 +91,10 @@ describe("flusher", () => {
         return new Promise<never>(() => {});
       },
     };
-    const flusher = new Flusher({
-      store,
-      clock: systemClock,
-      random: systemRandom,
-      writerEpoch: 1,
-      firstWalId: 1,
-      flushIntervalMs: 1,
+    const flusher = flusherOn(store, {
       segmentBytesTarget: 1 << 20,
       putTimeoutMs: 20,
       onSegmentDurable: () => assert.fail("nothing is acknowledged"),
-      onFenced: () => {},
     });
     const sent = flusher.submit({ kind: "control", payload: new Uint8Array([1]) });
     sent.catch(() => {});
@@ -134,16 +144,9 @@ describe("flusher", () => {
   }
 
   function windowFlusher(store: ObjectStore, durable: number[], onFenced = () => {}) {
-    return new Flusher({
-      store,
-      clock: systemClock,
-      random: systemRandom,
-      writerEpoch: 1,
-      firstWalId: 1,
-      flushIntervalMs: 1,
+    return flusherOn(store, {
       // Every entry below fills a segment: each submission is a segment of its own, at once.
       segmentBytesTarget: 1,
-      putTimeoutMs: 10_000,
       onSegmentDurable: (segment) => durable.push(segment.walId),
       onFenced,
     });
