@@ -20,6 +20,8 @@ import {
   flushIntervalMsMax,
   gcGraceMsMax,
   metricsFlushIntervalMs as metricsFlushIntervalMsDefault,
+  s2sFrameBufferBytesMaxBound,
+  s2sFrameBytesMax,
   sessionsMaxBound,
 } from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
@@ -40,6 +42,7 @@ const usage = [
   "                       [--gc-grace-ms N] [--checkpoint-interval-ms N]",
   "                       [--checkpoint-wal-bytes N] [--no-compaction]",
   "                       [--max-connections N] [--max-sessions N]",
+  "                       [--max-frame-buffer N[KiB|MiB|GiB]]",
   "                       [--tls-cert PEM --tls-key PEM] [--root-token T | --no-auth]",
 ].join("\n");
 
@@ -79,6 +82,7 @@ function parseFlags() {
       "no-compaction": { type: "boolean", default: false },
       "max-connections": { type: "string" },
       "max-sessions": { type: "string" },
+      "max-frame-buffer": { type: "string" },
       "root-token": { type: "string" },
       "no-auth": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -115,6 +119,21 @@ function integerFlag(
   }
   return value;
 }
+/** A byte size flag (`N`, `NKiB`, `NMiB`, `NGiB`) within `min..max`, or undefined when absent. */
+function byteSizeFlag(
+  name: string,
+  text: string | undefined,
+  bounds: { readonly min: number; readonly max: number },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = parseByteSize(text);
+  if (value === undefined || value < bounds.min || value > bounds.max) {
+    fail(
+      `--${name} must be ${bounds.min}..${bounds.max} bytes (or N{KiB,MiB,GiB}), got \`${text}\``,
+    );
+  }
+  return value;
+}
 const flushIntervalMs =
   integerFlag("flush-interval-ms", parsed["flush-interval-ms"], {
     min: 1,
@@ -134,6 +153,10 @@ const connectionCaps = {
   sessionsMax: integerFlag("max-sessions", parsed["max-sessions"], {
     min: 1,
     max: sessionsMaxBound,
+  }),
+  s2sFrameBufferBytesMax: byteSizeFlag("max-frame-buffer", parsed["max-frame-buffer"], {
+    min: s2sFrameBytesMax,
+    max: s2sFrameBufferBytesMaxBound,
   }),
 };
 const cacheSizeText = parsed["cache-size"];

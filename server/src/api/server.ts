@@ -58,6 +58,8 @@ import {
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
+  s2sFrameBufferBytesMax,
+  s2sFrameBufferBytesPerConnectionMax,
   s2sFrameStallTimeoutMs,
   sessionsMax,
   sessionTokenCheckIntervalMs,
@@ -75,6 +77,7 @@ import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-con
 import { sendJson } from "./http/request-context.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { renderError } from "./render-error.js";
+import { S2sFrameBudget } from "./s2s/frame-budget.js";
 import { matchRoute } from "./router.js";
 import { createRoutes } from "./routes.js";
 import { SessionSlots } from "./session-slots.js";
@@ -110,6 +113,12 @@ export interface ApiServerOptions {
   readonly connectionsMax?: number | undefined;
   /** The cap on open streaming sessions; the default is `sessionsMax`. Tests lower it. */
   readonly sessionsMax?: number | undefined;
+  /**
+   * The bytes S2S append sessions may hold in frames still arriving, over the server; the default
+   * is `s2sFrameBufferBytesMax` (`--max-frame-buffer`). A connection's share is the smaller of this
+   * and `s2sFrameBufferBytesPerConnectionMax`.
+   */
+  readonly s2sFrameBufferBytesMax?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
   readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
@@ -130,7 +139,12 @@ const corsHeaders = {
 
 /** Starts serving; resolves once listening. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
-  const metrics = createApiMetrics(options.service);
+  const frameBufferBytesMax = options.s2sFrameBufferBytesMax ?? s2sFrameBufferBytesMax;
+  const s2sFrameBudget = new S2sFrameBudget(
+    frameBufferBytesMax,
+    Math.min(frameBufferBytesMax, s2sFrameBufferBytesPerConnectionMax),
+  );
+  const metrics = createApiMetrics(options.service, s2sFrameBudget);
   const tokenWatch = new TokenWatch(
     options.service.accessTokens,
     options.sessionTokenCheckIntervalMs ?? sessionTokenCheckIntervalMs,
@@ -140,6 +154,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     metrics,
     tokenWatch,
     s2sFrameStallTimeoutMs: options.s2sFrameStallTimeoutMs ?? s2sFrameStallTimeoutMs,
+    s2sFrameBudget,
     sessionSlots: new SessionSlots(options.sessionsMax ?? sessionsMax),
   };
   const routes = createRoutes(deps);

@@ -29,7 +29,10 @@
  * of which part arrived and then nothing more for `s2sFrameStallTimeoutMs` while the session reads
  * fails the session with 408 `request_timeout`, after the acks before it. When the
  * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
- * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`.
+ * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`. A
+ * frame that waits for room in the server's frame budget (`S2sFrameBudget`)
+ * keeps the session from reading; waiting longer than the stall timeout fails it with 429
+ * `rate_limited`.
  */
 import { authorizeCommands, type Principal } from "../auth.js";
 import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
@@ -142,7 +145,8 @@ interface InflightInput {
 type SessionState = "open" | "ending" | "closed";
 
 class AppendSession {
-  private readonly decoder = new S2sFrameDecoder();
+  /** Frames still arriving hold room in the server's budget (`S2sFrameBudget`). */
+  private readonly decoder: S2sFrameDecoder;
   private readonly poisoning = new SessionPoisoning();
   /** Inputs submitted so far (the producer seq of the next is the first's plus this). */
   private submitted = 0;
@@ -181,7 +185,12 @@ class AppendSession {
       /** Aborts when the caller's token is revoked or expires (`TokenWatch`). */
       readonly tokenRevoked: AbortSignal;
     },
-  ) {}
+  ) {
+    this.decoder = new S2sFrameDecoder({
+      budget: deps.s2sFrameBudget.accountFor(request),
+      onRoom: () => this.onData(Buffer.alloc(0)),
+    });
+  }
 
   /** Runs until the response is closed (ended by us, or reset by the client). */
   run(): Promise<void> {
@@ -236,6 +245,7 @@ class AppendSession {
   private onClosed(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.decoder.close();
     this.stopStallTimer();
     this.frames.length = 0;
     this.onDrain();
@@ -260,6 +270,7 @@ class AppendSession {
   private closeInput(error: unknown): void {
     if (this.isInputClosed) return;
     this.isInputClosed = true;
+    this.decoder.close();
     if (error !== undefined) {
       this.inputError = error;
       this.request.pause();
@@ -270,6 +281,7 @@ class AppendSession {
   private failFrame(error: unknown): void {
     this.frames.length = 0;
     this.isInputClosed = true;
+    this.decoder.close();
     this.inputError = error;
     this.request.pause();
   }
@@ -300,7 +312,8 @@ class AppendSession {
       this.isSubmitting = false;
     }
     if (this.state === "open" && !this.isInputClosed) {
-      if (this.frames.length > 0 || !this.hasCapacity()) this.request.pause();
+      const isHeld = this.frames.length > 0 || !this.hasCapacity() || this.decoder.isWaitingForRoom;
+      if (isHeld) this.request.pause();
       else this.request.resume();
     }
     this.watchStall();
@@ -315,7 +328,7 @@ class AppendSession {
     const isWaitingForFrame =
       this.state === "open" &&
       !this.isInputClosed &&
-      !this.request.isPaused() &&
+      (!this.request.isPaused() || this.decoder.isWaitingForRoom) &&
       this.decoder.hasPartialFrame;
     if (!isWaitingForFrame) this.stopStallTimer();
     else this.stallTimer ??= setTimeout(() => this.onStalled(), this.deps.s2sFrameStallTimeoutMs);
@@ -326,13 +339,18 @@ class AppendSession {
     this.stallTimer = undefined;
   }
 
-  /** The rest of a frame did not come: the session fails after the acks before it. */
+  /**
+   * The rest of a frame did not come, or no room for it in the server's frame budget: the session
+   * fails after the acks before it.
+   */
   private onStalled(): void {
     this.stallTimer = undefined;
     if (this.state !== "open" || this.isInputClosed) return;
     const timeoutMs = this.deps.s2sFrameStallTimeoutMs;
     this.closeInput(
-      new S2Error("request_timeout", `s2s frame incomplete. stall_timeout_ms=\`${timeoutMs}\``),
+      this.decoder.isWaitingForRoom
+        ? new S2Error("rate_limited", `s2s frame buffer full. wait_ms=\`${timeoutMs}\``)
+        : new S2Error("request_timeout", `s2s frame incomplete. stall_timeout_ms=\`${timeoutMs}\``),
     );
     void this.submitFrames();
   }
