@@ -194,7 +194,9 @@ export const s2sAppendDrainBytesMax = 2 * s2sFrameBytesMax;
 /**
  * The same drain ends after this long: a client learns of the end within a round trip, then
  * stops sending or closes. It also frees the exchange of a client that does not read the terminal
- * frame (the response never finishes).
+ * frame (the response never finishes), and bounds how long a session whose token was revoked may
+ * take to deliver its last acks and terminal frame before it is reset (a client that does not
+ * read would hold it for ever).
  */
 export const s2sAppendDrainTimeoutMs = 5_000;
 /**

@@ -29,8 +29,9 @@
  * of which part arrived and then nothing more for `s2sFrameStallTimeoutMs` while the session reads
  * fails the session with 408 `request_timeout`, after the acks before it. When the
  * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
- * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`. A
- * frame that waits for room in the server's frame budget (`S2sFrameBudget`)
+ * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`; if
+ * these have not reached the client after `s2sAppendDrainTimeoutMs` (it does not read), the
+ * exchange is reset. A frame that waits for room in the server's frame budget (`S2sFrameBudget`)
  * keeps the session from reading; waiting longer than the stall timeout fails it with 429
  * `rate_limited`.
  */
@@ -163,6 +164,8 @@ class AppendSession {
   private isSubmitting = false;
   /** The caller's token was revoked or expired: nothing more is submitted. */
   private isRevoked = false;
+  /** Resets the exchange if a revoked session has not closed within the drain's time. */
+  private revokedTimer: NodeJS.Timeout | undefined;
   /** Runs while a frame is partly received and the session reads (`watchStall`). */
   private stallTimer: NodeJS.Timeout | undefined;
   private isWritingAcks = false;
@@ -234,8 +237,14 @@ class AppendSession {
     void this.submitFrames();
   }
 
-  /** The token is no longer valid: no more input, and the error after the acks before it. */
+  /**
+   * The token is no longer valid: no more input, and the error after the acks before it. Those
+   * get `s2sAppendDrainTimeoutMs` to reach the client, then the exchange is reset: a client that
+   * does not read would otherwise keep the session waiting for `drain` for ever.
+   */
   private onRevoked(error: unknown): void {
+    if (this.state === "closed") return;
+    this.revokedTimer ??= setTimeout(() => this.reset(), s2sAppendDrainTimeoutMs);
     if (this.state !== "open" || this.inputError !== undefined) return;
     this.isRevoked = true;
     this.failFrame(error);
@@ -247,6 +256,7 @@ class AppendSession {
     this.state = "closed";
     this.decoder.close();
     this.stopStallTimer();
+    clearTimeout(this.revokedTimer);
     this.frames.length = 0;
     this.onDrain();
     this.resolveClosed();
