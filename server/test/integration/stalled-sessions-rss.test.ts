@@ -63,6 +63,44 @@ async function serverRssBytes(): Promise<number> {
   return Number(match[1]) * 1024;
 }
 
+/** The header of a frame declaring the largest payload (`s2sFrameBytesMax - 1` bytes). */
+function maximalFrameHeader(): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUIntBE(s2sFrameBytesMax, 0, 3);
+  return header;
+}
+
+/**
+ * Opens `connections` × `streamsPerConnection` S2S append sessions on `node:http2` connections,
+ * each writing `body`; `onData` makes each session's response listener.
+ */
+function openHttp2Sessions(options: {
+  readonly connections: number;
+  readonly streamsPerConnection: number;
+  readonly body: Buffer;
+  readonly onData: () => (chunk: Buffer) => void;
+  readonly clientOptions?: http2.ClientSessionOptions;
+}): http2.ClientHttp2Session[] {
+  const clients: http2.ClientHttp2Session[] = [];
+  for (let c = 0; c < options.connections; c++) {
+    const client = http2.connect(server.endpoint, options.clientOptions);
+    client.on("error", () => {});
+    clients.push(client);
+    for (let s = 0; s < options.streamsPerConnection; s++) {
+      const request = client.request({
+        ":method": "POST",
+        ":path": "/v1/streams/s/records",
+        "content-type": "s2s/proto",
+        "s2-basin": basin,
+      });
+      request.on("error", () => {});
+      request.on("data", options.onData());
+      request.write(options.body);
+    }
+  }
+  return clients;
+}
+
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   const deadline = performance.now() + waitTimeoutMs;
   while (!(await check())) {
@@ -76,32 +114,14 @@ it("holds 1,000 stalled half-frames in bounded memory and releases them with the
 }, async () => {
   const baseline = await appendSessions();
   // A frame header declaring the largest payload, and 32 KiB of it.
-  const payloadBytes = s2sFrameBytesMax - 1;
-  const header = Buffer.from([
-    ((payloadBytes + 1) >>> 16) & 0xff,
-    ((payloadBytes + 1) >>> 8) & 0xff,
-    (payloadBytes + 1) & 0xff,
-    0,
-  ]);
-  const partial = Buffer.concat([header, Buffer.alloc(32 << 10, 7)]);
-  const clients: http2.ClientHttp2Session[] = [];
+  const partial = Buffer.concat([maximalFrameHeader(), Buffer.alloc(32 << 10, 7)]);
+  const clients = openHttp2Sessions({
+    connections,
+    streamsPerConnection: sessionsPerConnection,
+    body: partial,
+    onData: () => () => {},
+  });
   try {
-    for (let c = 0; c < connections; c++) {
-      const client = http2.connect(server.endpoint);
-      client.on("error", () => {});
-      clients.push(client);
-      for (let s = 0; s < sessionsPerConnection; s++) {
-        const request = client.request({
-          ":method": "POST",
-          ":path": "/v1/streams/s/records",
-          "content-type": "s2s/proto",
-          "s2-basin": basin,
-        });
-        request.on("error", () => {});
-        request.on("data", () => {});
-        request.write(partial);
-      }
-    }
     const total = connections * sessionsPerConnection;
     await until(`${total} open sessions`, async () => (await appendSessions()) >= baseline + total);
     await sleep(500); // the partial frames are read
@@ -149,14 +169,10 @@ it("holds 1,000 stalled almost complete maximal frames in memory bounded by the 
   const streamsPerConnection = 100;
   const http1Sessions = 500;
   const total = http2Connections * streamsPerConnection + http1Sessions;
-  const payloadBytes = s2sFrameBytesMax - 1;
-  const header = Buffer.from([
-    ((payloadBytes + 1) >>> 16) & 0xff,
-    ((payloadBytes + 1) >>> 8) & 0xff,
-    (payloadBytes + 1) & 0xff,
-    0,
+  const almostComplete = Buffer.concat([
+    maximalFrameHeader(),
+    Buffer.alloc(s2sFrameBytesMax - 2, 7),
   ]);
-  const almostComplete = Buffer.concat([header, Buffer.alloc(payloadBytes - 1, 7)]);
   const baselineSessions = await appendSessions();
   const baselineFds = await serverFdCount();
   // The bound: the server's RSS before, twice the frame budget (a frame's buffer grows by
@@ -177,28 +193,18 @@ it("holds 1,000 stalled almost complete maximal frames in memory bounded by the 
       if (head.length >= 6 && (head[3]! & 0x80) !== 0) terminalStatuses.push(head.readUInt16BE(4));
     };
   };
-  const http2Clients: http2.ClientHttp2Session[] = [];
   const http1Requests: http.ClientRequest[] = [];
   let rssMaxBytes = 0;
+  const http2Clients = openHttp2Sessions({
+    connections: http2Connections,
+    streamsPerConnection,
+    body: almostComplete,
+    onData: onResponseData,
+    // The client's own nghttp2 counts the 200 MiB it has queued against its session memory and
+    // refuses its new streams past 10 MB (ENHANCE_YOUR_CALM): let it queue.
+    clientOptions: { maxSessionMemory: 1_000 },
+  });
   try {
-    for (let c = 0; c < http2Connections; c++) {
-      // The client's own nghttp2 counts the 200 MiB it has queued against its session memory and
-      // refuses its new streams past 10 MB (ENHANCE_YOUR_CALM): let it queue.
-      const client = http2.connect(server.endpoint, { maxSessionMemory: 1_000 });
-      client.on("error", () => {});
-      http2Clients.push(client);
-      for (let s = 0; s < streamsPerConnection; s++) {
-        const request = client.request({
-          ":method": "POST",
-          ":path": "/v1/streams/s/records",
-          "content-type": "s2s/proto",
-          "s2-basin": basin,
-        });
-        request.on("error", () => {});
-        request.on("data", onResponseData());
-        request.write(almostComplete);
-      }
-    }
     for (let s = 0; s < http1Sessions; s++) {
       const request = http.request(`${server.endpoint}/v1/streams/s/records`, {
         method: "POST",
