@@ -41,7 +41,7 @@ import {
   type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { AssertionError } from "../core/assert.js";
+import { AssertionError, assert } from "../core/assert.js";
 import {
   connectionsMax,
   http1ConnectionsCheckingIntervalMs,
@@ -60,6 +60,7 @@ import {
   protocolSniffTimeoutMs,
   s2sFrameBufferBytesMax,
   s2sFrameBufferBytesPerConnectionMax,
+  s2sFrameBytesMax,
   s2sFrameStallTimeoutMs,
   sessionsMax,
   sessionTokenCheckIntervalMs,
@@ -140,6 +141,8 @@ const corsHeaders = {
 /** Starts serving; resolves once listening. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const frameBufferBytesMax = options.s2sFrameBufferBytesMax ?? s2sFrameBufferBytesMax;
+  // Else a maximal frame could never be received (`--max-frame-buffer` has this bound).
+  assert(frameBufferBytesMax >= s2sFrameBytesMax, "the frame buffer takes a maximal frame");
   const s2sFrameBudget = new S2sFrameBudget(
     frameBufferBytesMax,
     Math.min(frameBufferBytesMax, s2sFrameBufferBytesPerConnectionMax),
