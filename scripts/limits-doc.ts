@@ -34,6 +34,8 @@ const flags: Readonly<Record<string, string>> = {
   sessionsMaxBound: "--max-sessions (bound)",
   connectionsMax: "--max-connections",
   connectionsMaxBound: "--max-connections (bound)",
+  s2sFrameBufferBytesMax: "--max-frame-buffer",
+  s2sFrameBufferBytesMaxBound: "--max-frame-buffer (bound)",
 };
 
 interface Limit {

@@ -20,6 +20,8 @@ import {
   flushIntervalMsMax,
   gcGraceMsMax,
   metricsFlushIntervalMs as metricsFlushIntervalMsDefault,
+  s2sFrameBufferBytesMaxBound,
+  s2sFrameBytesMax,
   sessionsMaxBound,
 } from "./core/limits.js";
 import { systemRandom } from "./core/random.js";
@@ -40,6 +42,7 @@ const usage = [
   "                       [--gc-grace-ms N] [--checkpoint-interval-ms N]",
   "                       [--checkpoint-wal-bytes N] [--no-compaction]",
   "                       [--max-connections N] [--max-sessions N]",
+  "                       [--max-frame-buffer N[KiB|MiB|GiB]]",
   "                       [--tls-cert PEM --tls-key PEM] [--root-token T | --no-auth]",
 ].join("\n");
 
@@ -79,6 +82,7 @@ function parseFlags() {
       "no-compaction": { type: "boolean", default: false },
       "max-connections": { type: "string" },
       "max-sessions": { type: "string" },
+      "max-frame-buffer": { type: "string" },
       "root-token": { type: "string" },
       "no-auth": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -102,18 +106,29 @@ if (parsed.help) {
 const port = Number(parsed.port);
 if (!/^\d+$/.test(parsed.port) || port > 65535)
   fail(`--port must be 0..65535, got \`${parsed.port}\``);
+/** A flag's value, parsed, within `min..max`, or undefined when absent (exits on anything else). */
+function boundedFlag(
+  name: string,
+  text: string | undefined,
+  bounds: { readonly min: number; readonly max: number; readonly unit?: string },
+  parse: (text: string) => number | undefined,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = parse(text);
+  if (value === undefined || value < bounds.min || value > bounds.max) {
+    fail(`--${name} must be ${bounds.min}..${bounds.max}${bounds.unit ?? ""}, got \`${text}\``);
+  }
+  return value;
+}
 /** An integer flag within `min..max`, or undefined when absent (exits on anything else). */
 function integerFlag(
   name: string,
   text: string | undefined,
   bounds: { readonly min: number; readonly max: number },
 ): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < bounds.min || value > bounds.max) {
-    fail(`--${name} must be ${bounds.min}..${bounds.max}, got \`${text}\``);
-  }
-  return value;
+  return boundedFlag(name, text, bounds, (digits) =>
+    /^\d+$/.test(digits) ? Number(digits) : undefined,
+  );
 }
 const flushIntervalMs =
   integerFlag("flush-interval-ms", parsed["flush-interval-ms"], {
@@ -135,6 +150,12 @@ const connectionCaps = {
     min: 1,
     max: sessionsMaxBound,
   }),
+  s2sFrameBufferBytesMax: boundedFlag(
+    "max-frame-buffer",
+    parsed["max-frame-buffer"],
+    { min: s2sFrameBytesMax, max: s2sFrameBufferBytesMaxBound, unit: " bytes (or N{KiB,MiB,GiB})" },
+    parseByteSize,
+  ),
 };
 const cacheSizeText = parsed["cache-size"];
 const cacheBytesMax = cacheSizeText === undefined ? undefined : parseByteSize(cacheSizeText);

@@ -13,6 +13,7 @@ import type { Service } from "../service/service.js";
 import { restRouteAccess, rpcMethodAccess } from "./auth-routes.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createRoutes } from "./routes.js";
+import type { S2sFrameBudget } from "./s2s/frame-budget.js";
 import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
@@ -25,6 +26,7 @@ describe("access table", () => {
       tokenWatch: {} as TokenWatch,
       s2sFrameStallTimeoutMs: 0,
       sessionSlots: {} as SessionSlots,
+      s2sFrameBudget: {} as S2sFrameBudget,
     });
     for (const route of routes) {
       const name = `${route.method} /${route.pattern.join("/")}`;
@@ -48,6 +50,7 @@ describe("access table", () => {
       tokenWatch: {} as TokenWatch,
       s2sFrameStallTimeoutMs: 0,
       sessionSlots: {} as SessionSlots,
+      s2sFrameBudget: {} as S2sFrameBudget,
     });
     const routeNames = new Set(
       routes.map((route) => `${route.method} /${route.pattern.join("/")}`),

@@ -14,10 +14,10 @@
  * gets an error response if nothing was sent yet, else its stream is reset; an `AssertionError` is
  * rethrown (the process crashes). A response sent before its request body was read whole (an error
  * such as 400 `bad_json` for a body over the limit) must reach a client that is still sending:
- * over plain-text HTTP/1.1 the connection then closes lingering (FIN, then the rest of the body is discarded
- * for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then the socket is closed),
- * since closing with unread bytes sends a reset that can overtake the response; over HTTP/2 the
- * stream of a v1 route is closed with RST_STREAM(NO_ERROR) once the response is complete (RFC 9113
+ * over HTTP/1.1 (plain text or TLS) the connection then closes lingering (FIN, then the rest of
+ * the body is discarded for at most `http1LingerBytesMax` bytes or `http1LingerTimeoutMs`, then
+ * the socket is closed), since closing with unread bytes sends a reset that can overtake the
+ * response; over HTTP/2 the stream of a v1 route is closed with RST_STREAM(NO_ERROR) once the response is complete (RFC 9113
  * §8.1; an RPC's trailers come after its body, and the Connect handler ends its own streams). An
  * HTTP/2 connection quiet for `http2PingIntervalMs` is pinged and closed if the PING is not
  * answered within `http2PingTimeoutMs`: this closes dead peers, and connections that nghttp2 gave
@@ -41,7 +41,7 @@ import {
   type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { AssertionError } from "../core/assert.js";
+import { AssertionError, assert } from "../core/assert.js";
 import {
   connectionsMax,
   http1ConnectionsCheckingIntervalMs,
@@ -58,6 +58,9 @@ import {
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
   protocolSniffTimeoutMs,
+  s2sFrameBufferBytesMax,
+  s2sFrameBufferBytesPerConnectionMax,
+  s2sFrameBytesMax,
   s2sFrameStallTimeoutMs,
   sessionsMax,
   sessionTokenCheckIntervalMs,
@@ -75,6 +78,7 @@ import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-con
 import { sendJson } from "./http/request-context.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { renderError } from "./render-error.js";
+import { S2sFrameBudget } from "./s2s/frame-budget.js";
 import { matchRoute } from "./router.js";
 import { createRoutes } from "./routes.js";
 import { SessionSlots } from "./session-slots.js";
@@ -110,6 +114,12 @@ export interface ApiServerOptions {
   readonly connectionsMax?: number | undefined;
   /** The cap on open streaming sessions; the default is `sessionsMax`. Tests lower it. */
   readonly sessionsMax?: number | undefined;
+  /**
+   * The bytes S2S append sessions may hold in frames still arriving, over the server; the default
+   * is `s2sFrameBufferBytesMax` (`--max-frame-buffer`). A connection's share is the smaller of this
+   * and `s2sFrameBufferBytesPerConnectionMax`.
+   */
+  readonly s2sFrameBufferBytesMax?: number | undefined;
   /** How often sessions check their token; the default is the limit. Tests shorten it. */
   readonly sessionTokenCheckIntervalMs?: number | undefined;
 }
@@ -130,7 +140,14 @@ const corsHeaders = {
 
 /** Starts serving; resolves once listening. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
-  const metrics = createApiMetrics(options.service);
+  const frameBufferBytesMax = options.s2sFrameBufferBytesMax ?? s2sFrameBufferBytesMax;
+  // Else a maximal frame could never be received (`--max-frame-buffer` has this bound).
+  assert(frameBufferBytesMax >= s2sFrameBytesMax, "the frame buffer takes a maximal frame");
+  const s2sFrameBudget = new S2sFrameBudget(
+    frameBufferBytesMax,
+    Math.min(frameBufferBytesMax, s2sFrameBufferBytesPerConnectionMax),
+  );
+  const metrics = createApiMetrics(options.service, s2sFrameBudget);
   const tokenWatch = new TokenWatch(
     options.service.accessTokens,
     options.sessionTokenCheckIntervalMs ?? sessionTokenCheckIntervalMs,
@@ -140,6 +157,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     metrics,
     tokenWatch,
     s2sFrameStallTimeoutMs: options.s2sFrameStallTimeoutMs ?? s2sFrameStallTimeoutMs,
+    s2sFrameBudget,
     sessionSlots: new SessionSlots(options.sessionsMax ?? sessionsMax),
   };
   const routes = createRoutes(deps);
@@ -282,9 +300,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // ALPN's HTTP/1.1 connections are served by the TLS server itself, which enforces the same
     // timeouts (with Node's defaults unless set) once it listens.
     Object.assign(http2, http1Timeouts);
-    // Not lingering here: Node's parser reads a TLS socket natively, and once it stopped reading
-    // behind an abandoned body, resuming the socket does not restart it (the rejected body's
-    // client still sees a reset; issue 14 item 7 is fixed for h2c and plain HTTP/1.1 only).
+    // ALPN's HTTP/1.1 connections close lingering too.
+    http2.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol !== "h2") lingerOnHttp1(socket);
+    });
     listener = http2 as unknown as Server;
   } else {
     // Node enforces `headersTimeout` and `requestTimeout` only from a timer it starts when the
@@ -361,6 +380,17 @@ function lingerWhileBodyArrives(
     });
     socket.end();
     socket.resume();
+    // Node's server stops the socket's handle itself when it pauses the socket (its 'pause'
+    // listener) and starts it again on 'resume'; adding a 'data' listener removed both listeners
+    // (lib/_http_server.js `unconsume`), and the stream still counts the read it had begun, so
+    // `resume` would not start the handle. A plain socket's handle is read by the parser natively
+    // and is started again by `unconsume`; a TLS socket's is not (the body was never read).
+    const handle = (socket as { _handle?: { reading?: boolean; readStart?: () => number } })
+      ._handle;
+    if (handle?.reading === false && handle.readStart !== undefined) {
+      handle.reading = true;
+      handle.readStart();
+    }
   };
 }
 

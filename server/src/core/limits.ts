@@ -205,7 +205,9 @@ export const s2sAppendDrainBytesMax = 2 * s2sFrameBytesMax;
 /**
  * The same drain ends after this long: a client learns of the end within a round trip, then
  * stops sending or closes. It also frees the exchange of a client that does not read the terminal
- * frame (the response never finishes).
+ * frame (the response never finishes), and bounds how long a session whose token was revoked may
+ * take to deliver its last acks and terminal frame before it is reset (a client that does not
+ * read would hold it for ever).
  */
 export const s2sAppendDrainTimeoutMs = 5_000;
 /**
@@ -214,16 +216,48 @@ export const s2sAppendDrainTimeoutMs = 5_000;
  * holding an almost complete 2 MiB frame were never timed out). The clock runs only while the
  * session reads: a client held back by our own back-pressure is not stalled. A client writes a
  * frame in one go, so a gap this long inside one is a stuck client or link (Envoy's
- * `stream_idle_timeout` is 5 min for a whole stream; ours is for half a frame).
+ * `stream_idle_timeout` is 5 min for a whole stream; ours is for half a frame). It also bounds how
+ * long a frame waits for room in `s2sFrameBufferBytesMax` (then 429 `rate_limited`).
  */
 export const s2sFrameStallTimeoutMs = 30_000;
+/**
+ * Bytes that S2S append sessions may hold, over the whole server, in frames still arriving
+ * (`api/s2s/frame-budget.ts`): a decoder keeps a frame's payload only once its declared length is
+ * reserved here, and a session without room stops reading until there is (flow control holds its
+ * client back: an HTTP/2 stream window, TCP), for at most `s2sFrameStallTimeoutMs`, then fails
+ * with 429 `rate_limited` (retryable, nothing applied). Issue 14: 1,000 sessions each holding an
+ * almost complete 2 MiB frame held 2 GiB, bounded by clients × frame size instead of by the
+ * server. This is Envoy's overload manager's heap bound and NATS's `max_pending` applied to input:
+ * 64 maximal frames at once is far more than a server's clients send in the same instant (a frame
+ * arrives in milliseconds), and 128 MiB is a fair share of a small server's memory. What a waiting
+ * session's transport holds is outside it, bounded by `sessionsMax` × a stream window (64 KiB,
+ * nghttp2's and Node's default) or a socket's read buffer.
+ */
+export const s2sFrameBufferBytesMax = 64 * s2sFrameBytesMax;
+/**
+ * The share of `s2sFrameBufferBytesMax` that the sessions of one connection may hold (an HTTP/2
+ * connection carries up to `http2StreamsPerSessionMax` of them), so that one client cannot take
+ * the whole budget (Envoy's `per_connection_buffer_limit_bytes`, 1 MiB, bounds the same thing for
+ * a proxy that streams; we hold whole frames). 8 maximal frames: the SDK pipelines a session's
+ * frames one after another, so its connection receives a few frames at a time, not 100.
+ */
+export const s2sFrameBufferBytesPerConnectionMax = 8 * s2sFrameBytesMax;
+/**
+ * The largest `--max-frame-buffer`: a guard against typos (1 TiB); the smallest is one maximal
+ * frame (`s2sFrameBytesMax`), which a connection's share then is too.
+ */
+export const s2sFrameBufferBytesMaxBound = 2 ** 40;
+
+assert(s2sFrameBufferBytesPerConnectionMax >= s2sFrameBytesMax, "a connection can take a frame");
+assert(s2sFrameBufferBytesMax >= s2sFrameBufferBytesPerConnectionMax, "a connection's share fits");
+
 /**
  * Open streaming sessions of every kind, over all connections (`api/session-slots.ts`); one more
  * is refused with 429. A fence against exhausting descriptors and memory, as Envoy's overload
  * manager refuses streams past `max_active_downstream_connections`, not a tuned figure: an idle
  * session costs tens of KiB (socket buffers, nghttp2 and session state), 10,000 of them some
- * hundreds of MiB; a stalled append session holds at most one frame more (`s2sFrameBytesMax`)
- * until `s2sFrameStallTimeoutMs`. Per connection, `http2StreamsPerSessionMax` applies first.
+ * hundreds of MiB; frames still arriving are bounded apart, by `s2sFrameBufferBytesMax`, until
+ * `s2sFrameStallTimeoutMs`. Per connection, `http2StreamsPerSessionMax` applies first.
  */
 export const sessionsMax = 10_000;
 /**

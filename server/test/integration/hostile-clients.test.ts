@@ -2,19 +2,22 @@
 // whose request headers never end is closed after the header timeout, and an S2S append session
 // that ends with an error while its client is still sending lets go of the session and the socket
 // once the client disconnects, or after a bounded drain if it keeps sending, over HTTP/2 and
-// HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset,
-// and the server stops reading it; an HTTP/2 connection error (a CONTINUATION flood) closes the
-// connection, an HTTP/2 connection without streams is closed after the idle timeout, while a
-// quiet connection with an open session that answers pings stays open; an S2S append session
-// whose frame stops arriving half-way fails after the stall timeout; sessions past the server's
-// cap are refused with 429 until one ends, and connections past the server's cap are closed on
-// arrival until one closes. Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw
-// `net`, `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions`
-// gauge and the process's open TCP sockets must return to their baseline.
+// HTTP/1.1; a 50 MiB body rejected with 400 reaches its client as the response, not as a reset, and
+// the server stops reading it, over plain text and TLS; an HTTP/2 connection error (a CONTINUATION
+// flood) closes the connection, an HTTP/2 connection without streams is closed after the idle
+// timeout, while a quiet connection with an open session that answers pings stays open; an S2S
+// append session whose frame stops arriving half-way fails after the stall timeout; sessions past
+// the server's cap are refused with 429 until one ends, and connections past the server's cap are
+// closed on arrival until one closes.
+// Method: the API server in-process on memory stores with short HTTP/1.1 timeouts; raw `net`,
+// `node:http` and `node:http2` clients; every wait is bounded, and the `tributary_sessions` gauge
+// and the process's open TCP sockets must return to their baseline.
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
+import { readFile } from "node:fs/promises";
 import net from "node:net";
+import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -312,43 +315,86 @@ function assertTooLarge(status: number, body: string): void {
   assert.equal((JSON.parse(body) as { code: string }).code, "bad_json");
 }
 
-describe("A body rejected before it was read whole", () => {
-  it("HTTP/1.1: a client that writes its whole body before reading gets the 400", async () => {
-    const socketsBefore = openSocketCount();
-    for (let i = 0; i < oversizedTries; i++) {
-      const socket = await connectRaw();
-      socket.pause();
-      let writeError: string | undefined;
-      let text = "";
-      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-      socket.write(
-        `POST ${recordsPath} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n` +
-          `s2-basin: ${testBasin}\r\ncontent-length: ${oversizedBody.length}\r\n\r\n`,
-      );
-      // Like a blocking client (curl, Python's requests): the response is read once the body is out.
-      await within(
-        new Promise<void>((resolve) =>
-          socket.write(oversizedBody, (error) => {
-            writeError = (error as NodeJS.ErrnoException | null | undefined)?.code;
-            resolve();
-          }),
-        ),
-        "the body to be written",
-      );
-      socket.setEncoding("latin1");
-      socket.on("data", (chunk: string) => {
-        text += chunk;
-      });
-      socket.resume();
-      await within(closed, "the server to close the connection");
-      assert.equal(writeError, undefined, `try ${i}: the body was read, not reset`);
-      const [head = "", body = ""] = text.split("\r\n\r\n");
-      assert.match(head, /^HTTP\/1\.1 400 /, `try ${i}`);
-      assert.match(head, /\r\nconnection: close\r\n/i, "the server says it closes");
-      assertTooLarge(400, body);
-    }
-    await until(openSocketCount, socketsBefore, "open TCP sockets");
+/** The same API server with TLS (HTTP/1.1 and HTTP/2 by ALPN), for the transports below. */
+let tlsApi: ApiServer | undefined;
+
+async function tlsApiServer(): Promise<ApiServer> {
+  const fixtures = new URL("../fixtures/", import.meta.url).pathname;
+  tlsApi ??= await startApiServer({
+    service,
+    port: 0,
+    host: "127.0.0.1",
+    cors: false,
+    tls: {
+      cert: await readFile(`${fixtures}tls-cert.pem`),
+      key: await readFile(`${fixtures}tls-key.pem`),
+    },
   });
+  return tlsApi;
+}
+
+after(async () => {
+  await tlsApi?.close();
+});
+
+/** A raw HTTP/1.1 connection over TLS (ALPN `http/1.1`), resolved once the handshake is done. */
+async function connectTlsRaw(): Promise<net.Socket> {
+  const socket = tls.connect({
+    port: (await tlsApiServer()).port,
+    host: "127.0.0.1",
+    rejectUnauthorized: false,
+    ALPNProtocols: ["http/1.1"],
+  });
+  socket.on("error", () => {});
+  await within(
+    new Promise<void>((resolve) => socket.once("secureConnect", resolve)),
+    "the TLS handshake",
+  );
+  return socket;
+}
+
+describe("A body rejected before it was read whole", () => {
+  for (const transport of [
+    { name: "HTTP/1.1", connect: () => connectRaw() },
+    { name: "HTTP/1.1 over TLS", connect: connectTlsRaw },
+  ]) {
+    it(`${transport.name}: a client that writes its whole body before reading gets the 400`, async () => {
+      const socketsBefore = openSocketCount();
+      for (let i = 0; i < oversizedTries; i++) {
+        const socket = await transport.connect();
+        socket.pause();
+        let writeError: string | undefined;
+        let text = "";
+        const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+        socket.write(
+          `POST ${recordsPath} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n` +
+            `s2-basin: ${testBasin}\r\ncontent-length: ${oversizedBody.length}\r\n\r\n`,
+        );
+        // Like a blocking client (curl, Python's requests): the response is read once the body is out.
+        await within(
+          new Promise<void>((resolve) =>
+            socket.write(oversizedBody, (error) => {
+              writeError = (error as NodeJS.ErrnoException | null | undefined)?.code;
+              resolve();
+            }),
+          ),
+          "the body to be written",
+        );
+        socket.setEncoding("latin1");
+        socket.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        socket.resume();
+        await within(closed, "the server to close the connection");
+        assert.equal(writeError, undefined, `try ${i}: the body was read, not reset`);
+        const [head = "", body = ""] = text.split("\r\n\r\n");
+        assert.match(head, /^HTTP\/1\.1 400 /, `try ${i}`);
+        assert.match(head, /\r\nconnection: close\r\n/i, "the server says it closes");
+        assertTooLarge(400, body);
+      }
+      await until(openSocketCount, socketsBefore, "open TCP sockets");
+    });
+  }
 
   it("HTTP/1.1: a client that reads while it writes gets the 400", async () => {
     const socketsBefore = openSocketCount();
@@ -410,54 +456,65 @@ describe("A body rejected before it was read whole", () => {
     await until(openSocketCount, socketsBefore, "open TCP sockets");
   });
 
-  it("HTTP/2: the client gets the 400 and its stream is closed before the body is sent", async () => {
-    const socketsBefore = openSocketCount();
-    for (let i = 0; i < oversizedTries; i++) {
-      const client = http2.connect(`http://127.0.0.1:${api.port}`);
-      client.on("error", () => {});
-      const request = client.request({
-        ":method": "POST",
-        ":path": recordsPath,
-        "content-type": "application/json",
-        "s2-basin": testBasin,
-      });
-      request.on("error", () => {});
-      let status = 0;
-      let body = "";
-      request.once("response", (headers) => {
-        status = Number(headers[":status"]);
-      });
-      request.setEncoding("utf8");
-      request.on("data", (chunk: string) => {
-        body += chunk;
-      });
-      // A stream reset while the client still has writes queued is `aborted`, and `close` waits
-      // for those writes: either means the server closed the stream.
-      const closed = new Promise<void>((resolve) => {
-        request.once("aborted", resolve);
-        request.once("close", resolve);
-      });
-      const isClosed = settledFlag(closed);
-      // With back-pressure, as the SDKs write: stops when the server closes the stream.
-      const chunkBytes = 64 << 10;
-      let sentBytes = 0;
-      while (!isClosed() && sentBytes < oversizedBody.length) {
-        const chunk = oversizedBody.subarray(sentBytes, sentBytes + chunkBytes);
-        sentBytes += chunk.length;
-        if (!request.write(chunk)) {
-          const drained = new Promise<void>((resolve) => request.once("drain", resolve));
-          await within(Promise.race([drained, closed]), "the server to read or close");
+  for (const transport of [
+    { name: "HTTP/2", connect: () => http2.connect(`http://127.0.0.1:${api.port}`) },
+    {
+      name: "HTTP/2 over TLS",
+      connect: async () =>
+        http2.connect(`https://127.0.0.1:${(await tlsApiServer()).port}`, {
+          rejectUnauthorized: false,
+        }),
+    },
+  ]) {
+    it(`${transport.name}: the client gets the 400 and its stream is closed before the body is sent`, async () => {
+      const socketsBefore = openSocketCount();
+      for (let i = 0; i < oversizedTries; i++) {
+        const client = await transport.connect();
+        client.on("error", () => {});
+        const request = client.request({
+          ":method": "POST",
+          ":path": recordsPath,
+          "content-type": "application/json",
+          "s2-basin": testBasin,
+        });
+        request.on("error", () => {});
+        let status = 0;
+        let body = "";
+        request.once("response", (headers) => {
+          status = Number(headers[":status"]);
+        });
+        request.setEncoding("utf8");
+        request.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        // A stream reset while the client still has writes queued is `aborted`, and `close` waits
+        // for those writes: either means the server closed the stream.
+        const closed = new Promise<void>((resolve) => {
+          request.once("aborted", resolve);
+          request.once("close", resolve);
+        });
+        const isClosed = settledFlag(closed);
+        // With back-pressure, as the SDKs write: stops when the server closes the stream.
+        const chunkBytes = 64 << 10;
+        let sentBytes = 0;
+        while (!isClosed() && sentBytes < oversizedBody.length) {
+          const chunk = oversizedBody.subarray(sentBytes, sentBytes + chunkBytes);
+          sentBytes += chunk.length;
+          if (!request.write(chunk)) {
+            const drained = new Promise<void>((resolve) => request.once("drain", resolve));
+            await within(Promise.race([drained, closed]), "the server to read or close");
+          }
         }
+        if (!isClosed()) request.end();
+        await within(closed, "the server to close the stream");
+        assertTooLarge(status, body);
+        assert.equal(request.rstCode, http2.constants.NGHTTP2_NO_ERROR, "closed without error");
+        assert.ok(sentBytes < oversizedBody.length, `try ${i}: the server stopped reading`);
+        client.destroy();
       }
-      if (!isClosed()) request.end();
-      await within(closed, "the server to close the stream");
-      assertTooLarge(status, body);
-      assert.equal(request.rstCode, http2.constants.NGHTTP2_NO_ERROR, "closed without error");
-      assert.ok(sentBytes < oversizedBody.length, `try ${i}: the server stopped reading`);
-      client.destroy();
-    }
-    await until(openSocketCount, socketsBefore, "open TCP sockets");
-  });
+      await until(openSocketCount, socketsBefore, "open TCP sockets");
+    });
+  }
 });
 
 /** An `AppendInput` frame of one record of `bodyBytes` bytes. */

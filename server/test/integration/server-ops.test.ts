@@ -1,4 +1,5 @@
-// Goal: the server process's operational surface: flags (with the cap of --max-sessions), health,
+// Goal: the server process's operational surface: flags (with the caps of --max-sessions and
+// --max-frame-buffer), health,
 // Prometheus metrics, CORS and --no-cors, and TLS with HTTP/1.1 and HTTP/2 (ALPN) on one port.
 // Method: real server processes on free ports, probed with node:https, node:http2 and fetch.
 import assert from "node:assert/strict";
@@ -47,6 +48,7 @@ describe("server operations", () => {
       [["serve", "--flush-interval-ms", "0"], /--flush-interval-ms must be/],
       [["serve", "--max-sessions", "0"], /--max-sessions must be 1\.\.1000000/],
       [["serve", "--max-connections", "many"], /--max-connections must be 1\.\.1000000/],
+      [["serve", "--max-frame-buffer", "1MiB"], /--max-frame-buffer must be 2097152\.\./],
     ] as const) {
       const { code, output } = await runMain(args);
       assert.equal(code, 2, output);
@@ -189,6 +191,59 @@ describe("--max-sessions", () => {
       assert.equal(((await second.json()) as { code: string }).code, "rate_limited");
     } finally {
       abort.abort();
+      await capped.cleanup();
+    }
+  });
+});
+
+describe("--max-frame-buffer", () => {
+  it("bounds frames still arriving: a second waits, unread, until the first lets go", async () => {
+    const capped = await startServer({ mode: "memory", args: ["--max-frame-buffer", "2MiB"] });
+    const client = connect(capped.endpoint);
+    client.on("error", () => {});
+    try {
+      const s2 = s2ClientFor(capped);
+      await s2.basins.create({ basin: "frame-buffer-basin" });
+      await s2.basin("frame-buffer-basin").streams.create({ stream: "s" });
+      const gauges = async (): Promise<string> => {
+        const text = await (await fetch(`${capped.endpoint}/metrics`)).text();
+        return ["bytes", "waiting"]
+          .map((name) => new RegExp(`tributary_s2s_frame_buffer_${name} (\\d+)`).exec(text)?.[1])
+          .join(",");
+      };
+      // Two sessions, each sending the header of a maximal frame and 1 KiB of it.
+      const payloadBytes = (2 << 20) - 2;
+      const partial = Buffer.alloc(4 + 1024, 7);
+      partial.writeUIntBE(payloadBytes + 1, 0, 3);
+      partial[3] = 0;
+      const open = () => {
+        const request = client.request({
+          ":method": "POST",
+          ":path": "/v1/streams/s/records",
+          "content-type": "s2s/proto",
+          "s2-basin": "frame-buffer-basin",
+        });
+        request.on("error", () => {});
+        request.write(partial);
+        return request;
+      };
+      const first = open();
+      const until = async (expected: string): Promise<void> => {
+        const deadline = Date.now() + 10_000;
+        let value = await gauges();
+        while (value !== expected) {
+          assert.ok(Date.now() < deadline, `frame buffer gauges: ${value}, expected ${expected}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          value = await gauges();
+        }
+      };
+      await until(`${payloadBytes},0`);
+      open();
+      await until(`${payloadBytes},1`);
+      first.close();
+      await until(`${payloadBytes},0`);
+    } finally {
+      client.destroy();
       await capped.cleanup();
     }
   });

@@ -4,7 +4,8 @@
 // SSE `error` event, Unauthenticated) within the token-check interval, and the
 // `tributary_sessions` gauge returns to its baseline; sessions of the root token are not touched.
 // Method: the API server in-process on memory stores with a root token and a short check
-// interval; raw `node:http2` clients and connect-node; every wait is bounded.
+// interval; raw `node:http2` clients and connect-node; every wait is bounded. An append session
+// whose client does not read (a zero stream window) is reset after the drain timeout.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
@@ -24,6 +25,7 @@ import {
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
 import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import { s2sAppendDrainTimeoutMs } from "../../src/core/limits.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { appendText, ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
@@ -315,6 +317,55 @@ describe("sessions of a revoked or expired token", () => {
       await until(() => sessionGauge("rpc_append"), appendsBefore, "rpc_append sessions");
     } finally {
       testDone.abort();
+    }
+  });
+
+  it("an S2S append session whose client stops reading ends once its token is revoked", async () => {
+    // The client never reads: its stream window is 0, so the server can send it nothing, and the
+    // acks of 2,000 inputs fill the response's buffer until the session waits for a drain that
+    // never comes. The revoke must still end the session: after the drain timeout, a reset.
+    const token = await issueToken("append-unread");
+    const before = sessionGauge("s2s_append");
+    const client = http2.connect(`http://127.0.0.1:${api.port}`, {
+      settings: { initialWindowSize: 0 },
+    });
+    client.on("error", () => {});
+    try {
+      const request = client.request({
+        ":method": "POST",
+        ":path": "/v1/streams/revoked-unread/records",
+        "content-type": "s2s/proto",
+        "s2-basin": testBasin,
+        authorization: `Bearer ${token}`,
+      });
+      request.on("error", () => {});
+      request.pause();
+      const closed = new Promise<void>((resolve) => request.once("close", resolve));
+      const inputs = 2_000;
+      request.write(Buffer.concat(Array.from({ length: inputs }, () => inputFrame())));
+      await until(() => sessionGauge("s2s_append"), before + 1, "the open session");
+      // The inputs are applied; their acks wait in the server's buffers.
+      const deadline = Date.now() + waitTimeoutMs;
+      while ((await service.records.checkTail(testBasin, "revoked-unread")).seqNum < 1_000) {
+        assert.ok(Date.now() < deadline, "the inputs were appended");
+        await sleep(20);
+      }
+      await revokeToken("append-unread");
+      const revokedAtMs = performance.now();
+      await within(
+        closed,
+        "the stream reset",
+        checkIntervalMs + s2sAppendDrainTimeoutMs + endSlackMs,
+      );
+      const afterMs = performance.now() - revokedAtMs;
+      assert.equal(request.rstCode, http2.constants.NGHTTP2_CANCEL, "reset by the server");
+      assert.ok(
+        afterMs >= s2sAppendDrainTimeoutMs * 0.9,
+        `reset after the drain. after_ms=${afterMs}`,
+      );
+      await until(() => sessionGauge("s2s_append"), before, "s2s_append sessions");
+    } finally {
+      client.destroy();
     }
   });
 

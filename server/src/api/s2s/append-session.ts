@@ -29,7 +29,11 @@
  * of which part arrived and then nothing more for `s2sFrameStallTimeoutMs` while the session reads
  * fails the session with 408 `request_timeout`, after the acks before it. When the
  * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
- * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`.
+ * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`; if
+ * these have not reached the client after `s2sAppendDrainTimeoutMs` (it does not read), the
+ * exchange is reset. A frame that waits for room in the server's frame budget (`S2sFrameBudget`)
+ * keeps the session from reading; waiting longer than the stall timeout fails it with 429
+ * `rate_limited`.
  */
 import { authorizeCommands, type Principal } from "../auth.js";
 import { type Http2ServerResponse, constants as http2Constants } from "node:http2";
@@ -142,7 +146,8 @@ interface InflightInput {
 type SessionState = "open" | "ending" | "closed";
 
 class AppendSession {
-  private readonly decoder = new S2sFrameDecoder();
+  /** Frames still arriving hold room in the server's budget (`S2sFrameBudget`). */
+  private readonly decoder: S2sFrameDecoder;
   private readonly poisoning = new SessionPoisoning();
   /** Inputs submitted so far (the producer seq of the next is the first's plus this). */
   private submitted = 0;
@@ -159,6 +164,8 @@ class AppendSession {
   private isSubmitting = false;
   /** The caller's token was revoked or expired: nothing more is submitted. */
   private isRevoked = false;
+  /** Resets the exchange if a revoked session has not closed within the drain's time. */
+  private revokedTimer: NodeJS.Timeout | undefined;
   /** Runs while a frame is partly received and the session reads (`watchStall`). */
   private stallTimer: NodeJS.Timeout | undefined;
   private isWritingAcks = false;
@@ -181,7 +188,12 @@ class AppendSession {
       /** Aborts when the caller's token is revoked or expires (`TokenWatch`). */
       readonly tokenRevoked: AbortSignal;
     },
-  ) {}
+  ) {
+    this.decoder = new S2sFrameDecoder({
+      budget: deps.s2sFrameBudget.accountFor(request),
+      onRoom: () => this.onData(Buffer.alloc(0)),
+    });
+  }
 
   /** Runs until the response is closed (ended by us, or reset by the client). */
   run(): Promise<void> {
@@ -225,8 +237,14 @@ class AppendSession {
     void this.submitFrames();
   }
 
-  /** The token is no longer valid: no more input, and the error after the acks before it. */
+  /**
+   * The token is no longer valid: no more input, and the error after the acks before it. Those
+   * get `s2sAppendDrainTimeoutMs` to reach the client, then the exchange is reset: a client that
+   * does not read would otherwise keep the session waiting for `drain` for ever.
+   */
   private onRevoked(error: unknown): void {
+    if (this.state === "closed") return;
+    this.revokedTimer ??= setTimeout(() => this.reset(), s2sAppendDrainTimeoutMs);
     if (this.state !== "open" || this.inputError !== undefined) return;
     this.isRevoked = true;
     this.failFrame(error);
@@ -236,7 +254,9 @@ class AppendSession {
   private onClosed(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.decoder.close();
     this.stopStallTimer();
+    clearTimeout(this.revokedTimer);
     this.frames.length = 0;
     this.onDrain();
     this.resolveClosed();
@@ -260,6 +280,7 @@ class AppendSession {
   private closeInput(error: unknown): void {
     if (this.isInputClosed) return;
     this.isInputClosed = true;
+    this.decoder.close();
     if (error !== undefined) {
       this.inputError = error;
       this.request.pause();
@@ -270,6 +291,7 @@ class AppendSession {
   private failFrame(error: unknown): void {
     this.frames.length = 0;
     this.isInputClosed = true;
+    this.decoder.close();
     this.inputError = error;
     this.request.pause();
   }
@@ -300,7 +322,8 @@ class AppendSession {
       this.isSubmitting = false;
     }
     if (this.state === "open" && !this.isInputClosed) {
-      if (this.frames.length > 0 || !this.hasCapacity()) this.request.pause();
+      const isHeld = this.frames.length > 0 || !this.hasCapacity() || this.decoder.isWaitingForRoom;
+      if (isHeld) this.request.pause();
       else this.request.resume();
     }
     this.watchStall();
@@ -315,7 +338,7 @@ class AppendSession {
     const isWaitingForFrame =
       this.state === "open" &&
       !this.isInputClosed &&
-      !this.request.isPaused() &&
+      (!this.request.isPaused() || this.decoder.isWaitingForRoom) &&
       this.decoder.hasPartialFrame;
     if (!isWaitingForFrame) this.stopStallTimer();
     else this.stallTimer ??= setTimeout(() => this.onStalled(), this.deps.s2sFrameStallTimeoutMs);
@@ -326,13 +349,18 @@ class AppendSession {
     this.stallTimer = undefined;
   }
 
-  /** The rest of a frame did not come: the session fails after the acks before it. */
+  /**
+   * The rest of a frame did not come, or no room for it in the server's frame budget: the session
+   * fails after the acks before it.
+   */
   private onStalled(): void {
     this.stallTimer = undefined;
     if (this.state !== "open" || this.isInputClosed) return;
     const timeoutMs = this.deps.s2sFrameStallTimeoutMs;
     this.closeInput(
-      new S2Error("request_timeout", `s2s frame incomplete. stall_timeout_ms=\`${timeoutMs}\``),
+      this.decoder.isWaitingForRoom
+        ? new S2Error("rate_limited", `s2s frame buffer full. wait_ms=\`${timeoutMs}\``)
+        : new S2Error("request_timeout", `s2s frame incomplete. stall_timeout_ms=\`${timeoutMs}\``),
     );
     void this.submitFrames();
   }

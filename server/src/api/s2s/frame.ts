@@ -19,6 +19,7 @@ import {
   s2sPayloadInitialBytesMax,
 } from "../../core/limits.js";
 import type { ApiResponse } from "../http/request-context.js";
+import type { S2sFrameBufferAccount } from "./frame-budget.js";
 import { renderErrorTerminalPayload } from "../render-error.js";
 import {
   DecompressionError,
@@ -79,6 +80,13 @@ export const s2sPayloadBytesMax = s2sFrameBytesMax - 1;
 const terminalStatusBytes = 2;
 
 assert(s2sFrameBytesMax < 1 << 24, "the length of a maximal frame fits the 3-byte prefix");
+
+/** No budget: a client's decoder of server frames, and tests. */
+const unlimitedBudget: S2sFrameBufferAccount = {
+  tryReserve: () => true,
+  waitToReserve: () => () => {},
+  release: () => {},
+};
 
 /** A decoded frame. */
 export interface S2sFrame {
@@ -236,6 +244,13 @@ export interface S2sDecodeResult {
  * length was checked) plus a 4-byte header; of a payload still arriving, at most twice what has
  * arrived or `s2sPayloadInitialBytesMax`, whichever is more (the buffer grows with the bytes, so a
  * header alone cannot make the decoder hold a maximal frame).
+ *
+ * With a `budget` (a server's append sessions, `frame-budget.ts`), a payload is kept only once its
+ * declared length is reserved there. When there is no room, `push` stops after the header and
+ * keeps the rest of its chunk (`isWaitingForRoom`; its caller stops reading), until the budget
+ * grants the reservation and `onRoom` is called (asynchronously): the next `push`, of an empty
+ * chunk if nothing else, goes on. The reservation is released when the frame is complete or on
+ * `close`.
  */
 export class S2sFrameDecoder {
   private readonly header = new Uint8Array(frameHeaderBytes);
@@ -247,16 +262,43 @@ export class S2sFrameDecoder {
   private payloadBytes = 0;
   private flag = 0;
   private failure: S2Error | undefined;
+  /** The payload bytes reserved in the budget for the frame being received. */
+  private reservedBytes = 0;
+  /** Cancels the wait for a reservation; set while waiting. */
+  private cancelWait: (() => void) | undefined;
+  /** What followed the header while the decoder waits for room. */
+  private pending: Uint8Array | undefined;
+
+  constructor(
+    private readonly options: {
+      readonly budget: S2sFrameBufferAccount;
+      /** The reservation waited for is granted: push again. */
+      readonly onRoom: () => void;
+    } = { budget: unlimitedBudget, onRoom: () => {} },
+  ) {}
 
   /** Whether part of a frame is buffered (the stream would be truncated if it ended now). */
   get hasPartialFrame(): boolean {
     return this.headerBytes > 0;
   }
 
-  /** Consumes `chunk`. */
+  /** Whether a frame's header is in and its payload waits for room in the budget. */
+  get isWaitingForRoom(): boolean {
+    return this.cancelWait !== undefined;
+  }
+
+  /** Consumes `chunk` (after what was kept while waiting for room). */
   push(chunk: Uint8Array): S2sDecodeResult {
     if (this.failure !== undefined) return { frames: [], error: this.failure };
+    if (this.pending !== undefined) {
+      chunk = chunk.length === 0 ? this.pending : Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
     const frames: S2sFrame[] = [];
+    if (this.isWaitingForRoom) {
+      if (chunk.length > 0) this.pending = chunk;
+      return { frames };
+    }
     try {
       this.consume(chunk, frames);
     } catch (error) {
@@ -281,17 +323,43 @@ export class S2sFrameDecoder {
     return this.failure;
   }
 
+  /**
+   * Drops the frame being received and releases its reservation (or stops waiting for one): the
+   * session is over, or its input is. The decoder takes no more input.
+   */
+  close(): void {
+    this.cancelWait?.();
+    this.cancelWait = undefined;
+    this.releaseReservation();
+    this.pending = undefined;
+    this.payload = undefined;
+    this.failure ??= badFrame("the session's input is closed");
+  }
+
+  private releaseReservation(): void {
+    const bytes = this.reservedBytes;
+    this.reservedBytes = 0;
+    if (bytes > 0) this.options.budget.release(bytes);
+  }
+
   private consume(chunk: Uint8Array, frames: S2sFrame[]): void {
     let offset = 0;
-    while (offset < chunk.length) {
-      if (this.payload === undefined) {
+    for (;;) {
+      if (this.payload === undefined && this.headerBytes === frameHeaderBytes) {
+        if (!this.startPayload()) {
+          // No room: keep the rest of the chunk (a copy: the caller may reuse its buffer).
+          if (offset < chunk.length) this.pending = chunk.slice(offset);
+          return;
+        }
+      } else if (offset >= chunk.length) {
+        return;
+      } else if (this.payload === undefined) {
         const taken = Math.min(frameHeaderBytes - this.headerBytes, chunk.length - offset);
         this.header.set(chunk.subarray(offset, offset + taken), this.headerBytes);
         this.headerBytes += taken;
         offset += taken;
         if (this.headerBytes >= lengthPrefixBytes) this.checkLength();
-        if (this.headerBytes < frameHeaderBytes) break;
-        this.startPayload();
+        continue;
       } else {
         const taken = Math.min(this.payloadLength - this.payloadBytes, chunk.length - offset);
         const payload = this.payloadWithRoom(this.payloadBytes + taken);
@@ -327,7 +395,8 @@ export class S2sFrameDecoder {
     return length;
   }
 
-  private startPayload(): void {
+  /** Validates the header and starts the payload; false while waiting for room for it. */
+  private startPayload(): boolean {
     const length = this.checkLength();
     const flag = this.header[3]!;
     if ((flag & reservedMask) !== 0) {
@@ -339,10 +408,30 @@ export class S2sFrameDecoder {
     if ((flag & terminalFlag) !== 0 && (flag & compressionMask) !== 0) {
       throw badFrame(`terminal frames are never compressed. flag=\`0x${flag.toString(16)}\``);
     }
+    const payloadLength = length - 1;
+    if (this.reservedBytes < payloadLength && !this.reserve(payloadLength)) return false;
     this.flag = flag;
-    this.payloadLength = length - 1;
+    this.payloadLength = payloadLength;
     this.payload = new Uint8Array(Math.min(this.payloadLength, s2sPayloadInitialBytesMax));
     this.payloadBytes = 0;
+    return true;
+  }
+
+  /** Reserves `bytes` for the payload, or starts waiting for room (false). */
+  private reserve(bytes: number): boolean {
+    assert(this.reservedBytes === 0 && !this.isWaitingForRoom, "one reservation at a time");
+    const { budget, onRoom } = this.options;
+    if (budget.tryReserve(bytes)) {
+      this.reservedBytes = bytes;
+      return true;
+    }
+    this.cancelWait = budget.waitToReserve(bytes, () => {
+      this.cancelWait = undefined;
+      this.reservedBytes = bytes;
+      // Not from inside the budget's release (another session's frame).
+      queueMicrotask(onRoom);
+    });
+    return false;
   }
 
   private takeCompleteFrame(): S2sFrame | undefined {
@@ -360,6 +449,7 @@ export class S2sFrameDecoder {
     this.payload = undefined;
     this.payloadBytes = 0;
     this.headerBytes = 0;
+    this.releaseReservation();
     return frame;
   }
 }
