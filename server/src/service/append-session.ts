@@ -33,7 +33,7 @@
  * up). A front end that cannot read more input (malformed, revoked token, stalled frame) calls
  * `endInput(error)`: the replies of inputs before it, then the error.
  */
-import { assert } from "../core/assert.js";
+import { AssertionError, assert } from "../core/assert.js";
 import { appendSessionInflightBytesMax, appendSessionInputBytesMin } from "../core/limits.js";
 import type { AppendAck, AppendInput } from "../core/records.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
@@ -178,6 +178,7 @@ export class AppendSession {
         producer,
       });
     } catch (error) {
+      if (error instanceof AssertionError) throw error;
       handle.isPoisoned = true;
       reply = Promise.reject(error);
     }

@@ -32,6 +32,7 @@ import type {
   AppendSessionRequest,
   AppendSessionResponse,
 } from "../../../../gen/tributary/v1/stream_pb.js";
+import { AssertionError } from "../../core/assert.js";
 import { invalid, S2Error } from "../../core/errors.js";
 import type { AppendInput } from "../../core/records.js";
 import { AppendSession } from "../../service/append-session.js";
@@ -99,27 +100,36 @@ async function pullInputs(
   first: AppendSessionRequest,
   target: { readonly basin: string; readonly stream: string; readonly principal: Principal },
 ): Promise<void> {
-  try {
-    session.submit(inputOf(first, target));
-    for (;;) {
-      await session.whenCapacity();
-      if (session.isInputEnded) return;
-      const next = await inputs.next();
-      if (session.isInputEnded) return;
-      if (next.done === true) {
-        session.endInput();
-        return;
+  let message: AppendSessionRequest | undefined = first;
+  for (;;) {
+    let input: AppendInput;
+    try {
+      if (message === undefined) {
+        await session.whenCapacity();
+        if (session.isInputEnded) return;
+        const next = await inputs.next();
+        if (next.done === true) {
+          if (!session.isInputEnded) session.endInput();
+          return;
+        }
+        message = next.value;
       }
-      session.submit(inputOf(next.value, target));
+      input = inputOf(message, target);
+    } catch (error) {
+      if (error instanceof AssertionError) throw error;
+      // connect-node reports a message it cannot decode as an `internal` ConnectError; it is the
+      // client's input, so it is 400 `bad_proto` here (invalid_argument).
+      session.endInput(
+        error instanceof ConnectError && error.code === Code.Internal
+          ? new S2Error("bad_proto", `invalid message: ${error.rawMessage}`, { cause: error })
+          : error,
+      );
+      return;
     }
-  } catch (error) {
-    // connect-node reports a message it cannot decode as an `internal` ConnectError; it is the
-    // client's input, so it is 400 `bad_proto` here (invalid_argument).
-    session.endInput(
-      error instanceof ConnectError && error.code === Code.Internal
-        ? new S2Error("bad_proto", `invalid message: ${error.rawMessage}`, { cause: error })
-        : error,
-    );
+    // The input may have ended while the message was awaited (revoked token, client gone).
+    if (session.isInputEnded) return;
+    session.submit(input);
+    message = undefined;
   }
 }
 
