@@ -304,7 +304,8 @@ export function runAppendSessionSuite(options: AppendSessionSuiteOptions): void 
 
     it("ends with 401 after the acks of the inputs it took when its token expires", async () => {
       await service.streams.create({ basin: testBasin, name: "expiring" });
-      const expiresAtMs = Date.now() + 2_000;
+      // Long enough for the session to open and take its inputs on a loaded machine.
+      const expiresAtMs = Date.now() + 4_000;
       const issued = await fetch(`${endpoint}/v1/access-tokens`, {
         method: "POST",
         headers: { authorization: `Bearer ${rootToken}`, "content-type": "application/json" },
@@ -325,6 +326,7 @@ export function runAppendSessionSuite(options: AppendSessionSuiteOptions): void 
         for (const input of all) session.send(input);
         const what = "the inputs in flight";
         await until(() => service.storage.stats.inflightBytes, bytesOf(all), what);
+        assert.ok(Date.now() < expiresAtMs, "the inputs were taken before the token expired");
         await sleep(expiresAtMs - Date.now() + 5 * tokenCheckIntervalMs);
       } finally {
         store.setStalled(false);
