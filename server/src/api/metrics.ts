@@ -5,6 +5,7 @@
  * file descriptors, event-loop delay: `process-metrics.ts`). Counters live here; gauges are read
  * from the engine when scraped.
  */
+import type { ObservedAck } from "../service/append-session.js";
 import type { Service } from "../service/service.js";
 import type { StorageStats } from "../storage/storage.js";
 import { createProcessMetrics } from "./process-metrics.js";
@@ -32,7 +33,8 @@ export type SessionKind = "sse" | "s2s_append" | "s2s_read" | "rpc_append" | "rp
 
 export interface ApiMetrics {
   observeRequest(route: string, status: number, durationMs: number): void;
-  observeAppend(records: number, meteredBytes: number, ackLatencyMs: number): void;
+  /** An ack released by an append pipeline (every append, unary or in a session). */
+  observeAppend(ack: ObservedAck): void;
   observeRead(records: number, meteredBytes: number): void;
   /** +1 when a session (SSE, S2S or RPC) opens, -1 when it ends. */
   addSessions(kind: SessionKind, delta: number): void;
@@ -153,10 +155,10 @@ export function createApiMetrics(
       if (histogram === undefined) requestLatency.set(histogramKey, (histogram = new Histogram()));
       histogram.observe(durationMs / 1000);
     },
-    observeAppend(records, meteredBytes, ackLatencyMs) {
-      appendedRecords += records;
+    observeAppend({ recordCount, meteredBytes, latencyMs }) {
+      appendedRecords += recordCount;
       appendedBytes += meteredBytes;
-      ackLatency.observe(ackLatencyMs / 1000);
+      ackLatency.observe(latencyMs / 1000);
     },
     observeRead(records, meteredBytes) {
       readRecords += records;

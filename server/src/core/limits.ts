@@ -141,14 +141,6 @@ export const s2sFrameBytesMax = 2 << 20;
 export const s2sReadFrameBytesTarget = 128 << 10;
 /** S2S payloads smaller than this are never compressed (S2-API.md §5.8). */
 export const s2sCompressionBytesMin = 1024;
-/**
- * An S2S append session stops reading frames while this many of its inputs await their ack (the
- * client then sees HTTP/2 flow control), or while their decoded payloads hold this many bytes
- * (S2 lite's append session: 100 batches / 10 MiB; we allow more small batches, since the SDK
- * pipelines by bytes with no batch limit).
- */
-export const s2sAppendInflightInputsMax = 1000;
-export const s2sAppendInflightBytesMax = 10 << 20;
 
 /**
  * An S2S frame decoder allocates at most this much of a payload before its bytes arrive, and
@@ -158,18 +150,26 @@ export const s2sAppendInflightBytesMax = 10 << 20;
  * about twice over while it grows, which is small next to decoding it.
  */
 export const s2sPayloadInitialBytesMax = 64 << 10;
-assert(s2sAppendInflightBytesMax >= s2sFrameBytesMax, "an s2s session admits one maximal frame");
 assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
 
 /**
- * An RPC append session (Connect, gRPC, gRPC-web) stops pulling inputs while this many await their
- * ack, or while their metered bytes reach this many: the bounds of an S2S session, so that both
- * session kinds push back on a client at the same point.
+ * An append session (S2S, the RPC `AppendSession`; `service/append-session.ts`) takes no more
+ * input while the inputs it took and whose replies its transport has not taken are charged this
+ * many bytes: each its metered bytes (S2-API.md §5.1: the unit of every batch bound, of admission,
+ * and of the SDK's own `maxInflightBytes`), at least `appendSessionInputBytesMin`. One bound in one
+ * unit for every protocol; the client then sees its transport's flow control. S2 lite's append
+ * session holds 10 MiB (and 100 batches).
  */
-export const rpcAppendInflightInputsMax = s2sAppendInflightInputsMax;
-export const rpcAppendInflightBytesMax = s2sAppendInflightBytesMax;
-
-assert(rpcAppendInflightBytesMax >= recordBatchBytesMax, "an rpc session admits one max batch");
+export const appendSessionInflightBytesMax = 10 << 20;
+/**
+ * What an input of an append session is charged at least, so that the in-flight bound also caps
+ * the count of small inputs (each holds a promise, a poisoning view and its decoded records): at
+ * most 1,024 in flight. More than S2 lite's 100, since the SDK pipelines by bytes with no batch
+ * limit.
+ */
+export const appendSessionInputBytesMin = appendSessionInflightBytesMax / 1024;
+assert(appendSessionInflightBytesMax >= recordBatchBytesMax, "a session admits one max batch");
+assert(Number.isInteger(appendSessionInputBytesMin), "charges are whole bytes");
 
 /** A connection that has not sent enough bytes to choose HTTP/1.1 or HTTP/2 by then is closed. */
 export const protocolSniffTimeoutMs = 10_000;

@@ -6,13 +6,12 @@
 import { basinNotFound, invalid, streamNotFound } from "../core/errors.js";
 import { validateBasinName, validateStreamName } from "../core/names.js";
 import { decryptRecord, requireEncryptionKey, streamCipherOf } from "../core/record-encryption.js";
-import {
-  type AppendAck,
-  type AppendInput,
-  meteredBytesOfBatch,
-  type SeqNum,
-  type SequencedRecord,
-  type StreamPosition,
+import type {
+  AppendAck,
+  AppendInput,
+  SeqNum,
+  SequencedRecord,
+  StreamPosition,
 } from "../core/records.js";
 import type { StreamRecord } from "../storage/wal/entries.js";
 import { validateAppendBatch } from "../streamer/append-validation.js";
@@ -52,33 +51,42 @@ export class RecordService {
    * (sessions rely on this). `encryptionKey` (the parsed `S2-Encryption-Key`) is required by a
    * stream with a cipher and ignored otherwise (S2-API.md §6.7). With `producer`, a resend of a
    * batch the stream already holds is answered with its first ack (docs/design/producers.md).
+   * Front ends append through an `AppendSession` (./append-session.ts), which calls this.
    */
   append(
     basin: string,
     stream: string,
     input: AppendInput,
     options: {
+      /** This append's view of its session's poisoning. */
       readonly session?: AppendSessionHandle | undefined;
+      /**
+       * The session the append belongs to, the same for all its appends: a session counts one
+       * append op per stream per minute (docs/design/metrics.md). Defaults to `session`.
+       */
+      readonly meteredSession?: object | undefined;
       readonly encryptionKey?: Uint8Array | undefined;
       readonly producer?: AppendProducer | undefined;
     } = {},
   ): Promise<AppendAck> {
     const { session } = options;
+    const meteredSession = options.meteredSession ?? session;
     const keyed = { encryptionKey: options.encryptionKey, producer: options.producer };
     try {
       if (session?.isPoisoned) throw appendSessionPoisoned();
-      validateAppendBatch(input);
+      const bytes = validateAppendBatch(input);
       const record = this.resolve(basin, stream, "append");
-      const appendTo = (target: StreamRecord): Promise<AppendAck> => {
-        const acked = this.context.streamerOf(target).append(input, session, keyed);
-        const bytes = meteredBytesOfBatch(input.records);
-        return acked.then((ack) => {
-          // A producer's resend wrote nothing: not an append to meter again.
-          if (!isResendAck(ack))
-            this.context.metrics.recordAppend({ stream: target, bytes, session });
-          return ack;
-        });
-      };
+      const appendTo = (target: StreamRecord): Promise<AppendAck> =>
+        this.context
+          .streamerOf(target)
+          .append(input, session, keyed)
+          .then((ack) => {
+            // A producer's resend wrote nothing: not an append to meter again.
+            if (!isResendAck(ack)) {
+              this.context.metrics.recordAppend({ stream: target, bytes, session: meteredSession });
+            }
+            return ack;
+          });
       if (!(record instanceof Promise)) return appendTo(record);
       return record.then(appendTo);
     } catch (error) {

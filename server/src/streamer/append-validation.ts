@@ -26,11 +26,27 @@ export function validateAppendInput(input: AppendInput, config: StreamConfig): n
 }
 
 /**
+ * Batches that passed `validateAppendBatch`, with their metered size. A batch is judged and metered
+ * once on its way down (the append session, the record service and the streamer all ask):
+ * `AppendInput` is immutable once decoded, so the answer cannot change.
+ */
+const validatedBytes = new WeakMap<AppendInput, number>();
+
+/**
  * The checks that need no stream (everything but the timestamping mode's): the record service runs
  * them before it resolves, and maybe auto-creates, the stream (S2-API.md §5.3 steps 1–2), so that
- * an invalid batch creates nothing. Returns the batch's metered size.
+ * an invalid batch creates nothing. Returns the batch's metered size; the checks run once per
+ * batch (`validatedBytes`).
  */
 export function validateAppendBatch(input: AppendInput): number {
+  const known = validatedBytes.get(input);
+  if (known !== undefined) return known;
+  const bytes = checkAppendBatch(input);
+  validatedBytes.set(input, bytes);
+  return bytes;
+}
+
+function checkAppendBatch(input: AppendInput): number {
   const count = input.records.length;
   if (count === 0) throw invalid("append batch must contain at least one record");
   if (count > recordBatchCountMax) {

@@ -142,13 +142,13 @@ export class Follower {
 }
 
 /**
- * One append's view of its S2S append session (S2 lite's `SessionHandle`): the first append of
- * the session that is rejected before it is sequenced (validation, a condition, deletion) poisons
- * it, and every later append of the session is then rejected before it is sequenced. Sessions
- * submit inputs pipelined, without waiting for earlier outcomes, so this is what guarantees that
- * no input after a failed one is applied (S2-API.md §5.8). Reading `isPoisoned` says whether an
- * append submitted before this one failed; setting it reports this one's failure (the session,
- * `api/s2s/append-session.ts`, keeps the submission order, so earlier appends are not affected).
+ * One append's view of its append session (S2 lite's `SessionHandle`): the first append of the
+ * session that is rejected before it is sequenced (validation, a condition, deletion) poisons it,
+ * and every later append of the session is then rejected before it is sequenced. Sessions submit
+ * inputs pipelined, without waiting for earlier outcomes, so this is what guarantees that no input
+ * after a failed one is applied (S2-API.md §5.8). Reading `isPoisoned` says whether an append
+ * submitted before this one failed; setting it reports this one's failure (the append pipeline,
+ * `service/append-session.ts`, keeps the submission order, so earlier appends are not affected).
  */
 export interface AppendSessionHandle {
   isPoisoned: boolean;

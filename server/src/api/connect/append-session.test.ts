@@ -13,7 +13,7 @@ import {
   AppendSessionRequestSchema,
 } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { S2Error } from "../../core/errors.js";
-import { rpcAppendInflightInputsMax } from "../../core/limits.js";
+import { appendSessionInflightBytesMax, appendSessionInputBytesMin } from "../../core/limits.js";
 import type { AppendAck, AppendInput } from "../../core/records.js";
 import type { AppendSessionHandle } from "../../streamer/streamer.js";
 import type { ApiDeps } from "../routes.js";
@@ -25,6 +25,9 @@ interface PendingAppend {
   resolve(ack: AppendAck): void;
   reject(error: unknown): void;
 }
+
+/** Small inputs are charged `appendSessionInputBytesMin`: this many fill the in-flight bound. */
+const smallInputsMax = appendSessionInflightBytesMax / appendSessionInputBytesMin;
 
 function fakeDeps(appends: PendingAppend[]): ApiDeps {
   const records = {
@@ -105,15 +108,15 @@ describe("RPC append session", () => {
     const session = serveAppendSession(source.inputs, context(), fakeDeps(appends));
     const first = session.next();
     for (let i = 0; i < 50; i++) await tick();
-    assert.equal(source.pulled(), rpcAppendInflightInputsMax);
+    assert.equal(source.pulled(), smallInputsMax);
     for (const [i, append] of appends.entries()) append.resolve(ackOf(i));
     assert.equal((await first).value?.ack?.start?.seqNum, 0n);
     for (let i = 0; i < 50; i++) await tick();
     // The generator is suspended at its first `yield`: its ack still counts until taken.
-    assert.equal(source.pulled(), rpcAppendInflightInputsMax);
+    assert.equal(source.pulled(), smallInputsMax);
     await session.next();
     for (let i = 0; i < 50; i++) await tick();
-    assert.equal(source.pulled(), rpcAppendInflightInputsMax + 1);
+    assert.equal(source.pulled(), smallInputsMax + 1);
     await session.return(undefined);
   });
 

@@ -19,6 +19,7 @@ import type {
 } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import type { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { S2Error } from "../../core/errors.js";
+import { appendOnce } from "../../service/append-session.js";
 import { meteredBytesOfBatch, type StreamPosition } from "../../core/records.js";
 import {
   collectUnaryRead,
@@ -51,16 +52,15 @@ export function createStreamService(deps: ApiDeps): ServiceImpl<typeof StreamSer
     async append(request, context) {
       const input = appendInputFromProto(request.input ?? create(AppendInputSchema));
       authorizeCommands(context.values.get(principalKey), input);
-      const startMs = performance.now();
-      const ack = await records.append(request.basin, request.stream, input, {
+      const target = {
+        basin: request.basin,
+        stream: request.stream,
         encryptionKey: encryptionKeyFieldOf(request.encryptionKey, context),
         producer: producerFieldOf(request.producer),
+      };
+      const ack = await appendOnce(records, target, input, {
+        observeAck: (observed) => deps.metrics.observeAppend(observed),
       });
-      deps.metrics.observeAppend(
-        input.records.length,
-        meteredBytesOfBatch(input.records),
-        performance.now() - startMs,
-      );
       return { ack: appendAckToProto(ack) };
     },
     async read(request, context) {

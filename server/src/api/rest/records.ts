@@ -12,6 +12,7 @@
 import { S2Error } from "../../core/errors.js";
 import { type AppendInput, meteredBytesOfBatch } from "../../core/records.js";
 import { validateStreamName } from "../../core/names.js";
+import { appendOnce } from "../../service/append-session.js";
 import { collectUnaryRead } from "../../service/read-session.js";
 import {
   appendAckToJson,
@@ -98,16 +99,15 @@ async function append(context: RequestContext, deps: ApiDeps): Promise<void> {
     input = appendInputFromJson(await readJsonBody(request), format);
   }
   authorizeCommands(context.auth, input);
-  const startMs = performance.now();
-  const ack = await deps.service.records.append(basin, stream, input, {
+  const target = {
+    basin,
+    stream,
     encryptionKey: encryptionKeyOf(request),
     producer: producerOf(request),
+  };
+  const ack = await appendOnce(deps.service.records, target, input, {
+    observeAck: (observed) => deps.metrics.observeAppend(observed),
   });
-  deps.metrics.observeAppend(
-    input.records.length,
-    meteredBytesOfBatch(input.records),
-    performance.now() - startMs,
-  );
   if (respondWithProtobuf) sendProtobuf(response, encodeAppendAckProto(ack));
   else sendJson(response, 200, appendAckToJson(ack));
 }

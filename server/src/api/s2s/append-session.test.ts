@@ -1,5 +1,5 @@
 // Goal: an S2S append session holds a bounded amount of work for a client that does not read its
-// acks, and resumes losslessly when it does (S2-API.md §5.8; limits.ts `s2sAppendInflight*`).
+// acks, and resumes losslessly when it does (S2-API.md §5.8; limits.ts `appendSessionInflight*`).
 // Method: the API server in-process on memory stores; a raw HTTP/2 client pipelines 20,000 inputs
 // while paused, the stream's tail is watched until it stops growing, then the client reads.
 import assert from "node:assert/strict";
@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AppendAckSchema, AppendInputSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { ensureTestBasin, openTestService, testBasin } from "../../../test/support/engine.js";
-import { s2sAppendInflightInputsMax } from "../../core/limits.js";
+import { appendSessionInflightBytesMax, appendSessionInputBytesMin } from "../../core/limits.js";
 import type { Service } from "../../service/service.js";
 import { createMemoryObjectStore } from "../../storage/object-store/memory.js";
 import { type ApiServer, startApiServer } from "../server.js";
@@ -58,7 +58,9 @@ describe("S2S append session back-pressure", () => {
       if (next === tail) break;
       tail = next;
     }
-    assert.ok(tail >= s2sAppendInflightInputsMax, `the session got going. tail=${tail}`);
+    // Small inputs are charged `appendSessionInputBytesMin` each.
+    const inflightMax = appendSessionInflightBytesMax / appendSessionInputBytesMin;
+    assert.ok(tail >= inflightMax, `the session got going. tail=${tail}`);
     assert.ok(tail < inputCount / 2, `the session stopped reading. tail=${tail}`);
 
     const decoder = new S2sFrameDecoder();

@@ -1,25 +1,26 @@
 /**
  * S2S append sessions (S2-API.md §5.8, SDK-CLIENT.md "Append session"): `POST .../records` with
- * `Content-Type: s2s/proto`. The client sends `AppendInput` frames; each is appended in arrival
- * order without waiting for earlier acks (pipelined), and one `AppendAck` frame per input goes back
- * in the same order as the acks become durable.
+ * `Content-Type: s2s/proto`. This file holds the S2S framing only: it decodes `AppendInput` frames
+ * into the session's append pipeline (`service/append-session.ts`: pipelining, the in-flight bound,
+ * ordered replies, poisoning, producer seqs) and writes each ack it releases as an `AppendAck`
+ * frame, in input order.
  *
  * The first failure ends the session: acks of earlier inputs are written first, then a terminal
- * frame with the error (status + the body a unary append would get), and no later input is applied
- * (the session's `AppendSessionHandle` is poisoned in the streamer, as S2 lite's `SessionHandle`).
- * A frame that cannot be decoded, a client terminal frame or a stream that ends inside a frame is
- * 400 `bad_frame`, reported the same way after the acks of the inputs before it. When the client
- * half-closes, outstanding acks are written and the response ends without a terminal frame.
+ * frame with the error (status + the body a unary append would get), and no later input is
+ * applied. A frame that cannot be decoded, a client terminal frame or a stream that ends inside a
+ * frame is 400 `bad_frame`, reported the same way after the acks of the inputs before it (it ends
+ * the pipeline's input with that error). When the client half-closes, outstanding acks are
+ * written and the response ends without a terminal frame.
  *
  * Errors before the session starts (basin or stream missing, auto-create, deletion pending, a bad
  * or missing `S2-Encryption-Key`) are ordinary HTTP errors with JSON bodies: the stream is resolved
  * before the 200.
  *
- * Bounds: at most `s2sAppendInflightInputsMax` inputs (and `s2sAppendInflightBytesMax` payload
- * bytes, plus one frame) between decoding and a written ack, plus the frames of one request chunk.
- * Beyond that the request is paused, so HTTP/2 flow control pushes back on the client; a client
- * that does not read its acks stops its own session the same way, since an ack only leaves the
- * bound once the response has drained it.
+ * Bounds: the pipeline's in-flight bound (`appendSessionInflightBytesMax`, in metered bytes) from
+ * submission to a written ack, plus the frames of one request chunk decoded and not yet
+ * submitted. Beyond that the request is paused, so HTTP/2 flow control pushes back on the client;
+ * a client that does not read its acks stops its own session the same way, since the session asks
+ * the pipeline for the next ack only once the response has drained the last one.
  *
  * Fault model: a client that disconnects ends the session at once; inputs already submitted stay
  * submitted (they may become durable, like a unary append whose client hung up). A client that is
@@ -42,12 +43,10 @@ import { S2Error } from "../../core/errors.js";
 import {
   s2sAppendDrainBytesMax,
   s2sAppendDrainTimeoutMs,
-  s2sAppendInflightBytesMax,
-  s2sAppendInflightInputsMax,
   s2sCompressionBytesMin,
 } from "../../core/limits.js";
-import { type AppendAck, type AppendInput, meteredBytesOfBatch } from "../../core/records.js";
-import type { AppendSessionHandle } from "../../streamer/streamer.js";
+import type { AppendInput } from "../../core/records.js";
+import { AppendSession } from "../../service/append-session.js";
 import {
   appendInputFromProto,
   decodeAppendInputProto,
@@ -91,7 +90,7 @@ export async function handleS2sAppendSession(
   deps.metrics.addSessions("s2s_append", 1);
   const lease = deps.tokenWatch.lease(context.auth);
   try {
-    await new AppendSession(request, response, deps, {
+    await new S2sAppendSession(request, response, deps, {
       basin,
       stream,
       encryptionKey,
@@ -105,57 +104,17 @@ export async function handleS2sAppendSession(
   }
 }
 
-/**
- * Which appends of the session come after a failed one. Each append takes a view in submission
- * order; a view reads as poisoned when an append submitted before it failed before being
- * sequenced, so a failure never touches the appends submitted before it (they may still be
- * waiting for admission when it happens). Shared with the RPC append session
- * (`api/connect/append-session.ts`).
- *
- * @internal
- */
-export class SessionPoisoning {
-  private nextOrdinal = 0;
-  private poisonedAt = Number.POSITIVE_INFINITY;
-
-  /** The view of the session's next append. */
-  enter(): AppendSessionHandle {
-    const ordinal = this.nextOrdinal++;
-    const poisoning = this;
-    return {
-      get isPoisoned(): boolean {
-        return ordinal > poisoning.poisonedAt;
-      },
-      set isPoisoned(value: boolean) {
-        assert(value, "a session is never unpoisoned");
-        poisoning.poisonedAt = Math.min(poisoning.poisonedAt, ordinal);
-      },
-    };
-  }
-}
-
-/** An input between decoding and its written ack. */
-interface InflightInput {
-  readonly outcome: Promise<{ ack: AppendAck } | { error: unknown }>;
-  readonly recordCount: number;
-  readonly meteredBytes: number;
-  readonly payloadBytes: number;
-  readonly startMs: number;
-}
-
 type SessionState = "open" | "ending" | "closed";
 
-class AppendSession {
+class S2sAppendSession {
   /** Frames still arriving hold room in the server's budget (`S2sFrameBudget`). */
   private readonly decoder: S2sFrameDecoder;
-  private readonly poisoning = new SessionPoisoning();
-  /** Inputs submitted so far (the producer seq of the next is the first's plus this). */
-  private submitted = 0;
+  /** The append pipeline: submitted inputs until their ack is written. */
+  private readonly pipeline: AppendSession;
   /** Frames decoded from the request and not yet submitted: at most one chunk's worth. */
   private readonly frames: S2sFrame[] = [];
-  /** Submitted inputs whose ack is not yet written, in order. */
-  private readonly inflight: InflightInput[] = [];
-  private inflightBytes = 0;
+  /** A `submitFrames` waits for the pipeline's capacity. */
+  private isWaitingForCapacity = false;
   private isRequestEnded = false;
   /** No frame will be added: the request ended or was malformed. */
   private isInputClosed = false;
@@ -168,7 +127,6 @@ class AppendSession {
   private revokedTimer: NodeJS.Timeout | undefined;
   /** Runs while a frame is partly received and the session reads (`watchStall`). */
   private stallTimer: NodeJS.Timeout | undefined;
-  private isWritingAcks = false;
   private state: SessionState = "open";
   private readonly waitingForDrain: (() => void)[] = [];
   private resolveClosed: () => void = () => {};
@@ -193,6 +151,14 @@ class AppendSession {
       budget: deps.s2sFrameBudget.accountFor(request),
       onRoom: () => this.onData(Buffer.alloc(0)),
     });
+    const { basin, stream, encryptionKey, producer } = target;
+    this.pipeline = new AppendSession(
+      deps.service.records,
+      { basin, stream, encryptionKey, producer },
+      {
+        observeAck: (ack) => deps.metrics.observeAppend(ack),
+      },
+    );
   }
 
   /** Runs until the response is closed (ended by us, or reset by the client). */
@@ -214,6 +180,7 @@ class AppendSession {
     request.on("end", () => this.onEnd());
     // A reset stream surfaces as an error on the request; `close` on the response handles it.
     request.on("error", () => {});
+    void this.writeAcks();
     return closed;
   }
 
@@ -258,6 +225,7 @@ class AppendSession {
     this.stopStallTimer();
     clearTimeout(this.revokedTimer);
     this.frames.length = 0;
+    this.pipeline.abandon();
     this.onDrain();
     this.resolveClosed();
   }
@@ -266,16 +234,10 @@ class AppendSession {
     for (const wake of this.waitingForDrain.splice(0)) wake();
   }
 
-  private hasCapacity(): boolean {
-    return (
-      this.inflight.length < s2sAppendInflightInputsMax &&
-      this.inflightBytes < s2sAppendInflightBytesMax
-    );
-  }
-
   /**
    * No input after what is queued: the request ended (`error` undefined) or was malformed. The
-   * error is reported after the acks of the inputs before it.
+   * pipeline's input ends once the queued frames are submitted, so the error is reported after
+   * the acks of the inputs before it.
    */
   private closeInput(error: unknown): void {
     if (this.isInputClosed) return;
@@ -296,38 +258,55 @@ class AppendSession {
     this.request.pause();
   }
 
-  /** Submits queued frames in order while the session has capacity. */
+  /** Submits queued frames in order while the pipeline has capacity. */
   private async submitFrames(): Promise<void> {
     if (this.isSubmitting) return;
     this.isSubmitting = true;
     try {
-      while (this.state === "open" && this.frames.length > 0 && this.hasCapacity()) {
+      while (this.state === "open" && this.frames.length > 0 && this.pipeline.hasCapacity) {
         const frame = this.frames.shift()!;
         let input: AppendInput;
-        let payloadBytes: number;
         try {
           if (frame.isTerminal) throw new S2Error("bad_frame", "unexpected terminal frame");
           const payload = await decodeS2sPayload(frame);
-          payloadBytes = payload.length;
           input = appendInputFromProto(decodeAppendInputProto(payload, "bad_frame"));
           authorizeCommands(this.target.principal, input);
         } catch (error) {
           this.failFrame(error);
           break;
         }
-        if (this.state !== "open" || this.isRevoked) break;
-        this.submit(input, payloadBytes);
+        if (this.state !== "open" || this.isRevoked || this.pipeline.isInputEnded) break;
+        this.pipeline.submit(input);
       }
     } finally {
       this.isSubmitting = false;
     }
-    if (this.state === "open" && !this.isInputClosed) {
-      const isHeld = this.frames.length > 0 || !this.hasCapacity() || this.decoder.isWaitingForRoom;
-      if (isHeld) this.request.pause();
-      else this.request.resume();
+    if (this.state === "open") {
+      const { hasCapacity } = this.pipeline;
+      if (!this.isInputClosed) {
+        const isHeld = this.frames.length > 0 || !hasCapacity || this.decoder.isWaitingForRoom;
+        if (isHeld) this.request.pause();
+        else this.request.resume();
+      } else if (this.frames.length === 0) {
+        // Every frame before the input's end is submitted: the end (or its error) follows them.
+        this.pipeline.endInput(this.inputError);
+      }
+      if (!hasCapacity) this.submitFramesWithCapacity();
     }
     this.watchStall();
-    this.maybeEnd();
+  }
+
+  /**
+   * Submits the queued frames (or resumes reading) once the pipeline has capacity again, i.e.
+   * once an ack was written. A pipeline that takes no more input (it failed) ends the session.
+   */
+  private submitFramesWithCapacity(): void {
+    if (this.isWaitingForCapacity || this.pipeline.isInputEnded) return;
+    this.isWaitingForCapacity = true;
+    void this.pipeline.whenCapacity().then(() => {
+      this.isWaitingForCapacity = false;
+      void this.submitFrames();
+    });
   }
 
   /**
@@ -366,75 +345,29 @@ class AppendSession {
   }
 
   /**
-   * Appends one input. The service sequences it before any later call, so inputs keep their
-   * order; the ack is not awaited here (pipelining).
+   * Writes the pipeline's acks in input order, each once the response has taken the one before
+   * (so a client that does not read its acks holds them in the pipeline's bound); ends the
+   * response when the pipeline ends, with a terminal frame if it failed.
    */
-  private submit(input: AppendInput, payloadBytes: number): void {
-    const { basin, stream, encryptionKey, producer } = this.target;
-    // The session's producer seq is its first batch's; each batch takes the next.
-    const batchProducer =
-      producer === undefined ? undefined : { ...producer, seq: producer.seq + this.submitted };
-    this.submitted += 1;
-    const ack = this.deps.service.records.append(basin, stream, input, {
-      session: this.poisoning.enter(),
-      encryptionKey,
-      producer: batchProducer,
-    });
-    this.inflight.push({
-      outcome: ack.then(
-        (value) => ({ ack: value }),
-        (error: unknown) => ({ error }),
-      ),
-      recordCount: input.records.length,
-      meteredBytes: meteredBytesOfBatch(input.records),
-      payloadBytes,
-      startMs: performance.now(),
-    });
-    this.inflightBytes += payloadBytes;
-    void this.writeAcks();
-  }
-
-  /** Writes acks in submission order; the first failure ends the session. */
   private async writeAcks(): Promise<void> {
-    if (this.isWritingAcks) return;
-    this.isWritingAcks = true;
+    let failure: unknown;
     try {
-      while (this.state === "open" && this.inflight.length > 0) {
-        const entry = this.inflight[0]!;
-        const outcome = await entry.outcome;
+      for await (const ack of this.pipeline.replies()) {
         if (this.state !== "open") return;
-        if ("error" in outcome) {
-          this.end(outcome.error);
-          return;
-        }
-        this.deps.metrics.observeAppend(
-          entry.recordCount,
-          entry.meteredBytes,
-          performance.now() - entry.startMs,
-        );
-        const message = encodeAppendAckProto(outcome.ack);
+        const message = encodeAppendAckProto(ack);
         assert(message.length < s2sCompressionBytesMin, "acks are never compressed");
         if (!writeS2sFrame(this.response, encodeS2sFrame(message))) await this.drained();
-        this.inflight.shift();
-        this.inflightBytes -= entry.payloadBytes;
-        void this.submitFrames();
+        if (this.state !== "open") return;
       }
-    } finally {
-      this.isWritingAcks = false;
+    } catch (error) {
+      failure = error;
     }
-    this.maybeEnd();
+    if (this.state === "open") this.end(failure);
   }
 
   private drained(): Promise<void> {
     if (this.state === "closed") return Promise.resolve();
     return new Promise((resolve) => this.waitingForDrain.push(resolve));
-  }
-
-  /** Ends the response once the input is over and every input before its end is acknowledged. */
-  private maybeEnd(): void {
-    if (this.state !== "open" || this.isSubmitting || this.isWritingAcks) return;
-    if (!this.isInputClosed || this.frames.length > 0 || this.inflight.length > 0) return;
-    this.end(this.inputError);
   }
 
   /** Ends the response, with a terminal frame when `error` is defined. */
