@@ -319,10 +319,25 @@ describe("unary retries through a dropping proxy", { timeout: 60_000 }, () => {
 describe("unary retries across a server crash", { timeout: 90_000 }, () => {
   const basin = "retry-crash-basin";
   const servers: ServerProcess[] = [];
+  let isOver = false;
 
   after(async () => {
+    isOver = true;
     for (const server of servers.reverse()) await server.cleanup();
   });
+
+  /**
+   * Keeps `server` for the cleanup. A suite that timed out runs `after` while its test goes on: a
+   * server started after that is killed at once (it would hold the runner for ever).
+   */
+  async function track(server: ServerProcess): Promise<ServerProcess> {
+    servers.push(server);
+    if (isOver) {
+      await server.cleanup();
+      throw new Error("the suite is over (timed out): a server started after its cleanup");
+    }
+    return server;
+  }
 
   /** Restarts the server on the same port and storage, without failpoints. */
   async function restart(crashed: ServerProcess): Promise<ServerProcess> {
@@ -333,14 +348,13 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
       cacheDir: crashed.cacheDir,
       args: ["--port", String(crashed.port)],
     });
-    servers.push(again);
-    return again;
+    return track(again);
   }
 
   /** A server whose next WAL flush kills it after the segment is durable, before the ack. */
   async function crashingServer(): Promise<ServerProcess> {
     const setup = await startServer({ mode: "local" });
-    servers.push(setup);
+    await track(setup);
     const client = createTributaryClient({ baseUrl: setup.endpoint });
     await client.account.createBasin({ basin });
     await client.basins.createStream({ basin, stream: "plain" });
@@ -353,8 +367,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
       args: ["--port", String(setup.port)],
       env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
     });
-    servers.push(crashing);
-    return crashing;
+    return track(crashing);
   }
 
   /** Stops the server and starts it again on its port and storage, to die at its next flush. */
@@ -367,8 +380,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
       args: ["--port", String(running.port)],
       env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
     });
-    servers.push(crashing);
-    return crashing;
+    return track(crashing);
   }
 
   // Backoff capped low and many attempts, so that a retry lands soon after the restart.
