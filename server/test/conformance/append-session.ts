@@ -16,7 +16,7 @@ import {
 } from "../../src/core/limits.js";
 import { systemRandom } from "../../src/core/random.js";
 import { meteredBytesOfBatch } from "../../src/core/records.js";
-import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import type { ApiServer } from "../../src/api/server.js";
 import type { Service } from "../../src/service/service.js";
 import {
   createFaultyObjectStore,
@@ -29,6 +29,7 @@ import {
   readAll,
   testBasin,
   textsOf,
+  startLoopbackApi,
 } from "../support/engine.js";
 import { until, within } from "../support/wait.js";
 
@@ -147,11 +148,7 @@ export function runAppendSessionSuite(options: AppendSessionSuiteOptions): void 
       });
       service = await openTestService({ store });
       await ensureTestBasin(service);
-      api = await startApiServer({
-        service,
-        port: 0,
-        host: "127.0.0.1",
-        cors: false,
+      api = await startLoopbackApi(service, {
         auth: { kind: "token", rootToken },
         sessionTokenCheckIntervalMs: tokenCheckIntervalMs,
       });

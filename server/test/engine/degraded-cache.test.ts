@@ -6,12 +6,17 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { startApiServer } from "../../src/api/server.js";
 import type { Service } from "../../src/service/service.js";
 import { diskFaultOf } from "../../src/storage/cache/disk-fault.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
-import { ensureTestBasin, openTestService, readAll, testBasin } from "../support/engine.js";
+import {
+  ensureTestBasin,
+  openTestService,
+  readAll,
+  testBasin,
+  startLoopbackApi,
+} from "../support/engine.js";
 import { createFaultyCacheDisk, type FaultyCacheDisk } from "../support/faulty-cache-disk.js";
 
 /** Bounds every wait of this file (a rejoin is one probe interval away). */
@@ -79,11 +84,7 @@ async function assertReadsBack(service: Service, stream: string, acked: readonly
 async function healthOf(
   service: Service,
 ): Promise<{ status: number; body: string; gauge: string }> {
-  const api = await startApiServer({
-    service,
-    port: 0,
-    host: "127.0.0.1",
-    cors: false,
+  const api = await startLoopbackApi(service, {
     tls: undefined,
     auth: { kind: "open" },
   });

@@ -613,9 +613,12 @@ for (const kind of ["memory", "local-fs"] as const) {
             return key === holeKey && isHoleFailing ? "failBeforeApply" : undefined;
           },
         });
+        // Each round is ~390 KiB: more than walPipelinedFlushBytesMin, so a segment of it starts
+        // while the hole's PUT is still being retried.
         const deadLog = new AppendLog("dead", createSeededRandom(22));
         for (let round = 0; round < 3; round++) {
-          for (const stream of streams) deadLog.submit(abandoned, stream, 2);
+          for (const stream of streams)
+            deadLog.submit(abandoned, stream, 8, { bodyBytesMax: 32 << 10 });
           await new Promise((resolve) => setTimeout(resolve, 30));
         }
         await waitUntil(

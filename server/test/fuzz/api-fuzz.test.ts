@@ -19,11 +19,16 @@ import {
   type S2sFrame,
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
-import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import type { ApiServer } from "../../src/api/server.js";
 import { errorCodes } from "../../src/core/errors.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
-import { ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
+import {
+  ensureTestBasin,
+  openTestService,
+  testBasin,
+  startLoopbackApi,
+} from "../support/engine.js";
 
 /** Seeds `make test` runs; `make soak` (TRIBUTARY_SOAK=1) draws new ones. */
 const fixedSeeds = [1, 2, 3];
@@ -43,7 +48,7 @@ before(async () => {
   service = await openTestService({ store: createMemoryObjectStore() });
   await ensureTestBasin(service);
   await service.streams.create({ basin: testBasin, name: stream });
-  api = await startApiServer({ service, port: 0, host: "127.0.0.1", cors: false });
+  api = await startLoopbackApi(service);
   endpoint = `http://127.0.0.1:${api.port}`;
 });
 

@@ -28,7 +28,7 @@ import {
   type S2sFrame,
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
-import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import type { ApiServer } from "../../src/api/server.js";
 import {
   http1LingerBytesMax,
   requestBodyBytesMax,
@@ -38,7 +38,12 @@ import {
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { until, waitTimeoutMsDefault, within } from "../support/wait.js";
-import { ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
+import {
+  ensureTestBasin,
+  openTestService,
+  testBasin,
+  startLoopbackApi,
+} from "../support/engine.js";
 
 const headersTimeoutMs = 500;
 const keepAliveTimeoutMs = 500;
@@ -60,11 +65,7 @@ let api: ApiServer;
 before(async () => {
   service = await openTestService({ store: createMemoryObjectStore() });
   await ensureTestBasin(service);
-  api = await startApiServer({
-    service,
-    port: 0,
-    host: "127.0.0.1",
-    cors: false,
+  api = await startLoopbackApi(service, {
     http1HeadersTimeoutMs: headersTimeoutMs,
     http1KeepAliveTimeoutMs: keepAliveTimeoutMs,
     http1ConnectionsCheckingIntervalMs: connectionsCheckingIntervalMs,
@@ -320,11 +321,7 @@ let tlsApi: ApiServer | undefined;
 
 async function tlsApiServer(): Promise<ApiServer> {
   const fixtures = new URL("../fixtures/", import.meta.url).pathname;
-  tlsApi ??= await startApiServer({
-    service,
-    port: 0,
-    host: "127.0.0.1",
-    cors: false,
+  tlsApi ??= await startLoopbackApi(service, {
     tls: {
       cert: await readFile(`${fixtures}tls-cert.pem`),
       key: await readFile(`${fixtures}tls-key.pem`),
@@ -718,11 +715,7 @@ describe("The cap on open connections", () => {
   it("closes a connection past the cap on arrival, and admits one once another closes", async () => {
     const socketsBefore = openSocketCount();
     const connectionsMax = 2;
-    const capped = await startApiServer({
-      service,
-      port: 0,
-      host: "127.0.0.1",
-      cors: false,
+    const capped = await startLoopbackApi(service, {
       connectionsMax,
     });
     const clients: http2.ClientHttp2Session[] = [];

@@ -15,7 +15,7 @@ import {
   type S2sFrame,
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
-import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import type { ApiServer } from "../../src/api/server.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import {
@@ -24,6 +24,7 @@ import {
   readAll,
   testBasin,
   textsOf,
+  startLoopbackApi,
 } from "../support/engine.js";
 
 const encoder = new TextEncoder();
@@ -34,7 +35,7 @@ let endpoint: string;
 before(async () => {
   service = await openTestService({ store: createMemoryObjectStore() });
   await ensureTestBasin(service);
-  api = await startApiServer({ service, port: 0, host: "127.0.0.1", cors: false });
+  api = await startLoopbackApi(service);
   endpoint = `http://127.0.0.1:${api.port}`;
 });
 

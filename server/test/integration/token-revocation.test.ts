@@ -24,11 +24,17 @@ import {
   type S2sFrame,
   S2sFrameDecoder,
 } from "../../src/api/s2s/frame.js";
-import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import type { ApiServer } from "../../src/api/server.js";
 import { s2sAppendDrainTimeoutMs } from "../../src/core/limits.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
-import { appendText, ensureTestBasin, openTestService, testBasin } from "../support/engine.js";
+import {
+  appendText,
+  ensureTestBasin,
+  openTestService,
+  testBasin,
+  startLoopbackApi,
+} from "../support/engine.js";
 import { until, waitTimeoutMsDefault, within } from "../support/wait.js";
 
 const rootToken = "revocation-root-token";
@@ -44,11 +50,7 @@ let api: ApiServer;
 before(async () => {
   service = await openTestService({ store: createMemoryObjectStore() });
   await ensureTestBasin(service);
-  api = await startApiServer({
-    service,
-    port: 0,
-    host: "127.0.0.1",
-    cors: false,
+  api = await startLoopbackApi(service, {
     auth: { kind: "token", rootToken },
     sessionTokenCheckIntervalMs: checkIntervalMs,
   });

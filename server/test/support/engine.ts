@@ -1,7 +1,8 @@
 /**
  * Helpers for tests that run the engine in-process: open a Service on given stores, append and
- * read text records, and read a whole stream back.
+ * read text records, read a whole stream back, and serve it on a loopback port.
  */
+import { type ApiServer, type ApiServerOptions, startApiServer } from "../../src/api/server.js";
 import { systemClock } from "../../src/core/clock.js";
 import { systemRandom } from "../../src/core/random.js";
 import type { AppendAck, SequencedRecord } from "../../src/core/records.js";
@@ -71,4 +72,12 @@ export async function readAll(service: Service, stream: string): Promise<Sequenc
 /** The bodies of records as text. */
 export function textsOf(records: readonly SequencedRecord[]): string[] {
   return records.map((record) => decoder.decode(record.body));
+}
+
+/** The API server on a free loopback port, no CORS, over `service` (`options` over these). */
+export function startLoopbackApi(
+  service: Service,
+  options: Omit<Partial<ApiServerOptions>, "service"> = {},
+): Promise<ApiServer> {
+  return startApiServer({ service, port: 0, host: "127.0.0.1", cors: false, ...options });
 }

@@ -29,6 +29,7 @@ import {
   segmentPutRetryDelayMsMax,
   segmentPutRetryDelayMsMin,
   segmentPutTimeoutDoublingsMax,
+  walPipelinedFlushBytesMin,
   walPutsInFlightMax,
 } from "../../core/limits.js";
 import type { Random } from "../../core/random.js";
@@ -292,14 +293,7 @@ export class Flusher {
    * never more than `walPutsInFlightMax` segments unreleased.
    */
   private schedule(): void {
-    if (
-      this.inFlight.length >= walPutsInFlightMax ||
-      this.pending.length === 0 ||
-      this.failure !== undefined ||
-      this.fencing !== undefined
-    ) {
-      return;
-    }
+    if (!this.canStartSegment()) return;
     const { clock, flushIntervalMs, segmentBytesTarget } = this.options;
     const isSegmentFull = this.pendingBytes >= segmentBytesTarget;
     if (this.cancelTimer !== undefined) {
@@ -312,11 +306,23 @@ export class Flusher {
     this.isTimerImmediate = delayMs === 0;
     this.cancelTimer = clock.setTimer(delayMs, () => {
       this.cancelTimer = undefined;
-      if (this.inFlight.length >= walPutsInFlightMax || this.failure !== undefined) return;
-      if (this.fencing !== undefined) return;
+      if (!this.canStartSegment()) return;
       this.startSegment();
       this.schedule();
     });
+  }
+
+  /**
+   * Whether a segment may start now: something pending, room in the window, and, while PUTs are
+   * in flight, at least `walPipelinedFlushBytesMin` pending (or a full segment); below that the
+   * next flush waits for a PUT to end, as with one PUT at a time.
+   */
+  private canStartSegment(): boolean {
+    if (this.failure !== undefined || this.fencing !== undefined) return false;
+    if (this.pending.length === 0 || this.inFlight.length >= walPutsInFlightMax) return false;
+    if (this.inFlight.length === 0) return true;
+    const bytesMin = Math.min(walPipelinedFlushBytesMin, this.options.segmentBytesTarget);
+    return this.pendingBytes >= bytesMin;
   }
 
   /**
