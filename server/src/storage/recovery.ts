@@ -160,7 +160,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     chunkFiles: options.chunkFiles,
     fileBytesMax: options.cacheBytesMax,
   });
-  const manifest = await claimManifest(store, () => clock.nowMs());
+  const manifest = await claimManifest(store, () => clock.nowMs(), random);
   const newestCheckpoint = manifest.checkpoint;
 
   let cacheResetReason = await staleCacheReason(store, clock, kv, manifest);
@@ -214,6 +214,8 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   let lastEpoch = marker !== undefined ? marker.writerEpoch : 0;
   let replayedSegments = 0;
   let deadSegments = 0;
+  /** The write ids of our fence attempts: a lost answer leaves one of ours in the WAL. */
+  const ourFenceWriteIds = new Set<string>();
 
   const replay = async (segment: Segment, bytes: Uint8Array): Promise<void> => {
     assert(
@@ -228,6 +230,15 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
     }
     if (segment.header.writerEpoch > manifest.writerEpoch) {
       throw new FencedError(`a newer writer owns the WAL. epoch=\`${segment.header.writerEpoch}\``);
+    }
+    if (
+      segment.header.writerEpoch === manifest.writerEpoch &&
+      !ourFenceWriteIds.has(hexOf(segment.header.writeId))
+    ) {
+      // Not one of our own fence attempts (an answer lost, the segment landed): another writer
+      // holds our epoch, which a store whose create-if-absent is not atomic can let happen
+      // (`claimManifest`). Whoever's segment landed first keeps it; we stop.
+      throw new FencedError(`another writer holds our epoch. epoch=\`${manifest.writerEpoch}\``);
     }
     if (segment.header.writerEpoch > lastEpoch && !fenceWalIds.includes(nextWalId)) {
       // The first segment of an epoch is its writer's fence: remember it before the segment's
@@ -277,6 +288,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   let lastClaimError: unknown;
   for (let attempt = 0; attempt < walClaimAttemptsMax; attempt++) {
     const writeId = random.bytes(writeIdBytes);
+    ourFenceWriteIds.add(hexOf(writeId));
     let result: "created" | "exists" | "timeout";
     try {
       result = await putEmptySegment(store, clock, nextWalId, manifest.writerEpoch, writeId);
@@ -419,10 +431,10 @@ async function tombstoneWindow(
       assert(found !== undefined, "a segment that exists can be read");
       const header = decodeSegmentHeader(found);
       if (hexOf(header.writeId) === hexOf(writeId)) return; // an earlier attempt of ours landed
-      if (header.writerEpoch > writerEpoch) {
-        throw new FencedError(`a newer writer owns the WAL. epoch=\`${header.writerEpoch}\``);
+      if (header.writerEpoch >= writerEpoch) {
+        // Newer, or another writer holding our epoch (see `replay`): either way not ours to use.
+        throw new FencedError(`another writer owns the WAL. epoch=\`${header.writerEpoch}\``);
       }
-      assert(header.writerEpoch < writerEpoch, "only we write segments of our epoch");
       return; // dead: an earlier writer's, past the fence that cut it off
     }
     throw new Error(`could not tombstone wal id ${walId}: object store failing`, {

@@ -3,8 +3,11 @@
 // our own is recognized. Method: manifests written on a memory store, races staged by hand.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { systemRandom } from "../../core/random.js";
 import { manifestKey } from "../object-keys.js";
 import { createMemoryObjectStore } from "../object-store/memory.js";
+import type { ObjectStore } from "../object-store/object-store.js";
 import { claimManifest, commitCheckpointManifest, readNewestManifest } from "./manifest.js";
 
 const checkpoint = (walId: number) => ({ key: `checkpoints/${walId}`, walId, writeId: "ab" });
@@ -13,7 +16,7 @@ const now = () => 1_000;
 describe("checkpoint commits through the manifest", () => {
   it("writes the next version with the writer's epoch and raises walStartId", async () => {
     const store = createMemoryObjectStore();
-    const ours = await claimManifest(store, now);
+    const ours = await claimManifest(store, now, systemRandom);
     const committed = await commitCheckpointManifest(store, ours, checkpoint(41), 2_000);
     assert.notEqual(committed, "fenced");
     assert.deepEqual(await readNewestManifest(store), committed);
@@ -22,24 +25,24 @@ describe("checkpoint commits through the manifest", () => {
     assert.equal(committed.writerEpoch, ours.writerEpoch);
     assert.equal(committed.walStartId, 42);
     // A writer that starts next claims past it and keeps the checkpoint.
-    const next = await claimManifest(store, now);
+    const next = await claimManifest(store, now, systemRandom);
     assert.equal(next.writerEpoch, ours.writerEpoch + 1);
     assert.deepEqual(next.checkpoint, checkpoint(41));
   });
 
   it("is fenced when a newer writer claimed a version first", async () => {
     const store = createMemoryObjectStore();
-    const old = await claimManifest(store, now);
-    await claimManifest(store, now); // the newer writer
+    const old = await claimManifest(store, now, systemRandom);
+    await claimManifest(store, now, systemRandom); // the newer writer
     assert.equal(await commitCheckpointManifest(store, old, checkpoint(7), 2_000), "fenced");
     assert.equal((await readNewestManifest(store))?.checkpoint, undefined, "nothing committed");
   });
 
   it("is fenced when its PUT re-creates a version a newer writer's GC deleted", async () => {
     const store = createMemoryObjectStore();
-    const old = await claimManifest(store, now); // v1
-    await claimManifest(store, now); // v2, newer epoch
-    await claimManifest(store, now); // v3
+    const old = await claimManifest(store, now, systemRandom); // v1
+    await claimManifest(store, now, systemRandom); // v2, newer epoch
+    await claimManifest(store, now, systemRandom); // v3
     await store.delete(manifestKey(2)); // GC of the newer writer removed an old version
     // The zombie's view: it believes v1 is newest and writes v2, which lands ("created").
     const stale = { ...old };
@@ -64,7 +67,7 @@ describe("checkpoint commits through the manifest", () => {
 
   it("recognizes an earlier attempt of its own whose answer was lost", async () => {
     const store = createMemoryObjectStore();
-    const ours = await claimManifest(store, now);
+    const ours = await claimManifest(store, now, systemRandom);
     const first = await commitCheckpointManifest(store, ours, checkpoint(5), 2_000);
     assert.notEqual(first, "fenced");
     // The caller never saw `first` (lost answer) and commits a newer checkpoint on `ours`.
@@ -73,5 +76,30 @@ describe("checkpoint commits through the manifest", () => {
     if (first === "fenced" || second === "fenced") return;
     assert.equal(second.version, first.version + 1, "built on our own earlier version");
     assert.deepEqual((await readNewestManifest(store))?.checkpoint, checkpoint(8));
+  });
+
+  it("two writers claiming together on a store whose create-if-absent races get two epochs", async () => {
+    const inner = createMemoryObjectStore();
+    // Check, then write, with a gap between: both claims see the version free, both write (the
+    // last one stays), both are told "created", as moto was seen to do under load. (A write that
+    // lands after the other's read-back still slips through: the WAL fence catches that one.)
+    const racy: ObjectStore = {
+      ...inner,
+      async putIfAbsent(key, bytes) {
+        const existed = await inner.get(key);
+        await sleep(20);
+        if (existed !== undefined) return "exists";
+        await inner.delete(key);
+        await inner.putIfAbsent(key, bytes);
+        await sleep(20); // the answers leave after both writes
+        return "created";
+      },
+    };
+    const claims = await Promise.all([
+      claimManifest(racy, now, systemRandom),
+      claimManifest(racy, now, systemRandom),
+    ]);
+    assert.notEqual(claims[0].writerEpoch, claims[1].writerEpoch, "one epoch per writer");
+    assert.deepEqual(claims.map((claim) => claim.version).sort(), [1, 2]);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { assert } from "../../core/assert.js";
 import { manifestClaimAttemptsMax } from "../../core/limits.js";
+import type { Random } from "../../core/random.js";
 import { manifestKey, manifestPrefix, parseObjectId } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 
@@ -17,6 +18,8 @@ export interface Manifest {
   /** The first WAL id recovery must replay. */
   readonly walStartId: number;
   readonly createdAtMs: number;
+  /** Random, per claim (a start's manifest): tells whose claim a version holds (`claimManifest`). */
+  readonly claimId?: string | undefined;
   /** The newest committed checkpoint (absent until the first one). */
   readonly checkpoint?: ManifestCheckpoint | undefined;
 }
@@ -56,6 +59,7 @@ function decodeManifest(bytes: Uint8Array, version: number): Manifest {
     manifest.version !== version ||
     !Number.isSafeInteger(manifest.writerEpoch) ||
     !Number.isSafeInteger(manifest.walStartId) ||
+    (manifest.claimId !== undefined && typeof manifest.claimId !== "string") ||
     (manifest.checkpoint !== undefined &&
       (typeof manifest.checkpoint?.key !== "string" ||
         !Number.isSafeInteger(manifest.checkpoint?.walId) ||
@@ -104,9 +108,16 @@ export async function readNewerWriter(
 
 /**
  * Writes the next manifest with the next epoch. A lost race (another writer took the version)
- * re-reads and tries again: the last writer to start wins.
+ * re-reads and tries again: the last writer to start wins. A "created" is confirmed by reading
+ * the version back: a store whose create-if-absent is not atomic under concurrent requests (moto,
+ * seen here: two writers started together both got epoch 1, both stayed ready) answers "created"
+ * to both, but the object holds one claim, and only its writer takes the version.
  */
-export async function claimManifest(store: ObjectStore, nowMs: () => number): Promise<Manifest> {
+export async function claimManifest(
+  store: ObjectStore,
+  nowMs: () => number,
+  random: Random,
+): Promise<Manifest> {
   let lastError: unknown;
   for (let attempt = 0; attempt < manifestClaimAttemptsMax; attempt++) {
     let current: Manifest | undefined;
@@ -122,14 +133,18 @@ export async function claimManifest(store: ObjectStore, nowMs: () => number): Pr
       writerEpoch: (current?.writerEpoch ?? 0) + 1,
       walStartId: current?.walStartId ?? 0,
       createdAtMs: nowMs(),
+      claimId: Buffer.from(random.bytes(16)).toString("hex"),
       checkpoint: current?.checkpoint,
     };
     try {
-      const result = await store.putIfAbsent(
-        manifestKey(next.version),
-        encoder.encode(JSON.stringify(next)),
-      );
-      if (result === "created") return next;
+      const key = manifestKey(next.version);
+      const result = await store.putIfAbsent(key, encoder.encode(JSON.stringify(next)));
+      if (result !== "created") continue;
+      const held = await store.get(key);
+      if (held !== undefined && decodeManifest(held, next.version).claimId === next.claimId) {
+        return next;
+      }
+      // Another writer's claim holds the version: claim the next one.
     } catch (error) {
       // Ambiguous: if it applied, the next attempt reads it as the newest and claims past it,
       // which only skips an epoch.
