@@ -359,15 +359,7 @@ describe("unary retries across a server crash", { timeout: 90_000 }, () => {
     await client.account.createBasin({ basin });
     await client.basins.createStream({ basin, stream: "plain" });
     await client.basins.createStream({ basin, stream: "matched" });
-    await setup.stop();
-    const crashing = await startServer({
-      mode: "local",
-      localRoot: setup.localRoot!,
-      cacheDir: setup.cacheDir,
-      args: ["--port", String(setup.port)],
-      env: { TRIBUTARY_FAILPOINTS: "flush.after-put=kill@1" },
-    });
-    return track(crashing);
+    return restartCrashing(setup);
   }
 
   /** Stops the server and starts it again on its port and storage, to die at its next flush. */

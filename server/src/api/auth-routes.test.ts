@@ -17,17 +17,21 @@ import type { S2sFrameBudget } from "./s2s/frame-budget.js";
 import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
+/** The REST routes, built on stub dependencies: route handlers are closures, never called here. */
+function routesWithoutDeps() {
+  return createRoutes({
+    service: {} as Service,
+    metrics: {} as ApiMetrics,
+    tokenWatch: {} as TokenWatch,
+    s2sFrameStallTimeoutMs: 0,
+    sessionSlots: {} as SessionSlots,
+    s2sFrameBudget: {} as S2sFrameBudget,
+  });
+}
+
 describe("access table", () => {
   it("has an entry for every REST route", () => {
-    // Route handlers are closures: building the table does not touch the service.
-    const routes = createRoutes({
-      service: {} as Service,
-      metrics: {} as ApiMetrics,
-      tokenWatch: {} as TokenWatch,
-      s2sFrameStallTimeoutMs: 0,
-      sessionSlots: {} as SessionSlots,
-      s2sFrameBudget: {} as S2sFrameBudget,
-    });
+    const routes = routesWithoutDeps();
     for (const route of routes) {
       const name = `${route.method} /${route.pattern.join("/")}`;
       assert.ok(restRouteAccess[name] !== undefined, `no access rule for ${name}`);
@@ -44,14 +48,7 @@ describe("access table", () => {
   });
 
   it("names only real REST routes and RPC methods", () => {
-    const routes = createRoutes({
-      service: {} as Service,
-      metrics: {} as ApiMetrics,
-      tokenWatch: {} as TokenWatch,
-      s2sFrameStallTimeoutMs: 0,
-      sessionSlots: {} as SessionSlots,
-      s2sFrameBudget: {} as S2sFrameBudget,
-    });
+    const routes = routesWithoutDeps();
     const routeNames = new Set(
       routes.map((route) => `${route.method} /${route.pattern.join("/")}`),
     );
