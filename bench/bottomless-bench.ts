@@ -147,9 +147,10 @@ function countRequests(inner: ObjectStore): CountingStore {
       count("list", prefix);
       return inner.list(prefix, options);
     },
-    delete(key) {
-      count("delete", key);
-      return inner.delete(key);
+    delete(keys) {
+      // One request per batch (GC batches by kind), counted under its first key's kind.
+      count("delete", keys[0] ?? "");
+      return inner.delete(keys);
     },
     close: () => inner.close(),
   };

@@ -69,7 +69,7 @@ export function timeSegmentPuts(inner: ObjectStore): TimedStore {
       return outcome;
     },
     list: (prefix, options) => inner.list(prefix, options),
-    delete: (key) => inner.delete(key),
+    delete: (keys) => inner.delete(keys),
     close: () => inner.close(),
   };
 }
@@ -461,7 +461,7 @@ function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): 
       });
     },
     list: (prefix, options) => inner.list(prefix, options),
-    delete: (key) => inner.delete(key),
+    delete: (keys) => inner.delete(keys),
     async close() {
       agent.destroy();
       await inner.close();

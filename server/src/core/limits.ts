@@ -83,6 +83,9 @@ export const checkpointWalBytesMax = 2 ** 40;
 
 // Object storage listing (S3 ListObjectsV2 max-keys).
 export const objectListPageMax = 1000;
+// Keys one object-store delete takes (S3 DeleteObjects' limit): GC deletes in batches, one
+// request per batch rather than one per object.
+export const objectDeleteBatchMax = 1000;
 
 // Segment format (docs/design/storage.md).
 /** A segment never exceeds this, so a reader can bound its allocation before decoding. */

@@ -427,7 +427,7 @@ describe("metrics service", () => {
       putIfAbsent: (key, bytes) =>
         isDown ? Promise.reject(new Error("injected outage")) : inner.putIfAbsent(key, bytes),
       list: (prefix, options) => inner.list(prefix, options),
-      delete: (key) => inner.delete(key),
+      delete: (keys) => inner.delete(keys),
       close: () => inner.close(),
     };
     const service = await openService({ store, kv: createMemoryKvStore(), clock });

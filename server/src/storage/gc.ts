@@ -11,10 +11,12 @@
  * - A pass starts only after a manifest listing shows no newer epoch, and deletes only while
  *   `isReady()`: a fenced writer never deletes.
  *
- * Fault model: lists and deletes may fail or time out; a failed pass is counted and retried at
- * the next; a delete is idempotent.
+ * Fault model: lists and deletes may fail or time out, and a failed batch delete may have
+ * deleted any part of its batch; a failed pass is counted and retried at the next; a delete is
+ * idempotent.
  */
 import type { Clock } from "../core/clock.js";
+import { objectDeleteBatchMax } from "../core/limits.js";
 import { failpoint } from "../core/failpoints.js";
 import type { CheckpointReferences } from "./checkpoint.js";
 import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
@@ -33,8 +35,12 @@ export const gcGraceMsDefault = 10 * 60_000;
 /** Committed checkpoints remembered for GC at most (with their reference sets). */
 const committedCheckpointsMax = 32;
 
-/** Deletes in flight at once. */
-const gcDeleteConcurrency = 16;
+/**
+ * Delete requests in flight at once, each a batch of up to `objectDeleteBatchMax` keys of one
+ * kind: a pass over a steady load's garbage (one WAL object per flush) is then a request or two,
+ * not one per object, which on S3 also keeps GC far from the per-prefix request rate.
+ */
+const gcDeleteBatchesInFlight = 4;
 
 /**
  * During a pass the manifest is listed again at least this often: a writer fenced mid-pass stops
@@ -158,6 +164,7 @@ export class GarbageCollector {
       }
     }
 
+    const batches = batchesByKind(garbage);
     let next = 0;
     let isFenced = false;
     let failure: unknown;
@@ -180,28 +187,30 @@ export class GarbageCollector {
       return !isFenced && this.options.isReady();
     };
     const worker = async (): Promise<void> => {
-      while (next < garbage.length && failure === undefined && (await stillOurs())) {
-        if (next >= garbage.length || failure !== undefined) return;
-        const object = garbage[next++]!;
+      while (next < batches.length && failure === undefined && (await stillOurs())) {
+        if (next >= batches.length || failure !== undefined) return;
+        const batch = batches[next++]!;
         try {
-          await store.delete(object.key);
+          await store.delete(batch.map((object) => object.key));
         } catch (error) {
           failure ??= error; // the other workers stop at their next step
           return;
         }
         failpoint("gc.after-delete");
-        this.stats.objectsDeleted += 1;
-        this.stats.bytesDeleted += object.size;
-        const usage = this.stats.bucket[object.kind];
-        this.stats.bucket[object.kind] = {
-          objects: usage.objects - 1,
-          bytes: usage.bytes - object.size,
-        };
+        for (const object of batch) {
+          this.stats.objectsDeleted += 1;
+          this.stats.bytesDeleted += object.size;
+          const usage = this.stats.bucket[object.kind];
+          this.stats.bucket[object.kind] = {
+            objects: usage.objects - 1,
+            bytes: usage.bytes - object.size,
+          };
+        }
       }
     };
-    await Promise.all(Array.from({ length: gcDeleteConcurrency }, worker));
+    await Promise.all(Array.from({ length: gcDeleteBatchesInFlight }, worker));
     if (failure !== undefined) throw failure;
-    if (isFenced || next < garbage.length) return false;
+    if (isFenced || next < batches.length) return false;
     this.stats.passes += 1;
     this.lastCollectedKey = target.key;
     // Checkpoints older than the target are superseded for good.
@@ -218,6 +227,20 @@ export class GarbageCollector {
     }
     return found;
   }
+}
+
+/** Consecutive objects of one kind, cut into batches of at most `objectDeleteBatchMax`. */
+function batchesByKind<T extends { readonly kind: string }>(objects: readonly T[]): T[][] {
+  const batches: T[][] = [];
+  for (const object of objects) {
+    const last = batches.at(-1);
+    if (last !== undefined && last.length < objectDeleteBatchMax && last[0]!.kind === object.kind) {
+      last.push(object);
+    } else {
+      batches.push([object]);
+    }
+  }
+  return batches;
 }
 
 function usageOf(objects: readonly { size: number }[]): BucketUsage {

@@ -54,7 +54,7 @@ function createGatedObjectStore(inner: ObjectStore = createMemoryObjectStore()):
       return inner.putIfAbsent(key, bytes);
     },
     list: (prefix, options) => inner.list(prefix, options),
-    delete: (key) => inner.delete(key),
+    delete: (keys) => inner.delete(keys),
     close: () => inner.close(),
     hold() {
       if (gate !== undefined) return;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { objectListPageMax } from "../../src/core/limits.js";
+import { objectDeleteBatchMax, objectListPageMax } from "../../src/core/limits.js";
 import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
 
 /** How `runObjectStoreSuite` gets a fresh, empty store for each test. */
@@ -131,7 +131,7 @@ export function runObjectStoreSuite(options: ObjectStoreSuiteOptions): void {
       assertBytes(await store.get("s/a/b"), bytesOf("s/a/b"));
       assert.deepEqual(keysOf(await store.list("s/a")), ["s/a", "s/a/b", "s/a/b/c"]);
       assert.deepEqual(keysOf(await store.list("s/a/")), ["s/a/b", "s/a/b/c"]);
-      await store.delete("s/a/b");
+      await store.delete(["s/a/b"]);
       assert.deepEqual(keysOf(await store.list("s/")), ["s/a", "s/a/b/c"]);
     });
 
@@ -266,13 +266,35 @@ export function runObjectStoreSuite(options: ObjectStoreSuiteOptions): void {
 
     it("deletes, and deleting a missing key succeeds", async () => {
       await putAll(store, ["d/a", "d/b"]);
-      await store.delete("d/a");
+      await store.delete(["d/a"]);
       assert.equal(await store.get("d/a"), undefined);
       assert.deepEqual(keysOf(await store.list("d/")), ["d/b"]);
-      await store.delete("d/a");
-      await store.delete("never/existed");
+      await store.delete(["d/a"]);
+      await store.delete(["never/existed"]);
+      await store.delete([]);
       assert.equal(await store.putIfAbsent("d/a", bytesOf("again")), "created");
       assertBytes(await store.get("d/a"), bytesOf("again"));
+    });
+
+    it("deletes a batch of up to objectDeleteBatchMax keys at once, missing ones among them", async () => {
+      // GC deletes in batches (one request each on S3): every key of the batch goes, a key that
+      // was never there is no error, and keys outside the batch stay.
+      const doomed = Array.from({ length: 1500 }, (_, i) => `m/${String(i).padStart(4, "0")}`);
+      const kept = ["m/keep", "n/0000"];
+      await putAll(store, [...doomed.slice(0, 1200), ...kept]);
+      const first = doomed.slice(0, objectDeleteBatchMax);
+      await store.delete([...first.slice(0, -1), "m/never"]);
+      await store.delete(first.slice(-1));
+      await store.delete(doomed.slice(objectDeleteBatchMax));
+      assert.deepEqual(
+        (await listAll(store, "")).map((object) => object.key),
+        kept,
+        "exactly the kept keys are left",
+      );
+      await assert.rejects(
+        store.delete(Array.from({ length: objectDeleteBatchMax + 1 }, (_, i) => `m/${i}`)),
+        /too many keys/,
+      );
     });
   });
 }

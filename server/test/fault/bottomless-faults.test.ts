@@ -238,10 +238,10 @@ function gatedStore(inner: FaultyObjectStore, gate: Gate) {
     get: (key, range) => inner.get(key, range),
     putIfAbsent: (key, bytes) => inner.putIfAbsent(key, bytes),
     list: (listPrefix, options) => inner.list(listPrefix, options),
-    async delete(key) {
+    async delete(keys) {
       if (gate === "gc-delete") await hold();
-      deletes.push(key);
-      return inner.delete(key);
+      deletes.push(...keys);
+      return inner.delete(keys);
     },
     close: () => inner.close(),
   };

@@ -116,7 +116,7 @@ function withReplayCrash(inner: ObjectStore): ObjectStore {
     },
     putIfAbsent: (key, bytes) => inner.putIfAbsent(key, bytes),
     list: (prefix, options) => inner.list(prefix, options),
-    delete: (key) => inner.delete(key),
+    delete: (keys) => inner.delete(keys),
     close: () => inner.close(),
   };
 }

@@ -87,7 +87,7 @@ function withSlowWalPuts(inner: ObjectStore): ObjectStore & {
     onWalPutStart: undefined as ((key: string) => void) | undefined,
     get: (key: string, range?: { start: number; end: number }) => inner.get(key, range),
     list: inner.list.bind(inner),
-    delete: (key: string) => inner.delete(key),
+    delete: (keys: readonly string[]) => inner.delete(keys),
     close: () => inner.close(),
     async putIfAbsent(key: string, bytes: Uint8Array) {
       if (key.startsWith(walPrefix)) {

@@ -238,7 +238,7 @@ export function createWitnessStore(inner: ObjectStore): WitnessStore {
   return {
     get: (key, range) => inner.get(key, range),
     list: (prefix, listOptions) => inner.list(prefix, listOptions),
-    delete: (key) => inner.delete(key),
+    delete: (keys) => inner.delete(keys),
     close: () => inner.close(),
     async putIfAbsent(key, bytes) {
       // Decode before the write: the caller may reuse its buffer once the put settled.

@@ -247,7 +247,7 @@ describe("segment cache: damaged and missing files", () => {
     const fixture = makeFixture();
     await threeSegments(fixture);
     await fixture.files.delete(7);
-    await fixture.store.delete(walKey(7));
+    await fixture.store.delete([walKey(7)]);
     await assert.rejects(
       fixture.read(1, 5),
       (error: unknown) =>
@@ -554,7 +554,7 @@ describe("segment cache in the engine", () => {
         assert.equal(reopened.storage.stats.entryMisses, 2);
 
         // The bucket's copy gone as well: the read fails with the retryable `storage` error.
-        await store.delete(walKey(secondFile!));
+        await store.delete([walKey(secondFile!)]);
         await assert.rejects(
           reopened.records.read(basin, "s", { startSeqNum: 0, countMax: 10, bytesMax: 1 << 20 }),
           (error: unknown) => error instanceof S2Error && error.code === "storage",

@@ -43,7 +43,7 @@ describe("checkpoint commits through the manifest", () => {
     const old = await claimManifest(store, now, systemRandom); // v1
     await claimManifest(store, now, systemRandom); // v2, newer epoch
     await claimManifest(store, now, systemRandom); // v3
-    await store.delete(manifestKey(2)); // GC of the newer writer removed an old version
+    await store.delete([manifestKey(2)]); // GC of the newer writer removed an old version
     // The zombie's view: it believes v1 is newest and writes v2, which lands ("created").
     const stale = { ...old };
     let listCalls = 0;
@@ -55,7 +55,7 @@ describe("checkpoint commits through the manifest", () => {
           // Its first listing raced the newer writer's claims: it saw only v1.
           listCalls++ === 0 ? { objects: [], isTruncated: false } : store.list(prefix, options),
         putIfAbsent: (key, bytes) => store.putIfAbsent(key, bytes),
-        delete: (key) => store.delete(key),
+        delete: (keys) => store.delete(keys),
         close: () => store.close(),
       },
       stale,
@@ -89,7 +89,7 @@ describe("checkpoint commits through the manifest", () => {
         const existed = await inner.get(key);
         await sleep(20);
         if (existed !== undefined) return "exists";
-        await inner.delete(key);
+        await inner.delete([key]);
         await inner.putIfAbsent(key, bytes);
         await sleep(20); // the answers leave after both writes
         return "created";

@@ -117,7 +117,7 @@ describe("faulty object store", () => {
     assert.equal(await faulty.putIfAbsent("k", bytes), "exists");
     assert.deepEqual(await faulty.get("k"), bytes);
     assert.deepEqual((await faulty.list("")).objects, [{ key: "k", size: bytes.length }]);
-    await faulty.delete("k");
+    await faulty.delete(["k"]);
     assert.equal(await faulty.get("k"), undefined);
     const counters = faulty.counters();
     assert.deepEqual(counters.calls, { get: 2, putIfAbsent: 2, list: 1, delete: 1 });
@@ -151,8 +151,23 @@ describe("faulty object store", () => {
     assert.deepEqual(hookCalls, ["before k", "after k"]);
     assert.equal(faulty.counters().putsApplied, 1);
     // A delete is applied too, then reported as failed.
-    await assertInjected(faulty.delete("k"), "failAfterApply");
+    await assertInjected(faulty.delete(["k"]), "failAfterApply");
     assert.equal(await faulty.inner.get("k"), undefined);
+  });
+
+  it("fail-after-apply on a batch delete applies a non-empty prefix of it, varying by seed", async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
+    const leftCounts = new Set<number>();
+    for (let seed = 1; seed <= 20; seed++) {
+      const { faulty } = setup({ probabilities: { failAfterApply: 1 } }, seed);
+      for (const key of keys) await faulty.inner.putIfAbsent(key, bytes);
+      await assertInjected(faulty.delete(keys), "failAfterApply");
+      const left = (await faulty.inner.list("")).objects.map((object) => object.key);
+      assert.ok(left.length < keys.length, "at least the first key is deleted");
+      assert.deepEqual(left, keys.slice(keys.length - left.length), "what is left is a suffix");
+      leftCounts.add(left.length);
+    }
+    assert.ok(leftCounts.size > 2, `the prefix varies: ${[...leftCounts].join(", ")}`);
   });
 
   it("timeout hangs for timeoutMs, then throws without applying", async () => {

@@ -7,7 +7,8 @@
  * - `failBeforeApply`: throws; the inner store is not touched.
  * - `failAfterApply`: the operation runs on the inner store, then the call throws. This is the
  *   ambiguous case a real store produces when a response is lost: the write happened, but the
- *   caller saw an error.
+ *   caller saw an error. A batch delete applies a random prefix of its keys (S3's DeleteObjects
+ *   answers per key, so any subset may go).
  * - `timeout`: hangs for `timeoutMs`, then throws without applying (a request that never
  *   reached the store).
  * - `lateSuccess`: throws at once, then applies the operation after a delay: a request the
@@ -248,13 +249,18 @@ export function createFaultyObjectStore(
 
   /**
    * Runs one call under the current settings. `detach` makes an `apply` safe to run after the
-   * call returned (copying what the caller may reuse); `tear` makes a torn list page.
+   * call returned (copying what the caller may reuse); `tear` makes a torn list page; `partial`
+   * is what `failAfterApply` applies when that is less than the whole call.
    */
   async function run<T>(
     op: ObjectStoreOp,
     key: string,
     apply: () => Promise<T>,
-    variants: { detach?: () => () => Promise<T>; tear?: (result: T) => T } = {},
+    variants: {
+      detach?: () => () => Promise<T>;
+      tear?: (result: T) => T;
+      partial?: () => Promise<unknown>;
+    } = {},
   ): Promise<T> {
     const callIndex = calls[op]++;
     await waitWhileStalled();
@@ -268,7 +274,7 @@ export function createFaultyObjectStore(
       case "failBeforeApply":
         throw new InjectedFault(kind, op, key);
       case "failAfterApply":
-        await apply();
+        await (variants.partial ?? apply)();
         throw new InjectedFault(kind, op, key);
       case "timeout":
         await clock.sleep(current.timeoutMs ?? faultTimeoutMsDefault);
@@ -328,8 +334,13 @@ export function createFaultyObjectStore(
       });
     },
 
-    delete(key: string): Promise<void> {
-      return run("delete", key, () => inner.delete(key));
+    delete(keys: readonly string[]): Promise<void> {
+      // One decision per batch, keyed by its first key; a copy, since a late delete runs after
+      // the caller may have reused its array.
+      const batch = [...keys];
+      return run("delete", batch[0] ?? "", () => inner.delete(batch), {
+        partial: () => inner.delete(batch.slice(0, Math.ceil(random.float() * batch.length))),
+      });
     },
 
     async close(): Promise<void> {

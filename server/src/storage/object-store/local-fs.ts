@@ -38,7 +38,7 @@ import type { Dirent } from "node:fs";
 import { type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { assert } from "../../core/assert.js";
-import { objectListPageMax } from "../../core/limits.js";
+import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
 import { ObjectStoreError } from "./errors.js";
 import type {
   ByteRange,
@@ -176,15 +176,26 @@ export function createLocalFsObjectStore(options: LocalFsObjectStoreOptions): Ob
       return { objects: found.slice(0, limit), isTruncated: found.length > limit };
     },
 
-    async delete(key: string): Promise<void> {
-      const filePath = pathOf(key);
-      try {
-        await unlink(filePath);
-        // Without this a deleted object could reappear after a power loss.
-        await syncDir(path.dirname(filePath));
-      } catch (error) {
-        if (errorCode(error) === "ENOENT") return;
-        throw new ObjectStoreError(`local-fs delete failed. key=\`${key}\``, { cause: error });
+    async delete(keys: readonly string[]): Promise<void> {
+      assert(keys.length <= objectDeleteBatchMax, "too many keys in one delete");
+      const dirs = new Set<string>();
+      for (const key of keys) {
+        const filePath = pathOf(key);
+        try {
+          await unlink(filePath);
+          dirs.add(path.dirname(filePath));
+        } catch (error) {
+          if (errorCode(error) === "ENOENT") continue;
+          throw new ObjectStoreError(`local-fs delete failed. key=\`${key}\``, { cause: error });
+        }
+      }
+      // Without this a deleted object could reappear after a power loss; one fsync per directory.
+      for (const dir of dirs) {
+        try {
+          await syncDir(dir);
+        } catch (error) {
+          throw new ObjectStoreError(`local-fs delete failed. dir=\`${dir}\``, { cause: error });
+        }
       }
     },
 

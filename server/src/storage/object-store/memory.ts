@@ -10,7 +10,7 @@
  * failures.
  */
 import { assert } from "../../core/assert.js";
-import { objectListPageMax } from "../../core/limits.js";
+import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
 import type {
   ByteRange,
   ObjectInfo,
@@ -58,8 +58,9 @@ export function createMemoryObjectStore(): ObjectStore {
       return { objects: objectsPage, isTruncated: matches.length > limit };
     },
 
-    async delete(key: string): Promise<void> {
-      objects.delete(key);
+    async delete(keys: readonly string[]): Promise<void> {
+      assert(keys.length <= objectDeleteBatchMax, "too many keys in one delete");
+      for (const key of keys) objects.delete(key);
     },
 
     async close(): Promise<void> {},

@@ -44,8 +44,11 @@ export interface ObjectStore {
   putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists">;
   /** One page of keys starting with `prefix`. */
   list(prefix: string, options?: ObjectListOptions): Promise<ObjectListPage>;
-  /** Deletes the key; deleting a missing key succeeds. */
-  delete(key: string): Promise<void>;
+  /**
+   * Deletes the keys (at most `objectDeleteBatchMax`, in one request where the store has a batch
+   * call); deleting a missing key succeeds. A throw means any subset may have been deleted.
+   */
+  delete(keys: readonly string[]): Promise<void>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

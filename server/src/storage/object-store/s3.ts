@@ -19,6 +19,7 @@
  */
 import {
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -29,7 +30,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { assert } from "../../core/assert.js";
 import { type Clock, systemClock } from "../../core/clock.js";
-import { objectListPageMax } from "../../core/limits.js";
+import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
 import { ObjectStoreError } from "./errors.js";
 import type {
   ByteRange,
@@ -177,13 +178,41 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       return { objects, isTruncated: response.IsTruncated === true };
     },
 
-    async delete(key: string): Promise<void> {
+    async delete(keys: readonly string[]): Promise<void> {
+      assert(keys.length <= objectDeleteBatchMax, "too many keys in one delete");
+      if (keys.length === 0) return;
+      const [only] = keys;
+      if (keys.length === 1 && only !== undefined) {
+        try {
+          // S3 answers 204 for a missing key too, so there is no "not found" case to map.
+          await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: fullKey(only) }));
+        } catch (error) {
+          if (isNotFound(error)) return;
+          throw new ObjectStoreError(`s3 delete failed. key=\`${only}\``, { cause: error });
+        }
+        return;
+      }
+      let errors: readonly { Key?: string | undefined; Code?: string | undefined }[];
       try {
-        // S3 answers 204 for a missing key too, so there is no "not found" case to map.
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: fullKey(key) }));
+        // Quiet: the answer lists only the keys that failed (a missing key is not a failure).
+        const response = await client.send(
+          new DeleteObjectsCommand({
+            Bucket: bucket,
+            Delete: { Objects: keys.map((key) => ({ Key: fullKey(key) })), Quiet: true },
+          }),
+        );
+        errors = response.Errors ?? [];
       } catch (error) {
-        if (isNotFound(error)) return;
-        throw new ObjectStoreError(`s3 delete failed. key=\`${key}\``, { cause: error });
+        throw new ObjectStoreError(`s3 delete failed. keys=${keys.length} first=\`${only}\``, {
+          cause: error,
+        });
+      }
+      const failed = errors.filter((error) => error.Code !== "NoSuchKey");
+      if (failed.length > 0) {
+        const first = failed[0]!;
+        throw new ObjectStoreError(
+          `s3 delete failed for ${failed.length} of ${keys.length} keys. first=\`${first.Key}\` code=${first.Code}`,
+        );
       }
     },
 
