@@ -13,7 +13,7 @@ import type { Service } from "../service/service.js";
 import { restRouteAccess, rpcMethodAccess } from "./auth-routes.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createRoutes } from "./routes.js";
-import type { S2sFrameBudget } from "./s2s/frame-budget.js";
+import type { FrameBudget } from "./frame-budget.js";
 import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
@@ -25,7 +25,7 @@ function routesWithoutDeps() {
     tokenWatch: {} as TokenWatch,
     s2sFrameStallTimeoutMs: 0,
     sessionSlots: {} as SessionSlots,
-    s2sFrameBudget: {} as S2sFrameBudget,
+    frameBudget: {} as FrameBudget,
   });
 }
 

@@ -4,9 +4,9 @@
 // sharing a small budget, fed interleaved chunks as sessions on one connection would be.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ApiRequest } from "../http/request-context.js";
-import { encodeS2sFrame, type S2sFrame, S2sFrameDecoder } from "./frame.js";
-import { S2sFrameBudget } from "./frame-budget.js";
+import type { ApiRequest } from "./http/request-context.js";
+import { encodeS2sFrame, type S2sFrame, S2sFrameDecoder } from "./s2s/frame.js";
+import { FrameBudget } from "./frame-budget.js";
 
 /** A request on `connection` (an HTTP/1.1 socket stands in for any connection object). */
 function requestOn(connection: object): ApiRequest {
@@ -15,7 +15,7 @@ function requestOn(connection: object): ApiRequest {
 
 describe("S2S frame budget", () => {
   it("reserves within the server's and each connection's cap", () => {
-    const budget = new S2sFrameBudget(100, 60);
+    const budget = new FrameBudget(100, 60);
     const first = budget.accountFor(requestOn({}));
     const second = budget.accountFor(requestOn({}));
     assert.ok(first.tryReserve(60));
@@ -29,7 +29,7 @@ describe("S2S frame budget", () => {
   });
 
   it("grants waiters, in order among those that fit, as room frees; a cancelled one never", () => {
-    const budget = new S2sFrameBudget(100, 100);
+    const budget = new FrameBudget(100, 100);
     const holder = budget.accountFor(requestOn({}));
     assert.ok(holder.tryReserve(100));
     const granted: string[] = [];
@@ -55,7 +55,7 @@ describe("S2S frame decoders sharing a budget", () => {
 
   it("a frame waits after its header until room frees, then decodes intact", async () => {
     // Room for one frame's payload: two sessions on one connection take turns.
-    const budget = new S2sFrameBudget(payloadBytes, payloadBytes);
+    const budget = new FrameBudget(payloadBytes, payloadBytes);
     const connection = {};
     let roomCalls = 0;
     const first = new S2sFrameDecoder({
@@ -87,7 +87,7 @@ describe("S2S frame decoders sharing a budget", () => {
   });
 
   it("close releases a reservation and stops a wait", () => {
-    const budget = new S2sFrameBudget(payloadBytes, payloadBytes);
+    const budget = new FrameBudget(payloadBytes, payloadBytes);
     const decoders = [0, 1].map(
       () => new S2sFrameDecoder({ budget: budget.accountFor(requestOn({})), onRoom: () => {} }),
     );

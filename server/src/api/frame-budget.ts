@@ -1,6 +1,7 @@
 /**
- * The memory that S2S append sessions may hold in frames still arriving (issue 14: 1,000 sessions
- * each holding an almost complete 2 MiB frame cost 2 GiB, bounded only by clients × frame size).
+ * The memory that S2S append sessions and RPC streaming calls (`connect/envelope-budget.ts`) may
+ * hold in frames and messages still arriving (issue 14: 1,000 sessions each holding an almost
+ * complete 2 MiB frame cost 2 GiB, bounded only by clients × frame size).
  * A frame decoder reserves a frame's declared payload here once its header is in, before it keeps
  * a byte of the payload, and releases it when the frame is complete or dropped. A reservation
  * must fit both `s2sFrameBufferBytesMax` over the server and `s2sFrameBufferBytesPerConnectionMax`
@@ -18,11 +19,11 @@
  * Waiters are woken in arrival order among those that fit (a large frame may be passed by smaller
  * ones; its wait is bounded by the stall timeout).
  */
-import { assert } from "../../core/assert.js";
-import type { ApiRequest } from "../http/request-context.js";
+import { assert } from "../core/assert.js";
+import type { ApiRequest } from "./http/request-context.js";
 
 /** A session's view of the budget: reservations charged to its connection. */
-export interface S2sFrameBufferAccount {
+export interface FrameBufferAccount {
   /** Reserves `bytes` if both caps have room. */
   tryReserve(bytes: number): boolean;
   /**
@@ -40,7 +41,7 @@ interface Waiter {
   readonly onReserved: () => void;
 }
 
-export class S2sFrameBudget {
+export class FrameBudget {
   private reserved = 0;
   private readonly reservedByConnection = new Map<object, number>();
   /** In arrival order (a `Set` iterates in insertion order). */
@@ -53,18 +54,18 @@ export class S2sFrameBudget {
     assert(connectionBytesMax <= bytesMax, "a connection's share fits the server's budget");
   }
 
-  /** Bytes reserved now, over the server (`tributary_s2s_frame_buffer_bytes`). */
+  /** Bytes reserved now, over the server (`tributary_frame_buffer_bytes`). */
   get reservedBytes(): number {
     return this.reserved;
   }
 
-  /** Sessions waiting for room (`tributary_s2s_frame_buffer_waiting`). */
+  /** Sessions waiting for room (`tributary_frame_buffer_waiting`). */
   get waitingCount(): number {
     return this.waiters.size;
   }
 
   /** The account of a session received on `request`'s connection. */
-  accountFor(request: ApiRequest): S2sFrameBufferAccount {
+  accountFor(request: ApiRequest): FrameBufferAccount {
     // The HTTP/2 session is the connection of its streams; HTTP/1.1 has one request at a time.
     // (A stream whose session is already gone is its own connection.)
     const connection: object =

@@ -9,7 +9,7 @@ import type { ObservedAck } from "../service/append-session.js";
 import type { Service } from "../service/service.js";
 import type { StorageStats } from "../storage/storage.js";
 import { createProcessMetrics } from "./process-metrics.js";
-import type { S2sFrameBudget } from "./s2s/frame-budget.js";
+import type { FrameBudget } from "./frame-budget.js";
 
 /** Latency buckets in seconds (1 ms … 10 s). */
 const latencyBucketsSecs = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -128,7 +128,7 @@ function renderMaintenance(
 
 export function createApiMetrics(
   service: Service,
-  frameBudget: Pick<S2sFrameBudget, "reservedBytes" | "waitingCount">,
+  frameBudget: Pick<FrameBudget, "reservedBytes" | "waitingCount">,
 ): ApiMetrics {
   const requests = new Map<string, number>();
   const requestLatency = new Map<string, Histogram>();
@@ -304,13 +304,13 @@ export function createApiMetrics(
       for (const [kind, value] of Object.entries(sessions))
         lines.push(`tributary_sessions{kind="${kind}"} ${value}`);
       gauge(
-        "tributary_s2s_frame_buffer_bytes",
-        "Bytes reserved by S2S frames still arriving (bounded by s2sFrameBufferBytesMax).",
+        "tributary_frame_buffer_bytes",
+        "Bytes reserved by S2S frames and RPC messages still arriving (bounded by s2sFrameBufferBytesMax).",
         frameBudget.reservedBytes,
       );
       gauge(
-        "tributary_s2s_frame_buffer_waiting",
-        "S2S append sessions not reading until the frame buffer has room for their frame.",
+        "tributary_frame_buffer_waiting",
+        "S2S append sessions and RPC calls not reading until the frame buffer has room for their frame.",
         frameBudget.waitingCount,
       );
       processMetrics.render(lines, counter, gauge);

@@ -10,7 +10,7 @@ import { streamRoutes } from "./rest/streams.js";
 import { recordRoutes } from "./rest/records.js";
 import { metricsRoutes } from "./rest/metrics.js";
 import { locationRoutes } from "./rest/locations.js";
-import type { S2sFrameBudget } from "./s2s/frame-budget.js";
+import type { FrameBudget } from "./frame-budget.js";
 import type { SessionSlots } from "./session-slots.js";
 import type { TokenWatch } from "./token-watch.js";
 
@@ -25,7 +25,7 @@ export interface ApiDeps {
   /** How long an S2S append session waits for the rest of a frame (`s2sFrameStallTimeoutMs`). */
   readonly s2sFrameStallTimeoutMs: number;
   /** The bytes S2S append sessions may hold in frames still arriving (`s2sFrameBufferBytesMax`). */
-  readonly s2sFrameBudget: S2sFrameBudget;
+  readonly frameBudget: FrameBudget;
 }
 
 export function createRoutes(deps: ApiDeps): Route[] {

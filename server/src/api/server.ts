@@ -78,7 +78,7 @@ import type { ApiRequest, ApiResponse, RequestContext } from "./http/request-con
 import { sendJson } from "./http/request-context.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { renderError } from "./render-error.js";
-import { S2sFrameBudget } from "./s2s/frame-budget.js";
+import { FrameBudget } from "./frame-budget.js";
 import { matchRoute } from "./router.js";
 import { createRoutes } from "./routes.js";
 import { SessionSlots } from "./session-slots.js";
@@ -143,11 +143,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const frameBufferBytesMax = options.s2sFrameBufferBytesMax ?? s2sFrameBufferBytesMax;
   // Else a maximal frame could never be received (`--max-frame-buffer` has this bound).
   assert(frameBufferBytesMax >= s2sFrameBytesMax, "the frame buffer takes a maximal frame");
-  const s2sFrameBudget = new S2sFrameBudget(
+  const frameBudget = new FrameBudget(
     frameBufferBytesMax,
     Math.min(frameBufferBytesMax, s2sFrameBufferBytesPerConnectionMax),
   );
-  const metrics = createApiMetrics(options.service, s2sFrameBudget);
+  const metrics = createApiMetrics(options.service, frameBudget);
   const tokenWatch = new TokenWatch(
     options.service.accessTokens,
     options.sessionTokenCheckIntervalMs ?? sessionTokenCheckIntervalMs,
@@ -157,7 +157,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     metrics,
     tokenWatch,
     s2sFrameStallTimeoutMs: options.s2sFrameStallTimeoutMs ?? s2sFrameStallTimeoutMs,
-    s2sFrameBudget,
+    frameBudget,
     sessionSlots: new SessionSlots(options.sessionsMax ?? sessionsMax),
   };
   const routes = createRoutes(deps);

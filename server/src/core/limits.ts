@@ -234,8 +234,10 @@ export const s2sAppendDrainTimeoutMs = 5_000;
  */
 export const s2sFrameStallTimeoutMs = 30_000;
 /**
- * Bytes that S2S append sessions may hold, over the whole server, in frames still arriving
- * (`api/s2s/frame-budget.ts`): a decoder keeps a frame's payload only once its declared length is
+ * Bytes that S2S append sessions and RPC streaming calls may hold, over the whole server, in frames
+ * and messages still arriving (`api/frame-budget.ts`; an RPC message is gRPC's and Connect's
+ * length-prefixed envelope, `api/connect/envelope-budget.ts`, which also applies
+ * `s2sFrameStallTimeoutMs`): a decoder keeps a frame's payload only once its declared length is
  * reserved here, and a session without room stops reading until there is (flow control holds its
  * client back: an HTTP/2 stream window, TCP), for at most `s2sFrameStallTimeoutMs`, then fails
  * with 429 `rate_limited` (retryable, nothing applied). Issue 14: 1,000 sessions each holding an

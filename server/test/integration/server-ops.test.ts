@@ -208,7 +208,7 @@ describe("--max-frame-buffer", () => {
       const gauges = async (): Promise<string> => {
         const text = await (await fetch(`${capped.endpoint}/metrics`)).text();
         return ["bytes", "waiting"]
-          .map((name) => new RegExp(`tributary_s2s_frame_buffer_${name} (\\d+)`).exec(text)?.[1])
+          .map((name) => new RegExp(`tributary_frame_buffer_${name} (\\d+)`).exec(text)?.[1])
           .join(",");
       };
       // Two sessions, each sending the header of a maximal frame and 1 KiB of it.

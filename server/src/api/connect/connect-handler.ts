@@ -4,9 +4,19 @@
  * (HTTP/1.1 for Connect and gRPC-web, HTTP/2 for all three). Every error leaves through one
  * interceptor that renders it with `renderConnectError` (`render-error.ts`), unary and streaming
  * alike; an assertion failure is rethrown outside the call so that the process crashes, as on REST.
+ * The adapter is connect-node's `connectNodeAdapter` with one change: an enveloped request body
+ * (gRPC, gRPC-web, Connect streaming) is read under the server's frame budget
+ * (`envelope-budget.ts`), so messages still arriving are bounded over the server, not per call.
  */
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError, createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
 import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.js";
 import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
 import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
@@ -18,13 +28,17 @@ import { renderConnectError } from "../render-error.js";
 import type { ApiDeps } from "../routes.js";
 import { createAccountService } from "./account-service.js";
 import { createBasinService } from "./basin-service.js";
+import { envelopesWithinBudget, hasEnvelopedBody } from "./envelope-budget.js";
 import { createStreamService } from "./stream-service.js";
 
 /** The path prefix of every `tributary.v1` procedure (`/tributary.v1.StreamService/Append`). */
 export const connectPathPrefix = "/tributary.v1.";
 
-/** A Node request handler for HTTP/1.1 and HTTP/2 requests (connect-node does not export it). */
-export type ConnectHandler = ReturnType<typeof connectNodeAdapter>;
+/** A Node request handler for HTTP/1.1 and HTTP/2 requests. */
+export type ConnectHandler = (
+  request: IncomingMessage | Http2ServerRequest,
+  response: ServerResponse | Http2ServerResponse,
+) => void;
 
 /** Paths of every `tributary.v1` procedure, e.g. for bounded metric labels. */
 export const connectProcedurePaths: ReadonlySet<string> = new Set(
@@ -39,23 +53,48 @@ export const connectProcedurePaths: ReadonlySet<string> = new Set(
  * 401/403 is rendered like any error).
  */
 export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator): ConnectHandler {
-  return connectNodeAdapter({
-    routes: (router: ConnectRouter) => {
-      router.service(AccountService, createAccountService(deps));
-      router.service(BasinService, createBasinService(deps));
-      router.service(StreamService, createStreamService(deps));
-    },
+  const router = createConnectRouter({
     interceptors: [renderErrors, createAuthInterceptor(authenticate)],
     // Unknown fields in JSON are an error (a misspelt field must not be silently ignored);
     // unknown fields in binary messages are kept by protobuf rules.
     jsonOptions: { ignoreUnknownFields: false },
     // A message is at most a max batch plus framing: the REST body limit bounds it too.
     readMaxBytes: requestBodyBytesMax,
-    fallback: (_request, response) => {
+    acceptCompression: [compressionGzip, compressionBrotli],
+  });
+  router.service(AccountService, createAccountService(deps));
+  router.service(BasinService, createBasinService(deps));
+  router.service(StreamService, createStreamService(deps));
+  const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const envelopeBudget = {
+    stallTimeoutMs: deps.s2sFrameStallTimeoutMs,
+    messageBytesMax: requestBodyBytesMax,
+  };
+  return (request, response) => {
+    const handler = handlers.get(request.url?.split("?", 2)[0] ?? "");
+    if (handler === undefined) {
       response.writeHead(404, { "content-length": "0" });
       response.end();
-    },
-  });
+      return;
+    }
+    const universal = universalRequestFromNodeRequest(request, response, undefined, undefined);
+    // Without a parsed JSON body (never given here) the body is the request's byte stream.
+    const body = !hasEnvelopedBody(request.headers["content-type"])
+      ? universal.body
+      : envelopesWithinBudget(
+          universal.body as AsyncIterable<Uint8Array>,
+          deps.frameBudget.accountFor(request),
+          envelopeBudget,
+        );
+    handler({ ...universal, body })
+      .then((answer) => universalResponseToNodeResponse(answer, response))
+      .catch((reason: unknown) => {
+        // The client went away (connect-node's adapter is silent about it too); anything else
+        // has already been answered as well as it can be, and is only worth a log line.
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        console.error(`rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+      });
+  };
 }
 
 /** Renders every error of a call, thrown by the handler or by its response stream. */

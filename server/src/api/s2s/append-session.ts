@@ -32,7 +32,7 @@
  * session's access token is revoked or expires (`TokenWatch`), the session stops taking input as
  * if it were malformed: the acks of inputs already submitted, then a terminal 401 `authn`; if
  * these have not reached the client after `s2sAppendDrainTimeoutMs` (it does not read), the
- * exchange is reset. A frame that waits for room in the server's frame budget (`S2sFrameBudget`)
+ * exchange is reset. A frame that waits for room in the server's frame budget (`FrameBudget`)
  * keeps the session from reading; waiting longer than the stall timeout fails it with 429
  * `rate_limited`.
  */
@@ -107,7 +107,7 @@ export async function handleS2sAppendSession(
 type SessionState = "open" | "ending" | "closed";
 
 class S2sAppendSession {
-  /** Frames still arriving hold room in the server's budget (`S2sFrameBudget`). */
+  /** Frames still arriving hold room in the server's budget (`FrameBudget`). */
   private readonly decoder: S2sFrameDecoder;
   /** The append pipeline: submitted inputs until their ack is written. */
   private readonly pipeline: AppendSession;
@@ -148,7 +148,7 @@ class S2sAppendSession {
     },
   ) {
     this.decoder = new S2sFrameDecoder({
-      budget: deps.s2sFrameBudget.accountFor(request),
+      budget: deps.frameBudget.accountFor(request),
       onRoom: () => this.onData(Buffer.alloc(0)),
     });
     const { basin, stream, encryptionKey, producer } = target;

@@ -19,7 +19,7 @@ import {
   s2sPayloadInitialBytesMax,
 } from "../../core/limits.js";
 import type { ApiResponse } from "../http/request-context.js";
-import type { S2sFrameBufferAccount } from "./frame-budget.js";
+import type { FrameBufferAccount } from "../frame-budget.js";
 import { renderErrorTerminalPayload } from "../render-error.js";
 import {
   DecompressionError,
@@ -82,7 +82,7 @@ const terminalStatusBytes = 2;
 assert(s2sFrameBytesMax < 1 << 24, "the length of a maximal frame fits the 3-byte prefix");
 
 /** No budget: a client's decoder of server frames, and tests. */
-const unlimitedBudget: S2sFrameBufferAccount = {
+const unlimitedBudget: FrameBufferAccount = {
   tryReserve: () => true,
   waitToReserve: () => () => {},
   release: () => {},
@@ -271,7 +271,7 @@ export class S2sFrameDecoder {
 
   constructor(
     private readonly options: {
-      readonly budget: S2sFrameBufferAccount;
+      readonly budget: FrameBufferAccount;
       /** The reservation waited for is granted: push again. */
       readonly onRoom: () => void;
     } = { budget: unlimitedBudget, onRoom: () => {} },
