@@ -800,13 +800,23 @@ async function runAppends(
   store: AppendStore,
   maintenance: boolean,
   bodies: readonly Uint8Array[],
-  seconds: number,
+  seconds: { readonly throughput: number; readonly latency: number },
 ): Promise<AppendRun> {
-  const tp = await appendPhase(store, maintenance, throughputLoad(bodies, seconds), seconds);
-  const lat = await appendPhase(store, maintenance, latencyLoad(bodies, seconds), seconds);
+  const tp = await appendPhase(
+    store,
+    maintenance,
+    throughputLoad(bodies, seconds.throughput),
+    seconds.throughput,
+  );
+  const lat = await appendPhase(
+    store,
+    maintenance,
+    latencyLoad(bodies, seconds.latency),
+    seconds.latency,
+  );
   return {
     label: `${store}, maintenance ${maintenance ? "on" : "off"}`,
-    throughputMiBps: (tp.records * recordBytes) / mib / seconds,
+    throughputMiBps: (tp.records * recordBytes) / mib / seconds.throughput,
     throughputP50: percentile(tp.latencies, 50),
     throughputP99: percentile(tp.latencies, 99),
     latencyP50: percentile(lat.latencies, 50),
@@ -861,7 +871,12 @@ async function main(): Promise<void> {
   const parts = (process.env.BOTTOMLESS_BENCH_PARTS ?? "history,appends").split(",");
   const sizes = parts.includes("history") ? envList("BOTTOMLESS_BENCH_GIB", "1") : [];
   const readGiBMax = envNumber("BOTTOMLESS_BENCH_READ_GIB", 4);
-  const appendSeconds = envNumber("BOTTOMLESS_BENCH_APPEND_SECONDS", 10);
+  const appendSeconds = {
+    throughput: envNumber("BOTTOMLESS_BENCH_APPEND_SECONDS", 10),
+    // Long enough for compaction to reach its steady state at 10 MiB/s over 100 streams: each
+    // stream's WAL rows reach compactionStreamBytesMin (1 MiB) every ~10 s.
+    latency: envNumber("BOTTOMLESS_BENCH_LATENCY_SECONDS", 40),
+  };
   const appendRounds = envNumber("BOTTOMLESS_BENCH_APPEND_ROUNDS", 2);
   console.log(
     "Tributary bottomless benchmark (engine alone: the Service in-process, no HTTP; moto S3; " +
@@ -1044,7 +1059,8 @@ async function main(): Promise<void> {
     `\n== Appends with maintenance off vs on (a fresh node and bucket for each run, ` +
       `checkpointWalBytes 16 MiB, ` +
       `100 streams; throughput: 32 appends of 16 × 8 KiB in flight; latency: ` +
-      `${latencyRecordsPerSec} records/s, one per append; ${appendSeconds} s each after 2 s warm-up; ` +
+      `${latencyRecordsPerSec} records/s, one per append; ${appendSeconds.throughput} s and ` +
+      `${appendSeconds.latency} s after 2 s warm-up; ` +
       `${appendRounds} rounds, off and on alternating, on moto and on a memory store answering in ` +
       `${s3LatencyMs.min}–${s3LatencyMs.max} ms; the verdicts compare the means) ==`,
   );

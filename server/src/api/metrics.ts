@@ -97,6 +97,11 @@ function renderMaintenance(
     "WAL bytes waiting for compaction (past half the cache bound, compaction stops yielding to appends).",
     stats.compactionWalBacklogBytes,
   );
+  gauge(
+    "tributary_compaction_streams_waiting",
+    "Streams whose WAL rows the last job left for a later one (under 1 MiB and younger than the lag).",
+    stats.compactionStreamsWaiting,
+  );
   counter(
     "tributary_compaction_stream_errors_total",
     "Streams whose compaction failed in a job (skipped; the job still checkpoints).",

@@ -87,6 +87,22 @@ export const compactionBytesPerSecondWhileAppending = 16 << 20;
  */
 export const compactionBacklogShareOfCache = 0.5;
 
+/**
+ * A stream's WAL rows wait for a later job until they hold this many bytes (bottomless.md "Which
+ * streams a job takes"): chunk PUTs then follow the bytes appended, not streams × jobs, and a
+ * busy stream's first chunks are an eighth of `chunkBytesTarget`, merged at most 3 times.
+ */
+export const compactionStreamBytesMin = 1 << 20;
+
+/**
+ * ...or until the oldest of them is older than this: how long a slow stream's records stay in
+ * WAL objects, and so how much WAL the bucket holds besides the chunks (append rate × this).
+ */
+export const compactionLagMaxMs = 5 * 60_000;
+
+/** Job marks kept at most (one per job; a job per second at the most, pruned past the lag). */
+const jobMarksMax = 1_024;
+
 /** Appends count as arriving for this long after the last WAL bytes were applied. */
 const appendQuietMs = 1_000;
 
@@ -117,10 +133,12 @@ export interface CompactionStats {
   chunkBytesWritten: number;
   /** Record bytes (entry payloads) read from WAL rows and rewritten into chunks. */
   bytesCompacted: number;
+  /** Streams whose WAL rows the last job left for a later one (small and young). */
+  streamsWaiting: number;
 }
 
 /** One index row of a stream as the plan reads it. */
-interface PlanRow {
+export interface PlanRow {
   readonly key: Uint8Array;
   readonly firstSeqNum: SeqNum;
   readonly location: SegmentEntryLocation;
@@ -138,6 +156,8 @@ export interface CompactionHost {
   onCommitChain<T>(task: () => Promise<T>): Promise<T>;
   /** False once the writer is fenced or closing: compaction stops between streams. */
   isReady(): boolean;
+  /** The WAL id the next segment will take: every row in the index points below it. */
+  nextWalId(): number;
   /** WAL bytes this writer has made durable so far (compaction rests while this moves). */
   walBytesApplied(): number;
 }
@@ -148,6 +168,7 @@ export class Compactor {
     chunksWritten: 0,
     chunkBytesWritten: 0,
     bytesCompacted: 0,
+    streamsWaiting: 0,
   };
   /** Where the trim-rewrite pass resumes: streams take turns across jobs. */
   private trimRewriteCursor = 0;
@@ -163,8 +184,20 @@ export class Compactor {
   private walBytesMovedAtMs = Number.NEGATIVE_INFINITY;
   /** When the pace lets the next chunk upload start (monotonic ms; a token bucket of depth 0). */
   private nextUploadAtMs = Number.NEGATIVE_INFINITY;
+  /**
+   * `nextWalId()` at the start of each job with its time (monotonic ms), oldest first: a row whose
+   * WAL id is below a mark's was written before that mark's time. The first mark stands for
+   * everything written before this writer started, taken as old.
+   */
+  private readonly jobMarks: { readonly walId: number; readonly atMs: number }[];
 
-  constructor(private readonly host: CompactionHost) {}
+  constructor(
+    private readonly host: CompactionHost,
+    /** `compactionLagMaxMs` unless a test shortens it. */
+    private readonly lagMaxMs = compactionLagMaxMs,
+  ) {
+    this.jobMarks = [{ walId: host.nextWalId(), atMs: Number.NEGATIVE_INFINITY }];
+  }
 
   /** Every chunk id below this has been allocated (the checkpoint's `chunkIdBound`). */
   get chunkIdBound(): number {
@@ -176,12 +209,21 @@ export class Compactor {
    * straddling chunks, streams taking turns. A stream that fails is counted and skipped: one bad
    * stream must not stop checkpoints. Returns the record bytes it moved.
    */
-  async compact(): Promise<number> {
+  async compact(options: { readonly allStreams?: boolean } = {}): Promise<number> {
+    const oldBelowWalId = this.markJob();
     this.walBytesAtScan = this.host.walBytesApplied();
-    const walTails = await this.walTails();
+    const scanned = await this.walTails();
     this.walBacklogAtScan = 0;
-    for (const rows of walTails.values()) this.walBacklogAtScan += walBytesOf(rows);
+    for (const rows of scanned.values()) this.walBacklogAtScan += walBytesOf(rows);
     this.walBytesMovedSinceScan = 0;
+    const backlogShareBytes = this.host.cache.stats.fileBytesMax * compactionBacklogShareOfCache;
+    const isBehind = this.walBacklogAtScan > backlogShareBytes;
+    const bytesMin = streamBytesMin(backlogShareBytes, scanned.size);
+    const walTails =
+      options.allStreams === true || isBehind
+        ? scanned
+        : new Map([...scanned].filter(([, rows]) => isDue(rows, { bytesMin, oldBelowWalId })));
+    this.stats.streamsWaiting = scanned.size - walTails.size;
     let walBudget = compactionBytesPerJobMax;
     const deadlineMs = this.host.clock.monotonicMs() + compactionMsPerJobMax;
     // Streams are compacted side by side: each is a few object-store round trips (reads, one
@@ -218,6 +260,26 @@ export class Compactor {
       );
     }
     return compactionBytesPerJobMax - walBudget + (trimRewriteBytesPerJobMax - trimBudget);
+  }
+
+  /**
+   * Notes this job's mark and drops marks no longer needed; returns the WAL id below which rows
+   * are older than `compactionLagMaxMs` (that of the newest mark at least that old).
+   */
+  private markJob(): number {
+    const nowMs = this.host.clock.monotonicMs();
+    this.jobMarks.push({ walId: this.host.nextWalId(), atMs: nowMs });
+    const horizonMs = nowMs - this.lagMaxMs;
+    // Marks before the newest one past the horizon say nothing more.
+    while (this.jobMarks.length > 1 && this.jobMarks[1]!.atMs <= horizonMs) this.jobMarks.shift();
+    // Coarser: a row may then wait a little past the lag, never less.
+    if (this.jobMarks.length > jobMarksMax) this.jobMarks.splice(1, 1);
+    const oldest = this.jobMarks[0]!;
+    assert(
+      this.jobMarks.every((mark, i) => i === 0 || mark.walId >= this.jobMarks[i - 1]!.walId),
+      "job marks follow the WAL",
+    );
+    return oldest.atMs <= horizonMs ? oldest.walId : Number.NEGATIVE_INFINITY;
   }
 
   /** Plans and rewrites one stream; an error other than an assertion is counted, not thrown. */
@@ -632,6 +694,30 @@ export function compactionBytesPerSecond(options: {
   return options.isAppending && !isBehind
     ? compactionBytesPerSecondWhileAppending
     : compactionBytesPerSecondMax;
+}
+
+/**
+ * The WAL bytes a stream's rows wait for: `compactionStreamBytesMin`, less when many streams wait,
+ * so that rows waiting for it never fill the backlog's share of the cache by themselves.
+ */
+export function streamBytesMin(backlogShareBytes: number, streamsWithWal: number): number {
+  return Math.min(
+    compactionStreamBytesMin,
+    Math.floor(backlogShareBytes / (2 * Math.max(1, streamsWithWal))),
+  );
+}
+
+/**
+ * Whether a stream's WAL tail is compacted now: it holds `bytesMin` of WAL rows, or its oldest
+ * WAL row was written before the lag's horizon (its WAL id is below `oldBelowWalId`).
+ */
+export function isDue(
+  rows: readonly PlanRow[],
+  options: { readonly bytesMin: number; readonly oldBelowWalId: number },
+): boolean {
+  if (walBytesOf(rows) >= options.bytesMin) return true;
+  const oldest = rows.find((row) => row.location.source === "wal");
+  return oldest !== undefined && oldest.location.objectId < options.oldBelowWalId;
 }
 
 /** Consecutive rows pointing into one object (all WAL rows count as one group). */

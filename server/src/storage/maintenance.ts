@@ -22,7 +22,7 @@ import { assert } from "../core/assert.js";
 import { failpoint } from "../core/failpoints.js";
 import { readMarker } from "./cache/cache-marker.js";
 import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
-import { type CompactionHost, Compactor } from "./compaction.js";
+import { type CompactionHost, Compactor, compactionLagMaxMs } from "./compaction.js";
 import { GarbageCollector } from "./gc.js";
 import { commitCheckpointManifest, type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { checkpointKey } from "./object-keys.js";
@@ -37,6 +37,7 @@ export interface MaintenanceOptions {
   readonly checkpointWalBytes?: number | undefined;
   readonly checkpointIntervalMs?: number | undefined;
   readonly gcGraceMs: number;
+  readonly compactionLagMaxMs?: number | undefined;
 }
 
 export interface MaintenanceHost extends CompactionHost {
@@ -82,7 +83,7 @@ export class Maintenance {
     private readonly host: MaintenanceHost,
     private readonly options: MaintenanceOptions,
   ) {
-    this.compactor = new Compactor(host);
+    this.compactor = new Compactor(host, options.compactionLagMaxMs ?? compactionLagMaxMs);
     this.gc = new GarbageCollector({
       store: host.store,
       clock: host.clock,
@@ -110,10 +111,14 @@ export class Maintenance {
     await this.running;
   }
 
-  /** Runs one job now (tests, benches), or waits for the one running; rethrows its failure. */
-  async runNow(): Promise<void> {
+  /**
+   * Runs one job now (tests, benches), or waits for the one running; rethrows its failure. It
+   * compacts every stream with WAL rows, however few, unless `allStreams` is false (a timer's job
+   * lets small ones wait).
+   */
+  async runNow(options: { readonly allStreams?: boolean } = {}): Promise<void> {
     while (this.running !== undefined) await this.running.catch(() => {});
-    const job = this.job();
+    const job = this.job({ allStreams: options.allStreams ?? true });
     // Marked as running, so the timer never starts a second job beside it.
     this.running = job
       .then(
@@ -173,10 +178,10 @@ export class Maintenance {
   }
 
   /** Compact, snapshot, upload, commit, collect. */
-  private async job(): Promise<void> {
+  private async job(options: { readonly allStreams?: boolean } = {}): Promise<void> {
     if (!this.host.isReady()) return;
     this.stats.jobs += 1;
-    const compactedBytes = await this.compactor.compact();
+    const compactedBytes = await this.compactor.compact(options);
     if (!this.host.isReady()) return;
     const { host } = this;
     // The view is taken on the commit chain (between two segment commits) and read after it:

@@ -83,6 +83,8 @@ export interface BottomlessOptions {
   readonly checkpointIntervalMs?: number | undefined;
   /** How long garbage outlives the checkpoint that made it so (`--gc-grace-ms`). */
   readonly gcGraceMs?: number | undefined;
+  /** How long a stream's small WAL backlog may wait for compaction; `compactionLagMaxMs` by default. */
+  readonly compactionLagMaxMs?: number | undefined;
   /** How often a degraded cache probes its disk (`cacheDiskProbeIntervalMs` by default). */
   readonly cacheDiskProbeIntervalMs?: number | undefined;
 }
@@ -155,6 +157,7 @@ export interface MaintenanceStatsView {
   readonly chunkBytesWritten: number;
   readonly bytesCompacted: number;
   readonly compactionWalBacklogBytes: number;
+  readonly compactionStreamsWaiting: number;
   readonly compactionStreamErrors: number;
   readonly gcPasses: number;
   readonly gcObjectsDeleted: number;
@@ -330,6 +333,7 @@ export class Storage {
         },
         walBytesApplied: () => this.walBytesApplied,
         walBytesCommitted: () => this.walBytesCommitted,
+        nextWalId: () => this.flusher.nextSegmentId,
         isReady: () => this.healthState === "ready",
         onFencedByManifest: (why) => this.flusher.fence(why),
       },
@@ -337,6 +341,7 @@ export class Storage {
         checkpointWalBytes: this.options.checkpointWalBytes,
         checkpointIntervalMs: this.options.checkpointIntervalMs,
         gcGraceMs: this.options.gcGraceMs ?? gcGraceMsDefault,
+        compactionLagMaxMs: this.options.compactionLagMaxMs,
       },
     );
     this.maintenance.start();
@@ -345,10 +350,11 @@ export class Storage {
   /**
    * Runs one compaction + checkpoint + GC job over everything durable so far (its cache commits
    * first), for tests and benches; rejects if it fails. Resolves at once when maintenance is off.
+   * It compacts every stream unless `allStreams` is false: then it chooses as a timer's job does.
    */
-  async runMaintenanceNow(): Promise<void> {
+  async runMaintenanceNow(options: { readonly allStreams?: boolean } = {}): Promise<void> {
     await this.commitChain;
-    await this.maintenance?.runNow();
+    await this.maintenance?.runNow(options);
   }
 
   /** Runs one GC pass now if a checkpoint is past its grace period; true if it ran. */
@@ -424,6 +430,7 @@ export class Storage {
       chunkBytesWritten: job.compactor.stats.chunkBytesWritten,
       bytesCompacted: job.compactor.stats.bytesCompacted,
       compactionWalBacklogBytes: job.compactor.walBacklogBytes(),
+      compactionStreamsWaiting: job.compactor.stats.streamsWaiting,
       compactionStreamErrors: job.compactor.stats.streamErrors,
       gcPasses: job.gc.stats.passes,
       gcObjectsDeleted: job.gc.stats.objectsDeleted,

@@ -345,3 +345,55 @@ describe("bottomless storage: retention", () => {
     });
   });
 });
+
+describe("which streams a timer's job compacts", () => {
+  it("a stream's WAL rows wait until they hold compactionStreamBytesMin or are older than the lag", async () => {
+    // Chunk PUTs follow bytes, not streams × jobs (bottomless.md "Which streams a job takes"):
+    // a job leaves a small stream's rows in the WAL, compacts a stream with 1 MiB of them, and
+    // takes the small one once its rows are older than the lag; a job on demand takes every
+    // stream. Every record reads back throughout.
+    const lagMaxMs = 400;
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const node = await openNode(store, dir, { compactionLagMaxMs: lagMaxMs });
+      try {
+        await ensureTestBasin(node.service);
+        // `bodyOf` records are ~210 bytes: 5,500 of them are over 1 MiB of WAL rows.
+        const big = await appendHistory(node.service, ["big"], { batches: 11, perBatch: 500 });
+        const small = await appendHistory(node.service, ["small"], { batches: 1, perBatch: 5 });
+        const chunkKeysHolding = async (needle: string): Promise<string[]> =>
+          (await objectsContaining(store, needle)).filter((key) => key.startsWith("chunks/"));
+
+        await node.service.storage.runMaintenanceNow({ allStreams: false });
+        assert.ok((await chunkKeysHolding(bodyOf("big", 0))).length > 0, "big is compacted");
+        assert.deepEqual(await chunkKeysHolding(bodyOf("small", 0)), [], "small waits");
+
+        // Still younger than the lag: a second job at once leaves it too.
+        await node.service.storage.runMaintenanceNow({ allStreams: false });
+        assert.deepEqual(await chunkKeysHolding(bodyOf("small", 0)), [], "small still waits");
+
+        await new Promise((resolve) => setTimeout(resolve, lagMaxMs + 100));
+        await appendText(node.service, "small", [bodyOf("small", 5)]);
+        await node.service.storage.runMaintenanceNow({ allStreams: false });
+        assert.ok((await chunkKeysHolding(bodyOf("small", 0))).length > 0, "small, once old");
+        // A stream's WAL rows move together: the young record went with the old ones.
+        assert.ok((await chunkKeysHolding(bodyOf("small", 5))).length > 0, "with its stream");
+
+        // A new young record alone waits for a later job; a job on demand takes it.
+        await appendText(node.service, "small", [bodyOf("small", 6)]);
+        await node.service.storage.runMaintenanceNow({ allStreams: false });
+        assert.deepEqual(await chunkKeysHolding(bodyOf("small", 6)), [], "the young one waits");
+        await node.service.storage.runMaintenanceNow();
+        assert.ok((await chunkKeysHolding(bodyOf("small", 6))).length > 0, "on demand: all");
+        assert.deepEqual(textsOf(await readAll(node.service, "big")), big.get("big"));
+        assert.deepEqual(textsOf(await readAll(node.service, "small")), [
+          ...small.get("small")!,
+          bodyOf("small", 5),
+          bodyOf("small", 6),
+        ]);
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
