@@ -117,7 +117,10 @@ export function tokensPage(): HTMLElement {
     "Use it in this console",
   );
   useSecret.addEventListener("click", () => {
-    storeToken(secret.textContent ?? "");
+    const token = secret.textContent ?? "";
+    storeToken(token);
+    const headerField = document.getElementById("token");
+    if (headerField instanceof HTMLInputElement) headerField.value = token;
     result.show("the console now sends this token");
   });
 
