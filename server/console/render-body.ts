@@ -20,16 +20,6 @@ export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(" ");
 }
 
-/** Parses hex pairs (spaces allowed) into bytes; undefined when `text` is not hex. */
-export function fromHex(text: string): Uint8Array | undefined {
-  const digits = text.replace(/\s+/g, "");
-  if (digits.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(digits)) return undefined;
-  const bytes = new Uint8Array(digits.length / 2);
-  for (let i = 0; i < bytes.length; i++)
-    bytes[i] = Number.parseInt(digits.slice(2 * i, 2 * i + 2), 16);
-  return bytes;
-}
-
 /** Renders `bytes` as text, pretty JSON or hex (see the module comment). */
 export function renderBody(bytes: Uint8Array): RenderedBody {
   const isCut = bytes.length > bodyBytesShownMax;

@@ -3,8 +3,6 @@
  * form, an append form (body as text or hex, headers as `name: value` lines), the live tail, the
  * storage chart of the last hour, and delete.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { HeaderSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import { formatMillis, messageOf, streams, basins } from "../api.js";
 import {
   definitionList,
@@ -14,28 +12,13 @@ import {
   streamConfigPaths,
 } from "../config-form.js";
 import { field, h, notify, outcome, select } from "../dom.js";
-import { fromHex } from "../render-body.js";
+import { fromHex, parseHeaders } from "../append-input.js";
 import { liveTail } from "../tail.js";
 import { basinHash } from "./basins.js";
 import { deleteStreamConfirmed } from "./basin.js";
 import { rangeNamed, streamCharts } from "./metrics.js";
 
 const encoder = new TextEncoder();
-
-/** Parses `name: value` lines (blank lines skipped) into record headers. */
-export function parseHeaders(text: string): MessageInitShape<typeof HeaderSchema>[] {
-  const headers: MessageInitShape<typeof HeaderSchema>[] = [];
-  for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new Error(`header line without "name:": ${line}`);
-    headers.push({
-      name: encoder.encode(line.slice(0, colon).trim()),
-      value: encoder.encode(line.slice(colon + 1).trim()),
-    });
-  }
-  return headers;
-}
 
 function tailSection(basin: string, stream: string): HTMLElement {
   const text = h("span", { id: "stream-tail" }, "loading…");
