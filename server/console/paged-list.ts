@@ -75,7 +75,8 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
     }
     if (mine !== generation) return; // A newer fetch (typing in the filter) replaced this one.
     status.show("");
-    lastKey = page.items.length > 0 ? options.keyOf(page.items[page.items.length - 1] as T) : "";
+    const last = page.items.at(-1);
+    lastKey = last === undefined ? "" : options.keyOf(last);
     hasMore = page.hasMore && page.items.length > 0;
     const first = (cursors.length - 1) * pageSize + 1;
     pageLabel.textContent =

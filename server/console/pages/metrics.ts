@@ -15,7 +15,7 @@ import {
 } from "@tributary/protocol/gen/tributary/v1/metrics_pb.js";
 import { account, basins, messageOf, streams } from "../api.js";
 import { metricsChart } from "../charts.js";
-import { field, h, select } from "../dom.js";
+import { field, formValue, h, select } from "../dom.js";
 
 /** The ranges offered, in seconds; the API allows at most 30 days. */
 export const metricRanges: readonly (readonly [string, number])[] = [
@@ -197,18 +197,19 @@ export function metricsPage(params: URLSearchParams): HTMLElement {
         rangeName,
       ),
     ),
-    h("button", { type: "submit" }, "Show"),
+    h("button", { id: "metrics-show", type: "submit" }, "Show"),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = new URLSearchParams();
     for (const name of ["basin", "stream", "range"]) {
-      const value = (
-        form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement
-      ).value.trim();
+      const value = formValue(form, name).trim();
       if (value !== "") query.set(name, value);
     }
-    window.location.hash = `#/metrics?${query}`;
+    const target = `#/metrics?${query}`;
+    // The same hash fires no hashchange: "Show" then redraws the charts with the range ending now.
+    if (window.location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else window.location.hash = target;
   });
 
   const page = h(

@@ -152,6 +152,22 @@ function appendSection(basin: string, stream: string): HTMLElement {
   return h("section", { id: "append" }, h("h3", {}, "Append"), form);
 }
 
+function storageSection(basin: string, stream: string): HTMLElement {
+  let charts = streamCharts(basin, stream, rangeNamed("1h"));
+  const refresh = h("button", { id: "storage-refresh", type: "button" }, "Refresh");
+  refresh.addEventListener("click", () => {
+    const redrawn = streamCharts(basin, stream, rangeNamed("1h"));
+    charts.replaceWith(redrawn);
+    charts = redrawn;
+  });
+  return h(
+    "section",
+    { id: "stream-storage" },
+    h("h3", { class: "toolbar" }, "Storage, last hour", refresh),
+    charts,
+  );
+}
+
 /** A rendered page and what to do when leaving it. */
 export interface StreamPage {
   readonly element: HTMLElement;
@@ -196,12 +212,7 @@ export function streamPage(basin: string, stream: string): StreamPage {
     configSection(basin, stream),
     appendSection(basin, stream),
     tail.element,
-    h(
-      "section",
-      {},
-      h("h3", {}, "Storage, last hour"),
-      streamCharts(basin, stream, rangeNamed("1h")),
-    ),
+    storageSection(basin, stream),
   );
   return { element, leave: tail.stop };
 }

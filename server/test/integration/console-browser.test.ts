@@ -192,7 +192,9 @@ describe("web console", { timeout: 180_000 }, () => {
       retention_policy?: { age?: number };
     };
     assert.equal(config.retention_policy?.age, 3600);
-    await page().locator("#chart-stream-storage canvas").first().waitFor();
+    // The storage chart was drawn before the appends; redrawn, it shows the stored bytes.
+    await page().click("#storage-refresh");
+    await page().locator('#chart-stream-storage:not([data-total="0"]) canvas').first().waitFor();
     await saveScreenshot(page(), "3-stream");
     await page().click("#tail-stop");
     assert.equal(await page().textContent("#tail-state"), "stopped");
@@ -230,6 +232,10 @@ describe("web console", { timeout: 180_000 }, () => {
     assert.ok(Number(await page().locator("#chart-stream-storage").getAttribute("data-total")) > 0);
     assert.match((await page().textContent("#active-basins")) ?? "", new RegExp(basin));
     await saveScreenshot(page(), "4-metrics");
+    // "Show" on the same query redraws (the hash does not change, so the page re-routes itself).
+    await page().evaluate('document.getElementById("chart-append-throughput").dataset.old = "yes"');
+    await page().click("#metrics-show");
+    await page().locator("#chart-append-throughput:not([data-old]) canvas").first().waitFor();
   });
 
   it("issues, lists and revokes an access token", async (t) => {
