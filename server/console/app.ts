@@ -23,6 +23,15 @@ const main = element<HTMLElement>("main");
 const tokenForm = element<HTMLFormElement>("token-form");
 const tokenInput = element<HTMLInputElement>("token");
 
+/** A path segment of the hash; a malformed escape is kept as typed rather than thrown. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 /** What to do when the current page is left (stop its live tail). */
 let leaveCurrent: () => void = () => {};
 
@@ -37,7 +46,7 @@ function route(): void {
   const parts = path
     .split("/")
     .filter((part) => part !== "")
-    .map(decodeURIComponent);
+    .map(decodePart);
   let page: HTMLElement;
   let section = "basins";
   if (parts[0] === "tokens") {

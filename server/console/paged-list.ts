@@ -50,6 +50,7 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
     id: `${id}-filter`,
     type: "search",
     placeholder: options.filterLabel,
+    "aria-label": options.filterLabel,
     autocomplete: "off",
   });
   const tableHolder = h(
