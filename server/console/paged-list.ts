@@ -19,7 +19,10 @@ export interface ListPage<T> {
 }
 
 export interface PagedListOptions<T> {
-  /** Prefix of the element ids: `${id}-filter`, `${id}-table`, `${id}-next`, `${id}-prev`, `${id}-position`. */
+  /**
+   * Prefix of the element ids: `${id}-filter`, `${id}-table`, `${id}-next`, `${id}-prev` (and
+   * their `-below` twins under the table), `${id}-position`, `${id}-status`.
+   */
   readonly id: string;
   readonly headings: readonly string[];
   /** What the filter field says it filters. */
@@ -60,6 +63,19 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
   );
   const previous = h("button", { id: `${id}-prev`, type: "button", disabled: true }, "← Previous");
   const next = h("button", { id: `${id}-next`, type: "button", disabled: true }, "Next →");
+  // The same two buttons under the table, so that a long page need not be scrolled back up.
+  const previousBelow = h(
+    "button",
+    { id: `${id}-prev-below`, type: "button", onclick: () => previous.click() },
+    "← Previous",
+  );
+  const nextBelow = h(
+    "button",
+    { id: `${id}-next-below`, type: "button", onclick: () => next.click() },
+    "Next →",
+  );
+  const toolbarBelow = h("div", { class: "toolbar" }, previousBelow, nextBelow);
+
   const pageLabel = h("span", { id: `${id}-position`, class: "page-label" });
   const status = outcome(`${id}-status`);
 
@@ -94,6 +110,9 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
     );
     previous.disabled = cursors.length <= 1;
     next.disabled = !hasMore;
+    previousBelow.disabled = previous.disabled;
+    nextBelow.disabled = next.disabled;
+    toolbarBelow.hidden = previous.disabled && next.disabled;
   }
 
   let debounce: ReturnType<typeof setTimeout> | undefined;
@@ -108,6 +127,7 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
   next.addEventListener("click", () => {
     if (!hasMore) return;
     cursors.push(lastKey);
+    hasMore = false; // Until the page arrives: a second click must not skip a page.
     void load();
   });
   previous.addEventListener("click", () => {
@@ -122,6 +142,7 @@ export function pagedList<T>(options: PagedListOptions<T>): PagedList {
     h("div", { class: "toolbar" }, filter, previous, next, pageLabel),
     status.element,
     tableHolder,
+    toolbarBelow,
   );
   return { element, reload: load };
 }

@@ -99,6 +99,8 @@ describe("web console at 10,000 streams", { timeout: 240_000 }, () => {
       await shows(() => page.click("#streams-next"), "page 3: 201–300 (more)");
       await shows(() => page.click("#streams-prev"), "page 2: 101–200 (more)");
       assert.equal((await names())[0], streamName(pageSize));
+      await shows(() => page.click("#streams-next-below"), "page 3: 201–300 (more)");
+      await shows(() => page.click("#streams-prev-below"), "page 2: 101–200 (more)");
 
       // A filter starts again from its first page.
       await shows(() => page.fill("#streams-filter", "stream-0999"), "page 1: 1–10");
