@@ -51,7 +51,7 @@ export interface ChartOptions {
   readonly interval: TimeseriesInterval;
 }
 
-/** Builds a chart of `metrics`; the chart is drawn once the element is in the document. */
+/** Builds a chart of `metrics` (uPlot draws it at once, in or out of the document). */
 export function metricsChart(options: ChartOptions): HTMLElement {
   const series: Series[] = [];
   let unit = MetricUnit.OPERATIONS;
