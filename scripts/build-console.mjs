@@ -1,15 +1,19 @@
-// Bundles the web console's browser code (server/console/app.ts, with Connect-web, the protobuf
-// runtime and the generated tributary.v1 descriptors) into one ES module that
-// server/src/api/console.ts serves at /console/console.js. Uses esbuild's JS API (esbuild comes
-// with tsx); `make build` runs it, and so does the console browser test.
-import { mkdir } from "node:fs/promises";
+// Bundles the web console's browser code (server/console/app.ts and its modules, with Connect-web,
+// the protobuf runtime, the generated tributary.v1 descriptors and uPlot) into one ES module that
+// server/src/api/console.ts serves at /console/console.js, and copies uPlot's stylesheet beside it
+// (/console/uplot.css). Uses esbuild's JS API (esbuild comes with tsx); `make build` runs it, and
+// so do the console browser tests.
+import { copyFile, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const outfile = `${root}server/console/dist/console.js`;
+const uplotCss = createRequire(`${root}server/package.json`).resolve("uplot/dist/uPlot.min.css");
 
 await mkdir(`${root}server/console/dist`, { recursive: true });
+await copyFile(uplotCss, `${root}server/console/dist/uplot.css`);
 const result = await build({
   absWorkingDir: root,
   entryPoints: ["server/console/app.ts"],

@@ -2,7 +2,7 @@
  * The web console's static files (docs/design/api.md "Web console"): `GET /` redirects to
  * `/console`, which serves `server/console/index.html`, its stylesheet and the browser bundle that
  * `scripts/build-console.mjs` writes to `server/console/dist/` (`make build`). Files are read per
- * request (a few KiB and one ~120 KiB bundle), so a rebuilt bundle is served without a restart; a
+ * request (a few KiB and one bundle of ~250 KiB), so a rebuilt bundle is served without a restart; a
  * missing bundle is a 503 that says how to build it. Same origin as the API, so no CORS is needed.
  */
 import { readFile } from "node:fs/promises";
@@ -27,6 +27,10 @@ const assets: ReadonlyMap<string, ConsoleAsset> = new Map([
   [
     "/console/console.css",
     { file: new URL("console.css", consoleDir), contentType: "text/css; charset=utf-8" },
+  ],
+  [
+    "/console/uplot.css",
+    { file: new URL("dist/uplot.css", consoleDir), contentType: "text/css; charset=utf-8" },
   ],
   [
     "/console/console.js",

@@ -1,7 +1,7 @@
 // The three packages work outside this repository, as the README's "Install" section says: the
 // tarballs that `npm pack` makes of @tributary/protocol, @tributary/server and @tributary/client
-// install into an empty directory, `npx tributary serve` runs from there, and the installed CLI
-// and client library append and read back the same bytes. Method: the tarballs of `make pack`
+// install into an empty directory, `npx tributary serve` runs from there (serving the built web
+// console), and the installed CLI and client library append and read back the same bytes. Method: the tarballs of `make pack`
 // (TRIBUTARY_PACKS_DIR, else this test runs `make pack`) are installed with `npm install
 // --prefer-offline` into a temp directory, and every command runs there with plain `node` (no tsx,
 // no TypeScript installed); what it starts is killed at the end, and every step is time-bounded.
@@ -184,6 +184,21 @@ test("the install holds the three packages and no TypeScript tooling", async () 
   ]);
   for (const tool of ["tsx", "typescript", "esbuild"]) {
     assert.ok(!modules.includes(tool), `${tool} was installed`);
+  }
+});
+
+test("the installed server serves the web console it ships (bundle and stylesheets)", async () => {
+  for (const path of [
+    "/console",
+    "/console/console.css",
+    "/console/uplot.css",
+    "/console/console.js",
+  ]) {
+    const response = await fetch(`${endpoint}${path}`, {
+      signal: AbortSignal.timeout(commandTimeoutMs),
+    });
+    assert.equal(response.status, 200, path);
+    assert.ok((await response.arrayBuffer()).byteLength > 0, path);
   }
 });
 
