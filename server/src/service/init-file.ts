@@ -248,21 +248,41 @@ export function parseInitFile(text: string): InitSpec {
   return { basins };
 }
 
+/** Streams of one basin ensured at once at start (each waits for a WAL flush). */
+const initStreamsConcurrency = 64;
+
 /** Applies an init spec with ensure semantics; returns what changed, for the start-up log. */
 export async function applyInitSpec(service: Service, spec: InitSpec): Promise<string[]> {
   const changes: string[] = [];
   for (const basin of spec.basins) {
     const { result } = await service.basins.ensure({ name: basin.name, config: basin.config });
     if (result !== "noop") changes.push(`basin ${basin.name} ${result}`);
-    for (const stream of basin.streams) {
-      const ensured = await service.streams.ensure({
-        basin: basin.name,
-        name: stream.name,
-        config: stream.config,
-      });
-      if (ensured.result !== "noop")
-        changes.push(`stream ${basin.name}/${stream.name} ${ensured.result}`);
-    }
+    // Side by side: each ensure is a control op waiting for a WAL flush, and one at a time a
+    // file of 10,000 streams took ~55 s; together they share flushes. Changes keep file order.
+    const results: string[] = new Array(basin.streams.length);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      // After a failure the others stop at their next stream: start-up fails on the first error.
+      for (let i = next++; i < basin.streams.length && !failed; i = next++) {
+        const stream = basin.streams[i]!;
+        try {
+          const ensured = await service.streams.ensure({
+            basin: basin.name,
+            name: stream.name,
+            config: stream.config,
+          });
+          results[i] = ensured.result;
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: initStreamsConcurrency }, worker));
+    basin.streams.forEach((stream, i) => {
+      if (results[i] !== "noop") changes.push(`stream ${basin.name}/${stream.name} ${results[i]}`);
+    });
   }
   return changes;
 }
