@@ -118,6 +118,32 @@ describe("envelopesWithinBudget", () => {
     assert.equal(state.reserved, 0);
   });
 
+  it("frees a message's room once it is taken, and lets the client be quiet between messages", async () => {
+    const { account, state } = counterAccount(10_000);
+    let sendSecond: () => void = () => {};
+    const secondSent = new Promise<void>((resolve) => {
+      sendSecond = resolve;
+    });
+    async function* quietBetween(): AsyncGenerator<Uint8Array> {
+      yield envelope(new Uint8Array(300));
+      await secondSent; // longer than the stall timeout: no message is partial meanwhile
+      yield envelope(new Uint8Array(20));
+    }
+    const gate = envelopesWithinBudget(quietBetween(), account, { ...options, stallTimeoutMs: 50 });
+    await gate.next(); // header
+    await gate.next(); // payload: the whole message
+    assert.equal(state.reserved, 300);
+    const pending = gate.next(); // the consumer took the message and asks for more
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(state.reserved, 0, "released while the client is quiet");
+    sendSecond();
+    assert.equal((await pending).done, false, "no stall between messages");
+    assert.equal(state.reserved, 20);
+    await gate.next();
+    assert.equal((await gate.next()).done, true);
+    assert.equal(state.reserved, 0);
+  });
+
   it("does not reserve a message longer than connect-node accepts, and passes its header alone", async () => {
     const { account, state } = counterAccount(10_000);
     const header = envelope(new Uint8Array(1001)).subarray(0, 5);

@@ -58,7 +58,9 @@ export async function* envelopesWithinBudget(
   let reserved = 0;
   try {
     for (;;) {
-      const isPartial = headerFilled > 0 || payloadLeft > 0 || reserved > 0;
+      // Between messages a client may be quiet for as long as it likes (its session's own
+      // timeouts apply); inside one, the stall timeout.
+      const isPartial = headerFilled > 0 || payloadLeft > 0;
       const read = source.next().catch((error: unknown) => {
         // The request stream failed: the client reset it or closed its connection. Nobody is
         // left to answer, so it is no server error (connect-node stays silent about `aborted`).
@@ -76,11 +78,6 @@ export async function* envelopesWithinBudget(
       let offset = 0;
       while (offset < chunk.length) {
         if (payloadLeft === 0) {
-          if (reserved > 0) {
-            // The previous message was taken (the consumer asked for more): its room is free.
-            account.release(reserved);
-            reserved = 0;
-          }
           const take = Math.min(envelopeHeaderBytes - headerFilled, chunk.length - offset);
           header.set(chunk.subarray(offset, offset + take), headerFilled);
           headerFilled += take;
@@ -109,6 +106,12 @@ export async function* envelopesWithinBudget(
         payloadLeft -= take;
         yield chunk.subarray(offset, offset + take);
         offset += take;
+        if (payloadLeft === 0) {
+          // The consumer asked for more after the message's last byte: it has taken the
+          // message, so its room is free (before the next bytes arrive, however late).
+          account.release(reserved);
+          reserved = 0;
+        }
       }
     }
   } finally {
