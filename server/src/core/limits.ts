@@ -164,6 +164,9 @@ export const s2sCompressionBytesMin = 1024;
  */
 export const s2sPayloadInitialBytesMax = 64 << 10;
 assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
+// An RPC message is reserved in the frame budget like an S2S frame (`api/connect/envelope-budget.ts`),
+// and a reservation must fit a connection's share, which is at least one maximal S2S frame.
+assert(requestBodyBytesMax <= s2sFrameBytesMax, "a maximal RPC message fits a connection's share");
 
 /**
  * An append session (S2S, the RPC `AppendSession`; `service/append-session.ts`) takes no more

@@ -32,6 +32,8 @@ const appendSessionPath = "/tributary.v1.StreamService/AppendSession";
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 const grpcDeadlineExceeded = 4;
 const grpcResourceExhausted = 8;
+const grpcFailedPrecondition = 9;
+const unaryAppendPath = "/tributary.v1.StreamService/Append";
 /** Well within the stall timeout: a trickling call is never stalled. */
 const trickleIntervalMs = 200;
 
@@ -68,14 +70,14 @@ function partialEnvelope(length: number, sent: number): Buffer {
   return Buffer.concat([header, Buffer.alloc(sent, 7)]);
 }
 
-function appendMessage(stream: string): Buffer {
+function appendMessage(stream: string, matchSeqNum?: bigint): Buffer {
   return envelope(
     toBinary(
       AppendSessionRequestSchema,
       create(AppendSessionRequestSchema, {
         basin: testBasin,
         stream,
-        input: { records: [{ body: new TextEncoder().encode("hello") }] },
+        input: { records: [{ body: new TextEncoder().encode("hello") }], matchSeqNum },
       }),
     ),
   );
@@ -92,12 +94,12 @@ interface Call {
   readonly status: Promise<number>;
 }
 
-function openCall(): Call {
+function openCall(path = appendSessionPath): Call {
   const client = http2.connect(endpoint);
   client.on("error", () => {});
   const request = client.request({
     ":method": "POST",
-    ":path": appendSessionPath,
+    ":path": path,
     "content-type": "application/grpc",
     te: "trailers",
   });
@@ -238,5 +240,38 @@ describe("RPC append session messages under the frame budget", () => {
       (g) => g.bytes === 0 && g.waiting === 0 && g.sessions === 0,
     );
     await assert.rejects(tailOf("rpc-starved"), "the starved call never created its stream");
+  });
+
+  it("a session that fails while its client keeps pipelining lets go of the messages it never took", async () => {
+    // The SDK pipelines: a batch that fails its match_seq_num ends the session, and the batches
+    // sent behind it arrive to a call that will never take them. Their room must come back.
+    const stream = "rpc-pipelined";
+    const call = openCall();
+    try {
+      call.request.write(appendMessage(stream, 99n));
+      assert.equal(await within(call.status, "the failed call's status"), grpcFailedPrecondition);
+      call.request.write(appendMessage(stream));
+      call.request.write(appendMessage(stream));
+      await sleep(300);
+      await untilGauges("nothing held after the call ended", (g) => g.bytes === 0);
+    } finally {
+      call.client.destroy();
+    }
+    await untilGauges("no RPC session left", (g) => g.sessions === 0 && g.bytes === 0);
+  });
+
+  it("a unary gRPC append whose message stops arriving fails with DEADLINE_EXCEEDED, not INTERNAL", async () => {
+    // A unary call's body is read outside connect's interceptors: the gate's error must leave
+    // already rendered.
+    const call = openCall(unaryAppendPath);
+    try {
+      call.request.write(partialEnvelope(1 << 20, 1024));
+      await untilGauges("the partial message reserved", (g) => g.bytes === 1 << 20);
+      const status = await within(call.status, "the call's status", stallTimeoutMs + 5_000);
+      assert.equal(status, grpcDeadlineExceeded);
+      await untilGauges("the reservation released", (g) => g.bytes === 0);
+    } finally {
+      call.client.destroy();
+    }
   });
 });

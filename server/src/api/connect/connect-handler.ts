@@ -10,7 +10,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { Code, ConnectError, createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  createContextKey,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -28,7 +35,7 @@ import { renderConnectError } from "../render-error.js";
 import type { ApiDeps } from "../routes.js";
 import { createAccountService } from "./account-service.js";
 import { createBasinService } from "./basin-service.js";
-import { envelopesWithinBudget, hasEnvelopedBody } from "./envelope-budget.js";
+import { EnvelopeGate, hasEnvelopedBody } from "./envelope-budget.js";
 import { createStreamService } from "./stream-service.js";
 
 /** The path prefix of every `tributary.v1` procedure (`/tributary.v1.StreamService/Append`). */
@@ -77,16 +84,30 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
       response.end();
       return;
     }
-    const universal = universalRequestFromNodeRequest(request, response, undefined, undefined);
+    const universal = universalRequestFromNodeRequest(
+      request,
+      response,
+      undefined,
+      createContextValues(),
+    );
     // Without a parsed JSON body (never given here) the body is the request's byte stream.
-    const body = !hasEnvelopedBody(request.headers["content-type"])
-      ? universal.body
-      : envelopesWithinBudget(
+    const gate = hasEnvelopedBody(request.headers["content-type"])
+      ? new EnvelopeGate(
           universal.body as AsyncIterable<Uint8Array>,
           deps.frameBudget.accountFor(request),
           envelopeBudget,
-        );
-    handler({ ...universal, body })
+        )
+      : undefined;
+    if (gate !== undefined) {
+      // A call can end without taking every message it was sent (a session that failed while
+      // its client kept pipelining): its gate would wait at a message nobody takes, holding its
+      // room. So the gate lets go once the call's answer is complete (`renderErrors` says when:
+      // Node's response events wait for the request's end, which such a client never sends),
+      // or when the exchange closes.
+      universal.contextValues?.set(callAnsweredKey, () => gate.close());
+      response.once("close", () => gate.close());
+    }
+    handler({ ...universal, body: gate?.body ?? universal.body })
       .then((answer) => universalResponseToNodeResponse(answer, response))
       .catch((reason: unknown) => {
         // The client went away (connect-node's adapter is silent about it too); anything else
@@ -97,24 +118,38 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
   };
 }
 
-/** Renders every error of a call, thrown by the handler or by its response stream. */
+/** Called once a call's answer is complete (`renderErrors`): its request body may be let go. */
+const callAnsweredKey = createContextKey<() => void>(() => {}, { description: "call answered" });
+
+/**
+ * Renders every error of a call, thrown by the handler or by its response stream, and says when
+ * the call is answered (`callAnsweredKey`): after a unary answer, or its response stream's end.
+ */
 const renderErrors: Interceptor = (next) => async (request) => {
+  const answered = request.contextValues.get(callAnsweredKey);
+  let isStreaming = false;
   try {
     const response = await next(request);
     if (!response.stream) return response;
-    return { ...response, message: renderStreamErrors(response.message) };
+    isStreaming = true;
+    return { ...response, message: renderStreamErrors(response.message, answered) };
   } catch (error) {
     throw connectErrorOf(error);
+  } finally {
+    if (!isStreaming) answered();
   }
 };
 
 async function* renderStreamErrors<T>(
   messages: AsyncIterable<T>,
+  answered: () => void,
 ): AsyncGenerator<T, void, undefined> {
   try {
     yield* messages;
   } catch (error) {
     throw connectErrorOf(error);
+  } finally {
+    answered();
   }
 }
 

@@ -2,12 +2,23 @@
 // holding each message's declared length in the frame budget exactly from its header until the
 // consumer asks for more after its last byte; a message too large for connect-node is not
 // reserved; a stalled partial message and a message that waits too long for room fail with the
-// error table's codes; every reservation is released when the body ends, fails or is abandoned.
+// error table's codes; every reservation is released when the body ends, fails or is abandoned,
+// and at once when the call is over (`close`), whatever the gate is doing.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { S2Error } from "../../core/errors.js";
+import { ConnectError } from "@connectrpc/connect";
+import { connectErrorMetadata } from "@tributary/protocol";
 import type { FrameBufferAccount } from "../frame-budget.js";
-import { envelopesWithinBudget, hasEnvelopedBody } from "./envelope-budget.js";
+import { EnvelopeGate, hasEnvelopedBody } from "./envelope-budget.js";
+
+/** The gate's body alone (most tests never close it from outside). */
+function envelopesWithinBudget(
+  body: AsyncIterable<Uint8Array>,
+  account: FrameBufferAccount,
+  options: { stallTimeoutMs: number; messageBytesMax: number },
+): AsyncGenerator<Uint8Array, void, undefined> {
+  return new EnvelopeGate(body, account, options).body;
+}
 
 /** An account over a plain counter with a cap; waiters are woken by `release`. */
 function counterAccount(capBytes: number) {
@@ -156,8 +167,8 @@ describe("envelopesWithinBudget", () => {
     assert.deepEqual(first.value, header);
     assert.equal(state.reserved, 0);
     await assert.rejects(gate.next(), (error: unknown) => {
-      assert.ok(error instanceof S2Error);
-      assert.equal(error.code, "invalid");
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.metadata.get(connectErrorMetadata.code), "invalid");
       return true;
     });
   });
@@ -173,8 +184,8 @@ describe("envelopesWithinBudget", () => {
     await gate.next(); // 100 payload bytes
     assert.equal(state.reserved, 500);
     await assert.rejects(gate.next(), (error: unknown) => {
-      assert.ok(error instanceof S2Error);
-      assert.equal(error.code, "request_timeout");
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.metadata.get(connectErrorMetadata.code), "request_timeout");
       return true;
     });
     assert.equal(state.reserved, 0);
@@ -214,12 +225,41 @@ describe("envelopesWithinBudget", () => {
       options,
     );
     await assert.rejects(starved.next(), (error: unknown) => {
-      assert.ok(error instanceof S2Error);
-      assert.equal(error.code, "rate_limited");
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.metadata.get(connectErrorMetadata.code), "rate_limited");
       return true;
     });
     assert.equal(state.waiting, 0, "the wait was cancelled");
     await blocker.return(undefined);
+    assert.equal(state.reserved, 0);
+  });
+
+  it("close lets go at once: of a message nobody takes, and of a wait for room", async () => {
+    // A session that failed leaves its gate at a message nobody will take (the consumer never
+    // asks again); the call's end closes it.
+    const { account, state } = counterAccount(500);
+    async function* pipelined(): AsyncGenerator<Uint8Array> {
+      yield concat([envelope(new Uint8Array(300)), envelope(new Uint8Array(300))]);
+      await new Promise(() => {}); // the client sends nothing more, and does not close
+    }
+    const held = new EnvelopeGate(pipelined(), account, { ...options, stallTimeoutMs: 60_000 });
+    await held.body.next(); // the first message's header: 300 reserved
+    assert.equal(state.reserved, 300);
+    // A second gate's message waits for room behind it.
+    const waiting = new EnvelopeGate(fromChunks([envelope(new Uint8Array(300))]), account, {
+      ...options,
+      stallTimeoutMs: 60_000,
+    });
+    const waited = waiting.body.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(state.waiting, 1);
+    waiting.close();
+    assert.equal(state.waiting, 0, "the wait is dropped at once");
+    assert.equal((await waited).done, true, "and its body ends");
+    held.close();
+    assert.equal(state.reserved, 0, "the held message's room is free at once");
+    assert.equal((await held.body.next()).done, true);
+    held.close(); // idempotent
     assert.equal(state.reserved, 0);
   });
 

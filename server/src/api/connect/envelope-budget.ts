@@ -15,6 +15,9 @@
  * - A message longer than `messageBytesMax` is never reserved: its header is passed on alone, and
  *   connect-node fails the call with its own `readMaxBytes` error, as it did before this gate.
  *
+ * Errors leave already rendered (`renderConnectError`): a unary gRPC call reads its body outside
+ * the interceptors, where an `S2Error` would become `internal`.
+ *
  * Fault model: a client that sends part of a message and then nothing for `stallTimeoutMs`, or
  * whose message waits that long for room, fails the call (408 `request_timeout`, 429
  * `rate_limited`: what an S2S session answers in both cases); the request body is then abandoned,
@@ -24,6 +27,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
+import { renderConnectError } from "../render-error.js";
 import type { FrameBufferAccount } from "../frame-budget.js";
 
 /** The flags byte and the 32-bit length. */
@@ -42,108 +46,162 @@ export function hasEnvelopedBody(contentType: string | undefined): boolean {
   return type.startsWith("application/grpc") || type.startsWith("application/connect+");
 }
 
-/** `body`, passed through with each message's payload held back until it fits the budget. */
-export async function* envelopesWithinBudget(
-  body: AsyncIterable<Uint8Array>,
-  account: FrameBufferAccount,
-  options: EnvelopeBudgetOptions,
-): AsyncGenerator<Uint8Array, void, undefined> {
-  const source = body[Symbol.asyncIterator]();
-  const header = new Uint8Array(envelopeHeaderBytes);
-  const headerView = new DataView(header.buffer);
-  let headerFilled = 0;
-  /** Payload bytes of the current message still to pass on. */
-  let payloadLeft = 0;
+/**
+ * One request's body, passed through (`body`) with each message's payload held back until it fits
+ * the budget. `close` ends it from outside: the call is over, so whatever it holds or waits for is
+ * let go at once, and the request stream is ended.
+ */
+export class EnvelopeGate {
+  readonly body: AsyncGenerator<Uint8Array, void, undefined>;
+  private readonly source: AsyncIterator<Uint8Array>;
   /** Bytes reserved for the current message (0 between messages). */
-  let reserved = 0;
-  try {
-    for (;;) {
-      // Between messages a client may be quiet for as long as it likes (its session's own
-      // timeouts apply); inside one, the stall timeout.
-      const isPartial = headerFilled > 0 || payloadLeft > 0;
-      const read = source.next().catch((error: unknown) => {
-        // The request stream failed: the client reset it or closed its connection. Nobody is
-        // left to answer, so it is no server error (connect-node stays silent about `aborted`).
-        throw new ConnectError(
-          "the request body ended early",
-          Code.Aborted,
-          undefined,
-          undefined,
-          error,
-        );
-      });
-      const next = isPartial ? await withinStallTimeout(read, options.stallTimeoutMs) : await read;
-      if (next.done === true) return; // a truncated message is connect-node's to report
-      const chunk = next.value;
-      let offset = 0;
-      while (offset < chunk.length) {
-        if (payloadLeft === 0) {
-          const take = Math.min(envelopeHeaderBytes - headerFilled, chunk.length - offset);
-          header.set(chunk.subarray(offset, offset + take), headerFilled);
-          headerFilled += take;
-          offset += take;
-          if (headerFilled < envelopeHeaderBytes) break;
-          headerFilled = 0;
-          const length = headerView.getUint32(1);
-          if (length > options.messageBytesMax) {
+  private reserved = 0;
+  private isClosed = false;
+  /** Set while a message waits for room: drops the wait and settles it. */
+  private abandonWait: (() => void) | undefined;
+
+  constructor(
+    body: AsyncIterable<Uint8Array>,
+    private readonly account: FrameBufferAccount,
+    private readonly options: EnvelopeBudgetOptions,
+  ) {
+    this.source = body[Symbol.asyncIterator]();
+    this.body = this.pass();
+  }
+
+  /** Idempotent. The body ends at its next step; a consumer waiting on it sees it end. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.abandonWait?.();
+    this.releaseHeld();
+    this.endSource();
+  }
+
+  private async *pass(): AsyncGenerator<Uint8Array, void, undefined> {
+    const { options } = this;
+    const header = new Uint8Array(envelopeHeaderBytes);
+    const headerView = new DataView(header.buffer);
+    let headerFilled = 0;
+    /** Payload bytes of the current message still to pass on. */
+    let payloadLeft = 0;
+    try {
+      while (!this.isClosed) {
+        // Between messages a client may be quiet for as long as it likes (its session's own
+        // timeouts apply); inside one, the stall timeout.
+        const isPartial = headerFilled > 0 || payloadLeft > 0;
+        const read = this.source.next().catch((error: unknown) => {
+          // The request stream failed: the client reset it or closed its connection. Nobody is
+          // left to answer, so it is no server error (connect-node stays silent about `aborted`).
+          throw new ConnectError(
+            "the request body ended early",
+            Code.Aborted,
+            undefined,
+            undefined,
+            error,
+          );
+        });
+        const next = isPartial
+          ? await withinStallTimeout(read, options.stallTimeoutMs)
+          : await read;
+        // A truncated message is connect-node's to report.
+        if (next.done === true || this.isClosed) return;
+        const chunk = next.value;
+        let offset = 0;
+        while (offset < chunk.length) {
+          if (payloadLeft === 0) {
+            const take = Math.min(envelopeHeaderBytes - headerFilled, chunk.length - offset);
+            header.set(chunk.subarray(offset, offset + take), headerFilled);
+            headerFilled += take;
+            offset += take;
+            if (headerFilled < envelopeHeaderBytes) break;
+            headerFilled = 0;
+            const length = headerView.getUint32(1);
+            if (length > options.messageBytesMax) {
+              yield header.slice();
+              // connect-node rejects the length on the header; nothing more is read.
+              throw renderConnectError(
+                new S2Error(
+                  "invalid",
+                  `rpc message too large. bytes=\`${length}\` max=\`${options.messageBytesMax}\``,
+                ),
+              );
+            }
+            if (length > 0) {
+              await this.reserve(length);
+              if (this.isClosed) return;
+              payloadLeft = length;
+            }
             yield header.slice();
-            // connect-node rejects the length on the header; nothing more is read.
-            throw new S2Error(
-              "invalid",
-              `rpc message too large. bytes=${length} max=${options.messageBytesMax}`,
-            );
+            if (this.isClosed) return;
+            continue;
           }
-          if (length > 0) {
-            await reserveWithin(account, length, options.stallTimeoutMs);
-            reserved = length;
-            payloadLeft = length;
-          }
-          yield header.slice();
-          continue;
-        }
-        assert(reserved >= payloadLeft, "a payload byte is passed on only while reserved");
-        const take = Math.min(payloadLeft, chunk.length - offset);
-        payloadLeft -= take;
-        yield chunk.subarray(offset, offset + take);
-        offset += take;
-        if (payloadLeft === 0) {
+          assert(this.reserved >= payloadLeft, "a payload byte is passed on only while reserved");
+          const take = Math.min(payloadLeft, chunk.length - offset);
+          payloadLeft -= take;
+          yield chunk.subarray(offset, offset + take);
+          if (this.isClosed) return;
+          offset += take;
           // The consumer asked for more after the message's last byte: it has taken the
           // message, so its room is free (before the next bytes arrive, however late).
-          account.release(reserved);
-          reserved = 0;
+          if (payloadLeft === 0) this.releaseHeld();
         }
       }
+    } finally {
+      this.releaseHeld();
+      this.endSource();
     }
-  } finally {
-    if (reserved > 0) account.release(reserved);
-    // Ends the request body (a Node stream is destroyed) if it did not end. Not awaited: after a
-    // stall the source is still inside its pending read, and its return waits for that read.
-    void Promise.resolve(source.return?.()).catch(() => {});
   }
-}
 
-/** Reserves `bytes` at once or as soon as there is room; fails after `timeoutMs` without it. */
-function reserveWithin(
-  account: FrameBufferAccount,
-  bytes: number,
-  timeoutMs: number,
-): Promise<void> {
-  if (account.tryReserve(bytes)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cancel();
-      reject(
-        new S2Error(
-          "rate_limited",
-          `the server's buffer for incoming messages is full. waited_ms=${timeoutMs}`,
-        ),
-      );
-    }, timeoutMs);
-    const cancel = account.waitToReserve(bytes, () => {
-      clearTimeout(timer);
-      resolve();
+  /** Reserves `bytes` at once or as soon as there is room; fails after the stall timeout. */
+  private reserve(bytes: number): Promise<void> {
+    assert(this.reserved === 0, "one message reserved at a time");
+    if (this.account.tryReserve(bytes)) {
+      this.reserved = bytes;
+      return Promise.resolve();
+    }
+    const { stallTimeoutMs } = this.options;
+    return new Promise((resolve, reject) => {
+      const settle = (): void => {
+        clearTimeout(timer);
+        cancel();
+        this.abandonWait = undefined;
+      };
+      const timer = setTimeout(() => {
+        settle();
+        reject(
+          renderConnectError(
+            new S2Error(
+              "rate_limited",
+              `the server's buffer for incoming messages is full. waited_ms=\`${stallTimeoutMs}\``,
+            ),
+          ),
+        );
+      }, stallTimeoutMs);
+      const cancel = this.account.waitToReserve(bytes, () => {
+        // Granted: held from this instant, so that `close` can release it.
+        this.reserved = bytes;
+        settle();
+        resolve();
+      });
+      this.abandonWait = () => {
+        settle();
+        resolve(); // the body sees `isClosed` and ends
+      };
     });
-  });
+  }
+
+  private releaseHeld(): void {
+    if (this.reserved === 0) return;
+    this.account.release(this.reserved);
+    this.reserved = 0;
+  }
+
+  /** Ends the request stream (a Node stream is destroyed) if it did not end. Not awaited: the
+   * source may be inside a pending read, and its return waits for that read. */
+  private endSource(): void {
+    void Promise.resolve(this.source.return?.()).catch(() => {});
+  }
 }
 
 /** `next`, or a 408 once `timeoutMs` pass without it. */
@@ -155,7 +213,12 @@ async function withinStallTimeout<T>(next: Promise<T>, timeoutMs: number): Promi
     timer = setTimeout(
       () =>
         reject(
-          new S2Error("request_timeout", `rpc message incomplete. stall_timeout_ms=${timeoutMs}`),
+          renderConnectError(
+            new S2Error(
+              "request_timeout",
+              `rpc message incomplete. stall_timeout_ms=\`${timeoutMs}\``,
+            ),
+          ),
         ),
       timeoutMs,
     );
