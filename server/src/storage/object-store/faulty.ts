@@ -338,8 +338,9 @@ export function createFaultyObjectStore(
       // One decision per batch, keyed by its first key; a copy, since a late delete runs after
       // the caller may have reused its array.
       const batch = [...keys];
+      if (batch.length === 0) return Promise.resolve(); // no request, so no fault to draw
       return run("delete", batch[0] ?? "", () => inner.delete(batch), {
-        partial: () => inner.delete(batch.slice(0, Math.ceil(random.float() * batch.length))),
+        partial: () => inner.delete(batch.slice(0, 1 + Math.floor(random.float() * batch.length))),
       });
     },
 

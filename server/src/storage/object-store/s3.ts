@@ -13,7 +13,8 @@
  * - anything else: thrown as `ObjectStoreError`, outcome unknown.
  *
  * Checksums are only computed and validated when an operation requires them, because
- * S3-compatible servers (and moto) do not all accept the SDK's default CRC headers. Listing
+ * S3-compatible servers (and moto) do not all accept the SDK's default CRC headers; DeleteObjects,
+ * which requires one, also carries Content-MD5 (`withContentMd5`), which they all accept. Listing
  * order is S3's ascending UTF-8 byte order (general-purpose buckets; directory buckets do not
  * order listings and are not supported).
  */
@@ -28,6 +29,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
 import { assert } from "../../core/assert.js";
 import { type Clock, systemClock } from "../../core/clock.js";
 import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
@@ -196,14 +198,16 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       try {
         // Quiet: the answer lists only the keys that failed (a missing key is not a failure).
         const response = await client.send(
-          new DeleteObjectsCommand({
-            Bucket: bucket,
-            Delete: { Objects: keys.map((key) => ({ Key: fullKey(key) })), Quiet: true },
-          }),
+          withContentMd5(
+            new DeleteObjectsCommand({
+              Bucket: bucket,
+              Delete: { Objects: keys.map((key) => ({ Key: fullKey(key) })), Quiet: true },
+            }),
+          ),
         );
         errors = response.Errors ?? [];
       } catch (error) {
-        throw new ObjectStoreError(`s3 delete failed. keys=${keys.length} first=\`${only}\``, {
+        throw new ObjectStoreError(`s3 delete failed. keys=\`${keys.length}\` first=\`${only}\``, {
           cause: error,
         });
       }
@@ -211,7 +215,7 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       if (failed.length > 0) {
         const first = failed[0]!;
         throw new ObjectStoreError(
-          `s3 delete failed for ${failed.length} of ${keys.length} keys. first=\`${first.Key}\` code=${first.Code}`,
+          `s3 delete failed for some keys. failed=\`${failed.length}\` keys=\`${keys.length}\` first=\`${first.Key}\` code=\`${first.Code}\``,
         );
       }
     },
@@ -232,6 +236,28 @@ function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
   if (options.region !== undefined) config.region = options.region;
   if (options.credentials !== undefined) config.credentials = options.credentials;
   return config;
+}
+
+/**
+ * `command` with a Content-MD5 header: S3 requires an integrity header on DeleteObjects, and with
+ * `requestChecksumCalculation: "WHEN_REQUIRED"` the SDK sends only its CRC32 one (aws-sdk-js-v3
+ * issues 6819 and 6920), which some S3-compatible servers (MinIO versions, s3proxy, OVH) reject
+ * with MissingContentMD5: GC would then never complete a pass there. The body is the serialized
+ * XML at the build step.
+ */
+export function withContentMd5(command: DeleteObjectsCommand): DeleteObjectsCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      const { body, headers } = request;
+      if (headers !== undefined && (typeof body === "string" || body instanceof Uint8Array)) {
+        headers["content-md5"] = createHash("md5").update(body).digest("base64");
+      }
+      return next(args);
+    },
+    { step: "build", name: "tributaryContentMd5", override: true },
+  );
+  return command;
 }
 
 /** `"/a/b/"` → `"a/b/"`, `""` → `""`: the prefix of every stored key. */
