@@ -99,7 +99,7 @@ function renderMaintenance(
   );
   gauge(
     "tributary_compaction_streams_waiting",
-    "Streams whose WAL rows the last job left for a later one (under 1 MiB and younger than the lag).",
+    "Streams whose WAL rows the last job left for a later one (below the minimum, which is 1 MiB or less when many streams wait, and younger than the lag).",
     stats.compactionStreamsWaiting,
   );
   counter(

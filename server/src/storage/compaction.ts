@@ -186,8 +186,9 @@ export class Compactor {
   private nextUploadAtMs = Number.NEGATIVE_INFINITY;
   /**
    * `nextWalId()` at the start of each job with its time (monotonic ms), oldest first: a row whose
-   * WAL id is below a mark's was written before that mark's time. The first mark stands for
-   * everything written before this writer started, taken as old.
+   * WAL id is below a mark's was written before that mark's time (or, for a segment whose PUT was
+   * in flight then, within a flush of it: the lag is kept to within milliseconds). The first mark
+   * stands for everything written before this writer started, taken as old.
    */
   private readonly jobMarks: { readonly walId: number; readonly atMs: number }[];
 
@@ -272,7 +273,7 @@ export class Compactor {
     const horizonMs = nowMs - this.lagMaxMs;
     // Marks before the newest one past the horizon say nothing more.
     while (this.jobMarks.length > 1 && this.jobMarks[1]!.atMs <= horizonMs) this.jobMarks.shift();
-    // Coarser: a row may then wait a little past the lag, never less.
+    // Coarser: a row may then wait a little past the lag.
     if (this.jobMarks.length > jobMarksMax) this.jobMarks.splice(1, 1);
     const oldest = this.jobMarks[0]!;
     assert(

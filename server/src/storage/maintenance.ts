@@ -78,6 +78,14 @@ export class Maintenance {
   private walBytesAtCheckpoint = 0;
   private lastCheckpointWalId: number | undefined;
   private readonly startedAtMs: number;
+  /** When the last job started (monotonic ms; the start of this writer before any). */
+  private lastJobAtMs: number;
+  /**
+   * Whether the last job left streams waiting for a later one (before any job: unknown, so yes).
+   * Such streams need a job once their rows pass the lag, appends or not.
+   */
+  private mayHaveWaiting = true;
+  private readonly lagMaxMs: number;
 
   constructor(
     private readonly host: MaintenanceHost,
@@ -92,6 +100,8 @@ export class Maintenance {
       isReady: () => host.isReady() && !this.stopped,
     });
     this.startedAtMs = host.clock.nowMs();
+    this.lastJobAtMs = host.clock.monotonicMs();
+    this.lagMaxMs = options.compactionLagMaxMs ?? compactionLagMaxMs;
     this.lastCheckpointWalId = host.manifest().checkpoint?.walId;
   }
 
@@ -155,6 +165,11 @@ export class Maintenance {
   }
 
   private isJobDue(): boolean {
+    // Streams left waiting are due once their rows pass the lag, even on a server gone quiet
+    // (and rows from before this writer started, at the lag after its start).
+    if (this.mayHaveWaiting && this.host.clock.monotonicMs() - this.lastJobAtMs >= this.lagMaxMs) {
+      return true;
+    }
     const walBytes = this.walBytesSinceCheckpoint;
     if (walBytes <= 0) return false;
     if (walBytes >= (this.options.checkpointWalBytes ?? checkpointWalBytesDefault)) return true;
@@ -181,7 +196,9 @@ export class Maintenance {
   private async job(options: { readonly allStreams?: boolean } = {}): Promise<void> {
     if (!this.host.isReady()) return;
     this.stats.jobs += 1;
+    this.lastJobAtMs = this.host.clock.monotonicMs();
     const compactedBytes = await this.compactor.compact(options);
+    this.mayHaveWaiting = this.compactor.stats.streamsWaiting > 0;
     if (!this.host.isReady()) return;
     const { host } = this;
     // The view is taken on the commit chain (between two segment commits) and read after it:

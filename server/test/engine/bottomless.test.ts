@@ -396,4 +396,34 @@ describe("which streams a timer's job compacts", () => {
       }
     });
   });
+
+  it("a server gone quiet still compacts the streams its last job left waiting, once past the lag", async () => {
+    // No append after the records, no job on demand: the timer's jobs alone must take them
+    // (before, a job ran only after new WAL bytes, so they waited for ever).
+    const lagMaxMs = 300;
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const node = await openNode(store, dir, {
+        compactionLagMaxMs: lagMaxMs,
+        checkpointWalBytes: 1 << 30,
+        checkpointIntervalMs: 3_600_000,
+      });
+      try {
+        await ensureTestBasin(node.service);
+        await appendHistory(node.service, ["quiet"], { batches: 1, perBatch: 5 });
+        const deadline = performance.now() + 15_000;
+        const inChunk = async (): Promise<boolean> =>
+          (await objectsContaining(store, bodyOf("quiet", 0))).some((key) =>
+            key.startsWith("chunks/"),
+          );
+        while (!(await inChunk())) {
+          assert.ok(performance.now() < deadline, "the quiet stream was compacted by the timer");
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(node.service.storage.stats.maintenance?.compactionStreamsWaiting, 0);
+      } finally {
+        await node.close();
+      }
+    });
+  });
 });
