@@ -68,6 +68,28 @@ import {
   type FlusherStats,
 } from "./wal/flusher.js";
 
+/** What `Storage.readRecords` takes. */
+export interface ReadRecordsOptions {
+  readonly streamId: number;
+  readonly startSeqNum: SeqNum;
+  readonly endSeqNum: SeqNum;
+  readonly countMax: number;
+  readonly bytesMax: number;
+  /** How a stored record is metered against `bytesMax`; `meteredBytes` by default. */
+  readonly meteredBytesOf?: ((record: DecodedRecord) => number) | undefined;
+}
+
+/**
+ * Durable records of one stream already read and checked, kept by a reader between two reads
+ * (`Storage.readRecordsAhead`): `records[i]` is seq num `firstSeqNum + i`. Records are immutable
+ * once durable, so the next read may serve them (from its start, raised to the trim point, and
+ * below its end) instead of reading their entry again.
+ */
+export interface ReadAhead {
+  readonly firstSeqNum: SeqNum;
+  readonly records: readonly DecodedRecord[];
+}
+
 /** Compaction, checkpoints, GC and the cache bound (docs/design/bottomless.md). */
 export interface BottomlessOptions {
   /** Where chunks are cached as files (`<cache-dir>/chunks`); memory by default. */
@@ -506,27 +528,38 @@ export class Storage {
    * below `endSeqNum`, at most `countMax` records and `bytesMax` metered bytes; a record is never
    * split, so a record larger than the remaining budget ends the read.
    */
-  async readRecords(options: {
-    readonly streamId: number;
-    readonly startSeqNum: SeqNum;
-    readonly endSeqNum: SeqNum;
-    readonly countMax: number;
-    readonly bytesMax: number;
-    /** How a stored record is metered against `bytesMax`; `meteredBytes` by default. */
-    readonly meteredBytesOf?: ((record: DecodedRecord) => number) | undefined;
-  }): Promise<SequencedRecord[]> {
+  async readRecords(options: ReadRecordsOptions): Promise<SequencedRecord[]> {
+    return (await this.readRecordsAhead(options)).records;
+  }
+
+  /**
+   * `readRecords` for a reader that goes on where the read ends (a catch-up read session): the
+   * read also returns the entry it stopped in (`ahead`, when records of it are left), and the next
+   * read takes those records from `options.ahead` before it looks at the cache. Entries are read
+   * and checked whole, and a batch rarely ends at an entry's end, so without this every entry
+   * that a batch boundary cuts would be read, checked and decoded twice.
+   */
+  async readRecordsAhead(
+    options: ReadRecordsOptions & {
+      /** What the previous read returned as `ahead`; ignored unless it holds `startSeqNum`. */
+      readonly ahead?: ReadAhead | undefined;
+    },
+  ): Promise<{ readonly records: SequencedRecord[]; readonly ahead: ReadAhead | undefined }> {
     const { streamId, countMax, bytesMax } = options;
     const meteredBytesOf = options.meteredBytesOf ?? meteredBytes;
     const tail = this.state.tailOf(streamId);
     const startSeqNum = Math.max(options.startSeqNum, tail.trimPoint);
     const endSeqNum = Math.min(options.endSeqNum, tail.nextSeqNum);
     const records: SequencedRecord[] = [];
-    if (startSeqNum >= endSeqNum || countMax <= 0) return records;
+    if (startSeqNum >= endSeqNum || countMax <= 0) return { records, ahead: undefined };
     let nextSeqNum = startSeqNum;
     let bytes = 0;
     let isFull = false;
+    /** The last entry taken from, while records of it below `endSeqNum` are left. */
+    let ahead: ReadAhead | undefined;
     /** Takes the records of an entry from `nextSeqNum` on; false once the read is complete. */
     const take = (firstSeqNum: SeqNum, entryRecords: readonly DecodedRecord[]): boolean => {
+      assert(firstSeqNum <= nextSeqNum, "an entry is taken from a seq num it holds");
       for (let i = nextSeqNum - firstSeqNum; i < entryRecords.length; i++) {
         const seqNum = firstSeqNum + i;
         if (seqNum >= endSeqNum || records.length >= countMax) break;
@@ -545,8 +578,18 @@ export class Storage {
         });
         nextSeqNum = seqNum + 1;
       }
+      const entryEndSeqNum = Math.min(firstSeqNum + entryRecords.length, endSeqNum);
+      ahead = nextSeqNum < entryEndSeqNum ? { firstSeqNum, records: entryRecords } : undefined;
       return !isFull && nextSeqNum < endSeqNum && records.length < countMax;
     };
+    const given = options.ahead;
+    if (
+      given !== undefined &&
+      given.firstSeqNum <= nextSeqNum &&
+      nextSeqNum < given.firstSeqNum + given.records.length
+    ) {
+      take(given.firstSeqNum, given.records);
+    }
     let isRetried = false;
     while (!isFull && nextSeqNum < endSeqNum && records.length < countMax) {
       // Segments applied but not committed are newer than everything the cache index holds.
@@ -580,7 +623,7 @@ export class Storage {
         isRetried = true;
       }
     }
-    return records;
+    return { records, ahead };
   }
 
   /** Resolves once every segment durable so far is committed to the cache (tests, diagnostics). */

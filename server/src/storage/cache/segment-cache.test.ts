@@ -197,6 +197,65 @@ describe("segment cache: reading runs ahead", () => {
   });
 });
 
+describe("segment cache: listing rows", () => {
+  it("lists rows in pages and looks back only when no row starts at the read's start", async () => {
+    // Goal: a read's rows come in pages of a few rows (not one iterator over the rest of the
+    // stream, which LevelDB fills 1,000 rows at a time), and a read from a row's start, as a
+    // catch-up read that goes on after an entry does, opens no reverse iterator. Method: 60
+    // entries of 2 records in 3 segments, read through a KV store that counts its iterators.
+    const fixture = makeFixture();
+    for (let walId = 1; walId <= 3; walId++) {
+      await fixture.commit(
+        walId,
+        Array.from({ length: 20 }, (_, i) => recordsEntry(1, ((walId - 1) * 20 + i) * 2, 2)),
+      );
+    }
+    await fixture.commit(4, [recordsEntry(2, 0, 2)]);
+    const listed: { isReverse: boolean; limit: number | undefined }[] = [];
+    const kv = fixture.kv;
+    const countingKv: typeof kv = {
+      ...kv,
+      entries(range) {
+        listed.push({ isReverse: range.reverse === true, limit: range.limit });
+        return kv.entries(range);
+      },
+    };
+    const cache = new SegmentCache(countingKv, fixture.files, fixture.store, systemClock);
+    const read = async (startSeqNum: number, endSeqNum = 1_000, stopAfter = Infinity) => {
+      listed.length = 0;
+      const starts: number[] = [];
+      await cache.readEntries({
+        streamId: 1,
+        startSeqNum,
+        endSeqNum,
+        visit: (firstSeqNum, records) => {
+          assert.equal(records.length, 2);
+          starts.push(firstSeqNum);
+          return starts.length < stopAfter;
+        },
+      });
+      return starts;
+    };
+    const rowsFrom = (first: number, last = 118): number[] =>
+      Array.from({ length: (last - first) / 2 + 1 }, (_, i) => first + 2 * i);
+
+    assert.deepEqual(await read(0), rowsFrom(0));
+    assert.ok(listed.every((page) => !page.isReverse && page.limit !== undefined));
+    assert.ok(listed.length >= 4 && listed.length <= 6, `pages: ${listed.length}`);
+
+    // From a row's start: no look back; from inside a row, one.
+    assert.deepEqual(await read(40, 1_000, 3), [40, 42, 44]);
+    assert.equal(listed.filter((page) => page.isReverse).length, 0);
+    assert.deepEqual(await read(41, 1_000, 3), [40, 42, 44]);
+    assert.equal(listed.filter((page) => page.isReverse).length, 1);
+    // Inside the last row, past every row's start; and at a bounded end.
+    assert.deepEqual(await read(119), [118]);
+    assert.deepEqual(await read(10, 15), [10, 12, 14]);
+    // Stream 2's rows follow stream 1's in the index and are never listed for it.
+    assert.deepEqual(await read(200), []);
+  });
+});
+
 describe("segment cache: index lookup", () => {
   it("finds the entry covering a seq num and reads on in order", async () => {
     const fixture = makeFixture();

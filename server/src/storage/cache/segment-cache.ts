@@ -49,7 +49,7 @@ import {
   type ObjectSource,
   type SegmentEntryLocation,
 } from "../kv/keys.js";
-import type { KvOp, KvStore } from "../kv/kv-store.js";
+import type { KvOp, KvRange, KvStore } from "../kv/kv-store.js";
 import { chunkKey, walKey } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import {
@@ -78,16 +78,30 @@ export class CacheReadError extends Error {
 const missReadAttemptsMax = 10;
 
 /**
- * A read gathers consecutive rows that point into one file until their entries hold at least this
- * many bytes, then reads them from the file in one call (one open, one pread per span, one close)
- * instead of one open per entry: a catch-up read of one-record entries would otherwise open the
- * same file a hundred times. One read batch's worth, so a read that stops early (its caller's
- * byte or count limit) has read ahead at most one batch plus one entry.
+ * A read gathers consecutive rows that point into one file while their entries fit in this many
+ * bytes (a row larger than that alone), then reads them from the file in one call (one open, one
+ * pread per span, one close) instead of one open per entry: a catch-up read of one-record entries
+ * would otherwise open the same file a hundred times. One read batch's worth, so a read that stops
+ * early (its caller's byte or count limit) has read ahead at most one batch; and a run of entries
+ * of about a batch each holds one entry, not the two that "at least one batch" made it read (the
+ * second one decoded, checked and, as a batch ends in the first, read again by the next batch).
  */
 const readRunBytesMax = readBatchBytesMax;
 
 /** A run also ends at this many rows: a read batch never needs more entries than records. */
 const readRunRowsMax = readBatchCountMax;
+
+/**
+ * A read lists its rows in pages of this many, doubling up to `readRowsPageMax`, instead of one
+ * LevelDB iterator over the rest of the stream: after its first row, an unbounded iterator fetches
+ * the next 1,000 rows at once (classic-level's `nextv`), keys and values as buffers, where a
+ * catch-up batch of ~1 MiB entries needs two (measured: that fetch was the read path's biggest
+ * CPU cost after GC). The pages are separate iterators, so the index may change between two; the
+ * reader sees that as it sees a change under one iterator's later rows (a gap, or rows that start
+ * before its position), and `Storage.readRecords` reads on from where it got.
+ */
+const readRowsPageFirst = 4;
+const readRowsPageMax = 1024;
 
 /** Rows deleted per LevelDB batch when a trim or a removal drops many (each batch is consistent). */
 const dropRowsPerBatchMax = 4096;
@@ -474,15 +488,20 @@ export class SegmentCache {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
     const runsAhead = options.runsAhead ?? 1;
     assert(Number.isInteger(runsAhead) && runsAhead >= 1, "runsAhead is a positive integer");
-    let from = encodeSegmentEntryKey(streamId, startSeqNum);
-    for await (const [key] of this.kv.entries({
-      gte: encodeSegmentEntryKey(streamId, 0),
-      lte: from,
-      reverse: true,
-      limit: 1,
-    })) {
-      from = key;
-    }
+    const startKey = encodeSegmentEntryKey(streamId, startSeqNum);
+    /** The key of the row covering `startSeqNum`, if one starts before it (a look back). */
+    const coveringKey = async (): Promise<Uint8Array> => {
+      let from = startKey;
+      for await (const [key] of this.kv.entries({
+        gte: encodeSegmentEntryKey(streamId, 0),
+        lte: startKey,
+        reverse: true,
+        limit: 1,
+      })) {
+        from = key;
+      }
+      return from;
+    };
     // Rows of one stream that point into one file are consecutive (segments are committed in WAL
     // order), so a run of them is read from the file at once, then decoded and visited one by one.
     type Row = { firstSeqNum: SeqNum; location: SegmentEntryLocation };
@@ -524,26 +543,61 @@ export class SegmentCache {
       if (rows.length > 0) reading.push({ rows, records: readRun(rows) });
       return reading.length < runsAhead || (await visitOldest());
     };
+    /** Adds a row to the run, reading and visiting the run it ends; false once `visit` is done. */
+    const takeRow = async (key: Uint8Array, value: Uint8Array): Promise<boolean> => {
+      const { firstSeqNum } = decodeSegmentEntryKey(key);
+      const location = decodeSegmentEntryValue(value);
+      if (firstSeqNum + location.recordCount <= startSeqNum) return true;
+      const head = run[0]?.location;
+      if (
+        head !== undefined &&
+        (head.objectId !== location.objectId ||
+          head.source !== location.source ||
+          runBytes + location.length > readRunBytesMax) &&
+        !(await visitRun())
+      ) {
+        return false;
+      }
+      run.push({ firstSeqNum, location });
+      runBytes += location.length;
+      return !(runBytes >= readRunBytesMax || run.length >= readRunRowsMax) || (await visitRun());
+    };
+    const lt = encodeSegmentEntryKey(streamId, endSeqNum);
+    // The rows are listed in pages: from the row starting at `startSeqNum`, then after the last
+    // row of the page before. A reader that goes on where its last read ended starts at a row
+    // (`Storage.readRecordsAhead`), so the look back for a row covering `startSeqNum`, a second
+    // iterator, is made only when no row starts there.
+    let pageRowsMax = readRowsPageFirst;
+    let page: KvRange = { gte: startKey, lt, limit: pageRowsMax };
+    /** Whether the first row listed was checked to start at `startSeqNum` (once). */
+    let isStartChecked = false;
     try {
-      for await (const [key, value] of this.kv.entries({
-        gte: from,
-        lt: encodeSegmentEntryKey(streamId, endSeqNum),
-      })) {
-        const { firstSeqNum } = decodeSegmentEntryKey(key);
-        const location = decodeSegmentEntryValue(value);
-        if (firstSeqNum + location.recordCount <= startSeqNum) continue;
-        const head = run[0]?.location;
-        if (
-          head !== undefined &&
-          (head.objectId !== location.objectId || head.source !== location.source)
-        ) {
-          if (!(await visitRun())) return;
+      for (;;) {
+        let pageRows = 0;
+        let lastKey: Uint8Array | undefined;
+        let isLookBackNeeded = false;
+        for await (const [key, value] of this.kv.entries(page)) {
+          if (!isStartChecked) {
+            isStartChecked = true;
+            isLookBackNeeded = decodeSegmentEntryKey(key).firstSeqNum !== startSeqNum;
+            if (isLookBackNeeded) break;
+          }
+          pageRows += 1;
+          lastKey = key;
+          if (!(await takeRow(key, value))) return;
         }
-        run.push({ firstSeqNum, location });
-        runBytes += location.length;
-        if ((runBytes >= readRunBytesMax || run.length >= readRunRowsMax) && !(await visitRun())) {
-          return;
+        if (!isStartChecked) {
+          isStartChecked = true;
+          isLookBackNeeded = true;
         }
+        if (isLookBackNeeded) {
+          // No row starts at `startSeqNum`: list from the row covering it (or from it, if none).
+          page = { gte: await coveringKey(), lt, limit: pageRowsMax };
+          continue;
+        }
+        if (lastKey === undefined || pageRows < pageRowsMax) break;
+        pageRowsMax = Math.min(2 * pageRowsMax, readRowsPageMax);
+        page = { gt: lastKey, lt, limit: pageRowsMax };
       }
       if (!(await visitRun())) return;
       while (reading.length > 0) if (!(await visitOldest())) return;
