@@ -134,7 +134,13 @@ export function encodeReadBatchProto(
   const tailSize = tail === undefined ? 0 : streamPositionSize(tail);
   if (tail !== undefined) size += 1 + varintSize(tailSize) + tailSize;
 
-  const out = new Uint8Array(headroomBytes + size);
+  // Not zero-filled: every byte after the headroom is written below (the size check at the end).
+  const out = new Uint8Array(
+    Buffer.allocUnsafeSlow(headroomBytes + size).buffer,
+    0,
+    headroomBytes + size,
+  );
+  out.fill(0, 0, headroomBytes);
   let pos = headroomBytes;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as SequencedRecord;

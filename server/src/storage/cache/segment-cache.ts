@@ -92,7 +92,8 @@ const readRunBytesMax = readBatchBytesMax;
 const readRunRowsMax = readBatchCountMax;
 
 /**
- * A read lists its rows in pages of this many, doubling up to `readRowsPageMax`, instead of one
+ * A read lists its rows in pages of this many, doubling up to `readRowsPageMax` (each page one
+ * native call, `kv/level.ts`), instead of one
  * LevelDB iterator over the rest of the stream: after its first row, an unbounded iterator fetches
  * the next 1,000 rows at once (classic-level's `nextv`), keys and values as buffers, where a
  * catch-up batch of ~1 MiB entries needs two (measured: that fetch was the read path's biggest
@@ -101,7 +102,7 @@ const readRunRowsMax = readBatchCountMax;
  * before its position), and `Storage.readRecords` reads on from where it got.
  */
 const readRowsPageFirst = 4;
-const readRowsPageMax = 1024;
+const readRowsPageMax = 1000;
 
 /** Rows deleted per LevelDB batch when a trim or a removal drops many (each batch is consistent). */
 const dropRowsPerBatchMax = 4096;
