@@ -44,7 +44,7 @@ import {
   type OpenedCache,
 } from "./cache/cache-guard.js";
 import { diskFaultOf } from "./cache/disk-fault.js";
-import type { SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
+import type { RowsAhead, SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
 import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import { createMemoryKvStore } from "./kv/memory.js";
 import { SwitchableKvStore } from "./kv/switchable.js";
@@ -80,14 +80,16 @@ export interface ReadRecordsOptions {
 }
 
 /**
- * Durable records of one stream already read and checked, kept by a reader between two reads
- * (`Storage.readRecordsAhead`): `records[i]` is seq num `firstSeqNum + i`. Records are immutable
- * once durable, so the next read may serve them (from its start, raised to the trim point, and
- * below its end) instead of reading their entry again.
+ * What a reader keeps between two reads of one stream (`Storage.readRecordsAhead`): the rest of
+ * the entry the last read ended in, durable records already read and checked (`records[i]` is seq
+ * num `firstSeqNum + i`; records are immutable once durable, so the next read may serve them, from
+ * its start raised to the trim point and below its end, instead of reading their entry again), and
+ * the index rows listed past it (`RowsAhead`, a hint the cache checks before use).
  */
 export interface ReadAhead {
   readonly firstSeqNum: SeqNum;
   readonly records: readonly DecodedRecord[];
+  readonly rows: RowsAhead | undefined;
 }
 
 /** Compaction, checkpoints, GC and the cache bound (docs/design/bottomless.md). */
@@ -556,7 +558,8 @@ export class Storage {
     let bytes = 0;
     let isFull = false;
     /** The last entry taken from, while records of it below `endSeqNum` are left. */
-    let ahead: ReadAhead | undefined;
+    let aheadEntry: { firstSeqNum: SeqNum; records: readonly DecodedRecord[] } | undefined;
+    let rowsAhead: RowsAhead | undefined = options.ahead?.rows;
     /** Takes the records of an entry from `nextSeqNum` on; false once the read is complete. */
     const take = (firstSeqNum: SeqNum, entryRecords: readonly DecodedRecord[]): boolean => {
       assert(firstSeqNum <= nextSeqNum, "an entry is taken from a seq num it holds");
@@ -579,7 +582,7 @@ export class Storage {
         nextSeqNum = seqNum + 1;
       }
       const entryEndSeqNum = Math.min(firstSeqNum + entryRecords.length, endSeqNum);
-      ahead = nextSeqNum < entryEndSeqNum ? { firstSeqNum, records: entryRecords } : undefined;
+      aheadEntry = nextSeqNum < entryEndSeqNum ? { firstSeqNum, records: entryRecords } : undefined;
       return !isFull && nextSeqNum < endSeqNum && records.length < countMax;
     };
     const given = options.ahead;
@@ -599,10 +602,11 @@ export class Storage {
         continue;
       }
       const before = nextSeqNum;
-      await this.segmentCache.readEntries({
+      rowsAhead = await this.segmentCache.readEntries({
         streamId,
         startSeqNum: nextSeqNum,
         endSeqNum,
+        rowsAhead,
         visit: (firstSeqNum, entryRecords) => {
           if (firstSeqNum > nextSeqNum) {
             // A gap: a trim that landed during this read dropped the rows below its trim point
@@ -623,6 +627,14 @@ export class Storage {
         isRetried = true;
       }
     }
+    const ahead =
+      aheadEntry === undefined && rowsAhead === undefined
+        ? undefined
+        : {
+            firstSeqNum: aheadEntry?.firstSeqNum ?? nextSeqNum,
+            records: aheadEntry?.records ?? [],
+            rows: rowsAhead,
+          };
     return { records, ahead };
   }
 

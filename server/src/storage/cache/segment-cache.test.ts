@@ -29,7 +29,12 @@ import type { ObjectStore } from "../object-store/object-store.js";
 import { openCache } from "../open-stores.js";
 import { decodeSegment, encodeSegment, type SegmentEntryInput } from "../segment/format.js";
 import { type DecodedRecord, encodeRecord } from "../segment/record-codec.js";
-import { CacheReadError, type ChunkToSwitch, SegmentCache } from "./segment-cache.js";
+import {
+  CacheReadError,
+  type ChunkToSwitch,
+  type RowsAhead,
+  SegmentCache,
+} from "./segment-cache.js";
 import {
   createMemorySegmentFiles,
   openFsSegmentFiles,
@@ -253,6 +258,73 @@ describe("segment cache: listing rows", () => {
     assert.deepEqual(await read(10, 15), [10, 12, 14]);
     // Stream 2's rows follow stream 1's in the index and are never listed for it.
     assert.deepEqual(await read(200), []);
+  });
+
+  it("a read that goes on where the last one stopped starts from the rows it listed ahead", async () => {
+    // Goal: the rows a read listed past its stop (`RowsAhead`) stand for the next read's first
+    // page, and only while the index has lost no row since (a trim here). Method: as above.
+    const fixture = makeFixture();
+    await fixture.commit(
+      1,
+      Array.from({ length: 40 }, (_, i) => recordsEntry(1, i * 2, 2)),
+    );
+    let listings = 0;
+    const kv = fixture.kv;
+    const countingKv: typeof kv = {
+      ...kv,
+      entries(range) {
+        listings += 1;
+        return kv.entries(range);
+      },
+    };
+    const cache = new SegmentCache(countingKv, fixture.files, fixture.store, systemClock);
+    const read = async (startSeqNum: number, rowsAhead: RowsAhead | undefined, rows: number) => {
+      listings = 0;
+      const starts: number[] = [];
+      const next = await cache.readEntries({
+        streamId: 1,
+        startSeqNum,
+        endSeqNum: 1_000,
+        rowsAhead,
+        visit: (firstSeqNum) => {
+          starts.push(firstSeqNum);
+          return starts.length < rows;
+        },
+      });
+      return { starts, next, listings };
+    };
+    const first = await read(0, undefined, 2);
+    assert.deepEqual(first.starts, [0, 2]);
+    assert.ok(first.next !== undefined);
+    // Carried: the next read starts from the rows carried (these one-record entries share a file,
+    // so its run goes on gathering rows past them: one page, not the four from its start).
+    const second = await read(4, first.next, 1);
+    assert.deepEqual(second.starts, [4]);
+    const uncarried = await read(4, undefined, 1);
+    assert.deepEqual(uncarried.starts, [4]);
+    assert.ok(second.listings < uncarried.listings, `${second.listings} < ${uncarried.listings}`);
+    // A carried list that does not start at the read's start is not used.
+    const elsewhere = await read(20, second.next, 1);
+    assert.deepEqual(elsewhere.starts, [20]);
+    assert.equal(elsewhere.listings, 1);
+    // Past its rows, the reader lists from after the last one carried, in doubling pages.
+    let ahead = elsewhere.next;
+    const seen: number[] = [];
+    for (let start = 22; start < 80; start += 2) {
+      const { starts, next } = await read(start, ahead, 1);
+      seen.push(...starts);
+      ahead = next;
+    }
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 29 }, (_, i) => 22 + 2 * i),
+    );
+    // A trim drops rows: what was listed before it is not used after it.
+    const beforeTrim = await read(0, undefined, 1);
+    await cache.dropRowsBelow(1, 4);
+    const afterTrim = await read(2, beforeTrim.next, 1);
+    assert.ok(afterTrim.listings >= 1, "listed again");
+    assert.deepEqual(afterTrim.starts, [4]);
   });
 });
 

@@ -50,6 +50,7 @@ import {
   type SegmentEntryLocation,
 } from "../kv/keys.js";
 import type { KvOp, KvRange, KvStore } from "../kv/kv-store.js";
+import { SwitchableKvStore } from "../kv/switchable.js";
 import { chunkKey, walKey } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import {
@@ -64,6 +65,22 @@ import {
 import type { DecodedRecord } from "../segment/record-codec.js";
 import { diskFaultOf } from "./disk-fault.js";
 import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
+
+/**
+ * Index rows of one stream that a read listed past the row it stopped at (that row first), for
+ * the reader's next read to start from instead of listing them again (`readEntries`'s
+ * `rowsAhead`). A hint, used only while current: no row has been deleted or replaced since
+ * (`generation`: a trim, a removal or a compaction switch bumps it) and the index is still in the
+ * same store; new rows are only ever added past the stream's tail, after these.
+ */
+export interface RowsAhead {
+  readonly streamId: number;
+  readonly generation: number;
+  readonly kvTarget: KvStore;
+  readonly rows: readonly (readonly [Uint8Array, Uint8Array])[];
+  /** The size of the page they came from: the next page doubles it. */
+  readonly pageRowsMax: number;
+}
 
 /** A cached entry could be read neither from its file nor from the bucket. */
 export class CacheReadError extends Error {
@@ -165,6 +182,8 @@ export class SegmentCache {
   private kinds: Record<ObjectSource, FileKind>;
   /** No file is written, read or unlinked (the disk failed: degraded-cache.md). */
   private isDetached = false;
+  /** Bumped after every write that deletes or replaces index rows (`RowsAhead`). */
+  private rowsGeneration = 0;
   /**
    * Told of a disk fault met off the commit chain (chunk file writes), so that the owner can
    * degrade the cache on the chain; faults on the chain reject the operation instead.
@@ -395,6 +414,7 @@ export class SegmentCache {
     }
     failpoint("compaction.before-index-switch");
     await this.kv.write(ops);
+    this.rowsGeneration += 1;
     await this.unlinkFiles(freed);
   }
 
@@ -485,8 +505,13 @@ export class SegmentCache {
       meteredBytesBefore: number | undefined,
     ) => boolean;
     readonly runsAhead?: number;
-  }): Promise<void> {
+    /** What an earlier read of this stream returned; used only while it is current. */
+    readonly rowsAhead?: RowsAhead | undefined;
+  }): Promise<RowsAhead | undefined> {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
+    // Taken before listing: a row deletion written after this makes the rows listed stale.
+    const generation = this.rowsGeneration;
+    const kvTarget = this.kvTarget();
     const runsAhead = options.runsAhead ?? 1;
     assert(Number.isInteger(runsAhead) && runsAhead >= 1, "runsAhead is a positive integer");
     const startKey = encodeSegmentEntryKey(streamId, startSeqNum);
@@ -505,7 +530,13 @@ export class SegmentCache {
     };
     // Rows of one stream that point into one file are consecutive (segments are committed in WAL
     // order), so a run of them is read from the file at once, then decoded and visited one by one.
-    type Row = { firstSeqNum: SeqNum; location: SegmentEntryLocation };
+    type Row = {
+      firstSeqNum: SeqNum;
+      location: SegmentEntryLocation;
+      raw: readonly [Uint8Array, Uint8Array];
+    };
+    /** The rows of the run `visit` stopped in that it did not reach (`RowsAhead`). */
+    let unvisited: readonly Row[] = [];
     let run: Row[] = [];
     let runBytes = 0;
     /** Runs being read, oldest first; each is visited once read and all before it are visited. */
@@ -532,7 +563,10 @@ export class SegmentCache {
       const entries = await records;
       for (let i = 0; i < rows.length; i++) {
         const { firstSeqNum, location } = rows[i]!;
-        if (!visit(firstSeqNum, await entries[i]!, location.meteredBytesBefore)) return false;
+        if (!visit(firstSeqNum, await entries[i]!, location.meteredBytesBefore)) {
+          unvisited = rows.slice(i + 1);
+          return false;
+        }
       }
       return true;
     };
@@ -544,11 +578,17 @@ export class SegmentCache {
       if (rows.length > 0) reading.push({ rows, records: readRun(rows) });
       return reading.length < runsAhead || (await visitOldest());
     };
-    /** Adds a row to the run, reading and visiting the run it ends; false once `visit` is done. */
-    const takeRow = async (key: Uint8Array, value: Uint8Array): Promise<boolean> => {
+    /**
+     * Adds a row to the run, reading and visiting the run it ends: "more" while `visit` wants more,
+     * else whether `visit` stopped before this row was added ("stopped-before") or after.
+     */
+    const takeRow = async (
+      key: Uint8Array,
+      value: Uint8Array,
+    ): Promise<"more" | "stopped-before" | "stopped-after"> => {
       const { firstSeqNum } = decodeSegmentEntryKey(key);
       const location = decodeSegmentEntryValue(value);
-      if (firstSeqNum + location.recordCount <= startSeqNum) return true;
+      if (firstSeqNum + location.recordCount <= startSeqNum) return "more";
       const head = run[0]?.location;
       if (
         head !== undefined &&
@@ -557,13 +597,33 @@ export class SegmentCache {
           runBytes + location.length > readRunBytesMax) &&
         !(await visitRun())
       ) {
-        return false;
+        return "stopped-before";
       }
-      run.push({ firstSeqNum, location });
+      run.push({ firstSeqNum, location, raw: [key, value] });
       runBytes += location.length;
-      return !(runBytes >= readRunBytesMax || run.length >= readRunRowsMax) || (await visitRun());
+      const isRunComplete = runBytes >= readRunBytesMax || run.length >= readRunRowsMax;
+      return !isRunComplete || (await visitRun()) ? "more" : "stopped-after";
     };
     const lt = encodeSegmentEntryKey(streamId, endSeqNum);
+    /**
+     * What a read that `visit` stopped returns as `RowsAhead`: the rows listed and not visited, in
+     * order (of the run it stopped in, of the run being gathered, `notTaken`: the row whose
+     * `takeRow` stopped, if it was not taken, then the rest of the page). Reads with runs ahead
+     * (compaction) carry nothing.
+     */
+    const carry = async (
+      notTaken: readonly (readonly [Uint8Array, Uint8Array])[],
+      rest: AsyncIterator<readonly [Uint8Array, Uint8Array]> | undefined,
+      pageRowsMax: number,
+    ): Promise<RowsAhead | undefined> => {
+      if (runsAhead > 1) return undefined;
+      const rows = [...unvisited.map((row) => row.raw), ...run.map((row) => row.raw), ...notTaken];
+      for (let next = await rest?.next(); next !== undefined && next.done !== true; ) {
+        rows.push(next.value);
+        next = await rest?.next();
+      }
+      return rows.length === 0 ? undefined : { streamId, generation, kvTarget, rows, pageRowsMax };
+    };
     // The rows are listed in pages: from the row starting at `startSeqNum`, then after the last
     // row of the page before. A reader that goes on where its last read ended starts at a row
     // (`Storage.readRecordsAhead`), so the look back for a row covering `startSeqNum`, a second
@@ -573,19 +633,49 @@ export class SegmentCache {
     /** Whether the first row listed was checked to start at `startSeqNum` (once). */
     let isStartChecked = false;
     try {
-      for (;;) {
+      // Rows an earlier read listed past where it stopped, if the index has not lost a row since:
+      // they stand for the first page.
+      const ahead = this.currentRowsAhead(options.rowsAhead, streamId, startSeqNum);
+      /** Whether a carried row lies past `endSeqNum`: then there is nothing more to list. */
+      let isPastEnd = false;
+      if (ahead !== undefined) {
+        isStartChecked = true;
+        for (const [i, row] of ahead.rows.entries()) {
+          if (decodeSegmentEntryKey(row[0]).firstSeqNum >= endSeqNum) {
+            isPastEnd = true;
+            break;
+          }
+          const taken = await takeRow(row[0], row[1]);
+          if (taken !== "more") {
+            const rest = ahead.rows.slice(taken === "stopped-before" ? i : i + 1);
+            return await carry(rest, undefined, ahead.pageRowsMax);
+          }
+        }
+        pageRowsMax = Math.min(2 * ahead.pageRowsMax, readRowsPageMax);
+        page = { gt: ahead.rows.at(-1)![0], lt, limit: pageRowsMax };
+      }
+      while (!isPastEnd) {
         let pageRows = 0;
         let lastKey: Uint8Array | undefined;
         let isLookBackNeeded = false;
-        for await (const [key, value] of this.kv.entries(page)) {
-          if (!isStartChecked) {
-            isStartChecked = true;
-            isLookBackNeeded = decodeSegmentEntryKey(key).firstSeqNum !== startSeqNum;
-            if (isLookBackNeeded) break;
+        const rows = this.kv.entries(page)[Symbol.asyncIterator]();
+        try {
+          for (let next = await rows.next(); next.done !== true; next = await rows.next()) {
+            const [key, value] = next.value;
+            if (!isStartChecked) {
+              isStartChecked = true;
+              isLookBackNeeded = decodeSegmentEntryKey(key).firstSeqNum !== startSeqNum;
+              if (isLookBackNeeded) break;
+            }
+            pageRows += 1;
+            lastKey = key;
+            const taken = await takeRow(key, value);
+            if (taken !== "more") {
+              return await carry(taken === "stopped-before" ? [next.value] : [], rows, pageRowsMax);
+            }
           }
-          pageRows += 1;
-          lastKey = key;
-          if (!(await takeRow(key, value))) return;
+        } finally {
+          await rows.return?.();
         }
         if (!isStartChecked) {
           isStartChecked = true;
@@ -600,12 +690,41 @@ export class SegmentCache {
         pageRowsMax = Math.min(2 * pageRowsMax, readRowsPageMax);
         page = { gt: lastKey, lt, limit: pageRowsMax };
       }
-      if (!(await visitRun())) return;
-      while (reading.length > 0) if (!(await visitOldest())) return;
+      if (!(await visitRun())) return await carry([], undefined, pageRowsMax);
+      while (reading.length > 0) if (!(await visitOldest())) return undefined;
+      return undefined;
     } finally {
       // Runs read ahead of an early stop (or an error): nobody will look at their outcome.
       for (const { records } of reading.splice(0)) records.catch(() => {});
     }
+  }
+
+  /** `rowsAhead` if it may stand for the index: same store, no row lost since, starts here. */
+  private currentRowsAhead(
+    rowsAhead: RowsAhead | undefined,
+    streamId: number,
+    startSeqNum: SeqNum,
+  ): RowsAhead | undefined {
+    if (
+      rowsAhead === undefined ||
+      rowsAhead.streamId !== streamId ||
+      rowsAhead.generation !== this.rowsGeneration ||
+      rowsAhead.kvTarget !== this.kvTarget()
+    ) {
+      return undefined;
+    }
+    // Rows wholly below the start are skipped (`takeRow`); the first other one must start there.
+    for (const [key, value] of rowsAhead.rows) {
+      const { firstSeqNum } = decodeSegmentEntryKey(key);
+      if (firstSeqNum + decodeSegmentEntryValue(value).recordCount <= startSeqNum) continue;
+      return firstSeqNum === startSeqNum ? rowsAhead : undefined;
+    }
+    return undefined;
+  }
+
+  /** The store the index is in now (the cache guard switches it between LevelDB and memory). */
+  private kvTarget(): KvStore {
+    return this.kv instanceof SwitchableKvStore ? this.kv.target : this.kv;
   }
 
   /**
@@ -879,6 +998,7 @@ export class SegmentCache {
       const ops: KvOp[] = [];
       const freed = await this.deleteRowOps(dropped, ops);
       await this.kv.write(ops);
+      this.rowsGeneration += 1;
       await this.unlinkFiles(freed);
       if (isDone) return;
       const last = dropped.at(-1)!.key;
