@@ -16,6 +16,7 @@
  * it with scripts/cpu-profile-summary.ts).
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -54,6 +55,13 @@ const rounds = Number(values.rounds);
 const recordBytes = Number(values["record-bytes"]);
 /** Bytes of appends unacknowledged at once while writing. */
 const inflightBytesMax = 16 * mib;
+
+/** User and system CPU seconds of process `pid` (/proc, clock ticks of 1/100 s). */
+function processCpuSplit(pid: number): { user: number; system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
 const flushIntervalMs = 5;
 
 async function main(): Promise<void> {
@@ -123,6 +131,7 @@ async function main(): Promise<void> {
       let bytes = 0;
       let mismatched = 0;
       const serverCpuStart = processCpuSeconds(pid);
+      const serverSplitStart = processCpuSplit(pid);
       const clientCpuStart = process.cpuUsage();
       const startMs = performance.now();
       const readSession = await reader.readSession(
@@ -137,13 +146,17 @@ async function main(): Promise<void> {
       }
       const seconds = (performance.now() - startMs) / 1000;
       const serverCpu = processCpuSeconds(pid) - serverCpuStart;
+      const serverSplit = processCpuSplit(pid);
+      const serverUser = serverSplit.user - serverSplitStart.user;
       const clientUsage = process.cpuUsage(clientCpuStart);
       const clientCpu = (clientUsage.user + clientUsage.system) / 1e6;
       const readMiB = bytes / mib;
       console.log(
         `round ${round}: ${fmt(readMiB, 0)} MiB in ${fmt(seconds, 2)} s = ` +
           `${fmt(readMiB / seconds, 1)} MiB/s; server ${fmt((serverCpu * 1000) / readMiB, 2)} ms ` +
-          `CPU/MiB (${fmt(serverCpu / seconds, 2)} cores), client ` +
+          `CPU/MiB (${fmt((serverUser * 1000) / readMiB, 2)} user + ` +
+          `${fmt(((serverCpu - serverUser) * 1000) / readMiB, 2)} system; ` +
+          `${fmt(serverCpu / seconds, 2)} cores), client ` +
           `${fmt((clientCpu * 1000) / readMiB, 2)} ms CPU/MiB (${fmt(clientCpu / seconds, 2)} cores); ` +
           (records === count && mismatched === 0
             ? `${records} records verified`
