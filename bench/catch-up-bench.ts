@@ -11,8 +11,8 @@
  *     [--record-bytes 8192] [--cold] [--profile-dir DIR] [--no-compaction]
  *
  * `--mode s3` needs moto (scripts/with-moto.sh). `--cold` restarts the server with an empty cache
- * directory, so the reads come from the object store (the first round; later rounds find what the
- * first one cached). `--profile-dir` starts the restarted server with `--cpu-prof` into DIR (read
+ * directory bounded to 16 MiB, so the reads come from the object store (each round prints how many
+ * entries came from cache files and how many from the bucket). `--profile-dir` starts the restarted server with `--cpu-prof` into DIR (read
  * it with scripts/cpu-profile-summary.ts).
  */
 import { randomBytes } from "node:crypto";
@@ -55,6 +55,17 @@ const rounds = Number(values.rounds);
 const recordBytes = Number(values["record-bytes"]);
 /** Bytes of appends unacknowledged at once while writing. */
 const inflightBytesMax = 16 * mib;
+
+/** The server's cache entry hits and misses so far (its /metrics counters). */
+async function cacheEntryReads(endpoint: string): Promise<{ hits: number; misses: number }> {
+  const text = await (await fetch(`${endpoint}/metrics`)).text();
+  const counter = (name: string): number =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return {
+    hits: counter("tributary_cache_entry_hits_total"),
+    misses: counter("tributary_cache_entry_misses_total"),
+  };
+}
 
 /** User and system CPU seconds of process `pid` (/proc, clock ticks of 1/100 s). */
 function processCpuSplit(pid: number): { user: number; system: number } {
@@ -116,7 +127,9 @@ async function main(): Promise<void> {
     const restarted = await startServer({
       mode,
       cacheDir: readCacheDir,
-      args,
+      // Cold: a cache bound far below the stream, so that what recovery's replay caches is evicted
+      // and the reads are misses served from the object store.
+      args: values.cold ? [...args, "--cache-size", "16MiB"] : args,
       env,
       ...(localRoot === undefined ? {} : { localRoot }),
       ...(bucket === undefined ? {} : { bucket }),
@@ -132,6 +145,7 @@ async function main(): Promise<void> {
       let mismatched = 0;
       const serverCpuStart = processCpuSeconds(pid);
       const serverSplitStart = processCpuSplit(pid);
+      const entryReadsStart = await cacheEntryReads(restarted.endpoint);
       const clientCpuStart = process.cpuUsage();
       const startMs = performance.now();
       const readSession = await reader.readSession(
@@ -148,6 +162,7 @@ async function main(): Promise<void> {
       const serverCpu = processCpuSeconds(pid) - serverCpuStart;
       const serverSplit = processCpuSplit(pid);
       const serverUser = serverSplit.user - serverSplitStart.user;
+      const entryReads = await cacheEntryReads(restarted.endpoint);
       const clientUsage = process.cpuUsage(clientCpuStart);
       const clientCpu = (clientUsage.user + clientUsage.system) / 1e6;
       const readMiB = bytes / mib;
@@ -158,6 +173,8 @@ async function main(): Promise<void> {
           `${fmt(((serverCpu - serverUser) * 1000) / readMiB, 2)} system; ` +
           `${fmt(serverCpu / seconds, 2)} cores), client ` +
           `${fmt((clientCpu * 1000) / readMiB, 2)} ms CPU/MiB (${fmt(clientCpu / seconds, 2)} cores); ` +
+          `cache entries ${entryReads.hits - entryReadsStart.hits} from files, ` +
+          `${entryReads.misses - entryReadsStart.misses} from the bucket; ` +
           (records === count && mismatched === 0
             ? `${records} records verified`
             : `NOT VERIFIED: ${records} of ${count} read, ${mismatched} differ`),
