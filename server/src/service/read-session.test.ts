@@ -237,4 +237,52 @@ describe("read sessions", () => {
       Array.from({ length: 60 }, (_, i) => i),
     );
   });
+  it("reads every cache entry once in a catch-up, carrying a cut entry to the next batch", async () => {
+    // Entries of ~400 KiB (one append of 100 records of 4 KiB each): a 1 MiB batch ends inside
+    // one, whose rest the next batch serves from what was read (`Storage.readRecordsAhead`).
+    await service.streams.create({ basin: testBasin, name: "entries" });
+    const body = (seqNum: number): Uint8Array => new Uint8Array(4096).fill(seqNum % 251);
+    const appends = 7;
+    const perAppend = 100;
+    for (let a = 0; a < appends; a++) {
+      await service.records.append(testBasin, "entries", {
+        records: Array.from({ length: perAppend }, (_, i) => ({
+          headers: [],
+          body: body(a * perAppend + i),
+        })),
+      });
+    }
+    await service.storage.cacheCommitted();
+    const hitsBefore = service.storage.stats.entryHits;
+    const events = await drain(service, "entries", {
+      start: { kind: "seqNum", seqNum: 0 },
+      clamp: false,
+      count: appends * perAppend,
+    });
+    const hits = service.storage.stats.entryHits - hitsBefore;
+    assert.equal(hits, appends, "each entry read from the cache once");
+    assert.deepEqual(
+      seqNumsOf(events),
+      Array.from({ length: appends * perAppend }, (_, i) => i),
+    );
+    for (const event of events) {
+      assert.equal(event.kind, "batch");
+      if (event.kind !== "batch") continue;
+      const bytes = event.records.reduce((sum, record) => sum + 8 + record.body.length, 0);
+      assert.ok(bytes <= 1 << 20, `a batch holds at most 1 MiB. bytes=${bytes}`);
+      for (const record of event.records) assert.deepEqual(record.body, body(record.seqNum));
+    }
+    // Full batches: 700 records of 4,104 metered bytes are 3 batches of ≤ 255 records.
+    assert.equal(events.length, 3);
+    // From inside an entry, to a count limit inside another.
+    const middle = await drain(service, "entries", {
+      start: { kind: "seqNum", seqNum: 150 },
+      clamp: false,
+      count: 333,
+    });
+    assert.deepEqual(
+      seqNumsOf(middle),
+      Array.from({ length: 333 }, (_, i) => 150 + i),
+    );
+  });
 });

@@ -24,6 +24,7 @@ import {
   type SequencedRecord,
   type StreamPosition,
 } from "../core/records.js";
+import type { ReadAhead } from "../storage/storage.js";
 import type { Follower, Streamer } from "../streamer/streamer.js";
 import { noteUnaryReadSession } from "./metrics.js";
 
@@ -190,6 +191,11 @@ async function* readEvents(
 
   if (remainingCount <= 0 || remainingBytes <= 0) return;
   let follower: Follower | undefined;
+  /**
+   * The rest of the entry the last catch-up batch ended in (at most one entry, ≤ 1 MiB metered),
+   * served by the next batch instead of being read again; dropped before following.
+   */
+  let ahead: ReadAhead | undefined;
   try {
     for (;;) {
       // Catch up from the cache until the durable tail.
@@ -198,7 +204,9 @@ async function* readEvents(
         if (cursor >= tailSeqNum) break;
         const countMax = Math.min(readBatchCountMax, remainingCount);
         const bytesMax = Math.min(readBatchBytesMax, remainingBytes);
-        const records = await streamer.read({ startSeqNum: cursor, countMax, bytesMax });
+        const read = await streamer.readAhead({ startSeqNum: cursor, countMax, bytesMax, ahead });
+        const records = read.records;
+        ahead = read.ahead;
         const { taken, ended } = admit(records);
         if (taken.length > 0) yield { kind: "batch", records: taken };
         if (ended) return;
@@ -221,6 +229,7 @@ async function* readEvents(
         }
       }
       if (!mayFollow) return;
+      ahead = undefined;
 
       // Follow: subscribe at the tail without yielding in between, so no batch falls in a gap.
       if (cursor < streamer.tail.seqNum) continue;

@@ -44,7 +44,7 @@ import {
   type OpenedCache,
 } from "./cache/cache-guard.js";
 import { diskFaultOf } from "./cache/disk-fault.js";
-import type { SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
+import type { RowsAhead, SegmentCache, SegmentCacheStats } from "./cache/segment-cache.js";
 import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-files.js";
 import { createMemoryKvStore } from "./kv/memory.js";
 import { SwitchableKvStore } from "./kv/switchable.js";
@@ -67,6 +67,30 @@ import {
   FlusherClosedError,
   type FlusherStats,
 } from "./wal/flusher.js";
+
+/** What `Storage.readRecords` takes. */
+export interface ReadRecordsOptions {
+  readonly streamId: number;
+  readonly startSeqNum: SeqNum;
+  readonly endSeqNum: SeqNum;
+  readonly countMax: number;
+  readonly bytesMax: number;
+  /** How a stored record is metered against `bytesMax`; `meteredBytes` by default. */
+  readonly meteredBytesOf?: ((record: DecodedRecord) => number) | undefined;
+}
+
+/**
+ * What a reader keeps between two reads of one stream (`Storage.readRecordsAhead`): the rest of
+ * the entry the last read ended in, durable records already read and checked (`records[i]` is seq
+ * num `firstSeqNum + i`; records are immutable once durable, so the next read may serve them, from
+ * its start raised to the trim point and below its end, instead of reading their entry again), and
+ * the index rows listed past it (`RowsAhead`, a hint the cache checks before use).
+ */
+export interface ReadAhead {
+  readonly firstSeqNum: SeqNum;
+  readonly records: readonly DecodedRecord[];
+  readonly rows: RowsAhead | undefined;
+}
 
 /** Compaction, checkpoints, GC and the cache bound (docs/design/bottomless.md). */
 export interface BottomlessOptions {
@@ -513,27 +537,39 @@ export class Storage {
    * below `endSeqNum`, at most `countMax` records and `bytesMax` metered bytes; a record is never
    * split, so a record larger than the remaining budget ends the read.
    */
-  async readRecords(options: {
-    readonly streamId: number;
-    readonly startSeqNum: SeqNum;
-    readonly endSeqNum: SeqNum;
-    readonly countMax: number;
-    readonly bytesMax: number;
-    /** How a stored record is metered against `bytesMax`; `meteredBytes` by default. */
-    readonly meteredBytesOf?: ((record: DecodedRecord) => number) | undefined;
-  }): Promise<SequencedRecord[]> {
+  async readRecords(options: ReadRecordsOptions): Promise<SequencedRecord[]> {
+    return (await this.readRecordsAhead(options)).records;
+  }
+
+  /**
+   * `readRecords` for a reader that goes on where the read ends (a catch-up read session): the
+   * read also returns the entry it stopped in (`ahead`, when records of it are left), and the next
+   * read takes those records from `options.ahead` before it looks at the cache. Entries are read
+   * and checked whole, and a batch rarely ends at an entry's end, so without this every entry
+   * that a batch boundary cuts would be read, checked and decoded twice.
+   */
+  async readRecordsAhead(
+    options: ReadRecordsOptions & {
+      /** What the previous read returned as `ahead`; ignored unless it holds `startSeqNum`. */
+      readonly ahead?: ReadAhead | undefined;
+    },
+  ): Promise<{ readonly records: SequencedRecord[]; readonly ahead: ReadAhead | undefined }> {
     const { streamId, countMax, bytesMax } = options;
     const meteredBytesOf = options.meteredBytesOf ?? meteredBytes;
     const tail = this.state.tailOf(streamId);
     const startSeqNum = Math.max(options.startSeqNum, tail.trimPoint);
     const endSeqNum = Math.min(options.endSeqNum, tail.nextSeqNum);
     const records: SequencedRecord[] = [];
-    if (startSeqNum >= endSeqNum || countMax <= 0) return records;
+    if (startSeqNum >= endSeqNum || countMax <= 0) return { records, ahead: undefined };
     let nextSeqNum = startSeqNum;
     let bytes = 0;
     let isFull = false;
+    /** The last entry taken from, while records of it below `endSeqNum` are left. */
+    let aheadEntry: { firstSeqNum: SeqNum; records: readonly DecodedRecord[] } | undefined;
+    let rowsAhead: RowsAhead | undefined = options.ahead?.rows;
     /** Takes the records of an entry from `nextSeqNum` on; false once the read is complete. */
     const take = (firstSeqNum: SeqNum, entryRecords: readonly DecodedRecord[]): boolean => {
+      assert(firstSeqNum <= nextSeqNum, "an entry is taken from a seq num it holds");
       for (let i = nextSeqNum - firstSeqNum; i < entryRecords.length; i++) {
         const seqNum = firstSeqNum + i;
         if (seqNum >= endSeqNum || records.length >= countMax) break;
@@ -552,8 +588,18 @@ export class Storage {
         });
         nextSeqNum = seqNum + 1;
       }
+      const entryEndSeqNum = Math.min(firstSeqNum + entryRecords.length, endSeqNum);
+      aheadEntry = nextSeqNum < entryEndSeqNum ? { firstSeqNum, records: entryRecords } : undefined;
       return !isFull && nextSeqNum < endSeqNum && records.length < countMax;
     };
+    const given = options.ahead;
+    if (
+      given !== undefined &&
+      given.firstSeqNum <= nextSeqNum &&
+      nextSeqNum < given.firstSeqNum + given.records.length
+    ) {
+      take(given.firstSeqNum, given.records);
+    }
     let isRetried = false;
     while (!isFull && nextSeqNum < endSeqNum && records.length < countMax) {
       // Segments applied but not committed are newer than everything the cache index holds.
@@ -563,10 +609,11 @@ export class Storage {
         continue;
       }
       const before = nextSeqNum;
-      await this.segmentCache.readEntries({
+      rowsAhead = await this.segmentCache.readEntries({
         streamId,
         startSeqNum: nextSeqNum,
         endSeqNum,
+        rowsAhead,
         visit: (firstSeqNum, entryRecords) => {
           if (firstSeqNum > nextSeqNum) {
             // A gap: a trim that landed during this read dropped the rows below its trim point
@@ -587,7 +634,15 @@ export class Storage {
         isRetried = true;
       }
     }
-    return records;
+    const ahead =
+      aheadEntry === undefined && rowsAhead === undefined
+        ? undefined
+        : {
+            firstSeqNum: aheadEntry?.firstSeqNum ?? nextSeqNum,
+            records: aheadEntry?.records ?? [],
+            rows: rowsAhead,
+          };
+    return { records, ahead };
   }
 
   /** Resolves once every segment durable so far is committed to the cache (tests, diagnostics). */

@@ -49,7 +49,7 @@ import {
 import { advanceTail, type StreamTail } from "../storage/durable-state.js";
 import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
 import { CacheReadError } from "../storage/cache/segment-cache.js";
-import type { Storage } from "../storage/storage.js";
+import type { ReadAhead, Storage } from "../storage/storage.js";
 import { FencedError, FlusherClosedError, OutcomeUnknownError } from "../storage/wal/flusher.js";
 import { validateAppendBatch, validateAppendInput } from "./append-validation.js";
 
@@ -611,20 +611,46 @@ export class Streamer {
     }
   }
 
+  /**
+   * `read` for a reader that goes on where it ends (a catch-up read session): also returns the
+   * records read past the batch (`ahead`), which the reader passes to its next read
+   * (`Storage.readRecordsAhead`), so that no entry is read twice.
+   */
+  async readAhead(options: {
+    readonly startSeqNum: SeqNum;
+    readonly countMax: number;
+    readonly bytesMax: number;
+    readonly ahead: ReadAhead | undefined;
+  }): Promise<{ readonly records: SequencedRecord[]; readonly ahead: ReadAhead | undefined }> {
+    try {
+      return await this.options.storage.readRecordsAhead(this.readOptions(options));
+    } catch (error) {
+      throw toS2Error(error);
+    }
+  }
+
   private readStored(options: {
     readonly startSeqNum: SeqNum;
     readonly countMax: number;
     readonly bytesMax: number;
   }): Promise<SequencedRecord[]> {
-    return this.options.storage.readRecords({
+    return this.options.storage.readRecords(this.readOptions(options));
+  }
+
+  private readOptions<T extends { readonly startSeqNum: SeqNum }>(
+    options: T,
+  ): T & {
+    streamId: number;
+    endSeqNum: SeqNum;
+    meteredBytesOf: ((record: DecodedRecord) => number) | undefined;
+  } {
+    return {
+      ...options,
       streamId: this.streamId,
-      startSeqNum: options.startSeqNum,
       endSeqNum: this.tail.seqNum,
-      countMax: options.countMax,
-      bytesMax: options.bytesMax,
       // Encrypted records are metered as their plaintext, read from their envelope.
       meteredBytesOf: this.cipher === null ? undefined : storedMeteredBytes,
-    });
+    };
   }
 
   /**

@@ -3,14 +3,16 @@
 // records, 0–4 headers, bodies 0–300 bytes, some of them views into larger buffers, u64 values at
 // the varint boundaries up to 2^53 − 1, tail absent, zero or set) compared byte for byte with
 // `toBinary(ReadBatchSchema, create(ReadBatchSchema, …))`, then decoded with `fromBinary`; plus
-// lengths whose varints take 1 to 4 bytes.
+// lengths whose varints take 1 to 4 bytes. The chunked form (`encodeReadBatchProtoChunks`, bodies
+// by reference) is checked on every batch at several thresholds: its chunks concatenate to the
+// same bytes, and each body at or above the threshold is a chunk that is the record's own view.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { ReadBatchSchema } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
 import type { SequencedRecord, StreamPosition } from "../../core/records.js";
-import { encodeReadBatchProto } from "./records-proto.js";
+import { encodeReadBatchProto, encodeReadBatchProtoChunks } from "./records-proto.js";
 
 interface Batch {
   readonly records: readonly SequencedRecord[];
@@ -46,6 +48,17 @@ function check(batch: Batch): void {
   const withHeadroom = encodeReadBatchProto(batch, 4);
   assert.deepEqual(withHeadroom.subarray(0, 4), new Uint8Array(4));
   assert.deepEqual(withHeadroom.subarray(4), bytes);
+  for (const bodyBytesByReferenceMin of [1, 2, 100, 301]) {
+    const { chunks, messageBytes } = encodeReadBatchProtoChunks(batch, {
+      headroomBytes: 4,
+      bodyBytesByReferenceMin,
+    });
+    assert.equal(messageBytes, bytes.length);
+    assert.deepEqual(Buffer.concat(chunks), Buffer.from(withHeadroom));
+    const referenced = batch.records.filter((r) => r.body.length >= bodyBytesByReferenceMin);
+    for (const { body } of referenced) assert.ok(chunks.includes(body), "a body by reference");
+    assert.ok(chunks.length >= 1 && chunks.length <= 2 * referenced.length + 1);
+  }
   const decoded = fromBinary(ReadBatchSchema, bytes);
   assert.deepEqual(
     decoded.records.map((record) => ({

@@ -17,6 +17,7 @@ import {
   type StreamPosition as StreamPositionMessage,
   StreamPositionSchema,
 } from "@tributary/protocol/gen/s2/v1/s2_pb.js";
+import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
 import type {
   AppendAck,
@@ -123,18 +124,53 @@ export function encodeReadBatchProto(
   },
   headroomBytes = 0,
 ): Uint8Array {
+  const { chunks } = encodeReadBatchProtoChunks(batch, {
+    headroomBytes,
+    bodyBytesByReferenceMin: Number.POSITIVE_INFINITY,
+  });
+  assert(chunks.length === 1, "a batch with no body by reference is one buffer");
+  return chunks[0]!;
+}
+
+/**
+ * `encodeReadBatchProto` as chunks whose concatenation is its result, for a writer that gathers
+ * them (an S2S read frame written with `writev`): the bodies of at least `bodyBytesByReferenceMin`
+ * bytes are chunks of their own, views of the records' bytes (not copied), and everything else is
+ * written into one new buffer, of which the other chunks are consecutive views. A catch-up read
+ * then copies a large body once (into the socket) instead of twice, and allocates only the small
+ * buffer. The first chunk starts with the `headroomBytes` (zeroed).
+ *
+ * @returns the chunks, never empty, and `messageBytes`, their total length less the headroom.
+ */
+export function encodeReadBatchProtoChunks(
+  batch: {
+    readonly records: readonly SequencedRecord[];
+    readonly tail?: StreamPosition | undefined;
+  },
+  options: { readonly headroomBytes: number; readonly bodyBytesByReferenceMin: number },
+): { readonly chunks: Uint8Array[]; readonly messageBytes: number } {
   const { records, tail } = batch;
+  const { headroomBytes, bodyBytesByReferenceMin } = options;
   const recordSizes = new Array<number>(records.length);
   let size = 0;
+  let referencedBytes = 0;
   for (let i = 0; i < records.length; i++) {
-    const recordSize = sequencedRecordSize(records[i] as SequencedRecord);
+    const record = records[i] as SequencedRecord;
+    const recordSize = sequencedRecordSize(record);
     recordSizes[i] = recordSize;
     size += 1 + varintSize(recordSize) + recordSize;
+    if (record.body.length >= bodyBytesByReferenceMin) referencedBytes += record.body.length;
   }
   const tailSize = tail === undefined ? 0 : streamPositionSize(tail);
   if (tail !== undefined) size += 1 + varintSize(tailSize) + tailSize;
 
-  const out = new Uint8Array(headroomBytes + size);
+  // Not zero-filled: every byte after the headroom is written below (the size check at the end).
+  const outBytes = headroomBytes + size - referencedBytes;
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(outBytes).buffer, 0, outBytes);
+  out.fill(0, 0, headroomBytes);
+  const chunks: Uint8Array[] = [];
+  /** Where the chunk of `out` being written starts. */
+  let chunkStart = 0;
   let pos = headroomBytes;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as SequencedRecord;
@@ -154,7 +190,15 @@ export function encodeReadBatchProto(
       if (header.name.length !== 0) pos = writeBytes(out, pos, 0x0a, header.name); // Header.name (1)
       if (header.value.length !== 0) pos = writeBytes(out, pos, 0x12, header.value); // Header.value (2)
     }
-    if (record.body.length !== 0) pos = writeBytes(out, pos, 0x22, record.body); // body (4)
+    const { body } = record;
+    if (body.length >= bodyBytesByReferenceMin) {
+      out[pos++] = 0x22; // body (4), its bytes a chunk of their own
+      pos = writeVarint(out, pos, body.length);
+      chunks.push(out.subarray(chunkStart, pos), body);
+      chunkStart = pos;
+    } else if (body.length !== 0) {
+      pos = writeBytes(out, pos, 0x22, body); // body (4)
+    }
   }
   if (tail !== undefined) {
     out[pos++] = 0x12; // ReadBatch.tail (2, length-delimited)
@@ -168,10 +212,11 @@ export function encodeReadBatchProto(
       pos = writeVarint(out, pos, tail.timestamp);
     }
   }
-  if (pos !== headroomBytes + size) {
+  if (pos !== outBytes) {
     throw new Error(`ReadBatch encoder wrote ${pos - headroomBytes} bytes, sized ${size}`);
   }
-  return out;
+  if (chunkStart < pos || chunks.length === 0) chunks.push(out.subarray(chunkStart, pos));
+  return { chunks, messageBytes: size };
 }
 
 /** The varint size of a non-negative safe integer (1..=8 bytes). */

@@ -58,6 +58,28 @@ export function writeS2sFrame(response: ApiResponse, frame: Uint8Array): boolean
   return (response as Writable).write(frame);
 }
 
+/**
+ * Writes frames given as chunks (`encodeS2sMessageChunksInPlace`) to a session's response, all in
+ * one gathered write: the writable is corked around them, so HTTP/2 hands the whole list to one
+ * `writev` instead of one write per chunk. False when the caller should wait for `drain`.
+ */
+export function writeS2sFrameChunks(
+  response: ApiResponse,
+  frames: readonly (readonly Uint8Array[])[],
+): boolean {
+  const corkable: Writable = "stream" in response ? response.stream : (response as Writable);
+  corkable.cork();
+  let hasRoom = true;
+  try {
+    for (const frame of frames) {
+      for (const chunk of frame) hasRoom = (response as Writable).write(chunk) && hasRoom;
+    }
+  } finally {
+    corkable.uncork();
+  }
+  return hasRoom;
+}
+
 /** Per-frame compression (the CC bits). */
 export type S2sCompression = "none" | "zstd" | "gzip";
 
@@ -185,6 +207,22 @@ export async function encodeS2sMessageInPlace(
     return buffer;
   }
   return encodeS2sMessage(message, compression);
+}
+
+/**
+ * `encodeS2sMessageInPlace` for a message given as chunks (`encodeReadBatchProtoChunks`) whose
+ * first one starts with `s2sFrameHeaderBytes` of headroom, uncompressed: the frame header is
+ * written there, and the chunks are the frame. The caller must not use the chunks otherwise.
+ */
+export function encodeS2sMessageChunksInPlace(
+  chunks: readonly Uint8Array[],
+  messageBytes: number,
+): readonly Uint8Array[] {
+  const first = chunks[0];
+  assert(first !== undefined && first.length >= frameHeaderBytes, "room for the frame header");
+  assert(messageBytes <= s2sPayloadBytesMax, "an s2s message fits one frame");
+  writeFrameHeader(first, 1 + messageBytes, false, "none");
+  return chunks;
 }
 
 /** The terminal frame for `error`: flag 0x80, u16 status + JSON body (S2-API.md §7.1). */

@@ -19,7 +19,7 @@ import { S2Error } from "../../core/errors.js";
 import { s2sReadFrameBytesTarget } from "../../core/limits.js";
 import { meteredBytes, meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
 import type { ReadEvent, ReadRequest } from "../../service/read-session.js";
-import { encodeReadBatchProto } from "../convert/records-proto.js";
+import { encodeReadBatchProto, encodeReadBatchProtoChunks } from "../convert/records-proto.js";
 import {
   type ApiResponse,
   encryptionKeyOf,
@@ -30,6 +30,7 @@ import type { ApiDeps } from "../routes.js";
 import { initZstd } from "./compression.js";
 import {
   compressionFromAcceptEncoding,
+  encodeS2sMessageChunksInPlace,
   encodeS2sMessageInPlace,
   encodeS2sTerminalFrame,
   isResponseClosed,
@@ -37,7 +38,7 @@ import {
   s2sFrameHeaderBytes,
   s2sPayloadBytesMax,
   startS2sResponse,
-  writeS2sFrame,
+  writeS2sFrameChunks,
 } from "./frame.js";
 
 /** Serves an S2S read session of `request` on `basin`/`stream`. */
@@ -76,10 +77,8 @@ export async function handleS2sReadSession(
         return;
       }
       const event = next.value;
-      for (const frame of await encodeReadEventFrames(event, compression)) {
-        if (!writeS2sFrame(response, frame)) {
-          if ((await Promise.race([closed.drained(), revoked])) === "closed") return;
-        }
+      if (!writeS2sFrameChunks(response, await encodeReadEventFrames(event, compression))) {
+        if ((await Promise.race([closed.drained(), revoked])) === "closed") return;
       }
       if (event.kind === "batch") {
         deps.metrics.observeRead(event.records.length, meteredBytesOfBatch(event.records));
@@ -98,24 +97,44 @@ export async function handleS2sReadSession(
 }
 
 /**
- * The frames of one event: `ReadBatch` frames of about `s2sReadFrameBytesTarget` metered bytes
- * each (one frame for a heartbeat or a small batch), each further halved when its encoding would
- * exceed one frame (a batch is ≤ 1 MiB metered, but the protobuf of many tiny headers takes up to
- * twice that). Every frame carries the event's tail, if it has one. A single record too large for a frame even without the optional `tail` (possible only
- * for a record of ~260k one-byte headers) cannot be sent: the session fails with 500 `other`.
+ * Record bodies of at least this many bytes are written to an uncompressed frame by reference (a
+ * chunk of the gathered write, `encodeReadBatchProtoChunks`), not copied into the frame's buffer:
+ * an 8 KiB body is then copied once on its way out (into the socket), and a catch-up read no longer
+ * allocates a frame buffer per ~128 KiB. Smaller bodies are copied: below about a kilobyte, a chunk
+ * costs the writer more than the copy saves.
+ */
+const s2sReadBodyBytesByReferenceMin = 1024;
+
+/**
+ * The frames of one event, each a list of chunks (one chunk when compressed, or for a frame with
+ * no body of at least `s2sReadBodyBytesByReferenceMin`): `ReadBatch` frames of about
+ * `s2sReadFrameBytesTarget` metered bytes each (one frame for a heartbeat or a small batch), each
+ * further halved when its encoding would exceed one frame (a batch is ≤ 1 MiB metered, but the
+ * protobuf of many tiny headers takes up to twice that). Every frame carries the event's tail, if
+ * it has one. A single record too large for a frame even without the optional `tail` (possible
+ * only for a record of ~260k one-byte headers) cannot be sent: the session fails with 500 `other`.
  *
  * @internal Exported for tests.
  */
 export async function encodeReadEventFrames(
   event: ReadEvent,
   compression: S2sCompression,
-): Promise<Uint8Array[]> {
+): Promise<(readonly Uint8Array[])[]> {
   // Each message is encoded after room for its frame header, which is then filled in place.
-  const buffers: Uint8Array[] = [];
+  const frames: (readonly Uint8Array[] | Promise<Uint8Array>)[] = [];
+  const bodyBytesByReferenceMin =
+    compression === "none" ? s2sReadBodyBytesByReferenceMin : Number.POSITIVE_INFINITY;
   const encode = (records: readonly SequencedRecord[]): void => {
-    const buffer = encodeReadBatchProto({ records, tail: event.tail }, s2sFrameHeaderBytes);
-    if (buffer.length - s2sFrameHeaderBytes <= s2sPayloadBytesMax) {
-      buffers.push(buffer);
+    const { chunks, messageBytes } = encodeReadBatchProtoChunks(
+      { records, tail: event.tail },
+      { headroomBytes: s2sFrameHeaderBytes, bodyBytesByReferenceMin },
+    );
+    if (messageBytes <= s2sPayloadBytesMax) {
+      frames.push(
+        compression === "none"
+          ? encodeS2sMessageChunksInPlace(chunks, messageBytes)
+          : encodeS2sMessageInPlace(chunks[0]!, compression),
+      );
     } else if (records.length > 1) {
       const half = Math.ceil(records.length / 2);
       encode(records.slice(0, half));
@@ -129,12 +148,12 @@ export async function encodeReadEventFrames(
           `record too large for an s2s frame. seq_num=\`${records[0]?.seqNum}\` bytes=\`${untailedBytes}\``,
         );
       }
-      buffers.push(untailed);
+      frames.push(encodeS2sMessageInPlace(untailed, compression));
     }
   };
   if (event.kind === "heartbeat") encode([]);
   else for (const chunk of chunkByMeteredBytes(event.records)) encode(chunk);
-  return Promise.all(buffers.map((buffer) => encodeS2sMessageInPlace(buffer, compression)));
+  return Promise.all(frames.map(async (frame) => ("then" in frame ? [await frame] : frame)));
 }
 
 /** Splits records into runs of about `s2sReadFrameBytesTarget` metered bytes (never empty). */

@@ -29,7 +29,12 @@ import type { ObjectStore } from "../object-store/object-store.js";
 import { openCache } from "../open-stores.js";
 import { decodeSegment, encodeSegment, type SegmentEntryInput } from "../segment/format.js";
 import { type DecodedRecord, encodeRecord } from "../segment/record-codec.js";
-import { CacheReadError, type ChunkToSwitch, SegmentCache } from "./segment-cache.js";
+import {
+  CacheReadError,
+  type ChunkToSwitch,
+  type RowsAhead,
+  SegmentCache,
+} from "./segment-cache.js";
 import {
   createMemorySegmentFiles,
   openFsSegmentFiles,
@@ -194,6 +199,132 @@ describe("segment cache: reading runs ahead", () => {
     // Stops after three entries: the runs read ahead are dropped (their outcomes never awaited).
     assert.deepEqual(await readWith(6, 3), [0, 2, 4]);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+});
+
+describe("segment cache: listing rows", () => {
+  it("lists rows in pages and looks back only when no row starts at the read's start", async () => {
+    // Goal: a read's rows come in pages of a few rows (not one iterator over the rest of the
+    // stream, which LevelDB fills 1,000 rows at a time), and a read from a row's start, as a
+    // catch-up read that goes on after an entry does, opens no reverse iterator. Method: 60
+    // entries of 2 records in 3 segments, read through a KV store that counts its iterators.
+    const fixture = makeFixture();
+    for (let walId = 1; walId <= 3; walId++) {
+      await fixture.commit(
+        walId,
+        Array.from({ length: 20 }, (_, i) => recordsEntry(1, ((walId - 1) * 20 + i) * 2, 2)),
+      );
+    }
+    await fixture.commit(4, [recordsEntry(2, 0, 2)]);
+    const listed: { isReverse: boolean; limit: number | undefined }[] = [];
+    const kv = fixture.kv;
+    const countingKv: typeof kv = {
+      ...kv,
+      entries(range) {
+        listed.push({ isReverse: range.reverse === true, limit: range.limit });
+        return kv.entries(range);
+      },
+    };
+    const cache = new SegmentCache(countingKv, fixture.files, fixture.store, systemClock);
+    const read = async (startSeqNum: number, endSeqNum = 1_000, stopAfter = Infinity) => {
+      listed.length = 0;
+      const starts: number[] = [];
+      await cache.readEntries({
+        streamId: 1,
+        startSeqNum,
+        endSeqNum,
+        visit: (firstSeqNum, records) => {
+          assert.equal(records.length, 2);
+          starts.push(firstSeqNum);
+          return starts.length < stopAfter;
+        },
+      });
+      return starts;
+    };
+    const rowsFrom = (first: number, last = 118): number[] =>
+      Array.from({ length: (last - first) / 2 + 1 }, (_, i) => first + 2 * i);
+
+    assert.deepEqual(await read(0), rowsFrom(0));
+    assert.ok(listed.every((page) => !page.isReverse && page.limit !== undefined));
+    assert.ok(listed.length >= 4 && listed.length <= 6, `pages: ${listed.length}`);
+
+    // From a row's start: no look back; from inside a row, one.
+    assert.deepEqual(await read(40, 1_000, 3), [40, 42, 44]);
+    assert.equal(listed.filter((page) => page.isReverse).length, 0);
+    assert.deepEqual(await read(41, 1_000, 3), [40, 42, 44]);
+    assert.equal(listed.filter((page) => page.isReverse).length, 1);
+    // Inside the last row, past every row's start; and at a bounded end.
+    assert.deepEqual(await read(119), [118]);
+    assert.deepEqual(await read(10, 15), [10, 12, 14]);
+    // Stream 2's rows follow stream 1's in the index and are never listed for it.
+    assert.deepEqual(await read(200), []);
+  });
+
+  it("a read that goes on where the last one stopped starts from the rows it listed ahead", async () => {
+    // Goal: the rows a read listed past its stop (`RowsAhead`) stand for the next read's first
+    // page, and only while the index has lost no row since (a trim here). Method: as above.
+    const fixture = makeFixture();
+    await fixture.commit(
+      1,
+      Array.from({ length: 40 }, (_, i) => recordsEntry(1, i * 2, 2)),
+    );
+    let listings = 0;
+    const kv = fixture.kv;
+    const countingKv: typeof kv = {
+      ...kv,
+      entries(range) {
+        listings += 1;
+        return kv.entries(range);
+      },
+    };
+    const cache = new SegmentCache(countingKv, fixture.files, fixture.store, systemClock);
+    const read = async (startSeqNum: number, rowsAhead: RowsAhead | undefined, rows: number) => {
+      listings = 0;
+      const starts: number[] = [];
+      const next = await cache.readEntries({
+        streamId: 1,
+        startSeqNum,
+        endSeqNum: 1_000,
+        rowsAhead,
+        visit: (firstSeqNum) => {
+          starts.push(firstSeqNum);
+          return starts.length < rows;
+        },
+      });
+      return { starts, next, listings };
+    };
+    const first = await read(0, undefined, 2);
+    assert.deepEqual(first.starts, [0, 2]);
+    assert.ok(first.next !== undefined);
+    // Carried: the next read starts from the rows carried (these one-record entries share a file,
+    // so its run goes on gathering rows past them: one page, not the four from its start).
+    const second = await read(4, first.next, 1);
+    assert.deepEqual(second.starts, [4]);
+    const uncarried = await read(4, undefined, 1);
+    assert.deepEqual(uncarried.starts, [4]);
+    assert.ok(second.listings < uncarried.listings, `${second.listings} < ${uncarried.listings}`);
+    // A carried list that does not start at the read's start is not used.
+    const elsewhere = await read(20, second.next, 1);
+    assert.deepEqual(elsewhere.starts, [20]);
+    assert.equal(elsewhere.listings, 1);
+    // Past its rows, the reader lists from after the last one carried, in doubling pages.
+    let ahead = elsewhere.next;
+    const seen: number[] = [];
+    for (let start = 22; start < 80; start += 2) {
+      const { starts, next } = await read(start, ahead, 1);
+      seen.push(...starts);
+      ahead = next;
+    }
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 29 }, (_, i) => 22 + 2 * i),
+    );
+    // A trim drops rows: what was listed before it is not used after it.
+    const beforeTrim = await read(0, undefined, 1);
+    await cache.dropRowsBelow(1, 4);
+    const afterTrim = await read(2, beforeTrim.next, 1);
+    assert.ok(afterTrim.listings >= 1, "listed again");
+    assert.deepEqual(afterTrim.starts, [4]);
   });
 });
 

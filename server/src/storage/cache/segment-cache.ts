@@ -49,7 +49,8 @@ import {
   type ObjectSource,
   type SegmentEntryLocation,
 } from "../kv/keys.js";
-import type { KvOp, KvStore } from "../kv/kv-store.js";
+import type { KvOp, KvRange, KvStore } from "../kv/kv-store.js";
+import { SwitchableKvStore } from "../kv/switchable.js";
 import { chunkKey, walKey } from "../object-keys.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import {
@@ -65,6 +66,22 @@ import type { DecodedRecord } from "../segment/record-codec.js";
 import { diskFaultOf } from "./disk-fault.js";
 import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
 
+/**
+ * Index rows of one stream that a read listed past the row it stopped at (that row first), for
+ * the reader's next read to start from instead of listing them again (`readEntries`'s
+ * `rowsAhead`). A hint, used only while current: no row has been deleted or replaced since
+ * (`generation`: a trim, a removal or a compaction switch bumps it) and the index is still in the
+ * same store; new rows are only ever added past the stream's tail, after these.
+ */
+export interface RowsAhead {
+  readonly streamId: number;
+  readonly generation: number;
+  readonly kvTarget: KvStore;
+  readonly rows: readonly (readonly [Uint8Array, Uint8Array])[];
+  /** The size of the page they came from: the next page doubles it. */
+  readonly pageRowsMax: number;
+}
+
 /** A cached entry could be read neither from its file nor from the bucket. */
 export class CacheReadError extends Error {
   override readonly name = "CacheReadError";
@@ -78,16 +95,31 @@ export class CacheReadError extends Error {
 const missReadAttemptsMax = 10;
 
 /**
- * A read gathers consecutive rows that point into one file until their entries hold at least this
- * many bytes, then reads them from the file in one call (one open, one pread per span, one close)
- * instead of one open per entry: a catch-up read of one-record entries would otherwise open the
- * same file a hundred times. One read batch's worth, so a read that stops early (its caller's
- * byte or count limit) has read ahead at most one batch plus one entry.
+ * A read gathers consecutive rows that point into one file while their entries fit in this many
+ * bytes (a row larger than that alone), then reads them from the file in one call (one open, one
+ * pread per span, one close) instead of one open per entry: a catch-up read of one-record entries
+ * would otherwise open the same file a hundred times. One read batch's worth, so a read that stops
+ * early (its caller's byte or count limit) has read ahead at most one batch; and a run of entries
+ * of about a batch each holds one entry, not the two that "at least one batch" made it read (the
+ * second one decoded, checked and, as a batch ends in the first, read again by the next batch).
  */
 const readRunBytesMax = readBatchBytesMax;
 
 /** A run also ends at this many rows: a read batch never needs more entries than records. */
 const readRunRowsMax = readBatchCountMax;
+
+/**
+ * A read lists its rows in pages of this many, doubling up to `readRowsPageMax` (each page one
+ * native call, `kv/level.ts`), instead of one
+ * LevelDB iterator over the rest of the stream: after its first row, an unbounded iterator fetches
+ * the next 1,000 rows at once (classic-level's `nextv`), keys and values as buffers, where a
+ * catch-up batch of ~1 MiB entries needs two (measured: that fetch was the read path's biggest
+ * CPU cost after GC). The pages are separate iterators, so the index may change between two; the
+ * reader sees that as it sees a change under one iterator's later rows (a gap, or rows that start
+ * before its position), and `Storage.readRecords` reads on from where it got.
+ */
+const readRowsPageFirst = 4;
+const readRowsPageMax = 1000;
 
 /** Rows deleted per LevelDB batch when a trim or a removal drops many (each batch is consistent). */
 const dropRowsPerBatchMax = 4096;
@@ -150,6 +182,8 @@ export class SegmentCache {
   private kinds: Record<ObjectSource, FileKind>;
   /** No file is written, read or unlinked (the disk failed: degraded-cache.md). */
   private isDetached = false;
+  /** Bumped after every write that deletes or replaces index rows (`RowsAhead`). */
+  private rowsGeneration = 0;
   /**
    * Told of a disk fault met off the commit chain (chunk file writes), so that the owner can
    * degrade the cache on the chain; faults on the chain reject the operation instead.
@@ -380,6 +414,7 @@ export class SegmentCache {
     }
     failpoint("compaction.before-index-switch");
     await this.kv.write(ops);
+    this.rowsGeneration += 1;
     await this.unlinkFiles(freed);
   }
 
@@ -470,22 +505,38 @@ export class SegmentCache {
       meteredBytesBefore: number | undefined,
     ) => boolean;
     readonly runsAhead?: number;
-  }): Promise<void> {
+    /** What an earlier read of this stream returned; used only while it is current. */
+    readonly rowsAhead?: RowsAhead | undefined;
+  }): Promise<RowsAhead | undefined> {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
+    // Taken before listing: a row deletion written after this makes the rows listed stale.
+    const generation = this.rowsGeneration;
+    const kvTarget = this.kvTarget();
     const runsAhead = options.runsAhead ?? 1;
     assert(Number.isInteger(runsAhead) && runsAhead >= 1, "runsAhead is a positive integer");
-    let from = encodeSegmentEntryKey(streamId, startSeqNum);
-    for await (const [key] of this.kv.entries({
-      gte: encodeSegmentEntryKey(streamId, 0),
-      lte: from,
-      reverse: true,
-      limit: 1,
-    })) {
-      from = key;
-    }
+    const startKey = encodeSegmentEntryKey(streamId, startSeqNum);
+    /** The key of the row covering `startSeqNum`, if one starts before it (a look back). */
+    const coveringKey = async (): Promise<Uint8Array> => {
+      let from = startKey;
+      for await (const [key] of this.kv.entries({
+        gte: encodeSegmentEntryKey(streamId, 0),
+        lte: startKey,
+        reverse: true,
+        limit: 1,
+      })) {
+        from = key;
+      }
+      return from;
+    };
     // Rows of one stream that point into one file are consecutive (segments are committed in WAL
     // order), so a run of them is read from the file at once, then decoded and visited one by one.
-    type Row = { firstSeqNum: SeqNum; location: SegmentEntryLocation };
+    type Row = {
+      firstSeqNum: SeqNum;
+      location: SegmentEntryLocation;
+      raw: readonly [Uint8Array, Uint8Array];
+    };
+    /** The rows of the run `visit` stopped in that it did not reach (`RowsAhead`). */
+    let unvisited: readonly Row[] = [];
     let run: Row[] = [];
     let runBytes = 0;
     /** Runs being read, oldest first; each is visited once read and all before it are visited. */
@@ -512,7 +563,10 @@ export class SegmentCache {
       const entries = await records;
       for (let i = 0; i < rows.length; i++) {
         const { firstSeqNum, location } = rows[i]!;
-        if (!visit(firstSeqNum, await entries[i]!, location.meteredBytesBefore)) return false;
+        if (!visit(firstSeqNum, await entries[i]!, location.meteredBytesBefore)) {
+          unvisited = rows.slice(i + 1);
+          return false;
+        }
       }
       return true;
     };
@@ -524,33 +578,153 @@ export class SegmentCache {
       if (rows.length > 0) reading.push({ rows, records: readRun(rows) });
       return reading.length < runsAhead || (await visitOldest());
     };
-    try {
-      for await (const [key, value] of this.kv.entries({
-        gte: from,
-        lt: encodeSegmentEntryKey(streamId, endSeqNum),
-      })) {
-        const { firstSeqNum } = decodeSegmentEntryKey(key);
-        const location = decodeSegmentEntryValue(value);
-        if (firstSeqNum + location.recordCount <= startSeqNum) continue;
-        const head = run[0]?.location;
-        if (
-          head !== undefined &&
-          (head.objectId !== location.objectId || head.source !== location.source)
-        ) {
-          if (!(await visitRun())) return;
-        }
-        run.push({ firstSeqNum, location });
-        runBytes += location.length;
-        if ((runBytes >= readRunBytesMax || run.length >= readRunRowsMax) && !(await visitRun())) {
-          return;
-        }
+    /**
+     * Adds a row to the run, reading and visiting the run it ends: "more" while `visit` wants more,
+     * else whether `visit` stopped before this row was added ("stopped-before") or after.
+     */
+    const takeRow = async (
+      key: Uint8Array,
+      value: Uint8Array,
+    ): Promise<"more" | "stopped-before" | "stopped-after"> => {
+      const { firstSeqNum } = decodeSegmentEntryKey(key);
+      const location = decodeSegmentEntryValue(value);
+      if (firstSeqNum + location.recordCount <= startSeqNum) return "more";
+      const head = run[0]?.location;
+      if (
+        head !== undefined &&
+        (head.objectId !== location.objectId ||
+          head.source !== location.source ||
+          runBytes + location.length > readRunBytesMax) &&
+        !(await visitRun())
+      ) {
+        return "stopped-before";
       }
-      if (!(await visitRun())) return;
-      while (reading.length > 0) if (!(await visitOldest())) return;
+      run.push({ firstSeqNum, location, raw: [key, value] });
+      runBytes += location.length;
+      const isRunComplete = runBytes >= readRunBytesMax || run.length >= readRunRowsMax;
+      return !isRunComplete || (await visitRun()) ? "more" : "stopped-after";
+    };
+    const lt = encodeSegmentEntryKey(streamId, endSeqNum);
+    /**
+     * What a read that `visit` stopped returns as `RowsAhead`: the rows listed and not visited, in
+     * order (of the run it stopped in, of the run being gathered, `notTaken`: the row whose
+     * `takeRow` stopped, if it was not taken, then the rest of the page). Reads with runs ahead
+     * (compaction) carry nothing.
+     */
+    const carry = async (
+      notTaken: readonly (readonly [Uint8Array, Uint8Array])[],
+      rest: AsyncIterator<readonly [Uint8Array, Uint8Array]> | undefined,
+      pageRowsMax: number,
+    ): Promise<RowsAhead | undefined> => {
+      if (runsAhead > 1) return undefined;
+      const rows = [...unvisited.map((row) => row.raw), ...run.map((row) => row.raw), ...notTaken];
+      for (let next = await rest?.next(); next !== undefined && next.done !== true; ) {
+        rows.push(next.value);
+        next = await rest?.next();
+      }
+      return rows.length === 0 ? undefined : { streamId, generation, kvTarget, rows, pageRowsMax };
+    };
+    // The rows are listed in pages: from the row starting at `startSeqNum`, then after the last
+    // row of the page before. A reader that goes on where its last read ended starts at a row
+    // (`Storage.readRecordsAhead`), so the look back for a row covering `startSeqNum`, a second
+    // iterator, is made only when no row starts there.
+    let pageRowsMax = readRowsPageFirst;
+    let page: KvRange = { gte: startKey, lt, limit: pageRowsMax };
+    /** Whether the first row listed was checked to start at `startSeqNum` (once). */
+    let isStartChecked = false;
+    try {
+      // Rows an earlier read listed past where it stopped, if the index has not lost a row since:
+      // they stand for the first page.
+      const ahead = this.currentRowsAhead(options.rowsAhead, streamId, startSeqNum);
+      /** Whether a carried row lies past `endSeqNum`: then there is nothing more to list. */
+      let isPastEnd = false;
+      if (ahead !== undefined) {
+        isStartChecked = true;
+        for (const [i, row] of ahead.rows.entries()) {
+          if (decodeSegmentEntryKey(row[0]).firstSeqNum >= endSeqNum) {
+            isPastEnd = true;
+            break;
+          }
+          const taken = await takeRow(row[0], row[1]);
+          if (taken !== "more") {
+            const rest = ahead.rows.slice(taken === "stopped-before" ? i : i + 1);
+            return await carry(rest, undefined, ahead.pageRowsMax);
+          }
+        }
+        pageRowsMax = Math.min(2 * ahead.pageRowsMax, readRowsPageMax);
+        page = { gt: ahead.rows.at(-1)![0], lt, limit: pageRowsMax };
+      }
+      while (!isPastEnd) {
+        let pageRows = 0;
+        let lastKey: Uint8Array | undefined;
+        let isLookBackNeeded = false;
+        const rows = this.kv.entries(page)[Symbol.asyncIterator]();
+        try {
+          for (let next = await rows.next(); next.done !== true; next = await rows.next()) {
+            const [key, value] = next.value;
+            if (!isStartChecked) {
+              isStartChecked = true;
+              isLookBackNeeded = decodeSegmentEntryKey(key).firstSeqNum !== startSeqNum;
+              if (isLookBackNeeded) break;
+            }
+            pageRows += 1;
+            lastKey = key;
+            const taken = await takeRow(key, value);
+            if (taken !== "more") {
+              return await carry(taken === "stopped-before" ? [next.value] : [], rows, pageRowsMax);
+            }
+          }
+        } finally {
+          await rows.return?.();
+        }
+        if (!isStartChecked) {
+          isStartChecked = true;
+          isLookBackNeeded = true;
+        }
+        if (isLookBackNeeded) {
+          // No row starts at `startSeqNum`: list from the row covering it (or from it, if none).
+          page = { gte: await coveringKey(), lt, limit: pageRowsMax };
+          continue;
+        }
+        if (lastKey === undefined || pageRows < pageRowsMax) break;
+        pageRowsMax = Math.min(2 * pageRowsMax, readRowsPageMax);
+        page = { gt: lastKey, lt, limit: pageRowsMax };
+      }
+      if (!(await visitRun())) return await carry([], undefined, pageRowsMax);
+      while (reading.length > 0) if (!(await visitOldest())) return undefined;
+      return undefined;
     } finally {
       // Runs read ahead of an early stop (or an error): nobody will look at their outcome.
       for (const { records } of reading.splice(0)) records.catch(() => {});
     }
+  }
+
+  /** `rowsAhead` if it may stand for the index: same store, no row lost since, starts here. */
+  private currentRowsAhead(
+    rowsAhead: RowsAhead | undefined,
+    streamId: number,
+    startSeqNum: SeqNum,
+  ): RowsAhead | undefined {
+    if (
+      rowsAhead === undefined ||
+      rowsAhead.streamId !== streamId ||
+      rowsAhead.generation !== this.rowsGeneration ||
+      rowsAhead.kvTarget !== this.kvTarget()
+    ) {
+      return undefined;
+    }
+    // Rows wholly below the start are skipped (`takeRow`); the first other one must start there.
+    for (const [key, value] of rowsAhead.rows) {
+      const { firstSeqNum } = decodeSegmentEntryKey(key);
+      if (firstSeqNum + decodeSegmentEntryValue(value).recordCount <= startSeqNum) continue;
+      return firstSeqNum === startSeqNum ? rowsAhead : undefined;
+    }
+    return undefined;
+  }
+
+  /** The store the index is in now (the cache guard switches it between LevelDB and memory). */
+  private kvTarget(): KvStore {
+    return this.kv instanceof SwitchableKvStore ? this.kv.target : this.kv;
   }
 
   /**
@@ -824,6 +998,7 @@ export class SegmentCache {
       const ops: KvOp[] = [];
       const freed = await this.deleteRowOps(dropped, ops);
       await this.kv.write(ops);
+      this.rowsGeneration += 1;
       await this.unlinkFiles(freed);
       if (isDone) return;
       const last = dropped.at(-1)!.key;

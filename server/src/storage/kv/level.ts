@@ -77,6 +77,12 @@ const levelTableFileBytes = 32 << 20;
 /** classic-level reads `limit` as a C++ int32: a larger value wraps around. */
 const levelLimitMax = 0x7fffffff;
 
+/**
+ * A range with a `limit` up to this is listed with one `nextv` call (classic-level's own batch
+ * when it iterates row by row is 1,000 rows).
+ */
+const pageRowsMax = 1000;
+
 type LevelRange = {
   gt?: Uint8Array;
   gte?: Uint8Array;
@@ -203,8 +209,16 @@ export async function openLevelKvStore(options: LevelKvStoreOptions): Promise<Kv
     try {
       const iterator = db.iterator(snapshot === undefined ? range : { ...range, snapshot });
       try {
-        // Breaking out of this loop (the consumer stopped early) closes the native iterator.
-        for await (const [key, value] of iterator) yield [toView(key), toView(value)] as const;
+        // Breaking out of these loops (the consumer stopped early) closes the native iterator.
+        if (range.limit !== undefined && range.limit <= pageRowsMax) {
+          // A bounded listing is fetched in one native call: `next()` would make two (one row,
+          // then the rest), each a round trip through the thread pool.
+          for (const [key, value] of await iterator.nextv(range.limit)) {
+            yield [toView(key), toView(value)] as const;
+          }
+        } else {
+          for await (const [key, value] of iterator) yield [toView(key), toView(value)] as const;
+        }
       } finally {
         await iterator.close();
       }

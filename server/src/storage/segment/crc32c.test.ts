@@ -1,11 +1,14 @@
 // Goal: pin crc32c to the iSCSI CRC32C (RFC 3720) and show that a running CRC chains across
-// chunks. Method: published test vectors, plus fast-check properties comparing the slicing-by-16
-// code with a bit-at-a-time reference over random bytes, chunk splits and unaligned views.
+// chunks, whichever implementation computes it (the native addon or the portable JS). Method:
+// published test vectors, plus fast-check properties comparing `crc32c` and the slicing-by-16
+// code with a bit-at-a-time reference over random bytes, chunk splits and unaligned views, and the
+// native path with the portable one on inputs around and far above its threshold.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { crc32c } from "./crc32c.js";
+import { crc32c, crc32cImplementation, crc32cPortable } from "./crc32c.js";
 
 /** The textbook definition, one bit at a time: slow, and obviously right. */
 function crc32cReference(data: Uint8Array, seed = 0): number {
@@ -120,5 +123,44 @@ describe("crc32c", () => {
     assert.throws(() => crc32c(new Uint8Array(1), -1), /seed/);
     assert.throws(() => crc32c(new Uint8Array(1), 2 ** 32), /seed/);
     assert.throws(() => crc32c(new Uint8Array(1), 1.5), /seed/);
+  });
+
+  it("takes the native path where the addon has a prebuilt binary (Linux x86-64 here)", () => {
+    if (process.platform !== "linux" || process.arch !== "x64") return;
+    assert.equal(crc32cImplementation, "native");
+  });
+
+  it("agrees with the portable code on inputs around and far above the native threshold", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 200, maxLength: 5000 }),
+        fc.nat(15),
+        fc.nat(0xffffffff),
+        (data, skip, seed) => {
+          const view = data.subarray(skip);
+          assert.equal(crc32c(view, seed), crc32cPortable(view, seed));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    const large = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 2654435761) >>> 24);
+    assert.equal(crc32c(large), crc32cPortable(large));
+    assert.equal(crc32cPortable(large.subarray(0, 1000)), crc32cReference(large.subarray(0, 1000)));
+  });
+
+  it("falls back to the portable code when TRIBUTARY_CRC32C=portable", () => {
+    const script =
+      'const m = await import("./server/src/storage/segment/crc32c.ts");' +
+      "console.log(m.crc32cImplementation, m.crc32c(new Uint8Array(4096).fill(7)));";
+    const output = execFileSync(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script],
+      {
+        cwd: new URL("../../../../", import.meta.url).pathname,
+        env: { ...process.env, TRIBUTARY_CRC32C: "portable" },
+        encoding: "utf8",
+      },
+    ).trim();
+    assert.equal(output, `portable ${crc32cPortable(new Uint8Array(4096).fill(7))}`);
   });
 });
