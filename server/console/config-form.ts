@@ -11,7 +11,8 @@ import {
   StorageClass,
   TimestampingMode,
 } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
-import { field, formValue, h, select } from "./dom.js";
+import { messageOf } from "./api.js";
+import { field, formValue, h, outcome, select } from "./dom.js";
 
 /** The mask paths of a whole stream config (basin.proto `ReconfigureStreamRequest`). */
 export const streamConfigPaths = [
@@ -59,6 +60,61 @@ export function describeStreamConfig(config: StreamConfig | undefined): [string,
       minAge === undefined ? "default" : minAge === 0n ? "off" : `after ${minAge} s empty`,
     ],
   ];
+}
+
+/**
+ * A config section (`#<id>`, shared by the basin and stream pages): the config as a definition list
+ * (`#<id>-summary`), and a form (`#<id>-form`, submit `#<id>-save`) whose outcome shows in
+ * `#<id>-result`. `save` sends the form and returns the config now in force, which replaces the
+ * summary, every time.
+ */
+export function configSection<Config>(options: {
+  readonly id: string;
+  readonly load: () => Promise<Config | undefined>;
+  readonly describe: (config: Config | undefined) => [string, string][];
+  readonly fields: (config: Config | undefined) => readonly HTMLElement[];
+  readonly submitLabel: string;
+  readonly save: (form: HTMLFormElement) => Promise<Config | undefined>;
+}): HTMLElement {
+  const { id } = options;
+  const section = h("section", { id }, h("h3", {}, "Config"), "loading…");
+  const result = outcome(`${id}-result`);
+  void options.load().then(
+    (config) => {
+      let summary = definitionList(options.describe(config), `${id}-summary`);
+      const form = h(
+        "form",
+        { id: `${id}-form` },
+        ...options.fields(config),
+        h("button", { id: `${id}-save`, type: "submit" }, options.submitLabel),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        void (async () => {
+          try {
+            const updated = definitionList(
+              options.describe(await options.save(form)),
+              `${id}-summary`,
+            );
+            summary.replaceWith(updated);
+            summary = updated;
+            result.show("reconfigured");
+          } catch (error) {
+            result.show(`reconfigure: ${messageOf(error)}`, true);
+          }
+        })();
+      });
+      section.replaceChildren(
+        h("h3", {}, "Config"),
+        summary,
+        h("details", {}, h("summary", {}, "Reconfigure"), form),
+        result.element,
+      );
+    },
+    (error: unknown) =>
+      section.replaceChildren(h("h3", {}, "Config"), h("p", { class: "error" }, messageOf(error))),
+  );
+  return section;
 }
 
 /** A definition list of `entries`. */

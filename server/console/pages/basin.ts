@@ -3,10 +3,13 @@
  * stream config), create a stream, the basin's streams one page at a time with a name-prefix filter
  * (usable at 10,000 streams), delete a stream or the basin, and a link to its metrics.
  */
-import { EncryptionAlgorithm } from "@tributary/protocol/gen/tributary/v1/config_pb.js";
+import {
+  type BasinConfig,
+  EncryptionAlgorithm,
+} from "@tributary/protocol/gen/tributary/v1/config_pb.js";
 import { account, basins, formatTimestamp, messageOf } from "../api.js";
 import {
-  definitionList,
+  configSection,
   describeStreamConfig,
   readStreamConfig,
   streamConfigFields,
@@ -38,103 +41,77 @@ export async function deleteStreamConfirmed(
   }
 }
 
-function configSection(basin: string): HTMLElement {
-  const section = h("section", { id: "basin-config" }, h("h3", {}, "Config"), "loading…");
-  const result = outcome("basin-config-result");
-  void account.getBasinConfig({ basin }).then(
-    ({ config }) => {
-      const summary = definitionList(
-        [
-          ["create streams on append", String(config?.createStreamOnAppend ?? false)],
-          ["create streams on read", String(config?.createStreamOnRead ?? false)],
-          [
-            "stream cipher",
-            config?.streamCipher === EncryptionAlgorithm.AEGIS_256
-              ? "aegis-256"
-              : config?.streamCipher === EncryptionAlgorithm.AES_256_GCM
-                ? "aes-256-gcm"
-                : "none",
-          ],
-          ...describeStreamConfig(config?.defaultStreamConfig).map(
-            ([term, value]): [string, string] => [`default ${term}`, value],
-          ),
-        ],
-        "basin-config-summary",
-      );
-      const onAppend = h("input", {
-        name: "create_stream_on_append",
-        type: "checkbox",
-        checked: config?.createStreamOnAppend ?? false,
-      });
-      const onRead = h("input", {
-        name: "create_stream_on_read",
-        type: "checkbox",
-        checked: config?.createStreamOnRead ?? false,
-      });
-      const form = h(
-        "form",
-        { id: "basin-config-form" },
-        h(
-          "div",
-          { class: "toolbar" },
-          field("create streams on append", onAppend),
-          field("on read", onRead),
+/** A basin config in one line per field, with its default stream config's. */
+function describeBasinConfig(config: BasinConfig | undefined): [string, string][] {
+  return [
+    ["create streams on append", String(config?.createStreamOnAppend ?? false)],
+    ["create streams on read", String(config?.createStreamOnRead ?? false)],
+    [
+      "stream cipher",
+      config?.streamCipher === EncryptionAlgorithm.AEGIS_256
+        ? "aegis-256"
+        : config?.streamCipher === EncryptionAlgorithm.AES_256_GCM
+          ? "aes-256-gcm"
+          : "none",
+    ],
+    ...describeStreamConfig(config?.defaultStreamConfig).map(([term, value]): [string, string] => [
+      `default ${term}`,
+      value,
+    ]),
+  ];
+}
+
+function basinConfigSection(basin: string): HTMLElement {
+  const isChecked = (form: HTMLFormElement, name: string): boolean =>
+    (form.elements.namedItem(name) as HTMLInputElement | null)?.checked ?? false;
+  return configSection({
+    id: "basin-config",
+    load: async () => (await account.getBasinConfig({ basin })).config,
+    describe: describeBasinConfig,
+    fields: (config) => [
+      h(
+        "div",
+        { class: "toolbar" },
+        field(
+          "create streams on append",
+          h("input", {
+            name: "create_stream_on_append",
+            type: "checkbox",
+            checked: config?.createStreamOnAppend ?? false,
+          }),
         ),
-        h("p", { class: "hint" }, "Default config of streams created from now on:"),
-        streamConfigFields(config?.defaultStreamConfig),
-        h("button", { id: "basin-config-save", type: "submit" }, "Reconfigure basin"),
-      );
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        void (async () => {
-          try {
-            const response = await account.reconfigureBasin({
-              basin,
-              config: {
-                createStreamOnAppend: onAppend.checked,
-                createStreamOnRead: onRead.checked,
-                defaultStreamConfig: readStreamConfig(form),
-              },
-              mask: {
-                paths: [
-                  "create_stream_on_append",
-                  "create_stream_on_read",
-                  ...streamConfigPaths.map((path) => `default_stream_config.${path}`),
-                ],
-              },
-            });
-            result.show("reconfigured");
-            summary.replaceWith(
-              definitionList(
-                [
-                  [
-                    "create streams on append",
-                    String(response.config?.createStreamOnAppend ?? false),
-                  ],
-                  ["create streams on read", String(response.config?.createStreamOnRead ?? false)],
-                  ...describeStreamConfig(response.config?.defaultStreamConfig).map(
-                    ([term, value]): [string, string] => [`default ${term}`, value],
-                  ),
-                ],
-                "basin-config-summary",
-              ),
-            );
-          } catch (error) {
-            result.show(`reconfigure: ${messageOf(error)}`, true);
-          }
-        })();
-      });
-      section.replaceChildren(
-        h("h3", {}, "Config"),
-        summary,
-        h("details", {}, h("summary", {}, "Reconfigure"), form),
-        result.element,
-      );
-    },
-    (error: unknown) =>
-      section.replaceChildren(h("h3", {}, "Config"), h("p", { class: "error" }, messageOf(error))),
-  );
-  return section;
+        field(
+          "on read",
+          h("input", {
+            name: "create_stream_on_read",
+            type: "checkbox",
+            checked: config?.createStreamOnRead ?? false,
+          }),
+        ),
+      ),
+      h("p", { class: "hint" }, "Default config of streams created from now on:"),
+      streamConfigFields(config?.defaultStreamConfig),
+    ],
+    submitLabel: "Reconfigure basin",
+    save: async (form) =>
+      (
+        await account.reconfigureBasin({
+          basin,
+          config: {
+            createStreamOnAppend: isChecked(form, "create_stream_on_append"),
+            createStreamOnRead: isChecked(form, "create_stream_on_read"),
+            defaultStreamConfig: readStreamConfig(form),
+          },
+          mask: {
+            paths: [
+              "create_stream_on_append",
+              "create_stream_on_read",
+              ...streamConfigPaths.map((path) => `default_stream_config.${path}`),
+            ],
+          },
+        })
+      ).config,
+  });
 }
 
 /** Renders the page of `basin`. */
@@ -228,7 +205,7 @@ export function basinPage(basin: string): HTMLElement {
       h("a", { href: `#/metrics?${new URLSearchParams({ basin })}` }, "Metrics of this basin"),
       deleteBasin,
     ),
-    configSection(basin),
+    basinConfigSection(basin),
     h(
       "section",
       { id: "basin-streams" },

@@ -5,7 +5,7 @@
  */
 import { formatMillis, messageOf, streams, basins } from "../api.js";
 import {
-  definitionList,
+  configSection,
   describeStreamConfig,
   readStreamConfig,
   streamConfigFields,
@@ -49,51 +49,23 @@ function tailSection(basin: string, stream: string): HTMLElement {
   );
 }
 
-function configSection(basin: string, stream: string): HTMLElement {
-  const section = h("section", { id: "stream-config" }, h("h3", {}, "Config"), "loading…");
-  const result = outcome("stream-config-result");
-  void basins.getStreamConfig({ basin, stream }).then(
-    ({ config }) => {
-      let summary = definitionList(describeStreamConfig(config), "stream-config-summary");
-      const form = h(
-        "form",
-        { id: "stream-config-form" },
-        streamConfigFields(config),
-        h("button", { id: "stream-config-save", type: "submit" }, "Reconfigure stream"),
-      );
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        void (async () => {
-          try {
-            const response = await basins.reconfigureStream({
-              basin,
-              stream,
-              config: readStreamConfig(form),
-              mask: { paths: streamConfigPaths },
-            });
-            const updated = definitionList(
-              describeStreamConfig(response.config),
-              "stream-config-summary",
-            );
-            summary.replaceWith(updated);
-            summary = updated;
-            result.show("reconfigured");
-          } catch (error) {
-            result.show(`reconfigure: ${messageOf(error)}`, true);
-          }
-        })();
-      });
-      section.replaceChildren(
-        h("h3", {}, "Config"),
-        summary,
-        h("details", {}, h("summary", {}, "Reconfigure"), form),
-        result.element,
-      );
-    },
-    (error: unknown) =>
-      section.replaceChildren(h("h3", {}, "Config"), h("p", { class: "error" }, messageOf(error))),
-  );
-  return section;
+function streamConfigSection(basin: string, stream: string): HTMLElement {
+  return configSection({
+    id: "stream-config",
+    load: async () => (await basins.getStreamConfig({ basin, stream })).config,
+    describe: describeStreamConfig,
+    fields: (config) => [streamConfigFields(config)],
+    submitLabel: "Reconfigure stream",
+    save: async (form) =>
+      (
+        await basins.reconfigureStream({
+          basin,
+          stream,
+          config: readStreamConfig(form),
+          mask: { paths: streamConfigPaths },
+        })
+      ).config,
+  });
 }
 
 function appendSection(basin: string, stream: string): HTMLElement {
@@ -209,7 +181,7 @@ export function streamPage(basin: string, stream: string): StreamPage {
       deleteButton,
     ),
     tailSection(basin, stream),
-    configSection(basin, stream),
+    streamConfigSection(basin, stream),
     appendSection(basin, stream),
     tail.element,
     storageSection(basin, stream),
