@@ -5,8 +5,10 @@
 // being read until another call lets go, a call that waits too long fails with 429 `rate_limited`
 // (gRPC RESOURCE_EXHAUSTED), and a message that stops arriving half-way fails its call with 408
 // `request_timeout` (gRPC DEADLINE_EXCEEDED); nothing partial is applied and everything is
-// released. Method: the API server in-process on memory stores with a 4 MiB budget (two maximal
-// messages) and a short stall timeout; raw gRPC calls over `node:http2`, one connection each.
+// released, the stream of a call that is over included (reset after the drain's timeout, once
+// the answer had time to reach the client). Method: the API server in-process on memory
+// stores with a 4 MiB budget (two maximal messages) and a short stall timeout; raw gRPC calls
+// over `node:http2`, one connection each.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
@@ -14,7 +16,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AppendSessionRequestSchema } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import type { ApiServer } from "../../src/api/server.js";
-import { requestBodyBytesMax, s2sFrameBytesMax } from "../../src/core/limits.js";
+import {
+  requestBodyBytesMax,
+  s2sAppendDrainTimeoutMs,
+  s2sFrameBytesMax,
+} from "../../src/core/limits.js";
 import type { Service } from "../../src/service/service.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import {
@@ -92,6 +98,8 @@ interface Call {
   readonly received: () => number;
   /** The call's grpc-status, from trailers or a trailers-only response. */
   readonly status: Promise<number>;
+  /** Resolves with the stream's RST_STREAM code once it is closed (0 for a clean end). */
+  readonly closed: Promise<number>;
 }
 
 function openCall(path = appendSessionPath): Call {
@@ -116,6 +124,9 @@ function openCall(path = appendSessionPath): Call {
     request.on("response", onHeaders);
     request.on("trailers", onHeaders);
   });
+  const closed = new Promise<number>((resolve) => {
+    request.on("close", () => resolve(request.rstCode ?? 0));
+  });
   let trickling: NodeJS.Timeout | undefined;
   client.on("close", () => clearInterval(trickling));
   return {
@@ -123,6 +134,7 @@ function openCall(path = appendSessionPath): Call {
     request,
     received: () => received,
     status,
+    closed,
     trickle: () => {
       trickling ??= setInterval(() => request.write(Buffer.alloc(1, 7)), trickleIntervalMs);
     },
@@ -176,6 +188,13 @@ describe("RPC append session messages under the frame budget", () => {
       const afterMs = performance.now() - stalledAtMs;
       assert.equal(status, grpcDeadlineExceeded);
       assert.ok(afterMs >= stallTimeoutMs * 0.8, `not before the timeout. after_ms=${afterMs}`);
+      // The client stays connected and silent: its stream does not stay open half-read.
+      const rstCode = await within(
+        call.closed,
+        "the stream reset",
+        s2sAppendDrainTimeoutMs + 5_000,
+      );
+      assert.equal(rstCode, http2.constants.NGHTTP2_CANCEL);
       await untilGauges("the reservation and the session released", (g) => g.bytes === 0);
       assert.equal(await tailOf(stream), 1, "only the whole message was applied");
     } finally {
@@ -254,6 +273,13 @@ describe("RPC append session messages under the frame budget", () => {
       call.request.write(appendMessage(stream));
       await sleep(300);
       await untilGauges("nothing held after the call ended", (g) => g.bytes === 0);
+      // What it sent after the answer is left unread, and the stream is reset after the drain.
+      const rstCode = await within(
+        call.closed,
+        "the stream reset",
+        s2sAppendDrainTimeoutMs + 5_000,
+      );
+      assert.equal(rstCode, http2.constants.NGHTTP2_CANCEL);
     } finally {
       call.client.destroy();
     }

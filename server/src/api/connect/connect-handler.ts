@@ -9,7 +9,11 @@
  * (`envelope-budget.ts`), so messages still arriving are bounded over the server, not per call.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import {
+  constants as http2Constants,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
 import {
   Code,
   ConnectError,
@@ -28,7 +32,7 @@ import { AccountService } from "@tributary/protocol/gen/tributary/v1/account_pb.
 import { BasinService } from "@tributary/protocol/gen/tributary/v1/basin_pb.js";
 import { StreamService } from "@tributary/protocol/gen/tributary/v1/stream_pb.js";
 import { AssertionError } from "../../core/assert.js";
-import { requestBodyBytesMax } from "../../core/limits.js";
+import { requestBodyBytesMax, s2sAppendDrainTimeoutMs } from "../../core/limits.js";
 import type { Authenticator } from "../auth.js";
 import { createAuthInterceptor } from "../auth-routes.js";
 import { renderConnectError } from "../render-error.js";
@@ -76,6 +80,7 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
   const envelopeBudget = {
     stallTimeoutMs: deps.s2sFrameStallTimeoutMs,
     messageBytesMax: requestBodyBytesMax,
+    drainTimeoutMs: s2sAppendDrainTimeoutMs,
   };
   return (request, response) => {
     const handler = handlers.get(request.url?.split("?", 2)[0] ?? "");
@@ -95,7 +100,7 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
       ? new EnvelopeGate(
           universal.body as AsyncIterable<Uint8Array>,
           deps.frameBudget.accountFor(request),
-          envelopeBudget,
+          { ...envelopeBudget, reset: () => resetExchange(request) },
         )
       : undefined;
     if (gate !== undefined) {
@@ -116,6 +121,21 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
         console.error(`rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
       });
   };
+}
+
+/**
+ * Refuses the rest of a request whose call is over: the HTTP/2 stream is reset (CANCEL), an
+ * HTTP/1.1 request, which can be refused only with its connection, is destroyed.
+ */
+function resetExchange(request: IncomingMessage | Http2ServerRequest): void {
+  if ("stream" in request) {
+    const { stream } = request;
+    if (!stream.closed) stream.close(http2Constants.NGHTTP2_CANCEL);
+    // A stream already closed without error still waits for its input to be consumed.
+    stream.destroy();
+    return;
+  }
+  request.destroy();
 }
 
 /** Called once a call's answer is complete (`renderErrors`): its request body may be let go. */

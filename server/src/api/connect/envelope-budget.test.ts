@@ -263,6 +263,63 @@ describe("envelopesWithinBudget", () => {
     assert.equal(state.reserved, 0);
   });
 
+  it("after close, resets a request that has not ended once the drain's time is over", async () => {
+    const { account } = counterAccount(10_000);
+    let send: () => void = () => {};
+    const sent = new Promise<void>((resolve) => {
+      send = resolve;
+    });
+    async function* laterMore(): AsyncGenerator<Uint8Array> {
+      yield envelope(new Uint8Array(10));
+      await sent;
+      yield envelope(new Uint8Array(10));
+    }
+    const resets: string[] = [];
+    const options = { stallTimeoutMs: 60_000, messageBytesMax: 1000, drainTimeoutMs: 100 };
+    // Sends again after its call was answered: left unread, reset after the drain's time (not
+    // at once: the answer may still be on its way out).
+    const eager = new EnvelopeGate(laterMore(), account, {
+      ...options,
+      reset: () => resets.push("eager"),
+    });
+    await eager.body.next();
+    await eager.body.next();
+    const pending = eager.body.next(); // waiting for more
+    eager.close();
+    send();
+    assert.equal((await pending).done, true);
+    assert.equal(resets.length, 0, "not at once");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(resets, ["eager"]);
+    // Silent after its answer: reset after the drain's timeout.
+    const silent = new EnvelopeGate(
+      (async function* () {
+        yield envelope(new Uint8Array(10));
+        await new Promise(() => {});
+      })(),
+      account,
+      { ...options, reset: () => resets.push("silent") },
+    );
+    await silent.body.next();
+    await silent.body.next();
+    void silent.body.next();
+    silent.close();
+    assert.deepEqual(resets, ["eager"], "not before the drain's timeout");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(resets, ["eager", "silent"]);
+    // Ended before its answer: nothing to reset.
+    const ended = new EnvelopeGate(fromChunks([envelope(new Uint8Array(10))]), account, {
+      ...options,
+      reset: () => resets.push("ended"),
+    });
+    for await (const _ of ended.body) {
+      // drained to its end
+    }
+    ended.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(resets, ["eager", "silent"]);
+  });
+
   it("gates gRPC, gRPC-web and Connect streaming bodies, not Connect unary ones", () => {
     for (const type of [
       "application/grpc",

@@ -38,6 +38,14 @@ export interface EnvelopeBudgetOptions {
   readonly stallTimeoutMs: number;
   /** The largest message connect-node accepts (its `readMaxBytes`). */
   readonly messageBytesMax: number;
+  /**
+   * After `close`, how long a request that has not ended may stay open before `reset`: the
+   * answer reaches the client meanwhile (a reset drops what is queued), and what the client
+   * sends after it is left unread, held back by flow control.
+   */
+  readonly drainTimeoutMs?: number | undefined;
+  /** Ends the exchange (an HTTP/2 stream reset, an HTTP/1.1 socket closed). */
+  readonly reset?: (() => void) | undefined;
 }
 
 /** Whether a request with this content type has an enveloped body (every call but Connect unary). */
@@ -59,6 +67,9 @@ export class EnvelopeGate {
   private isClosed = false;
   /** Set while a message waits for room: drops the wait and settles it. */
   private abandonWait: (() => void) | undefined;
+  /** The request ended (its last chunk was read): nothing to reset. */
+  private isSourceDone = false;
+  private resetTimer: NodeJS.Timeout | undefined;
 
   constructor(
     body: AsyncIterable<Uint8Array>,
@@ -76,6 +87,15 @@ export class EnvelopeGate {
     this.abandonWait?.();
     this.releaseHeld();
     this.endSource();
+    // The body's pending read may wait for a client that never sends again: then the exchange
+    // would stay open until the connection closes. It gets the drain's time, then a reset.
+    const { reset, drainTimeoutMs } = this.options;
+    if (!this.isSourceDone && reset !== undefined && drainTimeoutMs !== undefined) {
+      this.resetTimer = setTimeout(() => {
+        if (!this.isSourceDone) reset();
+      }, drainTimeoutMs);
+      this.resetTimer.unref();
+    }
   }
 
   private async *pass(): AsyncGenerator<Uint8Array, void, undefined> {
@@ -104,8 +124,14 @@ export class EnvelopeGate {
         const next = isPartial
           ? await withinStallTimeout(read, options.stallTimeoutMs)
           : await read;
-        // A truncated message is connect-node's to report.
-        if (next.done === true || this.isClosed) return;
+        if (next.done === true) {
+          this.isSourceDone = true;
+          clearTimeout(this.resetTimer);
+          return; // a truncated message is connect-node's to report
+        }
+        // The client sent more after its call was answered: nothing will read it. (Not reset
+        // here: the answer may still be on its way out, and a reset would drop it.)
+        if (this.isClosed) return;
         const chunk = next.value;
         let offset = 0;
         while (offset < chunk.length) {
