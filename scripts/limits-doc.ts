@@ -13,6 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const limitModules = [
   "server/src/core/limits.ts",
   "server/src/storage/cache/segment-cache.ts",
+  "server/src/storage/cache/segment-files.ts",
   "server/src/storage/maintenance.ts",
   "server/src/storage/compaction.ts",
   "server/src/storage/gc.ts",
