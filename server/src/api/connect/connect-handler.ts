@@ -9,11 +9,7 @@
  * (`envelope-budget.ts`), so messages still arriving are bounded over the server, not per call.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  constants as http2Constants,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from "node:http2";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
   Code,
   ConnectError,
@@ -39,6 +35,7 @@ import { renderConnectError } from "../render-error.js";
 import type { ApiDeps } from "../routes.js";
 import { createAccountService } from "./account-service.js";
 import { createBasinService } from "./basin-service.js";
+import { resetExchange } from "../http/reset-exchange.js";
 import { EnvelopeGate, hasEnvelopedBody } from "./envelope-budget.js";
 import { createStreamService } from "./stream-service.js";
 
@@ -121,21 +118,6 @@ export function createConnectHandler(deps: ApiDeps, authenticate: Authenticator)
         console.error(`rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
       });
   };
-}
-
-/**
- * Refuses the rest of a request whose call is over: the HTTP/2 stream is reset (CANCEL), an
- * HTTP/1.1 request, which can be refused only with its connection, is destroyed.
- */
-function resetExchange(request: IncomingMessage | Http2ServerRequest): void {
-  if ("stream" in request) {
-    const { stream } = request;
-    if (!stream.closed) stream.close(http2Constants.NGHTTP2_CANCEL);
-    // A stream already closed without error still waits for its input to be consumed.
-    stream.destroy();
-    return;
-  }
-  request.destroy();
 }
 
 /** Called once a call's answer is complete (`renderErrors`): its request body may be let go. */

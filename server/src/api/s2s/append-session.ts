@@ -70,6 +70,7 @@ import {
   writeS2sFrame,
 } from "./frame.js";
 import { producerOf } from "../http/producer-headers.js";
+import { resetExchange } from "../http/reset-exchange.js";
 import type { AppendProducer } from "../../streamer/streamer.js";
 
 /** Serves an S2S append session on `basin`/`stream`; resolves when the exchange is over. */
@@ -424,15 +425,7 @@ class S2sAppendSession {
 
   /** Refuses the rest of the request: the client kept sending past the drain's bounds. */
   private reset(): void {
-    const stream = http2StreamOf(this.response);
-    if (stream === undefined) {
-      // HTTP/1.1 can refuse the rest of a body only by closing the connection.
-      this.request.destroy();
-      return;
-    }
-    if (!stream.closed) stream.close(http2Constants.NGHTTP2_CANCEL);
-    // A stream already closed without error still waits for its input to be consumed.
-    stream.destroy();
+    resetExchange(this.request);
   }
 }
 
