@@ -1118,42 +1118,51 @@ async function main(): Promise<void> {
       ),
     ),
   );
-  const ratio = (a: number | undefined, b: number | undefined): number =>
-    a !== undefined && b !== undefined ? a / b : Number.NaN;
   for (const { store, on, off } of means) {
     // moto is the target's setting; the latency store's rows say what the server itself pays.
     const where =
       store === "moto" ? "" : ` (store answering in ${s3LatencyMs.min}–${s3LatencyMs.max} ms)`;
-    const tpRatio = ratio(on?.throughputMiBps, off?.throughputMiBps);
-    const p50Ratio = ratio(on?.latencyP50, off?.latencyP50);
-    const p99Ratio = ratio(on?.latencyP99, off?.latencyP99);
-    verdicts.push({
-      measurement: `append throughput, maintenance on / off${where}`,
-      figure:
-        on && off
-          ? `${fmt(on.throughputMiBps)} / ${fmt(off.throughputMiBps)} MiB/s = ${fmt(tpRatio, 2)}`
-          : "error",
-      target: "≥ 0.90",
-      met: on && off ? tpRatio >= 0.9 : undefined,
-    });
-    verdicts.push({
-      measurement: `ack p50 at 10 MiB/s, maintenance on / off${where}`,
-      figure:
-        on && off
-          ? `${fmt(on.latencyP50, 2)} / ${fmt(off.latencyP50, 2)} ms = ${fmt(p50Ratio, 2)}`
-          : "error",
-      target: "≤ 1.10",
-      met: on && off ? p50Ratio <= 1.1 : undefined,
-    });
-    verdicts.push({
-      measurement: `ack p99 at 10 MiB/s, maintenance on / off${where}`,
-      figure:
-        on && off
-          ? `${fmt(on.latencyP99, 2)} / ${fmt(off.latencyP99, 2)} ms = ${fmt(p99Ratio, 2)}`
-          : "error",
-      target: "≤ 1.10",
-      met: on && off ? p99Ratio <= 1.1 : undefined,
-    });
+    /** The on/off ratio of one figure against its bound (a floor, or a ceiling). */
+    const compare = (
+      name: string,
+      of: (run: AppendRun) => number,
+      show: { readonly unit: string; readonly digits: number },
+      bound: { readonly atLeast: number } | { readonly atMost: number },
+    ): Verdict => {
+      const measurement = `${name}${where}`;
+      const target =
+        "atLeast" in bound ? `≥ ${fmt(bound.atLeast, 2)}` : `≤ ${fmt(bound.atMost, 2)}`;
+      if (on === undefined || off === undefined) {
+        return { measurement, figure: "error", target, met: undefined };
+      }
+      const ratio = of(on) / of(off);
+      return {
+        measurement,
+        figure: `${fmt(of(on), show.digits)} / ${fmt(of(off), show.digits)} ${show.unit} = ${fmt(ratio, 2)}`,
+        target,
+        met: "atLeast" in bound ? ratio >= bound.atLeast : ratio <= bound.atMost,
+      };
+    };
+    verdicts.push(
+      compare(
+        "append throughput, maintenance on / off",
+        (r) => r.throughputMiBps,
+        { unit: "MiB/s", digits: 1 },
+        { atLeast: 0.9 },
+      ),
+      compare(
+        "ack p50 at 10 MiB/s, maintenance on / off",
+        (r) => r.latencyP50,
+        { unit: "ms", digits: 2 },
+        { atMost: 1.1 },
+      ),
+      compare(
+        "ack p99 at 10 MiB/s, maintenance on / off",
+        (r) => r.latencyP99,
+        { unit: "ms", digits: 2 },
+        { atMost: 1.1 },
+      ),
+    );
   }
 
   // A part left out (BOTTOMLESS_BENCH_PARTS) has no verdicts: "error" would read as a failure.
