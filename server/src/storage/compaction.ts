@@ -22,6 +22,7 @@ import { failpoint } from "../core/failpoints.js";
 import { readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { meteredBytes, meteredBytesOfBatch, type SeqNum } from "../core/records.js";
+import type { WindowBytes } from "./cache/read-window.js";
 import type { ChunkToSwitch, SegmentCache } from "./cache/segment-cache.js";
 import type { DurableState } from "./durable-state.js";
 import {
@@ -116,6 +117,14 @@ export const compactionMsPerJobMax = 30_000;
 const compactionStreamsConcurrency = 2;
 
 /**
+ * WAL row bytes of one read window (bottomless.md "How a job reads the WAL"): the streams of a
+ * window have each WAL object read once for all of them. Its memory adds to the two pieces being
+ * rewritten (`planBytesMax` each); a backlog of B bytes costs about B / this passes over its
+ * objects, against one per stream read stream by stream.
+ */
+export const compactionWindowBytes = 32 << 20;
+
+/**
  * Runs of entries a worker reads at once (`SegmentCache.readEntries`): a WAL backlog larger than
  * the cache is read back from the bucket one range GET per entry, and one at a time compaction
  * was latency-bound at ~10 MiB/s on moto. Memory: at most this many runs (1 MiB each, or one
@@ -135,6 +144,9 @@ export interface CompactionStats {
   bytesCompacted: number;
   /** Streams whose WAL rows the last job left for a later one (small and young). */
   streamsWaiting: number;
+  /** WAL objects read ahead from their cache files, and ranged GETs made, by read windows. */
+  windowFileReads: number;
+  windowGets: number;
 }
 
 /** One index row of a stream as the plan reads it. */
@@ -169,6 +181,8 @@ export class Compactor {
     chunkBytesWritten: 0,
     bytesCompacted: 0,
     streamsWaiting: 0,
+    windowFileReads: 0,
+    windowGets: 0,
   };
   /** Where the trim-rewrite pass resumes: streams take turns across jobs. */
   private trimRewriteCursor = 0;
@@ -227,22 +241,29 @@ export class Compactor {
     this.stats.streamsWaiting = scanned.size - walTails.size;
     let walBudget = compactionBytesPerJobMax;
     const deadlineMs = this.host.clock.monotonicMs() + compactionMsPerJobMax;
-    // Streams are compacted side by side: each is a few object-store round trips (reads, one
-    // PUT per chunk), and one at a time leaves a job latency-bound.
-    const queue = [...walTails];
-    const worker = async (): Promise<void> => {
-      for (;;) {
-        if (walBudget <= 0 || this.host.clock.monotonicMs() >= deadlineMs) return;
-        if (!this.host.isReady()) return;
-        const next = queue.shift();
-        if (next === undefined) return;
-        const [streamId, rows] = next;
-        const moved = await this.compactStream(streamId, () => this.planWalTail(rows));
-        walBudget -= moved;
-        this.walBytesMovedSinceScan += moved;
-      }
-    };
-    await Promise.all(Array.from({ length: compactionStreamsConcurrency }, worker));
+    const isWithinJob = (): boolean =>
+      walBudget > 0 && this.host.clock.monotonicMs() < deadlineMs && this.host.isReady();
+    for (const streams of readWindowsOf([...walTails])) {
+      if (!isWithinJob()) break;
+      // Each WAL object of the window is read once for all its streams (bottomless.md "How a job
+      // reads the WAL"); the rewrites below take their rows' bytes from it.
+      const window = await this.host.cache.readWindow(windowLocationsOf(streams));
+      this.stats.windowFileReads += window.fileReads;
+      this.stats.windowGets += window.gets;
+      // Streams are compacted side by side: each is a few object-store round trips (reads, one
+      // PUT per chunk), and one at a time leaves a job latency-bound.
+      const queue = [...streams];
+      const worker = async (): Promise<void> => {
+        for (let next = queue.shift(); next !== undefined && isWithinJob(); next = queue.shift()) {
+          const [streamId, rows] = next;
+          const moved = await this.compactStream(streamId, () => this.planWalTail(rows), window);
+          walBudget -= moved;
+          this.walBytesMovedSinceScan += moved;
+        }
+      };
+      await Promise.all(Array.from({ length: compactionStreamsConcurrency }, worker));
+      window.clear();
+    }
     let trimBudget = trimRewriteBytesPerJobMax;
     const { state } = this.host;
     const turns = [...state.streamsById.keys()]
@@ -284,13 +305,17 @@ export class Compactor {
   }
 
   /** Plans and rewrites one stream; an error other than an assertion is counted, not thrown. */
-  private async compactStream(streamId: number, plan: () => Promise<PlanRow[][]>): Promise<number> {
+  private async compactStream(
+    streamId: number,
+    plan: () => Promise<PlanRow[][]>,
+    window?: WindowBytes,
+  ): Promise<number> {
     if (!this.host.state.streamsById.has(streamId)) return 0; // removal in flight: rows go anyway
     let bytes = 0;
     try {
       for (const piece of await plan()) {
         if (!this.host.isReady()) break;
-        bytes += await this.rewrite(streamId, piece);
+        bytes += await this.rewrite(streamId, piece, window);
       }
     } catch (error) {
       if (error instanceof Error && error.name === "AssertionError") throw error;
@@ -423,7 +448,11 @@ export class Compactor {
   }
 
   /** Reads the plan's records, writes them as chunks, switches the index; returns bytes read. */
-  private async rewrite(streamId: number, plan: readonly PlanRow[]): Promise<number> {
+  private async rewrite(
+    streamId: number,
+    plan: readonly PlanRow[],
+    window: WindowBytes | undefined,
+  ): Promise<number> {
     const { cache, state } = this.host;
     for (let i = 1; i < plan.length; i++) {
       assert(
@@ -480,6 +509,7 @@ export class Compactor {
         startSeqNum,
         endSeqNum,
         runsAhead: compactionRunsAhead,
+        window,
         visit: (
           firstSeqNum: SeqNum,
           records: readonly DecodedRecord[],
@@ -719,6 +749,46 @@ export function isDue(
   if (walBytesOf(rows) >= options.bytesMin) return true;
   const oldest = rows.find((row) => row.location.source === "wal");
   return oldest !== undefined && oldest.location.objectId < options.oldBelowWalId;
+}
+
+/**
+ * The streams a job takes, in order, cut into read windows of at most `compactionWindowBytes` of
+ * WAL rows each (a stream larger than that is a window on its own).
+ */
+export function readWindowsOf<T extends readonly [number, readonly PlanRow[]]>(
+  streams: readonly T[],
+): T[][] {
+  const windows: T[][] = [];
+  let bytes = 0;
+  for (const stream of streams) {
+    const streamBytes = walBytesOf(stream[1]);
+    const current = windows.at(-1);
+    if (current === undefined || bytes + streamBytes > compactionWindowBytes) {
+      windows.push([stream]);
+      bytes = streamBytes;
+    } else {
+      current.push(stream);
+      bytes += streamBytes;
+    }
+  }
+  return windows;
+}
+
+/** The WAL locations a window reads ahead: its streams' WAL rows, up to `compactionWindowBytes`. */
+export function windowLocationsOf(
+  streams: readonly (readonly [number, readonly PlanRow[]])[],
+): SegmentEntryLocation[] {
+  const locations: SegmentEntryLocation[] = [];
+  let bytes = 0;
+  for (const [, rows] of streams) {
+    for (const { location } of rows) {
+      if (location.source !== "wal") continue;
+      if (bytes + location.length > compactionWindowBytes) return locations;
+      locations.push(location);
+      bytes += location.length;
+    }
+  }
+  return locations;
 }
 
 /** Consecutive rows pointing into one object (all WAL rows count as one group). */

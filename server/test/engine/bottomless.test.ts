@@ -11,6 +11,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { commandHeader, encodeTrimBody, meteredBytesOfBatch } from "../../src/core/records.js";
 import type { Service } from "../../src/service/service.js";
+import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
 import type { KvStore } from "../../src/storage/kv/kv-store.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
@@ -50,12 +51,18 @@ async function openNode(
   store: ObjectStore,
   cacheDir: string,
   bottomless: BottomlessOptions = {},
+  options: {
+    /** Wraps the WAL's cache files (to count reads). */
+    readonly wrapSegmentFiles?: (files: SegmentFiles) => SegmentFiles;
+    readonly flushIntervalMs?: number;
+  } = {},
 ): Promise<Node> {
   const cache = await openCache(cacheDir);
   const service = await openTestService({
     store,
     kv: cache.kv,
-    segmentFiles: cache.segmentFiles,
+    segmentFiles: options.wrapSegmentFiles?.(cache.segmentFiles) ?? cache.segmentFiles,
+    ...(options.flushIntervalMs === undefined ? {} : { flushIntervalMs: options.flushIntervalMs }),
     bottomless: {
       gcGraceMs: 0,
       checkpointIntervalMs: 3_600_000,
@@ -424,6 +431,101 @@ describe("which streams a timer's job compacts", () => {
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
         assert.equal(node.service.storage.stats.maintenance?.compactionStreamsWaiting, 0);
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
+
+describe("how a job reads the WAL", () => {
+  // A WAL object holds entries of every stream that appended during its flush; a job reads each
+  // object once for all the streams of a read window (bottomless.md "How a job reads the WAL"),
+  // from its cache file, or once evicted, with one ranged GET per object, instead of one read
+  // per entry. Every record reads back after the job.
+  const streams = Array.from({ length: 12 }, (_, i) => `window-${i}`);
+  /** Long enough for a round's parallel appends (one per stream) to share a WAL object. */
+  const flushIntervalMs = 50;
+
+  /** WAL object keys in the bucket. */
+  async function walObjects(store: ObjectStore): Promise<number> {
+    return (await listAll(store, "wal/")).length;
+  }
+
+  it("reads each WAL object's cache file once, not once per stream", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      let fileReads = 0;
+      const node = await openNode(
+        store,
+        dir,
+        {},
+        {
+          flushIntervalMs,
+          wrapSegmentFiles: (files) => ({
+            ...files,
+            read: (...args) => {
+              fileReads += 1;
+              return files.read(...args);
+            },
+            readRanges: (...args) => {
+              fileReads += 1;
+              return files.readRanges(...args);
+            },
+          }),
+        },
+      );
+      try {
+        await ensureTestBasin(node.service);
+        // Each round's appends (one per stream, in parallel) share WAL objects.
+        const written = await appendHistory(node.service, streams, { batches: 8, perBatch: 4 });
+        const objects = await walObjects(store);
+        assert.ok(objects < streams.length * 8, `streams share WAL objects: ${objects}`);
+        fileReads = 0;
+        const missesBefore = node.service.storage.stats.entryMisses;
+        await node.service.storage.runMaintenanceNow();
+        const stats = node.service.storage.stats.maintenance!;
+        assert.ok(stats.bytesCompacted > 0, "the job compacted");
+        // One read per WAL object, whatever the streams in it (read stream by stream: one per
+        // entry, ~streams × rounds = 96).
+        assert.ok(fileReads <= objects, `file reads=${fileReads} objects=${objects}`);
+        assert.equal(node.service.storage.stats.entryMisses, missesBefore, "no range GETs");
+        for (const stream of streams) {
+          assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
+        }
+      } finally {
+        await node.close();
+      }
+    });
+  });
+
+  it("reads an evicted WAL object with one ranged GET, not one per entry", async () => {
+    await withTempDir(async (dir) => {
+      const inner = createMemoryObjectStore();
+      let walGets = 0;
+      const store: ObjectStore = {
+        ...inner,
+        get: (key, range) => {
+          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
+          return inner.get(key, range);
+        },
+      };
+      const node = await openNode(store, dir, {}, { flushIntervalMs });
+      try {
+        await ensureTestBasin(node.service);
+        const written = await appendHistory(node.service, streams, { batches: 8, perBatch: 4 });
+        assert.ok((await walObjects(store)) < streams.length * 8, "streams share WAL objects");
+        await node.service.storage.cacheCommitted();
+        // The WAL's cache files go (as eviction would take them): every entry is in the bucket only.
+        await rm(path.join(dir, "segments"), { recursive: true, force: true });
+        const objects = await walObjects(store);
+        walGets = 0;
+        await node.service.storage.runMaintenanceNow();
+        assert.ok(node.service.storage.stats.maintenance!.bytesCompacted > 0, "the job compacted");
+        assert.ok(walGets <= objects, `ranged WAL GETs=${walGets} objects=${objects}`);
+        for (const stream of streams) {
+          assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
+        }
       } finally {
         await node.close();
       }

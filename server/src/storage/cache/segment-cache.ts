@@ -64,6 +64,7 @@ import {
 } from "../segment/format.js";
 import type { DecodedRecord } from "../segment/record-codec.js";
 import { diskFaultOf } from "./disk-fault.js";
+import { readWindow, type WindowBytes } from "./read-window.js";
 import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
 
 /**
@@ -507,6 +508,8 @@ export class SegmentCache {
     readonly runsAhead?: number;
     /** What an earlier read of this stream returned; used only while it is current. */
     readonly rowsAhead?: RowsAhead | undefined;
+    /** Entry bytes read ahead (compaction's read window): rows found there are not read again. */
+    readonly window?: WindowBytes | undefined;
   }): Promise<RowsAhead | undefined> {
     const { streamId, startSeqNum, endSeqNum, visit } = options;
     // Taken before listing: a row deletion written after this makes the rows listed stale.
@@ -545,14 +548,21 @@ export class SegmentCache {
     /** One promise per row (a row past where `visit` stops may fail unseen: never awaited). */
     const readRun = async (rows: readonly Row[]): Entries => {
       const { source, objectId } = rows[0]!.location;
-      const fromFile = await this.readFileRanges(
-        source,
-        objectId,
-        rows.map(({ location }) => ({ offset: location.offset, length: location.length })),
-      );
-      assert(fromFile.length === rows.length, "one result per range read");
+      const fromWindow = rows.map(({ location }) => options.window?.get(location));
+      const toRead = rows.filter((_, i) => fromWindow[i] === undefined);
+      const fromFile =
+        toRead.length === 0
+          ? []
+          : await this.readFileRanges(
+              source,
+              objectId,
+              toRead.map(({ location }) => ({ offset: location.offset, length: location.length })),
+            );
+      assert(fromFile.length === toRead.length, "one result per range read");
+      let nextFromFile = 0;
       return rows.map(({ firstSeqNum, location }, i) => {
-        const records = this.readEntry(streamId, firstSeqNum, location, fromFile[i]);
+        const bytes = fromWindow[i] ?? fromFile[nextFromFile++];
+        const records = this.readEntry(streamId, firstSeqNum, location, bytes);
         records.catch(() => {}); // seen when awaited below, in order
         return records;
       });
@@ -777,6 +787,17 @@ export class SegmentCache {
       );
     }
     return files.readRanges(id, ranges).catch(() => ranges.map(() => undefined));
+  }
+
+  /**
+   * Reads the entries at `locations` (WAL rows of many streams) each object once, from its cache
+   * file or else by ranged GETs of spans: compaction's read window (read-window.ts).
+   */
+  readWindow(locations: readonly SegmentEntryLocation[]): Promise<WindowBytes> {
+    return readWindow(locations, {
+      readFile: (objectId, ranges) => this.readFileRanges("wal", objectId, ranges),
+      getRange: (objectId, start, end) => this.store.get(walKey(objectId), { start, end }),
+    });
   }
 
   /** Downloads a chunk into the cache (one GET shared by concurrent misses). */
