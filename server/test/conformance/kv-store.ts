@@ -591,6 +591,24 @@ export function runKvStoreSuite(options: KvStoreSuiteOptions): void {
           await collectKeys(kv, { reverse: true, limit: 3 }),
           [9999, 9998, 9997].map(u32Key),
         );
+        // Unbounded listings cross the stores' pages (64, then 1,000 rows in LevelDB) whole.
+        const reversed = await collectKeys(kv, { reverse: true, gte: u32Key(17) });
+        assert.equal(reversed.length, keyCount - 17);
+        for (let i = 0; i < reversed.length; i++)
+          assert.deepEqual(reversed[i], u32Key(keyCount - 1 - i));
+        const snapshot = kv.snapshot();
+        try {
+          await kv.write([put(u32Key(keyCount), u32Key(0))]);
+          let listed = 0;
+          for await (const [key] of snapshot.entries({ gte: u32Key(63) })) {
+            assert.deepEqual(key, u32Key(63 + listed));
+            listed += 1;
+          }
+          assert.equal(listed, keyCount - 63, "the snapshot's rows, none written after it");
+        } finally {
+          await snapshot.close();
+        }
+        await kv.write([{ type: "del", key: u32Key(keyCount) }]);
         assert.deepEqual(await kv.get(u32Key(1234)), u32Key(~1234));
         assert.equal((await collect(kv, { gte: u32Key(2500), lt: u32Key(7500) })).length, 5000);
         await kv.clear({ gte: u32Key(5000) });

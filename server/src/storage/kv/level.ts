@@ -83,6 +83,9 @@ const levelLimitMax = 0x7fffffff;
  */
 const pageRowsMax = 1000;
 
+/** The first page of an unbounded listing (many stop within a few rows), then `pageRowsMax`. */
+const firstPageRows = 64;
+
 type LevelRange = {
   gt?: Uint8Array;
   gte?: Uint8Array;
@@ -217,7 +220,14 @@ export async function openLevelKvStore(options: LevelKvStoreOptions): Promise<Kv
             yield [toView(key), toView(value)] as const;
           }
         } else {
-          for await (const [key, value] of iterator) yield [toView(key), toView(value)] as const;
+          // Pages of rows: iterating with `next()` costs a promise and classic-level's bookkeeping
+          // per row (450 ms of 40 s in a profile of compaction's scans). The first page is small,
+          // as consumers often stop within a few rows.
+          for (let size = firstPageRows; ; size = pageRowsMax) {
+            const page = await iterator.nextv(size);
+            if (page.length === 0) break;
+            for (const [key, value] of page) yield [toView(key), toView(value)] as const;
+          }
         }
       } finally {
         await iterator.close();
