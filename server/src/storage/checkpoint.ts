@@ -15,6 +15,7 @@
  * the buffer and the CRC covers everything; a bad checkpoint is a `CheckpointFormatError`.
  */
 import { assert } from "../core/assert.js";
+import { Slicer } from "../core/slices.js";
 import { cacheMarkerOp } from "./cache/cache-marker.js";
 import {
   decodeJsonValue,
@@ -85,15 +86,25 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Dumps the checkpoint rows of a view of the cache (taken between two segment commits). */
-export async function snapshotRows(view: KvSnapshot): Promise<[Uint8Array, Uint8Array][]> {
+export async function snapshotRows(
+  view: KvSnapshot,
+  slicer = new Slicer(),
+): Promise<[Uint8Array, Uint8Array][]> {
   const rows: [Uint8Array, Uint8Array][] = [];
   for (const type of checkpointKeyTypes) {
-    for await (const [key, value] of view.entries(keyTypeRange(type))) rows.push([key, value]);
+    for await (const [key, value] of view.entries(keyTypeRange(type))) {
+      rows.push([key, value]);
+      if (slicer.isDue()) await slicer.pause();
+    }
   }
   return rows;
 }
 
-export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
+/** Encodes in slices (`Slicer`): a checkpoint holds a row per index entry of the whole history. */
+export async function encodeCheckpoint(
+  checkpoint: Checkpoint,
+  slicer = new Slicer(),
+): Promise<Uint8Array> {
   const header = encoder.encode(JSON.stringify(checkpoint.header));
   let total = checkpointMagic.length + 4 + header.length + 4 + 4;
   for (const [key, value] of checkpoint.rows) total += 8 + key.length + value.length;
@@ -113,6 +124,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     view.setUint32(at, value.length);
     out.set(value, at + 4);
     at += 4 + value.length;
+    if (slicer.isDue()) await slicer.pause();
   }
   view.setUint32(at, crc32c(out.subarray(0, at)));
   assert(at + 4 === total, "checkpoint size mismatch");
@@ -175,11 +187,15 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
 }
 
 /** The WAL segments and chunks a checkpoint's index rows point into. */
-export function referencesOf(rows: Checkpoint["rows"]): CheckpointReferences {
+export async function referencesOf(
+  rows: Checkpoint["rows"],
+  slicer = new Slicer(),
+): Promise<CheckpointReferences> {
   const walIds = new Set<number>();
   const chunkIds = new Set<number>();
   const fenceWalIds = new Set<number>();
   for (const [key, value] of rows) {
+    if (slicer.isDue()) await slicer.pause();
     if (key[0] === KeyType.FenceWalIds) {
       for (const id of decodeJsonValue(value) as number[]) fenceWalIds.add(id);
       continue;

@@ -19,6 +19,7 @@
 import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
+import { Slicer } from "../core/slices.js";
 import { readBatchBytesMax, readBatchCountMax } from "../core/limits.js";
 import type { Random } from "../core/random.js";
 import { meteredBytes, meteredBytesOfBatch, type SeqNum } from "../core/records.js";
@@ -332,7 +333,10 @@ export class Compactor {
   private async walTails(): Promise<Map<number, PlanRow[]>> {
     const tails = new Map<number, PlanRow[]>();
     const streamIds = [...this.host.state.streamsById.keys()].sort((a, b) => a - b);
+    // In slices: the scan lists every WAL row of the backlog, a stretch of ~70 ms otherwise.
+    const slicer = new Slicer();
     for (const streamId of streamIds) {
+      if (slicer.isDue()) await slicer.pause();
       const rows = await this.walTailOf(streamId);
       if (rows.length > 0) tails.set(streamId, rows);
     }

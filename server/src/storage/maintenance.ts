@@ -22,6 +22,7 @@ import { assert } from "../core/assert.js";
 import { failpoint } from "../core/failpoints.js";
 import { readMarker } from "./cache/cache-marker.js";
 import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
+import { Slicer } from "../core/slices.js";
 import { type CompactionHost, Compactor, compactionLagMaxMs } from "./compaction.js";
 import { GarbageCollector } from "./gc.js";
 import { commitCheckpointManifest, type Manifest, readNewerWriter } from "./manifest/manifest.js";
@@ -213,9 +214,11 @@ export class Maintenance {
         chunkIdBound: this.compactor.chunkIdBound,
       };
     });
+    // The dump, encoding and reference scan cover a row per index entry: in slices (`Slicer`).
+    const slicer = new Slicer();
     let rows: [Uint8Array, Uint8Array][];
     try {
-      rows = await snapshotRows(taken.view);
+      rows = await snapshotRows(taken.view, slicer);
     } finally {
       await taken.view.close();
     }
@@ -230,17 +233,20 @@ export class Maintenance {
       return;
     }
     const nowMs = host.clock.nowMs();
-    const bytes = encodeCheckpoint({
-      header: {
-        walId: marker.walId,
-        writeId: marker.writeId,
-        writerEpoch: host.writerEpoch,
-        nextStreamId: marker.nextStreamId,
-        chunkIdBound: snapshot.chunkIdBound,
-        createdAtMs: nowMs,
+    const bytes = await encodeCheckpoint(
+      {
+        header: {
+          walId: marker.walId,
+          writeId: marker.writeId,
+          writerEpoch: host.writerEpoch,
+          nextStreamId: marker.nextStreamId,
+          chunkIdBound: snapshot.chunkIdBound,
+          createdAtMs: nowMs,
+        },
+        rows: snapshot.rows,
       },
-      rows: snapshot.rows,
-    });
+      slicer,
+    );
     const key = checkpointKey(marker.walId, Buffer.from(host.random.bytes(8)).toString("hex"));
     // A writer that a newer one has fenced must not even upload a checkpoint: look first.
     const newer = await readNewerWriter(host.store, host.manifest());
@@ -277,7 +283,7 @@ export class Maintenance {
       walId: marker.walId,
       chunkIdBound: snapshot.chunkIdBound,
       committedAtMs: host.clock.nowMs(),
-      references: referencesOf(snapshot.rows),
+      references: await referencesOf(snapshot.rows, slicer),
     });
     await this.collect();
   }

@@ -206,7 +206,7 @@ export async function checkCheckpointReferences(store: ObjectStore): Promise<num
   assert.ok(bytes !== undefined, `the newest checkpoint exists: ${manifest.checkpoint.key}`);
   const checkpoint = decodeCheckpoint(bytes);
   assert.equal(checkpoint.header.walId, manifest.checkpoint.walId);
-  const references = referencesOf(checkpoint.rows);
+  const references = await referencesOf(checkpoint.rows);
   const keys = new Set((await listAll(store, "")).map((object) => object.key));
   const wanted = [
     ...[...references.walIds, ...references.fenceWalIds].map(walKey),
