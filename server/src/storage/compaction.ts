@@ -232,11 +232,10 @@ export class Compactor {
     this.walBacklogAtScan = 0;
     for (const rows of scanned.values()) this.walBacklogAtScan += walBytesOf(rows);
     this.walBytesMovedSinceScan = 0;
-    const backlogShareBytes = this.host.cache.stats.fileBytesMax * compactionBacklogShareOfCache;
-    const isBehind = this.walBacklogAtScan > backlogShareBytes;
-    const bytesMin = streamBytesMin(backlogShareBytes, scanned.size);
+    const { fileBytesMax } = this.host.cache.stats;
+    const bytesMin = streamBytesMin(backlogShareOf(fileBytesMax), scanned.size);
     const walTails =
-      options.allStreams === true || isBehind
+      options.allStreams === true || isBacklogBehind(this.walBacklogAtScan, fileBytesMax)
         ? scanned
         : new Map([...scanned].filter(([, rows]) => isDue(rows, { bytesMin, oldBelowWalId })));
     this.stats.streamsWaiting = scanned.size - walTails.size;
@@ -725,10 +724,22 @@ export function compactionBytesPerSecond(options: {
   readonly walBacklogBytes: number;
   readonly cacheBytesMax: number;
 }): number {
-  const isBehind = options.walBacklogBytes > options.cacheBytesMax * compactionBacklogShareOfCache;
-  return options.isAppending && !isBehind
+  return options.isAppending && !isBacklogBehind(options.walBacklogBytes, options.cacheBytesMax)
     ? compactionBytesPerSecondWhileAppending
     : compactionBytesPerSecondMax;
+}
+
+/** The WAL backlog's share of a cache bound (`compactionBacklogShareOfCache`). */
+function backlogShareOf(cacheBytesMax: number): number {
+  return cacheBytesMax * compactionBacklogShareOfCache;
+}
+
+/**
+ * Whether the WAL backlog is over its share of the cache: compaction then takes every stream and
+ * goes at its cap, whatever the appends.
+ */
+function isBacklogBehind(walBacklogBytes: number, cacheBytesMax: number): boolean {
+  return walBacklogBytes > backlogShareOf(cacheBytesMax);
 }
 
 /**
