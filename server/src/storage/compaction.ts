@@ -382,7 +382,11 @@ export class Compactor {
     return groups[0]![0]!.location.source === "chunk" ? groups.slice(1).flat() : rows;
   }
 
-  /** A stream's first rows that point into one object (its oldest chunk, or its WAL rows). */
+  /**
+   * A stream's first rows that point into one chunk (a chunk's rows are re-packed entries, so a
+   * few dozen at most), or its first row alone when that is a WAL row: the trim pass rewrites
+   * chunks only, and the WAL rows after it are the whole backlog.
+   */
   private async firstGroupOf(streamId: number): Promise<PlanRow[]> {
     const rows: PlanRow[] = [];
     for await (const [key, value] of this.host.kv.entries({
@@ -402,6 +406,7 @@ export class Compactor {
         break;
       }
       rows.push(row);
+      if (row.location.source === "wal") break;
     }
     return rows;
   }
