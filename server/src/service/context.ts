@@ -168,6 +168,7 @@ export class ServiceContext {
         streamId: record.streamId,
         config: streamConfigOf(record),
         cipher: streamCipherOf(record.cipher),
+        recordCrypto: this.recordCrypto,
       });
       this.streamers.set(record.streamId, streamer);
     }
