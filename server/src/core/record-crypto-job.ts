@@ -1,6 +1,6 @@
 /**
  * The AEAD work of encrypting or decrypting a batch of records, as one job over packed buffers:
- * the part that costs CPU (AEGIS-256 is pure TypeScript, ~17 ms per MiB on this project's VM),
+ * the part that costs CPU (AEGIS-256 is pure TypeScript, 11–13 ms per MiB on this project's VM),
  * apart from the envelope's layout, which `record-encryption.ts` owns. A job is plain data (a key,
  * one buffer of envelopes, a table of spans, one buffer of associated data), so the same function
  * runs it on the event loop or in a worker thread (`record-crypto-pool.ts`), and its envelopes

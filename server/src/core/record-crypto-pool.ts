@@ -1,7 +1,7 @@
 /**
  * A small, bounded pool of worker threads that run record encryption jobs
  * (`record-crypto-job.ts`) off the event loop (issue 12: no request blocks the loop for more than
- * 10 ms; a 1 MiB AEGIS-256 batch takes ~25 ms). `record-encryption.ts` decides which batches come
+ * 10 ms; a 1 MiB AEGIS-256 batch takes 15–26 ms). `record-encryption.ts` decides which batches come
  * here; callers only see `encryptBatch` and `decryptBatch`.
  *
  * Invariants and bounds:

@@ -50,7 +50,7 @@
  * append and read paths encrypt and decrypt whole batches with `encryptBatch` and `decryptBatch`.
  * A batch is laid out in one buffer of envelopes and sealed or opened in place by one job
  * (`record-crypto-job.ts`); a batch worth more than a few hundred µs of work runs in a worker of
- * `record-crypto-pool.ts` (a 1 MiB AEGIS-256 batch costs ~25 ms), a smaller one on the loop. Both
+ * `record-crypto-pool.ts` (a 1 MiB AEGIS-256 batch costs 15–26 ms), a smaller one on the loop. Both
  * run the same job, so where a batch ran changes neither its bytes nor its errors.
  */
 import { randomFillSync } from "node:crypto";
