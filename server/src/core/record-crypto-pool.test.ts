@@ -2,8 +2,8 @@
 // error for error, as the same batch done on the event loop, and the loop keeps running while a
 // worker does a 1 MiB AEGIS-256 batch. Method: real worker threads (no stand-ins), a counting
 // nonce source so that both paths seal identical bytes, tampered records, a 1 ms interval timer
-// whose ticks are counted while batches run, and a child process that must exit with the pool
-// still open (idle workers never keep a process alive).
+// whose ticks are counted while batches run, a worker module that fails to load, and a child
+// process that must exit with the pool still open (idle workers never keep a process alive).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, describe, it } from "node:test";
@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import type { EncryptionAlgorithm } from "./config.js";
 import { S2Error } from "./errors.js";
 import { recordCryptoInlineRecordsMax, recordBatchBytesMax } from "./limits.js";
-import { RecordCryptoPool } from "./record-crypto-pool.js";
+import type { RecordCryptoJob } from "./record-crypto-job.js";
+import { loaderExecArgv, RecordCryptoPool } from "./record-crypto-pool.js";
 import {
   decryptBatch,
   decryptRecord,
@@ -253,6 +254,52 @@ describe("pool lifecycle", () => {
     opened.forEach((record, i) => {
       sameBytes(record, records[i]!, `record ${i}`);
     });
+  });
+
+  it("redoes a batch on the loop when a worker fails, and stops using workers that never worked", async () => {
+    // A real worker whose module throws as it loads: the job it was given is lost with it.
+    const lines: string[] = [];
+    const failing = new RecordCryptoPool({
+      workerUrl: new URL("data:text/javascript,throw new Error('no worker today')"),
+      log: (line) => lines.push(line),
+    });
+    const records = mixedBatch();
+    const position = { streamId, firstSeqNum };
+    const sealed = await encryptBatch("aegis-256", key, records, position, { pool: failing });
+    const opened = await decryptBatch("aegis-256", key, streamId, sequenced(sealed), {
+      pool: failing,
+    });
+    opened.forEach((record, i) => {
+      sameBytes(record, records[i]!, `record ${i}`);
+    });
+    assert.equal(failing.workerCount, 0);
+    assert.equal(lines.length, 1, "the operator is told once");
+    assert.match(lines[0]!, /record crypto workers unusable.*no worker today/);
+    const job: RecordCryptoJob = {
+      op: "seal",
+      cipher: "aegis-256",
+      key: new Uint8Array(32),
+      envelopes: new Uint8Array(6 + 32 + 10 + 16),
+      spans: new Uint32Array([6, 38, 10]),
+      associatedData: new Uint8Array(30),
+    };
+    assert.equal(failing.run(job), undefined, "an unusable pool refuses jobs");
+    await failing.close();
+  });
+
+  it("gives workers the parent's module loader options and nothing else", () => {
+    const execArgv = [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      "1",
+      "--require=a",
+      "-r",
+      "b",
+    ];
+    assert.deepEqual(loaderExecArgv(execArgv), ["--import", "tsx", "--require=a", "-r", "b"]);
+    assert.deepEqual(loaderExecArgv(["--max-old-space-size=100", "--import"]), []);
   });
 
   it("lets a process exit with its pool still open (idle workers are unreferenced)", () => {

@@ -42,6 +42,11 @@ export interface RecordCryptoPoolOptions {
   readonly queueBytesMax?: number | undefined;
   /** Told once, with the cause, if the pool becomes unusable (the operator's log). */
   readonly log?: ((line: string) => void) | undefined;
+  /**
+   * The workers' module (default `record-crypto-worker`): tests give a failing one.
+   * @internal
+   */
+  readonly workerUrl?: URL | undefined;
 }
 
 interface Task {
@@ -160,7 +165,9 @@ export class RecordCryptoPool {
   }
 
   private startWorker(): Slot {
-    const worker = new Worker(workerUrl, { execArgv: loaderExecArgv(process.execArgv) });
+    const worker = new Worker(this.options.workerUrl ?? workerUrl, {
+      execArgv: loaderExecArgv(process.execArgv),
+    });
     worker.unref();
     const slot: Slot = { worker, task: undefined, jobsDone: 0 };
     worker.on("message", (result: RecordCryptoResult) => {
