@@ -8,10 +8,12 @@
  * - At most `workersMax` workers, started on demand, each running one job at a time; jobs start
  *   in the order they were queued (results may come back in any order; callers that need an order
  *   keep it themselves, as the streamer does).
- * - Every job is one batch (≤ 1,000 records, ≤ 1 MiB plus envelopes), so it holds a worker for
- *   tens of ms at most. Queued jobs hold at most `queueBytesMax` envelope bytes: `run` refuses a
- *   job beyond that (undefined), and the caller runs it on the loop.
- * - A job's buffers are transferred to its worker and back, never copied.
+ * - Every job is one batch (≤ 1,000 records, asserted; an append batch or a read batch, whose
+ *   content encodings are ~1 MiB), so it holds a worker for tens of ms at most. Queued jobs hold
+ *   at most `queueBytesMax` envelope bytes: `run` refuses a job beyond that (undefined), and the
+ *   caller runs it on the loop.
+ * - A job's envelopes (and its copy of the key) are transferred to its worker, the envelopes back,
+ *   never copied; only its spans and associated data (42 bytes a record) are.
  * - A worker is referenced only while it runs a job: an idle pool never keeps the process alive.
  *   `close` lets queued and running jobs finish, refuses new ones, then terminates the workers.
  *
@@ -23,10 +25,15 @@
  */
 import { Worker } from "node:worker_threads";
 import { assert } from "./assert.js";
-import { recordCryptoQueueBytesMax, recordCryptoWorkersMax } from "./limits.js";
+import {
+  recordBatchCountMax,
+  recordCryptoQueueBytesMax,
+  recordCryptoWorkersMax,
+} from "./limits.js";
 import {
   type RecordCryptoJob,
   type RecordCryptoResult,
+  recordCryptoJobCount,
   recordCryptoJobTransfers,
 } from "./record-crypto-job.js";
 
@@ -122,6 +129,7 @@ export class RecordCryptoPool {
    * `RecordCryptoWorkerError` when the worker fails.
    */
   run(job: RecordCryptoJob): Promise<RecordCryptoResult> | undefined {
+    assert(recordCryptoJobCount(job) <= recordBatchCountMax, "a job is one batch");
     if (this.isClosing || this.isBroken) return undefined;
     const bytes = job.envelopes.length;
     // A queue with nothing waiting takes any job (one batch): a bound of zero still uses workers.

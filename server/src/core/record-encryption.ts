@@ -239,7 +239,7 @@ export async function encryptBatch(
 ): Promise<RecordContent[]> {
   const packed = packSeal(cipher, key, records, position, options.fillNonce);
   const running = isWorthAWorker(packed) ? options.pool?.run(packed.job) : undefined;
-  if (running === undefined) return unpackSeal(records, packed, runRecordCryptoJob(packed.job));
+  if (running === undefined) return unpackSeal(records, packed, runHere(packed.job));
   let result: RecordCryptoResult;
   try {
     result = await running;
@@ -247,7 +247,7 @@ export async function encryptBatch(
     if (!(error instanceof RecordCryptoWorkerError)) throw error;
     // The worker took the job's buffers with it: seal the batch again here, with new nonces.
     const again = packSeal(cipher, key, records, position, options.fillNonce);
-    return unpackSeal(records, again, runRecordCryptoJob(again.job));
+    return unpackSeal(records, again, runHere(again.job));
   }
   return unpackSeal(records, packed, result);
 }
@@ -267,8 +267,7 @@ export async function decryptBatch<T extends RecordContent & { readonly seqNum: 
 ): Promise<(T | (RecordContent & { readonly seqNum: SeqNum }))[]> {
   const packed = packOpen(cipher, key, streamId, records);
   const running = isWorthAWorker(packed) ? options.pool?.run(packed.job) : undefined;
-  if (running === undefined)
-    return unpackOpen(streamId, records, packed, runRecordCryptoJob(packed.job));
+  if (running === undefined) return unpackOpen(streamId, records, packed, runHere(packed.job));
   let result: RecordCryptoResult;
   try {
     result = await running;
@@ -276,7 +275,7 @@ export async function decryptBatch<T extends RecordContent & { readonly seqNum: 
     if (!(error instanceof RecordCryptoWorkerError)) throw error;
     // The worker took the job's copy of the records with it: decrypt them again here.
     const again = packOpen(cipher, key, streamId, records);
-    return unpackOpen(streamId, records, again, runRecordCryptoJob(again.job));
+    return unpackOpen(streamId, records, again, runHere(again.job));
   }
   return unpackOpen(streamId, records, packed, result);
 }
@@ -293,7 +292,7 @@ export function encryptRecord(
 ): RecordContent {
   const batchPosition = { streamId: position.streamId, firstSeqNum: position.seqNum };
   const packed = packSeal(cipher, key, [record], batchPosition, undefined);
-  return unpackSeal([record], packed, runRecordCryptoJob(packed.job))[0]!;
+  return unpackSeal([record], packed, runHere(packed.job))[0]!;
 }
 
 /**
@@ -310,8 +309,15 @@ export function decryptRecord(
 ): RecordContent {
   const records = [{ ...stored, seqNum: position.seqNum }];
   const packed = packOpen(cipher, key, position.streamId, records);
-  const [record] = unpackOpen(position.streamId, records, packed, runRecordCryptoJob(packed.job));
+  const [record] = unpackOpen(position.streamId, records, packed, runHere(packed.job));
   return record === records[0] ? stored : stripSeqNum(record!);
+}
+
+/** Runs a job on the loop, then erases its copy of the key (a worker erases its own). */
+function runHere(job: RecordCryptoJob): RecordCryptoResult {
+  const result = runRecordCryptoJob(job);
+  job.key.fill(0);
+  return result;
 }
 
 function stripSeqNum(record: RecordContent): RecordContent {
