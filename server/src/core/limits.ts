@@ -37,8 +37,8 @@ export const aes256GcmSeqNumMax = 2 ** 32 - 1;
 /**
  * Worker threads that encrypt and decrypt record batches (`core/record-crypto-pool.ts`), started
  * on first use. Measured on this project's 2-core VM (`bench/encryption-loop-bench.ts`): AEGIS-256,
- * pure TypeScript, costs 11–13 ms per MiB plus ~10–15 µs per record (a 1 MiB batch of 1,000
- * records: 15–26 ms); AES-256-GCM 1–3 ms per MiB plus ~12–15 µs per record (node:crypto's set-up
+ * pure TypeScript, costs 11–13 ms per MiB plus ~2–15 µs per record (a 1 MiB batch of 1,000
+ * records: 15–26 ms); AES-256-GCM 1–3 ms per MiB plus ~10–15 µs per record (node:crypto's set-up
  * per call), so its batch of 1,000 small records takes 12–16 ms too. Two workers keep a 1 MiB
  * batch off the loop with a second one under way; more would only contend with the loop and the
  * flusher for the same two cores.
