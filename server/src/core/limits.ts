@@ -33,6 +33,32 @@ export const encryptionKeyHeaderLengthMax = 44;
  */
 export const aes256GcmSeqNumMax = 2 ** 32 - 1;
 
+// Encryption off the event loop (issue 12: no request blocks the loop for more than 10 ms).
+/**
+ * Worker threads that encrypt and decrypt record batches (`core/record-crypto-pool.ts`), started
+ * on first use. Measured on this project's 2-core VM (`bench/encryption-loop-bench.ts`): AEGIS-256,
+ * pure TypeScript, costs 11–13 ms per MiB plus ~2–15 µs per record (a 1 MiB batch of 1,000
+ * records: 15–26 ms); AES-256-GCM 1–3 ms per MiB plus ~10–15 µs per record (node:crypto's set-up
+ * per call), so its batch of 1,000 small records takes 12–16 ms too. Two workers keep a 1 MiB
+ * batch off the loop with a second one under way; more would only contend with the loop and the
+ * flusher for the same two cores.
+ */
+export const recordCryptoWorkersMax = 2;
+/**
+ * A batch of at most this many envelope bytes and `recordCryptoInlineRecordsMax` records is
+ * encrypted or decrypted on the loop: ~1 ms of AEGIS-256 at most (measured 0.95 ms), while a hop to
+ * a worker adds 0.1–0.6 ms to the batch's latency (measured at 16–64 records).
+ */
+export const recordCryptoInlineBytesMax = 64 << 10;
+/** See `recordCryptoInlineBytesMax`: 16 small records cost ~0.25 ms on the loop (measured). */
+export const recordCryptoInlineRecordsMax = 16;
+/**
+ * Envelope bytes of the jobs waiting for a worker, at most; a job beyond it runs on the loop
+ * (overload degrades to the behaviour before the pool rather than queueing without bound). The
+ * appends that can wait are already bounded by `appendInflightBytesMax`, matched here.
+ */
+export const recordCryptoQueueBytesMax = 64 * recordBatchBytesMax;
+
 // Listing (S2-API.md §6.4).
 export const listLimitMax = 1000;
 

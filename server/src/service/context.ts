@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { AssertionError } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import type { Random } from "../core/random.js";
+import type { RecordCryptoPool } from "../core/record-crypto-pool.js";
 import { streamCipherOf } from "../core/record-encryption.js";
 import {
   decodeBasinConfig,
@@ -102,6 +103,11 @@ export class ServiceContext {
     readonly random: Random,
     /** How long a streamer stays dormant before it is dropped (tests shorten it). */
     private readonly streamerIdleMs: number = streamerIdleMsDefault,
+    /**
+     * Where batches of encrypted streams are encrypted and decrypted when they are worth a worker
+     * thread; none = always on the event loop (deterministic, for the simulator).
+     */
+    readonly recordCrypto?: RecordCryptoPool | undefined,
   ) {
     this.metrics = new MetricsService(storage, clock);
     storage.onDurable((segment) => {
@@ -162,6 +168,7 @@ export class ServiceContext {
         streamId: record.streamId,
         config: streamConfigOf(record),
         cipher: streamCipherOf(record.cipher),
+        recordCrypto: this.recordCrypto,
       });
       this.streamers.set(record.streamId, streamer);
     }

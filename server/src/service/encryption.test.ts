@@ -385,6 +385,54 @@ describe("encrypted streams: keys", () => {
   });
 });
 
+describe("encrypted streams: pipelined appends sealed off the event loop", () => {
+  for (const cipher of ciphers) {
+    it(`${cipher}: keep their order, their acks and their contents`, async () => {
+      await withService(async (service) => {
+        const basin = basinOf[cipher];
+        // Large batches (200 records of ~1 KiB) are sealed in a worker; small ones (one record)
+        // on the loop, at once: each small one must still wait for the large one before it. A
+        // fence command in between stays plaintext and takes effect in order.
+        const batches: AppendRecord[][] = [];
+        for (let i = 0; i < 12; i++) {
+          const tag = `b${i}`;
+          if (i === 7) {
+            batches.push([{ headers: [commandHeader("fence")], body: encoder.encode("t1") }]);
+          } else if (i % 2 === 0) {
+            batches.push(
+              Array.from({ length: 200 }, (_, j) => ({
+                headers: [text("batch", tag)],
+                body: new Uint8Array(1000).fill((i * 200 + j) & 0xff),
+              })),
+            );
+          } else {
+            batches.push([{ headers: [text("batch", tag)], body: encoder.encode(tag) }]);
+          }
+        }
+        const acks = await Promise.all(
+          batches.map((records, i) =>
+            service.records.append(
+              basin,
+              "pipelined",
+              { records, ...(i > 7 && { fencingToken: "t1" }) },
+              { encryptionKey: key },
+            ),
+          ),
+        );
+        assert.ok(service.recordCryptoWorkers > 0, "large batches went to a worker");
+        let next = 0;
+        acks.forEach((ack, i) => {
+          assert.equal(ack.start.seqNum, next, `batch ${i} starts where the one before ended`);
+          next += batches[i]!.length;
+          assert.equal(ack.end.seqNum, next);
+        });
+        const read = await drain(service, basin, "pipelined", fromZero(next), key);
+        sameRecords(read, batches.flat());
+      });
+    });
+  }
+});
+
 describe("encrypted streams: commands", () => {
   for (const cipher of ciphers) {
     it(`${cipher}: fence and trim stay plaintext and still govern the stream`, async () => {

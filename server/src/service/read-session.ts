@@ -61,11 +61,24 @@ export interface ReadSessionDeps {
   /** Overrides the 5–15 s heartbeat delay (tests). */
   readonly heartbeatDelayMs?: (() => number) | undefined;
   /**
-   * Turns a record as stored into the record as emitted: the decryption of an encrypted stream
-   * (S2-API.md §6.7). Applied before a record is metered or limited, and only to records the
-   * session considers emitting. Absent = records are emitted as stored.
+   * Turns records as stored into records as emitted: the decryption of an encrypted stream
+   * (S2-API.md §6.7). Absent = records are emitted as stored.
    */
-  readonly decrypt?: ((stored: SequencedRecord) => SequencedRecord) | undefined;
+  readonly decrypt?: RecordDecryptor | undefined;
+}
+
+/**
+ * How a session decrypts an encrypted stream's records: a batch at a time, which may run off the
+ * event loop (`core/record-encryption.ts` `decryptBatch`), so a read batch never stalls the loop.
+ */
+export interface RecordDecryptor {
+  /**
+   * A stored record's metered size, as its plaintext's, without the key
+   * (`storedMeteredBytes`): decryption fails (`storage`) for a record whose plaintext differs.
+   */
+  meteredBytesOf(stored: SequencedRecord): number;
+  /** The records decrypted, in order; rejects with the first failing record's error. */
+  decryptBatch(stored: readonly SequencedRecord[]): Promise<SequencedRecord[]>;
 }
 
 /** Checks that need no stream (S2-API.md §11.25: rejected before lookup and auto-create). */
@@ -168,16 +181,43 @@ async function* readEvents(
   const heartbeatDelayMs =
     deps.heartbeatDelayMs ??
     (() => heartbeatDelayMsMin + deps.random.float() * (heartbeatDelayMsMax - heartbeatDelayMsMin));
-  const decrypt = deps.decrypt ?? ((record: SequencedRecord) => record);
+  const decryptor = deps.decrypt;
+
+  /**
+   * The records of `stored` from the cursor that the session looks at, decrypted: up to the first
+   * that the limits or `until` stop at, included (they apply to the plaintext). They are judged on
+   * what a stored record says in clear (its timestamp, and its metered size, which decryption
+   * checks), so the batch decrypted is exactly the records that decrypting one by one reached,
+   * and the first of them that fails decides the error, as it did.
+   */
+  const decryptReached = async (
+    stored: readonly SequencedRecord[],
+  ): Promise<readonly SequencedRecord[]> => {
+    const fromCursor = stored.filter((record) => record.seqNum >= cursor);
+    if (decryptor === undefined) return fromCursor;
+    let reached = fromCursor.length;
+    let count = remainingCount;
+    let bytes = remainingBytes;
+    for (let i = 0; i < fromCursor.length; i++) {
+      const record = fromCursor[i]!;
+      const recordBytes = decryptor.meteredBytesOf(record);
+      if (count <= 0 || recordBytes > bytes || record.timestamp >= until) {
+        reached = i + 1;
+        break;
+      }
+      count -= 1;
+      bytes -= recordBytes;
+    }
+    return decryptor.decryptBatch(fromCursor.slice(0, reached));
+  };
 
   /** Cuts a batch at the limits; `ended` when a limit or `until` stops the read. */
-  const admit = (
-    records: readonly SequencedRecord[],
-  ): { taken: SequencedRecord[]; ended: boolean } => {
+  const admit = async (
+    stored: readonly SequencedRecord[],
+  ): Promise<{ taken: SequencedRecord[]; ended: boolean }> => {
+    const records = await decryptReached(stored);
     const taken: SequencedRecord[] = [];
-    for (const stored of records) {
-      if (stored.seqNum < cursor) continue;
-      const record = decrypt(stored);
+    for (const record of records) {
       const bytes = meteredBytes(record);
       if (remainingCount <= 0 || bytes > remainingBytes || record.timestamp >= until)
         return { taken, ended: true };
@@ -207,7 +247,7 @@ async function* readEvents(
         const read = await streamer.readAhead({ startSeqNum: cursor, countMax, bytesMax, ahead });
         const records = read.records;
         ahead = read.ahead;
-        const { taken, ended } = admit(records);
+        const { taken, ended } = await admit(records);
         if (taken.length > 0) yield { kind: "batch", records: taken };
         if (ended) return;
         const isBudgetBound = bytesMax < readBatchBytesMax;
@@ -225,7 +265,11 @@ async function* readEvents(
             bytesMax: readBatchBytesMax,
           });
           if (next === undefined) cursor = tailSeqNum;
-          else if (meteredBytes(decrypt(next)) > remainingBytes) return;
+          else {
+            const [record] =
+              decryptor === undefined ? [next] : await decryptor.decryptBatch([next]);
+            if (meteredBytes(record!) > remainingBytes) return;
+          }
         }
       }
       if (!mayFollow) return;
@@ -262,7 +306,7 @@ async function* readEvents(
           if (next.end === "closed") return;
           throw next.end;
         }
-        const { taken, ended } = admit(next.records);
+        const { taken, ended } = await admit(next.records);
         if (taken.length > 0) {
           yield { kind: "batch", records: taken, tail: next.tail };
           deadlineMs = deps.clock.monotonicMs() + waitMs;

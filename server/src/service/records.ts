@@ -5,7 +5,12 @@
  */
 import { basinNotFound, invalid, streamNotFound } from "../core/errors.js";
 import { validateBasinName, validateStreamName } from "../core/names.js";
-import { decryptRecord, requireEncryptionKey, streamCipherOf } from "../core/record-encryption.js";
+import {
+  decryptBatch,
+  requireEncryptionKey,
+  storedMeteredBytes,
+  streamCipherOf,
+} from "../core/record-encryption.js";
 import type {
   AppendAck,
   AppendInput,
@@ -27,6 +32,7 @@ import {
   openReadSession,
   type ReadEvent,
   type ReadRequest,
+  type RecordDecryptor,
   validateReadRequest,
 } from "./read-session.js";
 import type { StreamService } from "./streams.js";
@@ -133,10 +139,10 @@ export class RecordService {
     },
   ): Promise<SequencedRecord[]> {
     const record = await this.resolve(basin, stream, "read");
-    const decrypt = decryptorOf(record, options.encryptionKey);
+    const decryptor = this.decryptorOf(record, options.encryptionKey);
     const { startSeqNum, countMax, bytesMax } = options;
     const records = await this.context.streamerOf(record).read({ startSeqNum, countMax, bytesMax });
-    return decrypt === undefined ? records : records.map(decrypt);
+    return decryptor === undefined ? records : decryptor.decryptBatch(records);
   }
 
   /**
@@ -156,7 +162,7 @@ export class RecordService {
   ): Promise<AsyncGenerator<ReadEvent, void, undefined>> {
     validateReadRequest(request);
     const record = await this.resolve(basin, stream, "read");
-    const decrypt = decryptorOf(record, options.encryptionKey);
+    const decrypt = this.decryptorOf(record, options.encryptionKey);
     const session = await openReadSession(this.context.streamerOf(record), request, {
       clock: this.context.clock,
       random: this.context.random,
@@ -177,6 +183,26 @@ export class RecordService {
     const record = await this.resolve(basin, stream, "read");
     const streamer = this.context.streamerOf(record);
     return { tail: streamer.tail, follower: streamer.follow() };
+  }
+
+  /**
+   * How reads of `record`'s stream decrypt what they read: undefined for a plaintext stream (a key
+   * is ignored); else batches with the stream's cipher and `key`, which is then required, in the
+   * record crypto pool when a batch is worth it (so a 1 MiB batch does not stall the loop).
+   */
+  private decryptorOf(
+    record: StreamRecord,
+    key: Uint8Array | undefined,
+  ): RecordDecryptor | undefined {
+    const cipher = streamCipherOf(record.cipher);
+    if (cipher === null) return undefined;
+    const checkedKey = requireEncryptionKey(cipher, key);
+    const { streamId } = record;
+    const pool = this.context.recordCrypto;
+    return {
+      meteredBytesOf: storedMeteredBytes,
+      decryptBatch: (stored) => decryptBatch(cipher, checkedKey, streamId, stored, { pool }),
+    };
   }
 
   /**
@@ -210,24 +236,4 @@ export class RecordService {
     this.autoCreates.set(key, settled);
     return settled.then(() => this.context.activeStream(basin, stream));
   }
-}
-
-/**
- * How reads of `record`'s stream decrypt what they read: undefined for a plaintext stream (a key
- * is ignored); else a function of the stream's cipher and `key`, which is then required.
- */
-function decryptorOf(
-  record: StreamRecord,
-  key: Uint8Array | undefined,
-): ((stored: SequencedRecord) => SequencedRecord) | undefined {
-  const cipher = streamCipherOf(record.cipher);
-  if (cipher === null) return undefined;
-  const checkedKey = requireEncryptionKey(cipher, key);
-  const { streamId } = record;
-  return (stored) => {
-    const { seqNum } = stored;
-    const content = decryptRecord(cipher, checkedKey, stored, { streamId, seqNum });
-    if (content === stored) return stored;
-    return { seqNum, timestamp: content.timestamp, headers: content.headers, body: content.body };
-  };
 }

@@ -10,7 +10,10 @@ import type { KvStore } from "../storage/kv/kv-store.js";
 import type { ObjectStore } from "../storage/object-store/object-store.js";
 import { type BottomlessOptions, Storage, type StorageOptions } from "../storage/storage.js";
 import type { FencedError } from "../storage/wal/flusher.js";
+import { assert } from "../core/assert.js";
 import { S2Error } from "../core/errors.js";
+import { recordCryptoWorkersMax } from "../core/limits.js";
+import { RecordCryptoPool } from "../core/record-crypto-pool.js";
 import { AccessTokenService } from "./access-tokens.js";
 import { BasinService } from "./basins.js";
 import { Catalog } from "./catalog.js";
@@ -47,6 +50,11 @@ export interface ServiceOptions {
   readonly streamerIdleMs?: number | undefined;
   /** Compaction, checkpoints, GC and the cache bound (storage defaults when absent). */
   readonly bottomless?: BottomlessOptions | undefined;
+  /**
+   * Worker threads that encrypt and decrypt large record batches off the event loop (default
+   * `recordCryptoWorkersMax`, started on first use); 0 = all on the loop.
+   */
+  readonly recordCryptoWorkers?: number | undefined;
 }
 
 export class Service {
@@ -102,12 +110,17 @@ export class Service {
       },
     };
     const storage = await Storage.open(storageOptions);
+    const workersMax = options.recordCryptoWorkers ?? recordCryptoWorkersMax;
+    assert(Number.isInteger(workersMax) && workersMax >= 0, "record crypto workers is a count");
+    const recordCrypto =
+      workersMax === 0 ? undefined : new RecordCryptoPool({ workersMax, log: options.log });
     const context = new ServiceContext(
       storage,
       new Catalog(storage),
       options.clock,
       options.random,
       options.streamerIdleMs,
+      recordCrypto,
     );
     service = new Service(storage, context, options.backgroundTaskIntervalMs);
     context.resumeDeletions();
@@ -121,14 +134,25 @@ export class Service {
     return this.context.metrics;
   }
 
+  /** Worker threads of the record crypto pool started and alive (tests). */
+  get recordCryptoWorkers(): number {
+    return this.context.recordCrypto?.workerCount ?? 0;
+  }
+
   /** Streams with a live streamer (metrics). */
   get activeStreams(): number {
     return this.context.activeStreams;
   }
 
-  /** Flushes pending appends, ends followers, and stops storage. Stores are the caller's. */
+  /**
+   * Flushes pending appends, ends followers, and stops storage and the record crypto workers.
+   * Stores are the caller's.
+   */
   async close(): Promise<void> {
     await this.retention.stop();
+    // Batches being encrypted are handed to storage as they finish, before it flushes and stops;
+    // work that comes later runs on the loop.
+    await this.context.recordCrypto?.close();
     // Submitted now (synchronously), flushed by the storage close with everything else.
     const metricsStopped = this.context.metrics.stop();
     await this.storage.close();

@@ -16,6 +16,10 @@
  *   that batch's ack once it is durable (docs/design/producers.md); its seq advances only when a
  *   new batch is sequenced, and the durable apply asserts the same order.
  * - Timestamps never decrease along the stream.
+ * - Batches reach storage in seq-num order. A batch of an encrypted stream is sealed after it is
+ *   sequenced (its seq nums and timestamps are bound into its ciphertext), possibly in a worker
+ *   thread, so sealings may end out of order; each batch is handed to storage only after the one
+ *   before it. Acks follow durability, which follows that order.
  * - Followers only ever see durable records, in order, each batch once.
  */
 import { assert } from "../core/assert.js";
@@ -30,9 +34,11 @@ import {
   readBatchBytesMax,
   readBatchCountMax,
 } from "../core/limits.js";
+import type { RecordCryptoPool } from "../core/record-crypto-pool.js";
 import {
   checkEncryptedSeqNums,
-  encryptRecord,
+  encryptBatch,
+  type RecordContent,
   requireEncryptionKey,
   storedMeteredBytes,
 } from "../core/record-encryption.js";
@@ -190,9 +196,17 @@ export interface AppendProducer {
 }
 
 /** A new batch sequenced, or the positions of the first attempt a producer's resend repeats. */
-type Judged =
-  | { readonly firstSeqNum: SeqNum; readonly records: DecodedRecord[] }
-  | { readonly resendOf: Promise<BatchPositions> };
+type Judged = { readonly batch: SequencedBatch } | { readonly resendOf: Promise<BatchPositions> };
+
+/** A batch with its seq nums and timestamps assigned, and its records as they will be stored. */
+interface SequencedBatch {
+  readonly firstSeqNum: SeqNum;
+  readonly count: number;
+  readonly firstTimestamp: number;
+  readonly lastTimestamp: number;
+  /** Ready for a plaintext stream; once sealed for an encrypted one. */
+  readonly records: DecodedRecord[] | Promise<DecodedRecord[]>;
+}
 
 /** A batch's positions as its ack states them (the tail is taken when the ack is answered). */
 interface BatchPositions {
@@ -229,6 +243,8 @@ export interface StreamerOptions {
    * the WAL only ever hold ciphertext (`core/record-encryption.ts`).
    */
   readonly cipher?: EncryptionAlgorithm | null | undefined;
+  /** Where large batches of an encrypted stream are sealed; absent = on the event loop. */
+  readonly recordCrypto?: RecordCryptoPool | undefined;
 }
 
 /**
@@ -257,6 +273,15 @@ export function toS2Error(error: unknown): unknown {
   return error;
 }
 
+/**
+ * Records as a segment holds them: views into their encoded bytes, not the caller's buffers, so
+ * that followers and the durable state see what the segment holds even if the caller reuses its
+ * buffers after the append.
+ */
+function toStored(contents: readonly RecordContent[]): DecodedRecord[] {
+  return contents.map((content) => decodeRecord(encodeRecord(content)));
+}
+
 export class Streamer {
   readonly streamId: number;
   readonly cipher: EncryptionAlgorithm | null;
@@ -268,6 +293,13 @@ export class Streamer {
    * batch before it too. A rejection judged on `pipelined` waits for it.
    */
   private pipelinedDurable: Promise<void> = Promise.resolve();
+  /**
+   * Settles once the last batch sequenced so far has been handed to storage (rejects if its
+   * sealing failed): the next batch of an encrypted stream waits for it (see the header).
+   */
+  private handedOff: Promise<void> = Promise.resolve();
+  /** The seq num that the next batch handed to storage must start at. */
+  private handOffSeqNum: SeqNum;
   private deleting = false;
   private readonly followers = new Set<Follower>();
   /**
@@ -285,6 +317,7 @@ export class Streamer {
     this.cipher = options.cipher ?? null;
     this.config = options.config;
     this.pipelined = options.storage.state.tailOf(options.streamId);
+    this.handOffSeqNum = this.pipelined.nextSeqNum;
     this.lastActiveMs = options.clock.monotonicMs();
   }
 
@@ -448,9 +481,7 @@ export class Streamer {
       }
       throw error;
     }
-    if ("records" in judged) {
-      return this.submit(judged.firstSeqNum, judged.records, bytes, options.producer);
-    }
+    if ("batch" in judged) return this.submit(judged.batch, bytes, options.producer);
     // Nothing is written: the first attempt's ack, once its batch is durable (or its error).
     this.options.storage.releaseAdmission(bytes);
     let positions: BatchPositions;
@@ -489,7 +520,7 @@ export class Streamer {
       throw new AppendConditionFailed({ kind: "seq_num_mismatch", nextSeqNum });
     }
     if (this.cipher !== null) checkEncryptedSeqNums(this.cipher, nextSeqNum, input.records);
-    return { firstSeqNum: nextSeqNum, records: this.sequence(input.records, encryptionKey) };
+    return { batch: this.sequence(input.records, encryptionKey) };
   }
 
   /**
@@ -584,9 +615,7 @@ export class Streamer {
     // (a client-require stream could otherwise never be deleted).
     const bytes = validateAppendBatch({ records: [terminalTrim] });
     await this.admit(bytes);
-    const firstSeqNum = this.pipelined.nextSeqNum;
-    const records = this.sequence([terminalTrim]);
-    await this.submit(firstSeqNum, records, bytes);
+    await this.submit(this.sequence([terminalTrim]), bytes);
   }
 
   /** Ends every follower with `reason` (stream removed, server fenced or closing). */
@@ -701,57 +730,67 @@ export class Streamer {
   }
 
   /**
-   * Assigns timestamps, encrypts the records of an encrypted stream (their seq nums and timestamps
-   * are inputs of the associated data, so only now), and advances the pipelined state; never
-   * yields. Commands stay plaintext (S2-API.md §6.7): `advanceTail` and recovery read them.
+   * Assigns timestamps and advances the pipelined state; never yields. The records of an encrypted
+   * stream are then sealed (their seq nums and timestamps are inputs of the associated data, so
+   * only now), off the loop when the batch is large (`encryptBatch`); their contents are copied
+   * before this returns, so the caller's buffers are free again. Commands stay plaintext (S2-API.md
+   * §6.7): `advanceTail` and recovery read them.
    */
-  private sequence(input: readonly AppendRecord[], encryptionKey?: Uint8Array): DecodedRecord[] {
+  private sequence(input: readonly AppendRecord[], encryptionKey?: Uint8Array): SequencedBatch {
     const { mode, uncapped } = this.config.timestamping;
     const nowMs = this.options.clock.nowMs();
     const firstSeqNum = this.pipelined.nextSeqNum;
     let maxTimestamp = this.pipelined.lastTimestamp;
-    const records: DecodedRecord[] = input.map((record, i) => {
+    const contents: RecordContent[] = input.map((record) => {
       let timestamp =
         mode === "arrival" || record.timestamp === undefined ? nowMs : record.timestamp;
       if (!uncapped && timestamp > nowMs) timestamp = nowMs;
       if (timestamp < maxTimestamp) timestamp = maxTimestamp;
       maxTimestamp = timestamp;
-      let content = { timestamp, headers: record.headers, body: record.body };
-      if (this.cipher !== null && commandValueOf(record) === undefined) {
-        assert(encryptionKey !== undefined, "append requires the key of an encrypted stream");
-        const position = { streamId: this.streamId, seqNum: firstSeqNum + i };
-        content = encryptRecord(this.cipher, encryptionKey, content, position);
-      }
-      // Views into the encoded bytes, not the caller's buffers: followers and the durable state
-      // must see what the segment holds even if the caller reuses its buffers after the append.
-      return decodeRecord(encodeRecord(content));
+      return { timestamp, headers: record.headers, body: record.body };
     });
-    this.pipelined = advanceTail(this.pipelined, this.pipelined.nextSeqNum, records);
-    return records;
+    // Sealing keeps timestamps and leaves commands as they are: the plaintext gives the same tail.
+    this.pipelined = advanceTail(this.pipelined, firstSeqNum, contents);
+    const batch = {
+      firstSeqNum,
+      count: contents.length,
+      firstTimestamp: contents[0]!.timestamp,
+      lastTimestamp: contents.at(-1)!.timestamp,
+    };
+    if (this.cipher === null) return { ...batch, records: toStored(contents) };
+    if (contents.every((content) => commandValueOf(content) !== undefined)) {
+      return { ...batch, records: Promise.resolve(toStored(contents)) };
+    }
+    assert(encryptionKey !== undefined, "append requires the key of an encrypted stream");
+    const sealing = encryptBatch(
+      this.cipher,
+      encryptionKey,
+      contents,
+      { streamId: this.streamId, firstSeqNum },
+      { pool: this.options.recordCrypto },
+    );
+    return { ...batch, records: sealing.then(toStored) };
   }
 
   private async submit(
-    firstSeqNum: SeqNum,
-    records: DecodedRecord[],
+    batch: SequencedBatch,
     bytes: number,
     producer?: AppendProducer,
   ): Promise<AppendAck> {
+    const { firstSeqNum, count } = batch;
     assert(
-      firstSeqNum + records.length === this.pipelined.nextSeqNum,
+      firstSeqNum + count === this.pipelined.nextSeqNum,
       "the batch submitted is the last one sequenced",
     );
     const appendedAtMs = this.options.clock.nowMs();
-    const durable = this.options.storage.submitRecords({
-      streamId: this.streamId,
-      firstSeqNum,
-      records,
-      admittedBytes: bytes,
-      producer: producer === undefined ? undefined : { ...producer, appendedAtMs },
-    });
+    const durable = this.handOff(
+      batch,
+      bytes,
+      producer === undefined ? undefined : { ...producer, appendedAtMs },
+    );
     this.pipelinedDurable = durable;
-    const last = records.at(-1)!;
-    const start = { seqNum: firstSeqNum, timestamp: records[0]!.timestamp };
-    const end = { seqNum: firstSeqNum + records.length, timestamp: last.timestamp };
+    const start = { seqNum: firstSeqNum, timestamp: batch.firstTimestamp };
+    const end = { seqNum: firstSeqNum + count, timestamp: batch.lastTimestamp };
     if (producer !== undefined)
       this.acceptProducerBatch(
         producer,
@@ -766,5 +805,45 @@ export class Streamer {
     const tail = this.tail;
     assert(tail.seqNum >= end.seqNum, "an ack is released only once its batch is durable");
     return { start, end, tail };
+  }
+
+  /**
+   * Hands a sequenced batch to storage, in seq-num order (see the header): a plaintext stream's at
+   * once; an encrypted stream's once it is sealed and the batch before it is handed over.
+   * Resolves when the batch is durable. A sealing that fails is a bug (sealing has no other
+   * failure): its seq nums would never be durable, so the process stops, as on a fatal storage
+   * error, and this batch and every later one reject.
+   */
+  private handOff(
+    batch: SequencedBatch,
+    admittedBytes: number,
+    producer: (AppendProducer & { readonly appendedAtMs: number }) | undefined,
+  ): Promise<void> {
+    const { firstSeqNum, count } = batch;
+    const submit = (records: DecodedRecord[]): Promise<void> => {
+      assert(firstSeqNum === this.handOffSeqNum, "batches reach storage in seq-num order");
+      assert(records.length === count, "a sealed batch keeps its records");
+      this.handOffSeqNum = firstSeqNum + count;
+      const streamId = this.streamId;
+      return this.options.storage.submitRecords({
+        streamId,
+        firstSeqNum,
+        records,
+        admittedBytes,
+        producer,
+      });
+    };
+    if (Array.isArray(batch.records)) return submit(batch.records);
+    batch.records.catch((error: unknown) => {
+      queueMicrotask(() => {
+        throw error;
+      });
+    });
+    let durable: Promise<void> | undefined;
+    const handedOff = Promise.all([batch.records, this.handedOff]).then(([records]) => {
+      durable = submit(records);
+    });
+    this.handedOff = handedOff;
+    return handedOff.then(() => durable!);
   }
 }
