@@ -282,8 +282,13 @@ export function createApiMetrics(
       );
       counter(
         "tributary_cache_chunk_downloads_total",
-        "Chunks downloaded whole into the cache on a miss (read-ahead).",
+        "Chunks downloaded whole into the cache, on a miss or ahead of a reader.",
         stats.chunkDownloads,
+      );
+      counter(
+        "tributary_cache_chunk_read_aheads_total",
+        "Chunk downloads started ahead of a reader, for the rows its read listed past its end.",
+        stats.chunkReadAheads,
       );
       renderMaintenance(stats.maintenance, lines, counter, gauge);
       gauge(

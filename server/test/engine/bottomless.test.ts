@@ -286,6 +286,58 @@ describe("bottomless storage: the bounded cache", () => {
   });
 });
 
+describe("bottomless storage: chunk read-ahead", () => {
+  it("a read that stops before a stream's end downloads the next chunks before they are asked for", async () => {
+    // A catch-up reader on a cold cache waits for a whole-chunk GET at each chunk unless the
+    // chunks after its batch are already coming (bottomless.md "The bounded cache"). Each
+    // chunk is downloaded once, read-ahead or not, and every record reads back.
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      let node = await openNode(store, path.join(dir, "writer"));
+      await ensureTestBasin(node.service);
+      // Shrinking jobs (40, 20, 10, 5 batches), each compacted on its own: four chunks, none
+      // merged (a chunk merges into the next only when it is no larger than what is written).
+      const texts: string[] = [];
+      let from = 0;
+      for (const batches of [40, 20, 10, 5]) {
+        const written = await appendHistory(node.service, ["s"], { batches, perBatch: 10, from });
+        texts.push(...written.get("s")!);
+        from += batches * 10;
+        await node.service.storage.runMaintenanceNow();
+      }
+      const chunkKeys = (await listAll(store, "chunks/")).map((object) => object.key);
+      assert.equal(chunkKeys.length, 4, `chunks: ${chunkKeys}`);
+      await node.close();
+
+      node = await openNode(store, path.join(dir, "reader"));
+      try {
+        /** The storage's counters now (`stats` is a snapshot). */
+        const stats = () => node.service.storage.stats;
+        assert.equal(stats().chunkDownloads, 0, "a cold cache");
+        const first = await node.service.records.read(testBasin, "s", {
+          startSeqNum: 0,
+          countMax: 5,
+          bytesMax: 1 << 20,
+        });
+        assert.deepEqual(textsOf(first), texts.slice(0, 5));
+        // The rows listed past the read's end point into the next chunks: they come without
+        // another read (within a bounded wait: downloads run in the background).
+        for (let i = 0; i < 500 && stats().chunkDownloads < 4; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        const { chunkReadAheads } = stats();
+        assert.equal(chunkReadAheads, 3, "the three chunks after the first");
+        assert.equal(stats().chunkDownloads, 4);
+        assert.deepEqual(textsOf(await readAll(node.service, "s")), texts);
+        assert.equal(stats().chunkDownloads, 4, "each chunk downloaded once");
+        assert.equal(stats().chunkReadAheads, chunkReadAheads, "nothing left to read ahead");
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
+
 describe("bottomless storage: fencing", () => {
   it("a fenced writer neither checkpoints nor deletes", async () => {
     await withTempDir(async (dir) => {
