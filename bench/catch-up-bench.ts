@@ -8,7 +8,7 @@
  * (from /proc, robust on a shared machine), next to MiB/s and the client's CPU.
  *
  *   node --import tsx bench/catch-up-bench.ts [--mode local|s3] [--mib 256] [--rounds 3]
- *     [--record-bytes 8192] [--cold] [--profile-dir DIR] [--no-compaction]
+ *     [--record-bytes 8192] [--cold] [--from-chunks] [--profile-dir DIR] [--no-compaction]
  *
  * `--mode s3` needs moto (scripts/with-moto.sh). `--cold` restarts the server with an empty cache
  * directory bounded to 16 MiB, so the reads come from the object store (each round prints how many
@@ -46,6 +46,7 @@ const { values } = parseArgs({
     cold: { type: "boolean", default: false },
     "profile-dir": { type: "string" },
     "no-compaction": { type: "boolean", default: false },
+    "from-chunks": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -56,16 +57,34 @@ const recordBytes = Number(values["record-bytes"]);
 /** Bytes of appends unacknowledged at once while writing. */
 const inflightBytesMax = 16 * mib;
 
-/** The server's cache entry hits and misses so far (its /metrics counters). */
-async function cacheEntryReads(endpoint: string): Promise<{ hits: number; misses: number }> {
+/** One series of the server's /metrics (the first, whatever its labels). */
+async function metric(endpoint: string, name: string): Promise<number> {
   const text = await (await fetch(`${endpoint}/metrics`)).text();
-  const counter = (name: string): number =>
-    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+}
+
+/** The server's cache entry hits and misses and chunk downloads so far (/metrics counters). */
+async function cacheEntryReads(
+  endpoint: string,
+): Promise<{ hits: number; misses: number; chunkDownloads: number; chunkReadAheads: number }> {
   return {
-    hits: counter("tributary_cache_entry_hits_total"),
-    misses: counter("tributary_cache_entry_misses_total"),
+    hits: await metric(endpoint, "tributary_cache_entry_hits_total"),
+    misses: await metric(endpoint, "tributary_cache_entry_misses_total"),
+    chunkDownloads: await metric(endpoint, "tributary_cache_chunk_downloads_total"),
+    chunkReadAheads: await metric(endpoint, "tributary_cache_chunk_read_aheads_total"),
   };
 }
+
+/**
+ * `--from-chunks`: the writer compacts every `fromChunksJobIntervalMs`, and the bench waits until
+ * its WAL backlog is under `fromChunksBacklogBytesMax` (a stream's last rows wait for 1 MiB), so
+ * that the cold reader reads chunks (whole-chunk GETs and read-ahead) rather than WAL entries.
+ */
+const fromChunksJobIntervalMs = 500;
+const fromChunksBacklogBytesMax = 2 * mib;
+const fromChunksWaitMsMax = 300_000;
+/** The cold reader's cache bound with `--from-chunks`: room for read-ahead (an eighth of it). */
+const fromChunksCacheSize = "256MiB";
 
 /** User and system CPU seconds of process `pid` (/proc, clock ticks of 1/100 s). */
 function processCpuSplit(pid: number): { user: number; system: number } {
@@ -85,9 +104,19 @@ async function main(): Promise<void> {
   const dirs = [cacheDir];
   const args = ["--flush-interval-ms", String(flushIntervalMs)];
   if (values["no-compaction"]) args.push("--no-compaction");
+  const fromChunks = values["from-chunks"];
+  if (fromChunks && (!values.cold || values["no-compaction"])) {
+    throw new Error("--from-chunks needs --cold and compaction");
+  }
   let server: ServerProcess | undefined;
   try {
-    server = await startServer({ mode, cacheDir, args });
+    server = await startServer({
+      mode,
+      cacheDir,
+      args: fromChunks
+        ? [...args, "--checkpoint-interval-ms", String(fromChunksJobIntervalMs)]
+        : args,
+    });
     const s2 = s2ClientFor(server);
     const basinName = `bench-catch-up-${randomBytes(4).toString("hex")}`;
     await s2.basins.create({ basin: basinName });
@@ -112,6 +141,18 @@ async function main(): Promise<void> {
       `wrote ${count} records of ${recordBytes} B (${fmt((count * recordBytes) / mib, 0)} MiB) ` +
         `in ${fmt(writeSeconds, 1)} s, mode ${mode}`,
     );
+    if (fromChunks) {
+      const waitStartMs = performance.now();
+      for (;;) {
+        const backlog = await metric(server.endpoint, "tributary_compaction_wal_backlog_bytes");
+        if (backlog <= fromChunksBacklogBytesMax) break;
+        if (performance.now() - waitStartMs > fromChunksWaitMsMax) {
+          throw new Error(`compaction did not catch up: ${fmt(backlog / mib, 1)} MiB of WAL left`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      console.log(`compacted in ${fmt((performance.now() - waitStartMs) / 1000, 1)} s more`);
+    }
     await server.stop();
     const { localRoot, bucket } = server;
     let readCacheDir = cacheDir;
@@ -129,7 +170,9 @@ async function main(): Promise<void> {
       cacheDir: readCacheDir,
       // Cold: a cache bound far below the stream, so that what recovery's replay caches is evicted
       // and the reads are misses served from the object store.
-      args: values.cold ? [...args, "--cache-size", "16MiB"] : args,
+      args: values.cold
+        ? [...args, "--cache-size", fromChunks ? fromChunksCacheSize : "16MiB"]
+        : args,
       env,
       ...(localRoot === undefined ? {} : { localRoot }),
       ...(bucket === undefined ? {} : { bucket }),
@@ -174,7 +217,9 @@ async function main(): Promise<void> {
           `${fmt(serverCpu / seconds, 2)} cores), client ` +
           `${fmt((clientCpu * 1000) / readMiB, 2)} ms CPU/MiB (${fmt(clientCpu / seconds, 2)} cores); ` +
           `cache entries ${entryReads.hits - entryReadsStart.hits} from files, ` +
-          `${entryReads.misses - entryReadsStart.misses} from the bucket; ` +
+          `${entryReads.misses - entryReadsStart.misses} from the bucket, ` +
+          `${entryReads.chunkDownloads - entryReadsStart.chunkDownloads} chunks downloaded ` +
+          `(${entryReads.chunkReadAheads - entryReadsStart.chunkReadAheads} ahead of the reader); ` +
           (records === count && mismatched === 0
             ? `${records} records verified`
             : `NOT VERIFIED: ${records} of ${count} read, ${mismatched} differ`),
