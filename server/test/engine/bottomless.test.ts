@@ -338,6 +338,50 @@ describe("bottomless storage: chunk read-ahead", () => {
   });
 });
 
+describe("bottomless storage: reads of evicted WAL entries", () => {
+  it("fetch a WAL object's entries of a stream with one ranged GET, not one per entry", async () => {
+    // Appends that land in one flush are entries of one WAL object; once its cache file is gone
+    // (evicted, or the cache lost), a read gets them with one GET per span of them
+    // (read-window.ts `getRangesInSpans`). Every record reads back, counted as cache misses.
+    await withTempDir(async (dir) => {
+      const inner = createMemoryObjectStore();
+      let walGets = 0;
+      const store: ObjectStore = {
+        ...inner,
+        get: (key, range) => {
+          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
+          return inner.get(key, range);
+        },
+      };
+      const node = await openNode(store, dir, { maintenance: false }, { flushIntervalMs: 50 });
+      try {
+        await ensureTestBasin(node.service);
+        const texts: string[] = [];
+        for (let round = 0; round < 4; round++) {
+          const batches = Array.from({ length: 8 }, (_, b) =>
+            Array.from({ length: 3 }, (_, i) => bodyOf("s", round * 100 + b * 10 + i)),
+          );
+          // Parallel appends to one stream: one flush, several entries.
+          await Promise.all(batches.map((batch) => appendText(node.service, "s", batch)));
+          texts.push(...batches.flat());
+        }
+        await node.service.storage.cacheCommitted();
+        const objects = (await listAll(store, "wal/")).length;
+        await rm(path.join(dir, "segments"), { recursive: true, force: true });
+        walGets = 0;
+        const missesBefore = node.service.storage.stats.entryMisses;
+        const read = textsOf(await readAll(node.service, "s"));
+        assert.deepEqual(read.sort(), [...texts].sort());
+        const misses = node.service.storage.stats.entryMisses - missesBefore;
+        assert.ok(misses >= 2 * objects, `entries (${misses}) outnumber objects (${objects})`);
+        assert.ok(walGets <= objects, `ranged WAL GETs=${walGets} objects=${objects}`);
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
+
 describe("bottomless storage: fencing", () => {
   it("a fenced writer neither checkpoints nor deletes", async () => {
     await withTempDir(async (dir) => {

@@ -41,8 +41,11 @@ export interface WindowSource {
 
 /** The entries a window read, by location. */
 export class WindowBytes {
-  /** Entry bytes by object id, then by offset in the object. */
-  private readonly byObject = new Map<number, Map<number, Uint8Array>>();
+  /** Entry bytes by object id, then by offset in the object, and whether a GET brought them. */
+  private readonly byObject = new Map<
+    number,
+    Map<number, { readonly bytes: Uint8Array; readonly isFromBucket: boolean }>
+  >();
   /** Entry bytes held (what the window costs in memory, spans' gaps aside). */
   bytes = 0;
   /** Objects read from the cache file, and ranged GETs made, for the stats. */
@@ -51,9 +54,20 @@ export class WindowBytes {
 
   /** The bytes at `location`, if the window read them (WAL locations only). */
   get(location: SegmentEntryLocation): Uint8Array | undefined {
+    return this.entryAt(location)?.bytes;
+  }
+
+  /** Whether the bytes at `location` came from the bucket (a cache miss), not a cache file. */
+  isFromBucket(location: SegmentEntryLocation): boolean {
+    return this.entryAt(location)?.isFromBucket === true;
+  }
+
+  private entryAt(
+    location: SegmentEntryLocation,
+  ): { readonly bytes: Uint8Array; readonly isFromBucket: boolean } | undefined {
     if (location.source !== "wal") return undefined;
-    const bytes = this.byObject.get(location.objectId)?.get(location.offset);
-    return bytes?.length === location.length ? bytes : undefined;
+    const entry = this.byObject.get(location.objectId)?.get(location.offset);
+    return entry?.bytes.length === location.length ? entry : undefined;
   }
 
   /** Drops the window's bytes (a reader may still hold those it took). */
@@ -62,13 +76,13 @@ export class WindowBytes {
     this.bytes = 0;
   }
 
-  set(objectId: number, offset: number, bytes: Uint8Array): void {
+  set(objectId: number, offset: number, bytes: Uint8Array, isFromBucket: boolean): void {
     let entries = this.byObject.get(objectId);
     if (entries === undefined) {
       entries = new Map();
       this.byObject.set(objectId, entries);
     }
-    entries.set(offset, bytes);
+    entries.set(offset, { bytes, isFromBucket });
     this.bytes += bytes.length;
   }
 }
@@ -122,37 +136,53 @@ async function readObject(
   ranges.forEach((range, i) => {
     const bytes = fromFile[i];
     if (bytes !== undefined && bytes.length === range.length) {
-      window.set(objectId, range.offset, bytes);
+      window.set(objectId, range.offset, bytes, false);
     } else {
       missing.push(range);
     }
   });
-  // Spans of the missing ranges (sorted by offset), one GET each.
+  const fetched = await getRangesInSpans(missing, (start, end) => {
+    window.gets += 1;
+    return source.getRange(objectId, start, end);
+  });
+  missing.forEach(({ offset }, i) => {
+    const bytes = fetched[i];
+    if (bytes !== undefined) window.set(objectId, offset, bytes, true);
+  });
+}
+
+/**
+ * The bytes of each of an object's `ranges` (sorted by offset) from the bucket: one ranged GET per
+ * span of ranges at most `windowGetGapBytesMax` apart. A range is `undefined` where its GET failed
+ * or the object ended before it; never throws for I/O.
+ */
+export async function getRangesInSpans(
+  ranges: readonly ByteRange[],
+  getRange: (start: number, end: number) => Promise<Uint8Array | undefined>,
+): Promise<(Uint8Array | undefined)[]> {
+  const out: (Uint8Array | undefined)[] = ranges.map(() => undefined);
   let first = 0;
-  while (first < missing.length) {
+  while (first < ranges.length) {
     let last = first;
-    let end = missing[first]!.offset + missing[first]!.length;
-    while (last + 1 < missing.length && missing[last + 1]!.offset - end <= windowGetGapBytesMax) {
+    let end = ranges[first]!.offset + ranges[first]!.length;
+    while (last + 1 < ranges.length && ranges[last + 1]!.offset - end <= windowGetGapBytesMax) {
       last += 1;
-      end = Math.max(end, missing[last]!.offset + missing[last]!.length);
+      assert(ranges[last]!.offset >= ranges[last - 1]!.offset, "ranges sorted by offset");
+      end = Math.max(end, ranges[last]!.offset + ranges[last]!.length);
     }
-    const start = missing[first]!.offset;
+    const start = ranges[first]!.offset;
     let span: Uint8Array | undefined;
     try {
-      window.gets += 1;
-      span = await source.getRange(objectId, start, end);
+      span = await getRange(start, end);
     } catch {
       span = undefined;
     }
-    if (span !== undefined) {
-      for (let k = first; k <= last; k++) {
-        const { offset, length } = missing[k]!;
-        const from = offset - start;
-        if (from + length <= span.length) {
-          window.set(objectId, offset, span.subarray(from, from + length));
-        }
-      }
+    for (let k = first; span !== undefined && k <= last; k++) {
+      const { offset, length } = ranges[k]!;
+      const from = offset - start;
+      if (from + length <= span.length) out[k] = span.subarray(from, from + length);
     }
     first = last + 1;
   }
+  return out;
 }

@@ -64,7 +64,7 @@ import {
 } from "../segment/format.js";
 import type { DecodedRecord } from "../segment/record-codec.js";
 import { diskFaultOf } from "./disk-fault.js";
-import { readWindow, type WindowBytes } from "./read-window.js";
+import { getRangesInSpans, readWindow, type WindowBytes } from "./read-window.js";
 import { type ByteRange, createMemorySegmentFiles, type SegmentFiles } from "./segment-files.js";
 
 /**
@@ -580,10 +580,14 @@ export class SegmentCache {
               toRead.map(({ location }) => ({ offset: location.offset, length: location.length })),
             );
       assert(fromFile.length === toRead.length, "one result per range read");
+      const fromBucket = await this.getMissingWalRanges(toRead, fromFile);
       let nextFromFile = 0;
       return rows.map(({ firstSeqNum, location }, i) => {
-        const bytes = fromWindow[i] ?? fromFile[nextFromFile++];
-        const records = this.readEntry(streamId, firstSeqNum, location, bytes);
+        const k = fromWindow[i] === undefined ? nextFromFile++ : -1;
+        const bytes = k < 0 ? fromWindow[i] : (fromFile[k] ?? fromBucket[k]);
+        const isFromBucket =
+          k < 0 ? options.window!.isFromBucket(location) : fromFile[k] === undefined;
+        const records = this.readEntry(streamId, firstSeqNum, location, bytes, isFromBucket);
         records.catch(() => {}); // seen when awaited below, in order
         return records;
       });
@@ -985,14 +989,44 @@ export class SegmentCache {
   }
 
   /**
+   * For a run of WAL rows whose cache file lacks some (evicted, or a detached cache), the missing
+   * entries from the bucket with one ranged GET per span of them (`getRangesInSpans`) rather than
+   * one per entry; `undefined` where the file had the entry, or for a chunk's rows (a chunk miss
+   * downloads the whole chunk).
+   */
+  private async getMissingWalRanges(
+    rows: readonly { readonly location: SegmentEntryLocation }[],
+    fromFile: readonly (Uint8Array | undefined)[],
+  ): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = rows.map(() => undefined);
+    const missing = rows
+      .map((row, i) => ({ location: row.location, i }))
+      .filter(({ location, i }) => location.source === "wal" && fromFile[i] === undefined);
+    // One missing entry is left to `readEntry`'s own range GET, with its retries.
+    if (missing.length < 2) return out;
+    missing.sort((a, b) => a.location.offset - b.location.offset);
+    const objectKey = walKey(missing[0]!.location.objectId);
+    const fetched = await getRangesInSpans(
+      missing.map(({ location }) => ({ offset: location.offset, length: location.length })),
+      (start, end) => this.store.get(objectKey, { start, end }),
+    );
+    missing.forEach(({ i }, k) => {
+      out[i] = fetched[k];
+    });
+    return out;
+  }
+
+  /**
    * The records of one entry from `fromFile` (its bytes as read from the cache file, `undefined`
-   * when the file is missing or short) if they pass the CRC, else from the bucket.
+   * when the file is missing or short; `isFromBucket` when a GET brought them, a miss) if they
+   * pass the CRC, else from the bucket.
    */
   private async readEntry(
     streamId: number,
     firstSeqNum: SeqNum,
     location: SegmentEntryLocation,
     fromFile: Uint8Array | undefined,
+    isFromBucket = false,
   ): Promise<readonly DecodedRecord[]> {
     const row = {
       kind: "records" as const,
@@ -1016,7 +1050,8 @@ export class SegmentCache {
     const { source, objectId, offset, length } = location;
     const cached = decode(fromFile);
     if (cached !== undefined) {
-      this.stats.entryHits += 1;
+      if (isFromBucket) this.stats.entryMisses += 1;
+      else this.stats.entryHits += 1;
       return cached;
     }
     this.stats.entryMisses += 1;
