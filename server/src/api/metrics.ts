@@ -107,6 +107,16 @@ function renderMaintenance(
     "Streams whose compaction failed in a job (skipped; the job still checkpoints).",
     stats.compactionStreamErrors,
   );
+  counter(
+    "tributary_compaction_window_file_reads_total",
+    "WAL cache files read by compaction's read windows (each object once per window, for all its streams).",
+    stats.compactionWindowFileReads,
+  );
+  counter(
+    "tributary_compaction_window_gets_total",
+    "Ranged GETs of evicted WAL objects made by compaction's read windows (one per span of entries).",
+    stats.compactionWindowGets,
+  );
   counter("tributary_gc_passes_total", "GC passes completed.", stats.gcPasses);
   counter("tributary_gc_deleted_objects_total", "Objects GC deleted.", stats.gcObjectsDeleted);
   counter(

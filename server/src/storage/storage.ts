@@ -183,6 +183,8 @@ export interface MaintenanceStatsView {
   readonly compactionWalBacklogBytes: number;
   readonly compactionStreamsWaiting: number;
   readonly compactionStreamErrors: number;
+  readonly compactionWindowFileReads: number;
+  readonly compactionWindowGets: number;
   readonly gcPasses: number;
   readonly gcObjectsDeleted: number;
   readonly gcBytesDeleted: number;
@@ -456,6 +458,8 @@ export class Storage {
       compactionWalBacklogBytes: job.compactor.walBacklogBytes(),
       compactionStreamsWaiting: job.compactor.stats.streamsWaiting,
       compactionStreamErrors: job.compactor.stats.streamErrors,
+      compactionWindowFileReads: job.compactor.stats.windowFileReads,
+      compactionWindowGets: job.compactor.stats.windowGets,
       gcPasses: job.gc.stats.passes,
       gcObjectsDeleted: job.gc.stats.objectsDeleted,
       gcBytesDeleted: job.gc.stats.bytesDeleted,

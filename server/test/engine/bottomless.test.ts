@@ -585,6 +585,7 @@ describe("how a job reads the WAL", () => {
         // One read per WAL object, whatever the streams in it (read stream by stream: one per
         // entry, ~streams × rounds = 96).
         assert.ok(fileReads <= objects, `file reads=${fileReads} objects=${objects}`);
+        assert.equal(stats.compactionWindowFileReads, fileReads, "every read was the window's");
         assert.equal(node.service.storage.stats.entryMisses, missesBefore, "no range GETs");
         for (const stream of streams) {
           assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
@@ -619,6 +620,8 @@ describe("how a job reads the WAL", () => {
         await node.service.storage.runMaintenanceNow();
         assert.ok(node.service.storage.stats.maintenance!.bytesCompacted > 0, "the job compacted");
         assert.ok(walGets <= objects, `ranged WAL GETs=${walGets} objects=${objects}`);
+        const { compactionWindowGets } = node.service.storage.stats.maintenance!;
+        assert.equal(compactionWindowGets, walGets, "every GET was the window's");
         for (const stream of streams) {
           assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
         }
