@@ -33,7 +33,7 @@ import { ensureTestBasin, openTestService } from "../support/engine.js";
 const baseSeed = Number(process.env["TRIBUTARY_FAULT_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
 const decoder = new TextDecoder();
 
-function openNode(store: ObjectStore): Promise<Service> {
+function openNode(store: ObjectStore, cacheBytesMax = 64 << 10): Promise<Service> {
   return openTestService({
     store,
     kv: createMemoryKvStore(),
@@ -41,16 +41,21 @@ function openNode(store: ObjectStore): Promise<Service> {
     putTimeoutMs: 200,
     bottomless: {
       chunkFiles: createMemorySegmentFiles(),
-      cacheBytesMax: 64 << 10,
+      cacheBytesMax,
       gcGraceMs: 0,
       checkpointIntervalMs: 3_600_000,
     },
   });
 }
 
-/** The keys maintenance reads and writes (WAL PUTs are the flusher's, tested in faults.test.ts). */
+/**
+ * The calls maintenance makes (WAL PUTs are the flusher's, tested in faults.test.ts). WAL GETs are
+ * compaction's: the 64 KiB cache bound evicts WAL files before they are compacted, so its read
+ * windows and entry reads fetch them from the bucket (no other read runs while faults are on).
+ */
 function isMaintenanceCall(op: ObjectStoreOp, key: string): boolean {
   if (op === "list" || op === "delete") return true;
+  if (op === "get" && key.startsWith("wal/")) return true;
   return ["chunks/", "checkpoints/", "manifest/"].some((prefix) => key.startsWith(prefix));
 }
 
@@ -58,6 +63,8 @@ interface Scenario {
   readonly name: string;
   /** Fault kinds and their probability per maintenance call of each op. */
   readonly faults: { readonly [Op in ObjectStoreOp]?: readonly [FaultKind, number][] };
+  /** The cache bound of the node under faults (64 KiB unless given). */
+  readonly cacheBytesMax?: number;
 }
 
 const scenarios: readonly Scenario[] = [
@@ -81,6 +88,17 @@ const scenarios: readonly Scenario[] = [
   {
     name: "PUTs and deletes succeed late, after the caller gave up",
     faults: { putIfAbsent: [["lateSuccess", 0.3]], delete: [["lateSuccess", 0.3]] },
+  },
+  {
+    name: "GETs fail or time out (compaction's reads of evicted WAL entries and chunks)",
+    // A bound below one segment: every WAL file but the newest is evicted before it is compacted.
+    cacheBytesMax: 1 << 10,
+    faults: {
+      get: [
+        ["failBeforeApply", 0.3],
+        ["timeout", 0.1],
+      ],
+    },
   },
   {
     name: "lists are torn (a suffix missing, claimed complete)",
@@ -142,7 +160,7 @@ describe("bottomless jobs on a faulty store", { timeout: 60_000 }, () => {
       };
       store.setFaults(faultSettings);
       const ledger = new Ledger(`faults-${index}`);
-      let service = await openNode(store);
+      let service = await openNode(store, scenario.cacheBytesMax);
       let jobsFailed = 0;
       try {
         await ensureTestBasin(service);
