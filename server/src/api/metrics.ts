@@ -300,6 +300,11 @@ export function createApiMetrics(
         "Chunk downloads started ahead of a reader, for the rows its read listed past its end.",
         stats.chunkReadAheads,
       );
+      counter(
+        "tributary_cache_wal_read_ahead_entries_total",
+        "Evicted WAL entries fetched from the bucket ahead of a reader, for its next read.",
+        stats.walReadAheadEntries,
+      );
       renderMaintenance(stats.maintenance, lines, counter, gauge);
       gauge(
         "tributary_append_inflight_bytes",

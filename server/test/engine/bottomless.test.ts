@@ -382,6 +382,72 @@ describe("bottomless storage: reads of evicted WAL entries", () => {
   });
 });
 
+describe("bottomless storage: WAL read-ahead", () => {
+  it("a catch-up session on evicted WAL entries gets each batch's entries fetched ahead, once", async () => {
+    // Entries of ~400 KiB (100 records of 4 KiB per append), their cache files evicted: each
+    // batch's read fetches the entries of the next batch while the session serves it
+    // (segment-cache.ts `readWalAhead`), so after the first batch the reads find them fetched.
+    // Every record reads back, and no entry is fetched twice.
+    await withTempDir(async (dir) => {
+      const inner = createMemoryObjectStore();
+      let walGets = 0;
+      const store: ObjectStore = {
+        ...inner,
+        get: (key, range) => {
+          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
+          return inner.get(key, range);
+        },
+      };
+      // A bound below one entry: every WAL file is evicted (the newest at the next write).
+      const node = await openNode(store, dir, { maintenance: false, cacheBytesMax: 1 << 10 });
+      try {
+        await ensureTestBasin(node.service);
+        const body = (seqNum: number): Uint8Array => new Uint8Array(4096).fill(seqNum % 251);
+        const appends = 12;
+        const perAppend = 100;
+        for (let a = 0; a < appends; a++) {
+          await node.service.records.append(testBasin, "cold", {
+            records: Array.from({ length: perAppend }, (_, i) => ({
+              headers: [],
+              body: body(a * perAppend + i),
+            })),
+          });
+        }
+        await appendText(node.service, "other", ["evicts the last file of cold"]);
+        await node.service.storage.cacheCommitted();
+        walGets = 0;
+        const before = node.service.storage.stats;
+        const session = await node.service.records.openReadSession(
+          testBasin,
+          "cold",
+          { start: { kind: "seqNum", seqNum: 0 }, clamp: false, count: appends * perAppend },
+          { heartbeatDelayMs: () => 20 },
+        );
+        const seqNums: number[] = [];
+        for await (const event of session) {
+          if (event.kind !== "batch") continue;
+          for (const record of event.records) {
+            assert.deepEqual(record.body, body(record.seqNum));
+            seqNums.push(record.seqNum);
+          }
+        }
+        assert.deepEqual(
+          seqNums,
+          Array.from({ length: appends * perAppend }, (_, i) => i),
+        );
+        const after = node.service.storage.stats;
+        const aheadEntries = after.walReadAheadEntries - before.walReadAheadEntries;
+        assert.ok(aheadEntries >= appends / 2, `entries fetched ahead: ${aheadEntries}`);
+        // Each entry came from the bucket once: by read-ahead, or by the read itself.
+        assert.equal(after.entryMisses - before.entryMisses, appends);
+        assert.ok(walGets <= appends, `ranged WAL GETs=${walGets} for ${appends} entries`);
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
+
 describe("bottomless storage: fencing", () => {
   it("a fenced writer neither checkpoints nor deletes", async () => {
     await withTempDir(async (dir) => {

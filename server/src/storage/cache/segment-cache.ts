@@ -81,6 +81,18 @@ export interface RowsAhead {
   readonly rows: readonly (readonly [Uint8Array, Uint8Array])[];
   /** The size of the page they came from: the next page doubles it. */
   readonly pageRowsMax: number;
+  /**
+   * The entries of the first of these rows whose WAL files are not cached, being fetched from the
+   * bucket for the reader's next read (`readWalAhead`); that read takes them and drops the rest.
+   */
+  readonly walAhead?: WalAhead | undefined;
+}
+
+/** WAL entries fetched ahead of a reader, and how to give back their share of the budget. */
+interface WalAhead {
+  readonly window: Promise<WindowBytes | undefined>;
+  /** Drops the bytes and returns them to `walReadAheadBytesMax` (idempotent). */
+  release(): void;
 }
 
 /** A cached entry could be read neither from its file nor from the bucket. */
@@ -140,6 +152,20 @@ const chunkReadAheadShareOfCache = 1 / 8;
  */
 const chunkReadAheadDownloadsMax = 4;
 
+/**
+ * A read that stops with rows listed past its end whose WAL files are not cached (evicted, or a
+ * cache lost) fetches the entries of the next this many bytes of them, one ranged GET per span,
+ * while its reader serves what it read: a catch-up reader on a cold cache otherwise waits for each
+ * batch's GETs in turn. One read batch: the next read takes about that much.
+ */
+const walReadAheadBytes = readBatchBytesMax;
+
+/** WAL entries fetched ahead of readers, in flight or held for them, at most (all readers). */
+const walReadAheadBytesMax = 64 << 20;
+
+/** Entries fetched ahead and not taken within this long are dropped (their reader went away). */
+const walReadAheadHoldMs = 10_000;
+
 /** Rows deleted per LevelDB batch when a trim or a removal drops many (each batch is consistent). */
 const dropRowsPerBatchMax = 4096;
 
@@ -159,6 +185,8 @@ export interface SegmentCacheStats {
   chunkDownloads: number;
   /** Chunk downloads started ahead of a reader (`readChunksAhead`), counted in `chunkDownloads` too. */
   chunkReadAheads: number;
+  /** WAL entries fetched from the bucket ahead of a reader (`readWalAhead`). */
+  walReadAheadEntries: number;
   /** Bytes of the files the cache holds now, and its bound. */
   fileBytes: number;
   fileBytesMax: number;
@@ -198,6 +226,8 @@ export class SegmentCache {
     wal: new Map(),
     chunk: new Map(),
   };
+  /** WAL entry bytes fetched ahead of readers, in flight or held (`walReadAheadBytesMax`). */
+  private walAheadBytes = 0;
   /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
   private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
   private kinds: Record<ObjectSource, FileKind>;
@@ -232,6 +262,7 @@ export class SegmentCache {
       filesEvicted: 0,
       chunkDownloads: 0,
       chunkReadAheads: 0,
+      walReadAheadEntries: 0,
       fileBytes: 0,
       fileBytesMax,
     };
@@ -567,9 +598,11 @@ export class SegmentCache {
     type Entries = Promise<Promise<readonly DecodedRecord[]>[]>;
     const reading: { rows: Row[]; records: Entries }[] = [];
     /** One promise per row (a row past where `visit` stops may fail unseen: never awaited). */
+    /** Entry bytes read ahead: compaction's window, or what the last read fetched for this one. */
+    let window = options.window;
     const readRun = async (rows: readonly Row[]): Entries => {
       const { source, objectId } = rows[0]!.location;
-      const fromWindow = rows.map(({ location }) => options.window?.get(location));
+      const fromWindow = rows.map(({ location }) => window?.get(location));
       const toRead = rows.filter((_, i) => fromWindow[i] === undefined);
       const fromFile =
         toRead.length === 0
@@ -585,8 +618,7 @@ export class SegmentCache {
       return rows.map(({ firstSeqNum, location }, i) => {
         const k = fromWindow[i] === undefined ? nextFromFile++ : -1;
         const bytes = k < 0 ? fromWindow[i] : (fromFile[k] ?? fromBucket[k]);
-        const isFromBucket =
-          k < 0 ? options.window!.isFromBucket(location) : fromFile[k] === undefined;
+        const isFromBucket = k < 0 ? window!.isFromBucket(location) : fromFile[k] === undefined;
         const records = this.readEntry(streamId, firstSeqNum, location, bytes, isFromBucket);
         records.catch(() => {}); // seen when awaited below, in order
         return records;
@@ -658,7 +690,9 @@ export class SegmentCache {
         next = await rest?.next();
       }
       this.readChunksAhead(rows);
-      return rows.length === 0 ? undefined : { streamId, generation, kvTarget, rows, pageRowsMax };
+      if (rows.length === 0) return undefined;
+      const walAhead = this.readWalAhead(rows);
+      return { streamId, generation, kvTarget, rows, pageRowsMax, walAhead };
     };
     // The rows are listed in pages: from the row starting at `startSeqNum`, then after the last
     // row of the page before. A reader that goes on where its last read ended starts at a row
@@ -672,6 +706,10 @@ export class SegmentCache {
       // Rows an earlier read listed past where it stopped, if the index has not lost a row since:
       // they stand for the first page.
       const ahead = this.currentRowsAhead(options.rowsAhead, streamId, startSeqNum);
+      // What the last read fetched ahead is this read's (then dropped, taken or not: see finally).
+      if (ahead?.walAhead !== undefined && window === undefined) {
+        window = await ahead.walAhead.window;
+      }
       /** Whether a carried row lies past `endSeqNum`: then there is nothing more to list. */
       let isPastEnd = false;
       if (ahead !== undefined) {
@@ -732,6 +770,7 @@ export class SegmentCache {
     } finally {
       // Runs read ahead of an early stop (or an error): nobody will look at their outcome.
       for (const { records } of reading.splice(0)) records.catch(() => {});
+      options.rowsAhead?.walAhead?.release();
     }
   }
 
@@ -852,6 +891,59 @@ export class SegmentCache {
       // A failure is the reader's to see, when its own read reaches this chunk (and retries).
       this.downloadChunk(objectId).catch(() => {});
     }
+  }
+
+  /**
+   * Starts fetching the entries of the first `walReadAheadBytes` of `rows` (the rows a read listed
+   * past where it stopped) whose WAL files are not cached, for the reader's next read: one ranged
+   * GET per span (`readWindow`). Within `walReadAheadBytesMax` for all readers; the bytes are
+   * released when that read ends or after `walReadAheadHoldMs`.
+   */
+  private readWalAhead(rows: readonly (readonly [Uint8Array, Uint8Array])[]): WalAhead | undefined {
+    const locations: SegmentEntryLocation[] = [];
+    let bytes = 0;
+    for (const [, value] of rows) {
+      const location = decodeSegmentEntryValue(value);
+      if (location.source !== "wal") continue;
+      if (bytes + location.length > walReadAheadBytes && bytes > 0) break;
+      bytes += location.length;
+      // A cached file is read at its turn (a pread is cheaper than holding its bytes meanwhile).
+      if (!this.isDetached && this.lru.wal.has(location.objectId)) continue;
+      locations.push(location);
+    }
+    if (locations.length === 0) return undefined;
+    let held = 0;
+    for (const location of locations) held += location.length;
+    if (this.walAheadBytes + held > walReadAheadBytesMax) return undefined;
+    this.walAheadBytes += held;
+    this.stats.walReadAheadEntries += locations.length;
+    let fetched: WindowBytes | undefined;
+    let isReleased = false;
+    const release = (): void => {
+      if (isReleased) return;
+      isReleased = true;
+      clearTimeout(expiry);
+      fetched?.clear();
+      this.walAheadBytes -= held;
+    };
+    const expiry = setTimeout(release, walReadAheadHoldMs);
+    expiry.unref();
+    const window = readWindow(locations, {
+      // Known not cached: straight to the bucket.
+      readFile: async (_objectId, ranges) => ranges.map(() => undefined),
+      getRange: (objectId, start, end) => this.store.get(walKey(objectId), { start, end }),
+    }).then(
+      (read) => {
+        fetched = read;
+        if (isReleased) read.clear();
+        return read;
+      },
+      () => {
+        release();
+        return undefined;
+      },
+    );
+    return { window, release };
   }
 
   /** Downloads a chunk into the cache (one GET shared by concurrent misses). */
