@@ -64,14 +64,19 @@ async function metric(endpoint: string, name: string): Promise<number> {
 }
 
 /** The server's cache entry hits and misses and chunk downloads so far (/metrics counters). */
-async function cacheEntryReads(
-  endpoint: string,
-): Promise<{ hits: number; misses: number; chunkDownloads: number; chunkReadAheads: number }> {
+async function cacheEntryReads(endpoint: string): Promise<{
+  hits: number;
+  misses: number;
+  chunkDownloads: number;
+  chunkReadAheads: number;
+  walReadAheadEntries: number;
+}> {
   return {
     hits: await metric(endpoint, "tributary_cache_entry_hits_total"),
     misses: await metric(endpoint, "tributary_cache_entry_misses_total"),
     chunkDownloads: await metric(endpoint, "tributary_cache_chunk_downloads_total"),
     chunkReadAheads: await metric(endpoint, "tributary_cache_chunk_read_aheads_total"),
+    walReadAheadEntries: await metric(endpoint, "tributary_cache_wal_read_ahead_entries_total"),
   };
 }
 
@@ -219,7 +224,9 @@ async function main(): Promise<void> {
           `cache entries ${entryReads.hits - entryReadsStart.hits} from files, ` +
           `${entryReads.misses - entryReadsStart.misses} from the bucket, ` +
           `${entryReads.chunkDownloads - entryReadsStart.chunkDownloads} chunks downloaded ` +
-          `(${entryReads.chunkReadAheads - entryReadsStart.chunkReadAheads} ahead of the reader); ` +
+          `(${entryReads.chunkReadAheads - entryReadsStart.chunkReadAheads} ahead of the reader), ` +
+          `${entryReads.walReadAheadEntries - entryReadsStart.walReadAheadEntries} WAL entries ` +
+          "fetched ahead; " +
           (records === count && mismatched === 0
             ? `${records} records verified`
             : `NOT VERIFIED: ${records} of ${count} read, ${mismatched} differ`),
