@@ -47,7 +47,7 @@ import {
   type StreamPosition,
 } from "../core/records.js";
 import { advanceTail, type StreamTail } from "../storage/durable-state.js";
-import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
+import { type DecodedRecord, encodeRecordBatch } from "../storage/segment/record-codec.js";
 import { CacheReadError } from "../storage/cache/segment-cache.js";
 import type { ReadAhead, Storage } from "../storage/storage.js";
 import { FencedError, FlusherClosedError, OutcomeUnknownError } from "../storage/wal/flusher.js";
@@ -710,7 +710,7 @@ export class Streamer {
     const nowMs = this.options.clock.nowMs();
     const firstSeqNum = this.pipelined.nextSeqNum;
     let maxTimestamp = this.pipelined.lastTimestamp;
-    const records: DecodedRecord[] = input.map((record, i) => {
+    const contents = input.map((record, i) => {
       let timestamp =
         mode === "arrival" || record.timestamp === undefined ? nowMs : record.timestamp;
       if (!uncapped && timestamp > nowMs) timestamp = nowMs;
@@ -722,10 +722,12 @@ export class Streamer {
         const position = { streamId: this.streamId, seqNum: firstSeqNum + i };
         content = encryptRecord(this.cipher, encryptionKey, content, position);
       }
-      // Views into the encoded bytes, not the caller's buffers: followers and the durable state
-      // must see what the segment holds even if the caller reuses its buffers after the append.
-      return decodeRecord(encodeRecord(content));
+      return content;
     });
+    // Views into the encoded bytes, not the caller's buffers: followers and the durable state
+    // must see what the segment holds even if the caller reuses its buffers after the append.
+    // One buffer for the batch (`encodeRecordBatch`), not one per record.
+    const records = encodeRecordBatch(contents);
     this.pipelined = advanceTail(this.pipelined, this.pipelined.nextSeqNum, records);
     return records;
   }
