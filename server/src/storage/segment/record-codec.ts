@@ -45,9 +45,9 @@ export function encodeRecord(record: RecordContent): Uint8Array {
  * Encodes `records` back to back into one new buffer and returns each decoded, as views into it:
  * one allocation per batch instead of one per record. Each record's own buffer was a separate
  * `ArrayBuffer` (a malloc'd backing store and a V8 object; ~50,000 a second at 512 B records in
- * the peers bench), copied into its segment and then garbage. Measured (tmp driver of README
- * "Where the memory goes", 512 B, two alternating runs each): server peak RSS 378 and 377 MiB
- * before, 352 and 353 after. The buffer lives as long as any record of the batch is referenced:
+ * the peers bench), copied into its segment and then garbage. Measured (`bench/memory-probe.ts
+ * --record-bytes 512`, two alternating runs each): server peak RSS 378 and 377 MiB before, 352
+ * and 353 after. The buffer lives as long as any record of the batch is referenced:
  * while the batch is pending, and while the followers it was sent to hold it.
  */
 export function encodeRecordBatch(records: readonly RecordContent[]): DecodedRecord[] {
