@@ -53,7 +53,7 @@ import {
   type StreamPosition,
 } from "../core/records.js";
 import { advanceTail, type StreamTail } from "../storage/durable-state.js";
-import { type DecodedRecord, decodeRecord, encodeRecord } from "../storage/segment/record-codec.js";
+import { type DecodedRecord, encodeRecordBatch } from "../storage/segment/record-codec.js";
 import { CacheReadError } from "../storage/cache/segment-cache.js";
 import type { ReadAhead, Storage } from "../storage/storage.js";
 import { FencedError, FlusherClosedError, OutcomeUnknownError } from "../storage/wal/flusher.js";
@@ -279,7 +279,8 @@ export function toS2Error(error: unknown): unknown {
  * buffers after the append.
  */
 function toStored(contents: readonly RecordContent[]): DecodedRecord[] {
-  return contents.map((content) => decodeRecord(encodeRecord(content)));
+  // One buffer for the batch, not one per record (at 512 B, ~50,000 backing stores a second).
+  return encodeRecordBatch(contents);
 }
 
 export class Streamer {

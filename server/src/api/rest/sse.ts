@@ -17,6 +17,7 @@
  * (`TokenWatch`), the session ends with an `error` event (401 `authn`) between two events.
  */
 import { AssertionError } from "../../core/assert.js";
+import { untilAborted } from "../../core/until-aborted.js";
 import {
   meteredBytesOfBatch,
   type SequencedRecord,
@@ -174,10 +175,9 @@ export async function serveSseRead(
 
   deps.metrics.addSessions("sse", 1);
   const lease = deps.tokenWatch.lease(context.auth);
-  const revoked = new Promise<never>((_, reject) =>
-    lease.signal.addEventListener("abort", () => reject(lease.signal.reason), { once: true }),
-  );
-  revoked.catch(() => {});
+  // A revoked token ends each wait (`untilAborted`: a race against a session-long promise kept
+  // every event raced until the session ended).
+  const revoked = [lease.signal];
   let sentCount = 0;
   let sentBytes = 0;
   try {
@@ -187,7 +187,7 @@ export async function serveSseRead(
     for (;;) {
       let next: IteratorResult<ReadEvent, void> | undefined;
       try {
-        next = await Promise.race([nextUnlessClosed(session, watch), revoked]);
+        next = await untilAborted(nextUnlessClosed(session, watch), revoked);
       } catch (error) {
         if (error instanceof AssertionError) throw error;
         if (!watch.isClosed) response.end(renderErrorSseEvent(error));
@@ -214,7 +214,7 @@ export async function serveSseRead(
       }
       if (!writeText(response, text)) {
         try {
-          await Promise.race([drainedOrClosed(response, watch), revoked]);
+          await untilAborted(drainedOrClosed(response, watch), revoked);
         } catch (error) {
           if (!watch.isClosed) response.end(renderErrorSseEvent(error));
           return;

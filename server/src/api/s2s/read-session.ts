@@ -16,6 +16,7 @@
  * between two events, even while it waits for the client to drain.
  */
 import { S2Error } from "../../core/errors.js";
+import { untilAborted } from "../../core/until-aborted.js";
 import { s2sReadFrameBytesTarget } from "../../core/limits.js";
 import { meteredBytes, meteredBytesOfBatch, type SequencedRecord } from "../../core/records.js";
 import type { ReadEvent, ReadRequest } from "../../service/read-session.js";
@@ -64,13 +65,14 @@ export async function handleS2sReadSession(
   deps.metrics.addSessions("s2s_read", 1);
   const closed = watchClose(response);
   const lease = deps.tokenWatch.lease(context.auth);
-  const revoked = rejectOnAbort(lease.signal);
+  // Each wait ends early when the client goes away or the token is revoked (`untilAborted`: a
+  // race against session-long promises kept every batch served until the session ended).
+  const stops = [closed.signal, lease.signal];
   let pending: Promise<IteratorResult<ReadEvent, void>> | undefined;
   try {
     for (;;) {
       pending = events.next();
-      const next = await Promise.race([pending, closed.promise, revoked]);
-      if (next === "closed") return;
+      const next = await untilAborted(pending, stops);
       pending = undefined;
       if (next.done === true) {
         response.end();
@@ -78,13 +80,15 @@ export async function handleS2sReadSession(
       }
       const event = next.value;
       if (!writeS2sFrameChunks(response, await encodeReadEventFrames(event, compression))) {
-        if ((await Promise.race([closed.drained(), revoked])) === "closed") return;
+        await drained(response, stops);
       }
       if (event.kind === "batch") {
         deps.metrics.observeRead(event.records.length, meteredBytesOfBatch(event.records));
       }
     }
   } catch (error) {
+    // A client that went away is not answered; a revoked token or a failed read gets a terminal
+    // frame.
     if (!closed.isClosed()) response.end(encodeS2sTerminalFrame(error));
   } finally {
     lease.release();
@@ -175,44 +179,29 @@ function chunkByMeteredBytes(records: readonly SequencedRecord[]): SequencedReco
   return chunks;
 }
 
-/** A promise that rejects with the reason once `signal` aborts (handled if never awaited). */
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  const rejected = new Promise<never>((_, reject) =>
-    signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
-  );
-  rejected.catch(() => {});
-  return rejected;
-}
-
-/** Tracks whether the client went away, and waits for `drain` unless it did. */
+/** Tracks whether the client went away: `signal` aborts when the response closes. */
 function watchClose(response: ApiResponse): {
-  readonly promise: Promise<"closed">;
+  readonly signal: AbortSignal;
   isClosed(): boolean;
-  drained(): Promise<"drained" | "closed">;
   dispose(): void;
 } {
-  let isClosed = isResponseClosed(response);
-  let resolveClosed: (value: "closed") => void = () => {};
-  const promise = new Promise<"closed">((resolve) => {
-    resolveClosed = resolve;
-  });
-  const onClose = (): void => {
-    isClosed = true;
-    resolveClosed("closed");
-  };
-  if (isClosed) onClose();
+  const controller = new AbortController();
+  const onClose = (): void => controller.abort(new Error("the response closed"));
+  if (isResponseClosed(response)) onClose();
   else response.once("close", onClose);
   return {
-    promise,
-    isClosed: () => isClosed,
-    drained: () => {
-      let onDrain = (): void => {};
-      const drained = new Promise<"drained">((resolve) => {
-        onDrain = () => resolve("drained");
-        response.once("drain", onDrain);
-      });
-      return Promise.race([drained, promise]).finally(() => response.off("drain", onDrain));
-    },
+    signal: controller.signal,
+    isClosed: () => controller.signal.aborted,
     dispose: () => response.off("close", onClose),
   };
+}
+
+/** Resolves on the response's next `drain`; rejects once one of `stops` aborts. */
+function drained(response: ApiResponse, stops: readonly AbortSignal[]): Promise<void> {
+  let onDrain = (): void => {};
+  const drain = new Promise<void>((resolve) => {
+    onDrain = resolve;
+    response.once("drain", onDrain);
+  });
+  return untilAborted(drain, stops).finally(() => response.off("drain", onDrain));
 }
