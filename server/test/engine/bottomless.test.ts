@@ -100,6 +100,33 @@ async function appendHistory(
   return written;
 }
 
+/** A memory store that counts ranged GETs of WAL objects (entry reads from the bucket). */
+function countingWalGets(): {
+  readonly store: ObjectStore;
+  readonly walGets: { readonly count: number; reset(): void };
+} {
+  const inner = createMemoryObjectStore();
+  let count = 0;
+  const store: ObjectStore = {
+    ...inner,
+    get: (key, range) => {
+      if (key.startsWith("wal/") && range !== undefined) count += 1;
+      return inner.get(key, range);
+    },
+  };
+  return {
+    store,
+    walGets: {
+      get count() {
+        return count;
+      },
+      reset() {
+        count = 0;
+      },
+    },
+  };
+}
+
 async function trim(service: Service, stream: string, trimPoint: number): Promise<void> {
   await service.records.append(testBasin, stream, {
     records: [{ headers: [commandHeader("trim")], body: encodeTrimBody(BigInt(trimPoint)) }],
@@ -344,15 +371,7 @@ describe("bottomless storage: reads of evicted WAL entries", () => {
     // (evicted, or the cache lost), a read gets them with one GET per span of them
     // (read-window.ts `getRangesInSpans`). Every record reads back, counted as cache misses.
     await withTempDir(async (dir) => {
-      const inner = createMemoryObjectStore();
-      let walGets = 0;
-      const store: ObjectStore = {
-        ...inner,
-        get: (key, range) => {
-          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
-          return inner.get(key, range);
-        },
-      };
+      const { store, walGets } = countingWalGets();
       const node = await openNode(store, dir, { maintenance: false }, { flushIntervalMs: 50 });
       try {
         await ensureTestBasin(node.service);
@@ -368,13 +387,13 @@ describe("bottomless storage: reads of evicted WAL entries", () => {
         await node.service.storage.cacheCommitted();
         const objects = (await listAll(store, "wal/")).length;
         await rm(path.join(dir, "segments"), { recursive: true, force: true });
-        walGets = 0;
+        walGets.reset();
         const missesBefore = node.service.storage.stats.entryMisses;
         const read = textsOf(await readAll(node.service, "s"));
         assert.deepEqual(read.sort(), [...texts].sort());
         const misses = node.service.storage.stats.entryMisses - missesBefore;
         assert.ok(misses >= 2 * objects, `entries (${misses}) outnumber objects (${objects})`);
-        assert.ok(walGets <= objects, `ranged WAL GETs=${walGets} objects=${objects}`);
+        assert.ok(walGets.count <= objects, `ranged WAL GETs=${walGets.count} objects=${objects}`);
       } finally {
         await node.close();
       }
@@ -389,15 +408,7 @@ describe("bottomless storage: WAL read-ahead", () => {
     // (segment-cache.ts `readWalAhead`), so after the first batch the reads find them fetched.
     // Every record reads back, and no entry is fetched twice.
     await withTempDir(async (dir) => {
-      const inner = createMemoryObjectStore();
-      let walGets = 0;
-      const store: ObjectStore = {
-        ...inner,
-        get: (key, range) => {
-          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
-          return inner.get(key, range);
-        },
-      };
+      const { store, walGets } = countingWalGets();
       // A bound below one entry: every WAL file is evicted (the newest at the next write).
       const node = await openNode(store, dir, { maintenance: false, cacheBytesMax: 1 << 10 });
       try {
@@ -415,7 +426,7 @@ describe("bottomless storage: WAL read-ahead", () => {
         }
         await appendText(node.service, "other", ["evicts the last file of cold"]);
         await node.service.storage.cacheCommitted();
-        walGets = 0;
+        walGets.reset();
         const before = node.service.storage.stats;
         const session = await node.service.records.openReadSession(
           testBasin,
@@ -440,7 +451,10 @@ describe("bottomless storage: WAL read-ahead", () => {
         assert.ok(aheadEntries >= appends / 2, `entries fetched ahead: ${aheadEntries}`);
         // Each entry came from the bucket once: by read-ahead, or by the read itself.
         assert.equal(after.entryMisses - before.entryMisses, appends);
-        assert.ok(walGets <= appends, `ranged WAL GETs=${walGets} for ${appends} entries`);
+        assert.ok(
+          walGets.count <= appends,
+          `ranged WAL GETs=${walGets.count} for ${appends} entries`,
+        );
       } finally {
         await node.close();
       }
@@ -664,15 +678,7 @@ describe("how a job reads the WAL", () => {
 
   it("reads an evicted WAL object with one ranged GET, not one per entry", async () => {
     await withTempDir(async (dir) => {
-      const inner = createMemoryObjectStore();
-      let walGets = 0;
-      const store: ObjectStore = {
-        ...inner,
-        get: (key, range) => {
-          if (key.startsWith("wal/") && range !== undefined) walGets += 1;
-          return inner.get(key, range);
-        },
-      };
+      const { store, walGets } = countingWalGets();
       const node = await openNode(store, dir, {}, { flushIntervalMs });
       try {
         await ensureTestBasin(node.service);
@@ -682,12 +688,12 @@ describe("how a job reads the WAL", () => {
         // The WAL's cache files go (as eviction would take them): every entry is in the bucket only.
         await rm(path.join(dir, "segments"), { recursive: true, force: true });
         const objects = await walObjects(store);
-        walGets = 0;
+        walGets.reset();
         await node.service.storage.runMaintenanceNow();
         assert.ok(node.service.storage.stats.maintenance!.bytesCompacted > 0, "the job compacted");
-        assert.ok(walGets <= objects, `ranged WAL GETs=${walGets} objects=${objects}`);
+        assert.ok(walGets.count <= objects, `ranged WAL GETs=${walGets.count} objects=${objects}`);
         const { compactionWindowGets } = node.service.storage.stats.maintenance!;
-        assert.equal(compactionWindowGets, walGets, "every GET was the window's");
+        assert.equal(compactionWindowGets, walGets.count, "every GET was the window's");
         for (const stream of streams) {
           assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
         }

@@ -9,8 +9,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type S2, S2Error } from "@s2-dev/streamstore";
 import { type ServerProcess, s2ClientFor, startServer } from "../support/server-process.js";
 
-/** Every background removal step waits for a flush; this keeps the pending state visible. */
-const flushIntervalMs = 1000;
+/**
+ * Every background removal step waits for a flush; this keeps the pending state visible (a stream
+ * is pending for two flushes) while the test makes its ~7 requests: at 1 s, a loaded CI machine
+ * (make test's files side by side on 2 cores) once took 4.2 s for them and saw the name free.
+ */
+const flushIntervalMs = 3000;
+
+/** How long a removal may take here (a basin's: its streams' flushes, then its own). */
+const removalWaitMsMax = 90_000;
 
 let server: ServerProcess;
 let s2: S2;
@@ -38,7 +45,7 @@ function assertError(reply: { status: number; body: unknown }, status: number, c
 }
 
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + removalWaitMsMax;
   while (Date.now() < deadline) {
     if (await check()) return;
     await sleep(50);
