@@ -18,16 +18,15 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { AppendInput, AppendRecord } from "@s2-dev/streamstore";
 import { s2ClientFor, startServer } from "../server/test/support/server-process.js";
 import {
   type BenchStream,
   createBodyPool,
-  inflightBytesMax,
   readBack,
   runMaxAppends,
   runPacedAppends,
 } from "./load-generator.js";
+import { openSdkStream } from "./peer-systems.js";
 import { fmt, machineLine, mib, printLoadBeforeStart, runBenchMain } from "./support.js";
 
 /** VmRSS sampling period: short parts of a few seconds still get tens of samples. */
@@ -133,30 +132,7 @@ async function main(): Promise<void> {
     const basinName = `memory-${randomBytes(4).toString("hex")}`;
     await s2.basins.create({ basin: basinName });
     const basin = s2.basin(basinName);
-    const open = async (name: string): Promise<BenchStream> => {
-      await basin.streams.create({ stream: name });
-      const writer = basin.stream(name);
-      const reader = basin.stream(name);
-      const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
-      return {
-        async append(bodies) {
-          const input = AppendInput.create(bodies.map((body) => AppendRecord.bytes({ body })));
-          await (await session.submit(input)).ack();
-        },
-        async read(count, onRecord) {
-          const records = await reader.readSession(
-            { start: { from: { seqNum: 0 } }, stop: { limits: { count } } },
-            { as: "bytes" },
-          );
-          for await (const record of records) onRecord(record.body);
-        },
-        async close() {
-          await session.close().catch(() => {});
-          await writer.close();
-          await reader.close();
-        },
-      };
-    };
+    const open = (name: string): Promise<BenchStream> => openSdkStream(basin, name);
     const pool = createBodyPool(recordBytes);
     part = "paced";
     const latency = await open("latency");

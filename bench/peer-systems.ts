@@ -56,6 +56,41 @@ const natsPubAckTimeoutMs = 30_000;
 // ---------------------------------------------------------------------------------------------
 // Tributary
 
+/**
+ * A stream of a Tributary basin through the official SDK, as the bench drives it: appends through
+ * one S2S append session, reads through S2S read sessions from seq num 0.
+ */
+export async function openSdkStream(
+  basin: ReturnType<ReturnType<typeof s2ClientFor>["basin"]>,
+  name: string,
+): Promise<BenchStream> {
+  await basin.streams.create({ stream: name });
+  const writer = basin.stream(name);
+  const reader = basin.stream(name);
+  // The max-append part keeps 16 MiB in flight itself; the session's bound (twice that) only
+  // holds back a paced part that has fallen far behind.
+  const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
+  return {
+    async append(bodies) {
+      const records = bodies.map((body) => AppendRecord.bytes({ body }));
+      const ticket = await session.submit(AppendInput.create(records));
+      await ticket.ack();
+    },
+    async read(count, onRecord) {
+      const readSession = await reader.readSession(
+        { start: { from: { seqNum: 0 } }, stop: { limits: { count } } },
+        { as: "bytes" },
+      );
+      for await (const record of readSession) onRecord(record.body);
+    },
+    async close() {
+      await session.close().catch(() => {});
+      await writer.close();
+      await reader.close();
+    },
+  };
+}
+
 export function tributarySystem(mode: "local" | "s3"): BenchSystem {
   return {
     label: mode === "local" ? "Tributary, local dir (fsync)" : "Tributary, S3 on moto",
@@ -75,33 +110,7 @@ export function tributarySystem(mode: "local" | "s3"): BenchSystem {
         const basin = s2.basin(basinName);
         return {
           pid: server.child.pid ?? -1,
-          async openStream(name) {
-            await basin.streams.create({ stream: name });
-            const writer = basin.stream(name);
-            const reader = basin.stream(name);
-            // The max-append part keeps 16 MiB in flight itself; the session's bound (twice that)
-            // only holds back a paced part that has fallen far behind.
-            const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
-            return {
-              async append(bodies) {
-                const records = bodies.map((body) => AppendRecord.bytes({ body }));
-                const ticket = await session.submit(AppendInput.create(records));
-                await ticket.ack();
-              },
-              async read(count, onRecord) {
-                const readSession = await reader.readSession(
-                  { start: { from: { seqNum: 0 } }, stop: { limits: { count } } },
-                  { as: "bytes" },
-                );
-                for await (const record of readSession) onRecord(record.body);
-              },
-              async close() {
-                await session.close().catch(() => {});
-                await writer.close();
-                await reader.close();
-              },
-            };
-          },
+          openStream: (name) => openSdkStream(basin, name),
           async stop() {
             await server.stop();
             await server.cleanup();
