@@ -83,7 +83,7 @@ test: browser-deps build lint pack
 	TRIBUTARY_PACKS_DIR="$(CURDIR)/.packs" scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)
 
 bench: build
-	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/catch-up-bench.ts && node --import tsx bench/catch-up-bench.ts --mode s3 --mib 128 --rounds 2 && node --import tsx bench/catch-up-bench.ts --mode s3 --cold --mib 64 --rounds 1 && node --import tsx bench/catch-up-bench.ts --mode s3 --cold --from-chunks --mib 128 --rounds 1 && node --import tsx bench/bottomless-bench.ts && node --import tsx bench/peers-bench.ts'
+	scripts/with-moto.sh sh -c 'node --import tsx bench/engine-bench.ts && node --import tsx bench/api-bench.ts && node --import tsx bench/catch-up-bench.ts && node --import tsx bench/catch-up-bench.ts --mode s3 --mib 128 --rounds 2 && node --import tsx bench/catch-up-bench.ts --mode s3 --cold --mib 64 --rounds 1 && node --import tsx bench/catch-up-bench.ts --mode s3 --cold --from-chunks --mib 128 --rounds 1 && node --import tsx bench/cold-read-bench.ts && node --import tsx bench/bottomless-bench.ts && node --import tsx bench/peers-bench.ts'
 
 # The comparison with Redis Streams and NATS JetStream alone (issue 12; also the last part of
 # `make bench`); TRIBUTARY_BENCH_SECONDS=0.5 makes it a smoke run of under a minute.
