@@ -939,8 +939,13 @@ export class SegmentCache {
       if (location.source !== "wal") continue;
       if (bytes + location.length > walReadAheadBytes && bytes > 0) break;
       bytes += location.length;
-      // A cached file is read at its turn (a pread is cheaper than holding its bytes meanwhile).
-      if (!this.isDetached && this.lru.wal.has(location.objectId)) continue;
+      // A cached file is read at its turn (a pread is cheaper than holding its bytes meanwhile);
+      // a reader whose next entry is cached is reading hot data: no read-ahead, and no scan of
+      // up to 8 MiB of rows at every batch (a later read starts one if it reaches evicted rows).
+      if (!this.isDetached && this.lru.wal.has(location.objectId)) {
+        if (wanted.length === 0) break;
+        continue;
+      }
       wanted.push(location);
     }
     const entries = new Map<string, Promise<Uint8Array | undefined>>();
