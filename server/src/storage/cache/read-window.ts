@@ -2,7 +2,8 @@
  * A compaction read window (docs/design/bottomless.md "How a job reads the WAL"): the bytes of
  * many entries spread over many WAL objects, read object by object, each object once, instead of
  * once per stream. A WAL object holds the entries of every stream that appended during its flush,
- * so a stream-by-stream read costs one pread or range GET per entry.
+ * so a stream-by-stream read costs one pread or range GET per entry. `getRangesInSpans`, the
+ * window's way to the bucket, also serves readers' evicted WAL entries (`SegmentCache`).
  *
  * Invariants:
  * - The window holds bytes, never rows: a reader looks a row's bytes up by the row's exact
