@@ -305,6 +305,11 @@ export function createApiMetrics(
         "Evicted WAL entries fetched from the bucket ahead of a reader, for its next read.",
         stats.walReadAheadEntries,
       );
+      gauge(
+        "tributary_cache_wal_read_ahead_bytes",
+        "Bytes of WAL entries fetched ahead of readers, in flight or held for their next reads (at most 64 MiB).",
+        stats.walReadAheadBytes,
+      );
       renderMaintenance(stats.maintenance, lines, counter, gauge);
       gauge(
         "tributary_append_inflight_bytes",

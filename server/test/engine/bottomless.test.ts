@@ -455,6 +455,27 @@ describe("bottomless storage: WAL read-ahead", () => {
           walGets.count <= appends,
           `ranged WAL GETs=${walGets.count} for ${appends} entries`,
         );
+        assert.equal(after.walReadAheadBytes, 0, "a finished read holds nothing fetched ahead");
+
+        // A reader that stops reading after one batch and goes away: what was fetched ahead for
+        // it is held, within the budget, and given back after the hold time (10 s).
+        const abandoned = await node.service.records.openReadSession(
+          testBasin,
+          "cold",
+          { start: { kind: "seqNum", seqNum: 0 }, clamp: false, count: appends * perAppend },
+          { heartbeatDelayMs: () => 20 },
+        );
+        const events = abandoned[Symbol.asyncIterator]();
+        let first = await events.next();
+        while (first.done !== true && first.value.kind !== "batch") first = await events.next();
+        assert.equal(first.done, false, "the session served a batch");
+        const held = node.service.storage.stats.walReadAheadBytes;
+        assert.ok(held > 0 && held <= 64 << 20, `held ahead: ${held}`);
+        await events.return?.(undefined);
+        for (let i = 0; i < 150 && node.service.storage.stats.walReadAheadBytes > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(node.service.storage.stats.walReadAheadBytes, 0, "given back");
       } finally {
         await node.close();
       }

@@ -199,6 +199,8 @@ export interface SegmentCacheStats {
   chunkReadAheads: number;
   /** WAL entries fetched from the bucket ahead of a reader (`readWalAhead`). */
   walReadAheadEntries: number;
+  /** Bytes of WAL entries fetched ahead of readers, in flight or held now (`walReadAheadBytesMax`). */
+  walReadAheadBytes: number;
   /** Bytes of the files the cache holds now, and its bound. */
   fileBytes: number;
   fileBytesMax: number;
@@ -238,8 +240,6 @@ export class SegmentCache {
     wal: new Map(),
     chunk: new Map(),
   };
-  /** WAL entry bytes fetched ahead of readers, in flight or held (`walReadAheadBytesMax`). */
-  private walAheadBytes = 0;
   /** Chunk downloads in progress, so concurrent misses on one chunk share one GET. */
   private readonly downloads = new Map<number, Promise<Uint8Array | undefined>>();
   private kinds: Record<ObjectSource, FileKind>;
@@ -275,6 +275,7 @@ export class SegmentCache {
       chunkDownloads: 0,
       chunkReadAheads: 0,
       walReadAheadEntries: 0,
+      walReadAheadBytes: 0,
       fileBytes: 0,
       fileBytesMax,
     };
@@ -960,13 +961,13 @@ export class SegmentCache {
     }
     // The previous one's entries still wanted are this one's now; the rest go with it.
     previous?.release();
-    if (this.walAheadBytes + held > walReadAheadBytesMax) {
+    if (this.stats.walReadAheadBytes + held > walReadAheadBytesMax) {
       // Over the budget: carry what is there, fetch nothing more.
       for (const location of toFetch) held -= location.length;
       toFetch = [];
     }
     if (entries.size === 0 && toFetch.length === 0) return undefined;
-    this.walAheadBytes += held;
+    this.stats.walReadAheadBytes += held;
     this.stats.walReadAheadEntries += toFetch.length;
     // One GET per span of an object's entries (`getRangesInSpans`), each entry its own promise,
     // so that a read waits only for the entries it takes.
@@ -996,7 +997,7 @@ export class SegmentCache {
       isReleased = true;
       clearTimeout(expiry);
       entries.clear();
-      this.walAheadBytes -= held;
+      this.stats.walReadAheadBytes -= held;
     };
     const expiry = setTimeout(release, walReadAheadHoldMs);
     expiry.unref();
