@@ -17,8 +17,8 @@ import {
   type BatchCryptoOptions,
   decryptBatch,
   encryptBatch,
-  type RecordContent,
 } from "../server/src/core/record-encryption.js";
+import type { RecordContent } from "../server/src/core/records.js";
 import type { Service } from "../server/src/service/service.js";
 import { createMemoryObjectStore } from "../server/src/storage/object-store/memory.js";
 import { openTestService } from "../server/test/support/engine.js";

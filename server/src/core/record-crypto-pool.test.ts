@@ -13,14 +13,8 @@ import { S2Error } from "./errors.js";
 import { recordCryptoInlineRecordsMax, recordBatchBytesMax } from "./limits.js";
 import type { RecordCryptoJob } from "./record-crypto-job.js";
 import { loaderExecArgv, RecordCryptoPool } from "./record-crypto-pool.js";
-import {
-  decryptBatch,
-  decryptRecord,
-  encryptBatch,
-  encryptRecord,
-  type RecordContent,
-} from "./record-encryption.js";
-import { commandHeader, encodeTrimBody, type SeqNum } from "./records.js";
+import { decryptBatch, decryptRecord, encryptBatch, encryptRecord } from "./record-encryption.js";
+import { commandHeader, encodeTrimBody, type RecordContent, type SeqNum } from "./records.js";
 
 const ciphers: readonly EncryptionAlgorithm[] = ["aegis-256", "aes-256-gcm"];
 const encoder = new TextEncoder();

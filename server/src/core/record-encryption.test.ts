@@ -16,12 +16,11 @@ import {
   encryptRecord,
   envelopeOverheadBytes,
   parseEncryptionKey,
-  type RecordContent,
   requireEncryptionKey,
   storedMeteredBytes,
   streamCipherOf,
 } from "./record-encryption.js";
-import { commandHeader, encodeTrimBody, meteredBytes } from "./records.js";
+import { commandHeader, encodeTrimBody, meteredBytes, type RecordContent } from "./records.js";
 
 const ciphers: readonly EncryptionAlgorithm[] = ["aegis-256", "aes-256-gcm"];
 const encoder = new TextEncoder();

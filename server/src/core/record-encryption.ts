@@ -74,14 +74,13 @@ import {
   runRecordCryptoJob,
 } from "./record-crypto-job.js";
 import { type RecordCryptoPool, RecordCryptoWorkerError } from "./record-crypto-pool.js";
-import { commandValueOf, type Header, meteredBytes, type SeqNum } from "./records.js";
-
-/** The record content that is encrypted, with its timestamp (which stays in clear). */
-export interface RecordContent {
-  readonly timestamp: number;
-  readonly headers: readonly Header[];
-  readonly body: Uint8Array;
-}
+import {
+  commandValueOf,
+  type Header,
+  meteredBytes,
+  type RecordContent,
+  type SeqNum,
+} from "./records.js";
 
 /** Where a record lives: the inputs of its associated data besides its own fields. */
 export interface RecordPosition {

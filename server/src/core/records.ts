@@ -29,6 +29,16 @@ export interface AppendInput {
   readonly fencingToken?: string | undefined;
 }
 
+/**
+ * A record's content with its timestamp, as it is stored: what the segment codec encodes and what
+ * record encryption seals (the timestamp stays in clear).
+ */
+export interface RecordContent {
+  readonly timestamp: number;
+  readonly headers: readonly Header[];
+  readonly body: Uint8Array;
+}
+
 /** A record with its assigned position. */
 export interface SequencedRecord {
   readonly seqNum: SeqNum;

@@ -38,7 +38,6 @@ import type { RecordCryptoPool } from "../core/record-crypto-pool.js";
 import {
   checkEncryptedSeqNums,
   encryptBatch,
-  type RecordContent,
   requireEncryptionKey,
   storedMeteredBytes,
 } from "../core/record-encryption.js";
@@ -48,6 +47,7 @@ import {
   type AppendRecord,
   commandValueOf,
   meteredBytesOfBatch,
+  type RecordContent,
   type SeqNum,
   type SequencedRecord,
   type StreamPosition,

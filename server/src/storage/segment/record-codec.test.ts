@@ -4,12 +4,8 @@
 // headers, empty bodies and one record, compared with `encodeRecord` byte for byte.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  decodeRecord,
-  encodeRecord,
-  encodeRecordBatch,
-  type RecordContent,
-} from "./record-codec.js";
+import type { RecordContent } from "../../core/records.js";
+import { decodeRecord, encodeRecord, encodeRecordBatch } from "./record-codec.js";
 
 const encoder = new TextEncoder();
 

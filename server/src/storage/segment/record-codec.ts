@@ -8,7 +8,7 @@
  * value)* · bodyLen u32 · body. Decoding returns views into the input, never copies.
  */
 import { assert } from "../../core/assert.js";
-import type { Header } from "../../core/records.js";
+import type { Header, RecordContent } from "../../core/records.js";
 
 /** Thrown when bytes that passed their checksum still do not decode: a writer bug. */
 export class RecordDecodeError extends Error {
@@ -25,13 +25,6 @@ export function encodedRecordBytes(record: {
   let bytes = 8 + 4 + 4 + record.body.length;
   for (const header of record.headers) bytes += 8 + header.name.length + header.value.length;
   return bytes;
-}
-
-/** A record's content as `encodeRecord` takes it. */
-export interface RecordContent {
-  readonly timestamp: number;
-  readonly headers: readonly Header[];
-  readonly body: Uint8Array;
 }
 
 /** Encodes a record's timestamp, headers and body. */
