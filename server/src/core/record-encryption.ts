@@ -236,18 +236,9 @@ export async function encryptBatch(
   position: BatchPosition,
   options: BatchCryptoOptions = {},
 ): Promise<RecordContent[]> {
-  const packed = packSeal(cipher, key, records, position, options.fillNonce);
-  const running = isWorthAWorker(packed) ? options.pool?.run(packed.job) : undefined;
-  if (running === undefined) return unpackSeal(records, packed, runHere(packed.job));
-  let result: RecordCryptoResult;
-  try {
-    result = await running;
-  } catch (error) {
-    if (!(error instanceof RecordCryptoWorkerError)) throw error;
-    // The worker took the job's buffers with it: seal the batch again here, with new nonces.
-    const again = packSeal(cipher, key, records, position, options.fillNonce);
-    return unpackSeal(records, again, runHere(again.job));
-  }
+  // Packed again after a failed worker, with new nonces.
+  const pack = () => packSeal(cipher, key, records, position, options.fillNonce);
+  const { packed, result } = await runPacked(pack, options.pool);
   return unpackSeal(records, packed, result);
 }
 
@@ -264,18 +255,10 @@ export async function decryptBatch<T extends RecordContent & { readonly seqNum: 
   records: readonly T[],
   options: BatchCryptoOptions = {},
 ): Promise<(T | (RecordContent & { readonly seqNum: SeqNum }))[]> {
-  const packed = packOpen(cipher, key, streamId, records);
-  const running = isWorthAWorker(packed) ? options.pool?.run(packed.job) : undefined;
-  if (running === undefined) return unpackOpen(streamId, records, packed, runHere(packed.job));
-  let result: RecordCryptoResult;
-  try {
-    result = await running;
-  } catch (error) {
-    if (!(error instanceof RecordCryptoWorkerError)) throw error;
-    // The worker took the job's copy of the records with it: decrypt them again here.
-    const again = packOpen(cipher, key, streamId, records);
-    return unpackOpen(streamId, records, again, runHere(again.job));
-  }
+  const { packed, result } = await runPacked(
+    () => packOpen(cipher, key, streamId, records),
+    options.pool,
+  );
   return unpackOpen(streamId, records, packed, result);
 }
 
@@ -310,6 +293,26 @@ export function decryptRecord(
   const packed = packOpen(cipher, key, position.streamId, records);
   const [record] = unpackOpen(position.streamId, records, packed, runHere(packed.job));
   return record === records[0] ? stored : stripSeqNum(record!);
+}
+
+/**
+ * Runs a batch's job in `pool` when the batch is worth a worker, else here. A worker that failed
+ * took the job's buffers with it: the batch is packed again and run here.
+ */
+async function runPacked<P extends PackedBatch>(
+  pack: () => P,
+  pool: RecordCryptoPool | undefined,
+): Promise<{ readonly packed: P; readonly result: RecordCryptoResult }> {
+  const packed = pack();
+  const running = isWorthAWorker(packed) ? pool?.run(packed.job) : undefined;
+  if (running === undefined) return { packed, result: runHere(packed.job) };
+  try {
+    return { packed, result: await running };
+  } catch (error) {
+    if (!(error instanceof RecordCryptoWorkerError)) throw error;
+    const again = pack();
+    return { packed: again, result: runHere(again.job) };
+  }
 }
 
 /** Runs a job on the loop, then erases its copy of the key (a worker erases its own). */
