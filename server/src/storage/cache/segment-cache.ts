@@ -912,9 +912,10 @@ export class SegmentCache {
       aheadBytes += location.length;
       if (aheadBytes > aheadBytesMax) return;
       const { source, objectId } = location;
-      if (source !== "chunk" || this.lru.chunk.has(objectId) || this.downloads.has(objectId)) {
-        continue;
-      }
+      // A stream's chunk rows come before its WAL rows: none follows a WAL row, and a reader of
+      // WAL rows need not have up to 16 MiB of them decoded here at every batch.
+      if (source === "wal") return;
+      if (this.lru.chunk.has(objectId) || this.downloads.has(objectId)) continue;
       this.stats.chunkReadAheads += 1;
       // A failure is the reader's to see, when its own read reaches this chunk (and retries).
       this.downloadChunk(objectId).catch(() => {});
