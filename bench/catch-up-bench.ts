@@ -30,6 +30,7 @@ import {
 import { createBodyPool } from "./load-generator.js";
 import {
   fmt,
+  metricValue,
   machineLine,
   mib,
   printLoadBeforeStart,
@@ -59,8 +60,7 @@ const inflightBytesMax = 16 * mib;
 
 /** One series of the server's /metrics (the first, whatever its labels). */
 async function metric(endpoint: string, name: string): Promise<number> {
-  const text = await (await fetch(`${endpoint}/metrics`)).text();
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return metricValue(await (await fetch(`${endpoint}/metrics`)).text(), name);
 }
 
 /** The server's cache entry hits and misses and chunk downloads so far (/metrics counters). */

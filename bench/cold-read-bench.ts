@@ -22,7 +22,14 @@ import { createMemoryObjectStore } from "../server/src/storage/object-store/memo
 import type { ObjectStore } from "../server/src/storage/object-store/object-store.js";
 import { openCache } from "../server/src/storage/open-stores.js";
 import { ensureTestBasin, testBasin } from "../server/test/support/engine.js";
-import { fmt, machineLine, mib, printLoadBeforeStart, runBenchMain } from "./support.js";
+import {
+  fmt,
+  machineLine,
+  mib,
+  printLoadBeforeStart,
+  runBenchMain,
+  s3LatencyMs,
+} from "./support.js";
 
 const { values } = parseArgs({ options: { mib: { type: "string", default: "128" } } });
 const totalMiB = Number(values.mib);
@@ -72,7 +79,7 @@ async function run(layout: "chunks" | "wal"): Promise<number> {
   const store = createFaultyObjectStore(createMemoryObjectStore(), {
     random: createSeededRandom(1),
     clock: systemClock,
-    faults: { latencyMs: { min: 30, max: 70 } },
+    faults: { latencyMs: s3LatencyMs },
   });
   const dirs = [
     await mkdtemp(path.join(tmpdir(), "cold-read-")),
@@ -142,7 +149,8 @@ async function run(layout: "chunks" | "wal"): Promise<number> {
 
 async function main(): Promise<void> {
   console.log(
-    "Tributary cold catch-up read on a store answering in 30–70 ms (engine in-process, one stream " +
+    `Tributary cold catch-up read on a store answering in ${s3LatencyMs.min}–${s3LatencyMs.max} ms ` +
+      "(engine in-process, one stream " +
       `of ~1 MiB entries, ${totalMiB} MiB, empty cache)`,
   );
   console.log(machineLine());

@@ -27,7 +27,14 @@ import {
   runPacedAppends,
 } from "./load-generator.js";
 import { openSdkStream } from "./peer-systems.js";
-import { fmt, machineLine, mib, printLoadBeforeStart, runBenchMain } from "./support.js";
+import {
+  fmt,
+  machineLine,
+  metricValue,
+  mib,
+  printLoadBeforeStart,
+  runBenchMain,
+} from "./support.js";
 
 /** VmRSS sampling period: short parts of a few seconds still get tens of samples. */
 const rssSampleMs = 100;
@@ -117,8 +124,8 @@ async function main(): Promise<void> {
       .then((text) => {
         const entry = peaksOf();
         for (const [key, name] of Object.entries(gauges) as [keyof typeof gauges, string][]) {
-          const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-          if (match !== null) entry[key] = Math.max(entry[key], Number(match[1]) / mib);
+          const value = metricValue(text, name);
+          if (!Number.isNaN(value)) entry[key] = Math.max(entry[key], value / mib);
         }
       })
       .catch(() => {})

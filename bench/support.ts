@@ -228,6 +228,14 @@ export async function openEngine(options: {
   }
 }
 
+/**
+ * The value of series `name` in a /metrics text (its first line, whatever its labels); NaN when
+ * absent.
+ */
+export function metricValue(text: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+}
+
 /** Resolves after `ms` (setTimeout: at least ~1 ms). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
