@@ -118,6 +118,11 @@ function renderMaintenance(
     stats.compactionWindowGets,
   );
   counter("tributary_gc_passes_total", "GC passes completed.", stats.gcPasses);
+  counter(
+    "tributary_gc_listing_passes_total",
+    "GC passes that listed the WAL and chunk prefixes (the others took the difference of two checkpoints).",
+    stats.gcListingPasses,
+  );
   counter("tributary_gc_deleted_objects_total", "Objects GC deleted.", stats.gcObjectsDeleted);
   counter(
     "tributary_gc_deleted_bytes_total",
@@ -126,14 +131,14 @@ function renderMaintenance(
   );
   counter("tributary_gc_errors_total", "GC passes that failed.", stats.gcErrors);
   lines.push(
-    "# HELP tributary_bucket_objects Objects in the bucket by kind, as of the last GC listing.",
+    "# HELP tributary_bucket_objects Objects in the bucket by kind: the last GC listing, plus what this server created and deleted since.",
     "# TYPE tributary_bucket_objects gauge",
   );
   for (const [kind, usage] of Object.entries(stats.bucket)) {
     lines.push(`tributary_bucket_objects{kind="${kind}"} ${usage.objects}`);
   }
   lines.push(
-    "# HELP tributary_bucket_bytes Bytes in the bucket by kind, as of the last GC listing.",
+    "# HELP tributary_bucket_bytes Bytes in the bucket by kind: the last GC listing, plus what this server created and deleted since.",
     "# TYPE tributary_bucket_bytes gauge",
   );
   for (const [kind, usage] of Object.entries(stats.bucket)) {

@@ -1,6 +1,8 @@
 /**
  * Garbage collection of the bucket (docs/design/bottomless.md "Garbage collection"): deletes
- * what a committed checkpoint at least `graceMs` old no longer references.
+ * what a committed checkpoint at least `graceMs` old no longer references. A pass after one that
+ * succeeded takes its `wal/` and `chunks/` candidates from the difference between the two
+ * checkpoints; the first pass, and one every `gcListingIntervalMs`, lists those prefixes instead.
  *
  * Invariants:
  * - Garbage relative to a committed checkpoint C is garbage relative to every later one (the
@@ -10,27 +12,51 @@
  * - The newest manifest, C itself, and everything newer than C are never deleted.
  * - A pass starts only after a manifest listing shows no newer epoch, and deletes only while
  *   `isReady()`: a fenced writer never deletes.
+ * - Every candidate is garbage relative to the pass's target (id within its marks, not
+ *   referenced, not a fence), whichever way it was found; `base` moves only when a pass succeeds.
  *
  * Fault model: lists and deletes may fail or time out, and a failed batch delete may have
  * deleted any part of its batch; a failed pass is counted and retried at the next; a delete is
  * idempotent.
  */
+import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
 import { objectDeleteBatchMax } from "../core/limits.js";
 import { failpoint } from "../core/failpoints.js";
+import {
+  type BucketKind,
+  type BucketKindUsage,
+  type BucketUsage,
+  bucketPrefixOf,
+} from "./bucket-usage.js";
 import type { CheckpointReferences } from "./checkpoint.js";
 import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import {
   checkpointPrefix,
+  chunkKey,
   chunkPrefix,
   manifestPrefix,
   parseObjectId,
+  walKey,
   walPrefix,
 } from "./object-keys.js";
 import { listAll, type ObjectStore } from "./object-store/object-store.js";
 
 /** The default grace period (`--gc-grace-ms`): minutes, well past any read or recovery. */
 export const gcGraceMsDefault = 10 * 60_000;
+
+/**
+ * A pass lists `wal/` and `chunks/` at least this often (and at its first): the passes between
+ * take their candidates from the difference of two checkpoints, and what that cannot see (a
+ * zombie's retried WAL PUT, an earlier epoch's orphan chunks) goes at the next listing.
+ */
+export const gcListingIntervalMs = 10 * 60_000;
+
+/**
+ * A difference pass deletes at most this many ids past the last pass's marks (WAL ids, chunk
+ * ids); a larger range (not expected: that is the WAL and chunks of one job) is listed instead.
+ */
+const gcIdRangeMax = 1_000_000;
 
 /** Committed checkpoints remembered for GC at most (with their reference sets). */
 const committedCheckpointsMax = 32;
@@ -59,36 +85,37 @@ export interface CommittedCheckpoint {
   readonly references: CheckpointReferences;
 }
 
-/** Objects and bytes per kind, as of the last listing. */
-export interface BucketUsage {
-  readonly objects: number;
-  readonly bytes: number;
-}
-
 export interface GcStats {
   passes: number;
+  /** Passes that listed `wal/` and `chunks/` (the rest took the difference of two checkpoints). */
+  listingPasses: number;
   objectsDeleted: number;
   bytesDeleted: number;
   errors: number;
-  bucket: Record<"wal" | "chunks" | "checkpoints" | "manifests", BucketUsage>;
 }
+
+/** What the last successful pass collected against: the marks and references of its target. */
+interface CollectedBase {
+  readonly walId: number;
+  readonly chunkIdBound: number;
+  readonly references: CheckpointReferences;
+}
+
+type Garbage = { key: string; size: number; kind: BucketKind };
 
 export class GarbageCollector {
   readonly stats: GcStats = {
     passes: 0,
+    listingPasses: 0,
     objectsDeleted: 0,
     bytesDeleted: 0,
     errors: 0,
-    bucket: {
-      wal: { objects: 0, bytes: 0 },
-      chunks: { objects: 0, bytes: 0 },
-      checkpoints: { objects: 0, bytes: 0 },
-      manifests: { objects: 0, bytes: 0 },
-    },
   };
   /** Committed checkpoints, oldest first; those older than the one collected are dropped. */
   private readonly committed: CommittedCheckpoint[] = [];
   private lastCollectedKey: string | undefined;
+  private base: CollectedBase | undefined;
+  private listedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly options: {
@@ -98,8 +125,23 @@ export class GarbageCollector {
       /** The manifest this writer holds now (its own newest). */
       readonly manifest: () => Manifest;
       readonly isReady: () => boolean;
+      /** What the bucket holds; `store` is tracked by it (`BucketUsage.track`). */
+      readonly usage: BucketUsage;
+      /** `gcListingIntervalMs` unless a test shortens it. */
+      readonly listingIntervalMs: number;
     },
   ) {}
+
+  /** Objects and bytes by kind: the last listing plus what this server created and deleted. */
+  bucketUsage(): Record<BucketKind, BucketKindUsage> {
+    const { usage } = this.options;
+    return {
+      wal: usage.usage("wal"),
+      chunks: usage.usage("chunks"),
+      checkpoints: usage.usage("checkpoints"),
+      manifests: usage.usage("manifests"),
+    };
+  }
 
   /** Records a checkpoint this writer just committed. */
   addCommitted(checkpoint: CommittedCheckpoint): void {
@@ -124,27 +166,15 @@ export class GarbageCollector {
     const { store } = this.options;
     const ours = this.options.manifest();
     if ((await readNewerWriter(store, ours)) !== undefined) return false;
-    const { references } = target;
-    type Kind = keyof GcStats["bucket"];
-    const garbage: { key: string; size: number; kind: Kind }[] = [];
-
-    const wal = await listAll(store, walPrefix);
-    this.stats.bucket.wal = usageOf(wal);
-    for (const object of wal) {
-      const id = parseObjectId(walPrefix, object.key);
-      if (id === undefined || id > target.walId) continue;
-      if (references.walIds.has(id) || references.fenceWalIds.has(id)) continue;
-      garbage.push({ ...object, kind: "wal" });
-    }
-    const chunks = await listAll(store, chunkPrefix);
-    this.stats.bucket.chunks = usageOf(chunks);
-    for (const object of chunks) {
-      const id = parseObjectId(chunkPrefix, object.key);
-      if (id === undefined || id >= target.chunkIdBound || references.chunkIds.has(id)) continue;
-      garbage.push({ ...object, kind: "chunks" });
-    }
-    const checkpoints = await listAll(store, checkpointPrefix);
-    this.stats.bucket.checkpoints = usageOf(checkpoints);
+    const startedAtMs = this.options.clock.nowMs();
+    const isListing =
+      this.base === undefined ||
+      this.options.clock.nowMs() - this.listedAtMs >= this.options.listingIntervalMs ||
+      !isDifferenceBounded(this.base, target);
+    const garbage: Garbage[] = isListing
+      ? await this.garbageByListing(target)
+      : this.garbageByDifference(this.base!, target);
+    const checkpoints = await this.list("checkpoints");
     const targetWalPart = target.key.slice(0, checkpointPrefix.length + 20);
     // The target and every checkpoint committed after it stay (two may share a WAL id).
     const kept = new Set(this.committed.slice(this.committed.indexOf(target)).map((c) => c.key));
@@ -155,8 +185,7 @@ export class GarbageCollector {
         garbage.push({ ...object, kind: "checkpoints" });
       }
     }
-    const manifests = await listAll(store, manifestPrefix);
-    this.stats.bucket.manifests = usageOf(manifests);
+    const manifests = await this.list("manifests");
     for (const object of manifests) {
       const version = parseObjectId(manifestPrefix, object.key);
       if (version !== undefined && version < target.manifestVersion) {
@@ -200,11 +229,6 @@ export class GarbageCollector {
         for (const object of batch) {
           this.stats.objectsDeleted += 1;
           this.stats.bytesDeleted += object.size;
-          const usage = this.stats.bucket[object.kind];
-          this.stats.bucket[object.kind] = {
-            objects: usage.objects - 1,
-            bytes: usage.bytes - object.size,
-          };
         }
       }
     };
@@ -212,10 +236,85 @@ export class GarbageCollector {
     if (failure !== undefined) throw failure;
     if (isFenced || next < batches.length) return false;
     this.stats.passes += 1;
+    if (isListing) {
+      this.stats.listingPasses += 1;
+      this.listedAtMs = startedAtMs;
+    }
+    this.base = target;
     this.lastCollectedKey = target.key;
     // Checkpoints older than the target are superseded for good.
     while (this.committed[0] !== target) this.committed.shift();
     return true;
+  }
+
+  /** Garbage of `target` among every `wal/` and `chunks/` object the bucket lists. */
+  private async garbageByListing(target: CommittedCheckpoint): Promise<Garbage[]> {
+    const { references } = target;
+    const garbage: Garbage[] = [];
+    for (const object of await this.list("wal")) {
+      const id = parseObjectId(walPrefix, object.key);
+      if (id === undefined || id > target.walId) continue;
+      if (references.walIds.has(id) || references.fenceWalIds.has(id)) continue;
+      garbage.push({ ...object, kind: "wal" });
+    }
+    for (const object of await this.list("chunks")) {
+      const id = parseObjectId(chunkPrefix, object.key);
+      if (id === undefined || id >= target.chunkIdBound || references.chunkIds.has(id)) continue;
+      garbage.push({ ...object, kind: "chunks" });
+    }
+    return garbage;
+  }
+
+  /**
+   * Garbage of `target` that was not garbage of `base` (the last pass's target, collected):
+   * what `base` referenced and `target` does not, and what lies between their marks and `target`
+   * does not reference (bottomless.md "Which objects a pass looks at"). Sizes are the recorded
+   * ones (0 for an object created with a lost answer, or never created: the WAL id range).
+   */
+  private garbageByDifference(base: CollectedBase, target: CommittedCheckpoint): Garbage[] {
+    const { references } = target;
+    const { usage } = this.options;
+    const walIds = new Set<number>();
+    for (const id of base.references.walIds) {
+      if (!references.walIds.has(id)) walIds.add(id);
+    }
+    for (let id = base.walId + 1; id <= target.walId; id++) {
+      if (!references.walIds.has(id)) walIds.add(id);
+    }
+    const chunkIds = new Set<number>();
+    for (const id of base.references.chunkIds) {
+      if (!references.chunkIds.has(id)) chunkIds.add(id);
+    }
+    for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) {
+      if (!references.chunkIds.has(id)) chunkIds.add(id);
+    }
+    const garbage: Garbage[] = [];
+    for (const id of [...walIds].sort((a, b) => a - b)) {
+      assert(id <= target.walId, "a WAL candidate is within the target's marks");
+      if (references.fenceWalIds.has(id)) continue;
+      const key = walKey(id);
+      garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind: "wal" });
+    }
+    for (const id of [...chunkIds].sort((a, b) => a - b)) {
+      assert(id < target.chunkIdBound, "a chunk candidate is within the target's marks");
+      const key = chunkKey(id);
+      garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind: "chunks" });
+    }
+    return garbage;
+  }
+
+  /** Every object of `kind`, recorded as the bucket's usage of that kind. */
+  private async list(kind: BucketKind): Promise<{ key: string; size: number }[]> {
+    const { usage } = this.options;
+    usage.startListing(kind);
+    try {
+      const objects = await listAll(this.options.store, bucketPrefixOf(kind));
+      usage.finishListing(kind, objects);
+      return objects;
+    } catch (error) {
+      usage.abandonListing(kind);
+      throw error;
+    }
   }
 
   /** The newest committed checkpoint at least `graceMs` old. */
@@ -243,8 +342,15 @@ function batchesByKind<T extends { readonly kind: string }>(objects: readonly T[
   return batches;
 }
 
-function usageOf(objects: readonly { size: number }[]): BucketUsage {
-  let bytes = 0;
-  for (const object of objects) bytes += object.size;
-  return { objects: objects.length, bytes };
+/**
+ * Whether a difference pass from `base` to `target` stays within `gcIdRangeMax` ids past the
+ * marks (both from this writer's epoch, so chunk ids between them are one counter's range).
+ */
+function isDifferenceBounded(base: CollectedBase, target: CommittedCheckpoint): boolean {
+  return (
+    target.walId >= base.walId &&
+    target.chunkIdBound >= base.chunkIdBound &&
+    target.walId - base.walId <= gcIdRangeMax &&
+    target.chunkIdBound - base.chunkIdBound <= gcIdRangeMax
+  );
 }

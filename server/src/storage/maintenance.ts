@@ -23,8 +23,9 @@ import { failpoint } from "../core/failpoints.js";
 import { readMarker } from "./cache/cache-marker.js";
 import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
 import { Slicer } from "../core/slices.js";
+import type { BucketUsage } from "./bucket-usage.js";
 import { type CompactionHost, Compactor, compactionLagMaxMs } from "./compaction.js";
-import { GarbageCollector } from "./gc.js";
+import { GarbageCollector, gcListingIntervalMs } from "./gc.js";
 import { commitCheckpointManifest, type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { checkpointKey } from "./object-keys.js";
 
@@ -39,6 +40,7 @@ export interface MaintenanceOptions {
   readonly checkpointIntervalMs?: number | undefined;
   readonly gcGraceMs: number;
   readonly compactionLagMaxMs?: number | undefined;
+  readonly gcListingIntervalMs?: number | undefined;
 }
 
 export interface MaintenanceHost extends CompactionHost {
@@ -50,6 +52,8 @@ export interface MaintenanceHost extends CompactionHost {
   walBytesCommitted(): number;
   /** A checkpoint commit found a newer writer. */
   onFencedByManifest(newerEpochHint: string): void;
+  /** What the bucket holds; `store` is tracked by it. */
+  readonly bucketUsage: BucketUsage;
 }
 
 export interface MaintenanceStats {
@@ -99,6 +103,8 @@ export class Maintenance {
       graceMs: options.gcGraceMs,
       manifest: () => host.manifest(),
       isReady: () => host.isReady() && !this.stopped,
+      usage: host.bucketUsage,
+      listingIntervalMs: options.gcListingIntervalMs ?? gcListingIntervalMs,
     });
     this.startedAtMs = host.clock.nowMs();
     this.lastJobAtMs = host.clock.monotonicMs();

@@ -49,6 +49,7 @@ import { createMemorySegmentFiles, type SegmentFiles } from "./cache/segment-fil
 import { createMemoryKvStore } from "./kv/memory.js";
 import { SwitchableKvStore } from "./kv/switchable.js";
 import type { DurableState } from "./durable-state.js";
+import { type BucketKind, type BucketKindUsage, BucketUsage } from "./bucket-usage.js";
 import type { KvStore } from "./kv/kv-store.js";
 import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { gcGraceMsDefault } from "./gc.js";
@@ -109,6 +110,8 @@ export interface BottomlessOptions {
   readonly gcGraceMs?: number | undefined;
   /** How long a stream's small WAL backlog may wait for compaction; `compactionLagMaxMs` by default. */
   readonly compactionLagMaxMs?: number | undefined;
+  /** How often a GC pass lists the WAL and chunks anyway; `gcListingIntervalMs` by default. */
+  readonly gcListingIntervalMs?: number | undefined;
   /** How often a degraded cache probes its disk (`cacheDiskProbeIntervalMs` by default). */
   readonly cacheDiskProbeIntervalMs?: number | undefined;
 }
@@ -186,10 +189,12 @@ export interface MaintenanceStatsView {
   readonly compactionWindowFileReads: number;
   readonly compactionWindowGets: number;
   readonly gcPasses: number;
+  /** GC passes that listed `wal/` and `chunks/` (the others took a checkpoint difference). */
+  readonly gcListingPasses: number;
   readonly gcObjectsDeleted: number;
   readonly gcBytesDeleted: number;
   readonly gcErrors: number;
-  readonly bucket: Maintenance["gc"]["stats"]["bucket"];
+  readonly bucket: Record<BucketKind, BucketKindUsage>;
 }
 
 /** A records entry of a durable segment whose cache commit is not written yet. */
@@ -232,6 +237,8 @@ export class Storage {
       loadedCheckpoint: boolean;
     },
     private readonly kv: SwitchableKvStore,
+    /** What the bucket holds (maintenance on: every create and delete goes through it). */
+    private readonly bucketUsage: BucketUsage | undefined,
     cache: {
       readonly owned: OpenedCache | undefined;
       readonly degradedAtStart: string | undefined;
@@ -256,11 +263,19 @@ export class Storage {
   }
 
   /** Recovers from object storage and the cache, fences older writers, and starts flushing. */
-  static async open(options: StorageOptions): Promise<Storage> {
+  static async open(openOptions: StorageOptions): Promise<Storage> {
     assert(
-      (options.kv === undefined) !== (options.cacheDisk === undefined),
+      (openOptions.kv === undefined) !== (openOptions.cacheDisk === undefined),
       "the cache is either opened by the caller (kv) or by the storage (cacheDisk)",
     );
+    // With maintenance on, every object the storage creates or deletes is recorded, so that the
+    // bucket gauges stay exact between GC listings (bucket-usage.ts). Off, nothing is deleted and
+    // the record would only grow.
+    const bucketUsage = (openOptions.maintenance ?? true) ? new BucketUsage() : undefined;
+    const options: StorageOptions =
+      bucketUsage === undefined
+        ? openOptions
+        : { ...openOptions, store: bucketUsage.track(openOptions.store) };
     // A disk that fails at open or during recovery (which writes the cache) starts the cache
     // degraded: recovery runs again on a memory index, with no files (degraded-cache.md).
     let owned: OpenedCache | undefined;
@@ -335,6 +350,7 @@ export class Storage {
           (owned?.wiped === true ? "LevelDB was corrupt, wiped at open" : undefined),
       },
       kv,
+      bucketUsage,
       { owned, degradedAtStart },
     );
     storage.pollManifest();
@@ -362,12 +378,14 @@ export class Storage {
         nextWalId: () => this.flusher.nextSegmentId,
         isReady: () => this.healthState === "ready",
         onFencedByManifest: (why) => this.flusher.fence(why),
+        bucketUsage: this.bucketUsage!,
       },
       {
         checkpointWalBytes: this.options.checkpointWalBytes,
         checkpointIntervalMs: this.options.checkpointIntervalMs,
         gcGraceMs: this.options.gcGraceMs ?? gcGraceMsDefault,
         compactionLagMaxMs: this.options.compactionLagMaxMs,
+        gcListingIntervalMs: this.options.gcListingIntervalMs,
       },
     );
     this.maintenance.start();
@@ -464,7 +482,8 @@ export class Storage {
       gcObjectsDeleted: job.gc.stats.objectsDeleted,
       gcBytesDeleted: job.gc.stats.bytesDeleted,
       gcErrors: job.gc.stats.errors,
-      bucket: job.gc.stats.bucket,
+      gcListingPasses: job.gc.stats.listingPasses,
+      bucket: job.gc.bucketUsage(),
     };
   }
 

@@ -11,9 +11,13 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { commandHeader, encodeTrimBody, meteredBytesOfBatch } from "../../src/core/records.js";
 import type { Service } from "../../src/service/service.js";
+import { type Clock, systemClock } from "../../src/core/clock.js";
 import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
+import { decodeCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
+import { gcListingIntervalMs } from "../../src/storage/gc.js";
 import type { KvStore } from "../../src/storage/kv/kv-store.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
+import { chunkIdOf, chunkKey, parseObjectId } from "../../src/storage/object-keys.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
@@ -55,6 +59,7 @@ async function openNode(
     /** Wraps the WAL's cache files (to count reads). */
     readonly wrapSegmentFiles?: (files: SegmentFiles) => SegmentFiles;
     readonly flushIntervalMs?: number;
+    readonly clock?: Clock;
   } = {},
 ): Promise<Node> {
   const cache = await openCache(cacheDir);
@@ -63,6 +68,7 @@ async function openNode(
     kv: cache.kv,
     segmentFiles: options.wrapSegmentFiles?.(cache.segmentFiles) ?? cache.segmentFiles,
     ...(options.flushIntervalMs === undefined ? {} : { flushIntervalMs: options.flushIntervalMs }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     bottomless: {
       gcGraceMs: 0,
       checkpointIntervalMs: 3_600_000,
@@ -507,6 +513,136 @@ describe("bottomless storage: fencing", () => {
       assert.equal(newer.service.storage.stats.maintenance!.checkpointsCommitted, 1);
       assert.equal((await readAll(newer.service, "s")).length, 25);
       await newer.close();
+    });
+  });
+});
+
+/**
+ * The `wal/` and `chunks/` objects that are garbage for the newest committed checkpoint: within
+ * its marks, not referenced by its index, not a fence.
+ */
+async function garbageLeft(store: ObjectStore): Promise<string[]> {
+  const manifest = await readNewestManifest(store);
+  assert.ok(manifest?.checkpoint !== undefined, "a committed checkpoint");
+  const checkpoint = decodeCheckpoint((await store.get(manifest.checkpoint.key))!);
+  const references = await referencesOf(checkpoint.rows);
+  const left: string[] = [];
+  for (const { key } of await listAll(store, "wal/")) {
+    const id = parseObjectId("wal/", key)!;
+    const isLive = references.walIds.has(id) || references.fenceWalIds.has(id);
+    if (id <= checkpoint.header.walId && !isLive) left.push(key);
+  }
+  for (const { key } of await listAll(store, "chunks/")) {
+    const id = parseObjectId("chunks/", key)!;
+    if (id < checkpoint.header.chunkIdBound && !references.chunkIds.has(id)) left.push(key);
+  }
+  return left;
+}
+
+describe("bottomless storage: GC by difference", () => {
+  it("lists the WAL and chunks at its first pass only, leaves no garbage, and keeps the bucket gauges exact", async () => {
+    // A pass that lists `wal/` and `chunks/` costs the whole bucket's LIST pages, and on moto
+    // stalled the WAL's PUTs (bottomless.md "Which objects a pass looks at"). After the first,
+    // a pass takes its candidates from the last collected checkpoint and the new one; what it
+    // deletes must be all the garbage there is, whatever moved: compaction, merges, a trim, a
+    // deleted stream. And a stray that only a listing can see goes at the next listing pass.
+    await withTempDir(async (dir) => {
+      const inner = createMemoryObjectStore();
+      const lists = new Map<string, number>();
+      const store: ObjectStore = {
+        ...inner,
+        list: (prefix, options) => {
+          lists.set(prefix, (lists.get(prefix) ?? 0) + 1);
+          return inner.list(prefix, options);
+        },
+      };
+      let clockOffsetMs = 0;
+      const clock: Clock = { ...systemClock, nowMs: () => Date.now() + clockOffsetMs };
+      const node = await openNode(store, path.join(dir, "cache"), {}, { clock });
+      try {
+        await ensureTestBasin(node.service);
+        const stats = () => node.service.storage.stats.maintenance!;
+        /** One job by hand; returns the LISTs of `wal/` and `chunks/` the server made in it. */
+        const job = async (allStreams = true): Promise<number> => {
+          const before = (lists.get("wal/") ?? 0) + (lists.get("chunks/") ?? 0);
+          await node.service.storage.runMaintenanceNow({ allStreams });
+          return (lists.get("wal/") ?? 0) + (lists.get("chunks/") ?? 0) - before;
+        };
+        const checkGauges = async (): Promise<void> => {
+          for (const [kind, prefix] of [
+            ["wal", "wal/"],
+            ["chunks", "chunks/"],
+            ["checkpoints", "checkpoints/"],
+            ["manifests", "manifest/"],
+          ] as const) {
+            const objects = await listAll(inner, prefix);
+            assert.deepEqual(stats().bucket[kind], {
+              objects: objects.length,
+              bytes: objects.reduce((sum, object) => sum + object.size, 0),
+            });
+          }
+        };
+
+        const streams = ["a", "b", "trimmed", "deleted"];
+        const written = await appendHistory(node.service, streams, { batches: 10, perBatch: 5 });
+        assert.ok((await job()) >= 2, "the first pass lists the WAL and the chunks");
+        assert.equal(stats().gcListingPasses, 1);
+        assert.deepEqual(await garbageLeft(inner), []);
+        await checkGauges();
+
+        // Rounds of more appends, a trim, a delete. In the first two the streams' WAL rows wait
+        // (as a timer's job leaves small ones), so the checkpoints reference their WAL objects
+        // until the third compacts them and merges the small chunks with the previous ones.
+        let from = 50;
+        for (const round of [0, 1, 2]) {
+          const more = await appendHistory(node.service, ["a", "b", "trimmed"], {
+            batches: 4,
+            perBatch: 5,
+            from,
+          });
+          for (const [stream, texts] of more) written.get(stream)!.push(...texts);
+          from += 20;
+          if (round === 1) await trim(node.service, "trimmed", 60);
+          if (round === 2) {
+            await node.service.streams.delete(testBasin, "deleted");
+            for (let i = 0; i < 200 && node.service.storage.state.streams.size > 3; i++) {
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            }
+            assert.equal(
+              node.service.storage.state.streams.size,
+              3,
+              "the deleted stream is removed",
+            );
+          }
+          assert.equal(await job(round === 2), 0, `round ${round}: no WAL or chunk listing`);
+          assert.deepEqual(await garbageLeft(inner), [], `round ${round}: no garbage left`);
+          await checkGauges();
+        }
+        assert.equal(stats().gcListingPasses, 1);
+        assert.ok(stats().gcPasses >= 4);
+        assert.deepEqual(await objectsContaining(inner, "<deleted#"), []);
+        assert.deepEqual(await objectsContaining(inner, "<trimmed#000059>"), []);
+        for (const stream of ["a", "b"]) {
+          assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
+        }
+
+        // An earlier epoch's orphan chunk (ids below the bound, referenced by nothing): garbage,
+        // but no checkpoint difference names it.
+        const stray = chunkKey(chunkIdOf(0, 7));
+        assert.equal(await inner.putIfAbsent(stray, encoder.encode("orphan")), "created");
+        await appendHistory(node.service, ["a"], { batches: 1, perBatch: 5, from });
+        assert.equal(await job(), 0);
+        assert.ok((await inner.get(stray)) !== undefined, "a difference pass leaves the stray");
+        clockOffsetMs += gcListingIntervalMs;
+        await appendHistory(node.service, ["a"], { batches: 1, perBatch: 5, from: from + 5 });
+        assert.ok((await job()) >= 2, "a listing pass once the interval has passed");
+        assert.equal(stats().gcListingPasses, 2);
+        assert.equal(await inner.get(stray), undefined, "the listing pass deletes the stray");
+        assert.deepEqual(await garbageLeft(inner), []);
+        await checkGauges();
+      } finally {
+        await node.close();
+      }
     });
   });
 });
