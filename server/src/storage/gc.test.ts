@@ -1,0 +1,73 @@
+// Goal: the garbage collector's choice of target. It collects against the newest committed
+// checkpoint at least the grace period old, and keeps finding one under a steady stream of
+// checkpoints however often they come: the bound on the checkpoints it remembers must drop new
+// ones, never the old ones about to come of age.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type Clock, systemClock } from "../core/clock.js";
+import { BucketUsage } from "./bucket-usage.js";
+import { type CommittedCheckpoint, GarbageCollector } from "./gc.js";
+import type { Manifest } from "./manifest/manifest.js";
+import { walKey } from "./object-keys.js";
+import { createMemoryObjectStore } from "./object-store/memory.js";
+
+const graceMs = 10 * 60_000;
+
+function setup(): {
+  gc: GarbageCollector;
+  store: ReturnType<typeof createMemoryObjectStore>;
+  setNow(ms: number): void;
+} {
+  let nowMs = 0;
+  const clock: Clock = { ...systemClock, nowMs: () => nowMs };
+  const usage = new BucketUsage();
+  const store = createMemoryObjectStore();
+  const manifest: Manifest = { version: 1, writerEpoch: 1, walStartId: 0, createdAtMs: 0 };
+  const gc = new GarbageCollector({
+    store: usage.track(store),
+    clock,
+    graceMs,
+    manifest: () => manifest,
+    isReady: () => true,
+    usage,
+    listingIntervalMs: 60 * 60_000,
+  });
+  return { gc, store, setNow: (ms) => (nowMs = ms) };
+}
+
+/** The `n`th checkpoint: WAL ids up to `n` applied, none referenced any more. */
+function checkpoint(n: number, committedAtMs: number): CommittedCheckpoint {
+  return {
+    key: `checkpoints/${String(n).padStart(20, "0")}-x`,
+    manifestVersion: n + 1,
+    walId: n,
+    chunkIdBound: 0,
+    committedAtMs,
+    references: { walIds: new Set(), chunkIds: new Set(), fenceWalIds: new Set() },
+  };
+}
+
+describe("GarbageCollector", () => {
+  it("collects under checkpoints every 6 s against a 10 min grace period", async () => {
+    const { gc, store, setNow } = setup();
+    for (let id = 1; id <= 200; id++) await store.putIfAbsent(walKey(id), new Uint8Array(8));
+    // 100 checkpoints, one every 6 s (10 MiB/s against 64 MiB checkpoints): more than GC keeps.
+    for (let n = 1; n <= 100; n++) {
+      setNow(n * 6_000);
+      gc.addCommitted(checkpoint(n, n * 6_000));
+      assert.equal(gc.isDue, false, "nothing is past the grace period yet");
+    }
+    setNow(6_000 + graceMs);
+    assert.equal(gc.isDue, true, "the first checkpoint comes of age");
+    assert.equal(await gc.collect(), true);
+    assert.equal(await store.get(walKey(1)), undefined, "WAL id 1 is garbage of checkpoint 1");
+    assert.ok((await store.get(walKey(2))) !== undefined, "WAL id 2 is not garbage of it");
+    // Later checkpoints come of age in turn: the collector always has one to move to.
+    setNow(100 * 6_000 + graceMs);
+    assert.equal(gc.isDue, true);
+    assert.equal(await gc.collect(), true);
+    assert.ok((await store.get(walKey(30))) === undefined, "past checkpoint 30 by now");
+    assert.equal(gc.stats.passes, 2);
+    assert.equal(gc.stats.listingPasses, 1, "the second pass took the difference");
+  });
+});
