@@ -56,6 +56,7 @@
 import { randomFillSync } from "node:crypto";
 import * as wire from "@tributary/protocol";
 import { assert } from "./assert.js";
+import { writeU32 } from "./big-endian.js";
 import { type EncryptionAlgorithm, isEncryptionAlgorithm } from "./config.js";
 import { invalid, S2Error } from "./errors.js";
 import {
@@ -594,13 +595,6 @@ function writeU64(out: Uint8Array, offset: number, value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, "u64 fields are non-negative safe integers");
   writeU32(out, offset, Math.floor(value / twoPow32));
   writeU32(out, offset + 4, value >>> 0);
-}
-
-function writeU32(out: Uint8Array, offset: number, value: number): void {
-  out[offset] = value >>> 24;
-  out[offset + 1] = (value >>> 16) & 0xff;
-  out[offset + 2] = (value >>> 8) & 0xff;
-  out[offset + 3] = value & 0xff;
 }
 
 /** The size of a record's content encoding. */

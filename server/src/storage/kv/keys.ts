@@ -21,6 +21,8 @@
  * | Producer | per (stream, producer) | rewritten per `producer.put` entry, deleted with the stream | `0f · streamId u64 · producerId` | JSON `ProducerState` (docs/design/producers.md) |
  */
 
+import { readU32, readU64, writeU32, writeU64 } from "../../core/big-endian.js";
+
 export const KeyType = {
   CacheMarker: 1,
   Basin: 2,
@@ -41,18 +43,6 @@ export const KeyType = {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-const twoPow32 = 0x1_0000_0000;
-
-function writeU64(out: Uint8Array, offset: number, value: number): void {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(offset, Math.floor(value / twoPow32));
-  view.setUint32(offset + 4, value >>> 0);
-}
-
-function readU64(bytes: Uint8Array, offset: number): number {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return view.getUint32(offset) * twoPow32 + view.getUint32(offset + 4);
-}
 
 export const cacheMarkerKey = new Uint8Array([KeyType.CacheMarker]);
 export const metricsClockKey = new Uint8Array([KeyType.MetricsClock]);
@@ -268,11 +258,10 @@ export function encodeSegmentEntryValue(location: SegmentEntryLocation): Uint8Ar
   const bytes =
     meteredBytesBefore === undefined ? segmentEntryValueBytes : segmentEntryMeteredValueBytes;
   const value = new Uint8Array(bytes + (location.source === "chunk" ? 1 : 0));
-  const view = new DataView(value.buffer);
   writeU64(value, 0, location.objectId);
-  view.setUint32(8, location.offset);
-  view.setUint32(12, location.length);
-  view.setUint32(16, location.recordCount);
+  writeU32(value, 8, location.offset);
+  writeU32(value, 12, location.length);
+  writeU32(value, 16, location.recordCount);
   if (meteredBytesBefore !== undefined) writeU64(value, 20, meteredBytesBefore);
   if (location.source === "chunk") value[bytes] = chunkSourceByte;
   return value;
@@ -283,13 +272,12 @@ export function decodeSegmentEntryValue(value: Uint8Array): SegmentEntryLocation
   const bytes = hasMetered ? segmentEntryMeteredValueBytes : segmentEntryValueBytes;
   const isChunk = value.length === bytes + 1 && value[bytes] === chunkSourceByte;
   if (value.length !== bytes && !isChunk) throw new Error("bad segment entry value");
-  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   const location: SegmentEntryLocation = {
     source: isChunk ? "chunk" : "wal",
     objectId: readU64(value, 0),
-    offset: view.getUint32(8),
-    length: view.getUint32(12),
-    recordCount: view.getUint32(16),
+    offset: readU32(value, 8),
+    length: readU32(value, 12),
+    recordCount: readU32(value, 16),
     meteredBytesBefore: hasMetered ? readU64(value, 20) : undefined,
   };
   if (location.length < 4 || location.recordCount === 0) throw new Error("bad segment entry value");
@@ -313,11 +301,11 @@ export function decodeSegmentRefsKey(key: Uint8Array): { source: ObjectSource; o
 
 export function encodeSegmentRefsValue(count: number): Uint8Array {
   const value = new Uint8Array(4);
-  new DataView(value.buffer).setUint32(0, count);
+  writeU32(value, 0, count);
   return value;
 }
 
 export function decodeSegmentRefsValue(value: Uint8Array): number {
   if (value.length !== 4) throw new Error("bad segment refs value");
-  return new DataView(value.buffer, value.byteOffset, 4).getUint32(0);
+  return readU32(value, 0);
 }
