@@ -17,14 +17,18 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { systemClock } from "../server/src/core/clock.js";
-import { createSeededRandom, systemRandom } from "../server/src/core/random.js";
+import { createSeededRandom } from "../server/src/core/random.js";
 import { commandHeader, encodeTrimBody, type AppendInput } from "../server/src/core/records.js";
-import { Service } from "../server/src/service/service.js";
+import type { Service } from "../server/src/service/service.js";
 import type { KvStore } from "../server/src/storage/kv/kv-store.js";
 import { listAll, type ObjectStore } from "../server/src/storage/object-store/object-store.js";
-import { openCache } from "../server/src/storage/open-stores.js";
 import type { BottomlessOptions } from "../server/src/storage/storage.js";
-import { ensureTestBasin, testBasin } from "../server/test/support/engine.js";
+import {
+  type CachedNode,
+  ensureTestBasin,
+  openCachedNode,
+  testBasin,
+} from "../server/test/support/engine.js";
 import { createFaultyObjectStore } from "../server/src/storage/object-store/faulty.js";
 import { createMemoryObjectStore } from "../server/src/storage/object-store/memory.js";
 import { createTestS3Store } from "../server/test/support/moto.js";
@@ -194,23 +198,15 @@ async function openNode(
 ): Promise<{ node: Node; openMs: number }> {
   const dir = reuse?.dir ?? (await mkdtemp(path.join(tmpdir(), "tributary-bottomless-bench-")));
   const keep = reuse?.keep ?? false;
-  const cache = await openCache(dir);
   const startMs = performance.now();
-  let service: Service;
+  let opened: CachedNode;
   try {
-    service = await Service.open({
-      store,
-      kv: cache.kv,
-      segmentFiles: cache.segmentFiles,
-      clock: systemClock,
-      random: systemRandom,
-      bottomless: { ...bottomless, chunkFiles: cache.chunkFiles },
-    });
+    opened = await openCachedNode({ store, dir, bottomless });
   } catch (error) {
-    await cache.kv.close();
     if (!keep) await rm(dir, { recursive: true, force: true });
     throw error;
   }
+  const { service } = opened;
   const openMs = performance.now() - startMs;
   let maxFileBytes = service.storage.stats.fileBytes;
   const sampler = setInterval(() => {
@@ -218,14 +214,13 @@ async function openNode(
   }, 20);
   const node: Node = {
     service,
-    kv: cache.kv,
+    kv: opened.kv,
     dir,
     maxFileBytes: () => Math.max(maxFileBytes, service.storage.stats.fileBytes),
     async close() {
       clearInterval(sampler);
       try {
-        await service.close();
-        await cache.kv.close();
+        await opened.close();
       } finally {
         if (!keep) await rm(dir, { recursive: true, force: true });
       }

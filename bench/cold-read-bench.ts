@@ -15,13 +15,16 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { systemClock } from "../server/src/core/clock.js";
-import { createSeededRandom, systemRandom } from "../server/src/core/random.js";
-import { Service } from "../server/src/service/service.js";
+import { createSeededRandom } from "../server/src/core/random.js";
 import { createFaultyObjectStore } from "../server/src/storage/object-store/faulty.js";
 import { createMemoryObjectStore } from "../server/src/storage/object-store/memory.js";
 import type { ObjectStore } from "../server/src/storage/object-store/object-store.js";
-import { openCache } from "../server/src/storage/open-stores.js";
-import { ensureTestBasin, testBasin } from "../server/test/support/engine.js";
+import {
+  type CachedNode,
+  ensureTestBasin,
+  openCachedNode,
+  testBasin,
+} from "../server/test/support/engine.js";
 import {
   fmt,
   machineLine,
@@ -45,34 +48,22 @@ const walCacheBytes = 1 * mib;
 /** A cold read of this many MiB per second or more, from chunks and from the WAL (ours). */
 const targetMiBPerSecond = 100;
 
-async function openNode(
+function openNode(
   store: ObjectStore,
   dir: string,
   options: { readonly maintenance: boolean; readonly cacheBytesMax: number },
-): Promise<{ service: Service; close(): Promise<void> }> {
-  const cache = await openCache(dir);
-  const service = await Service.open({
+): Promise<CachedNode> {
+  return openCachedNode({
     store,
-    kv: cache.kv,
-    segmentFiles: cache.segmentFiles,
-    clock: systemClock,
-    random: systemRandom,
+    dir,
     bottomless: {
       maintenance: options.maintenance,
       checkpointWalBytes: 1 << 40,
       checkpointIntervalMs: 3_600_000,
       gcGraceMs: 0,
-      chunkFiles: cache.chunkFiles,
       cacheBytesMax: options.cacheBytesMax,
     },
   });
-  return {
-    service,
-    async close() {
-      await service.close();
-      await cache.kv.close();
-    },
-  };
 }
 
 async function run(layout: "chunks" | "wal"): Promise<number> {

@@ -15,18 +15,17 @@ import { type Clock, systemClock } from "../../src/core/clock.js";
 import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
 import { decodeCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
 import { gcListingIntervalMs } from "../../src/storage/gc.js";
-import type { KvStore } from "../../src/storage/kv/kv-store.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
 import { chunkIdOf, chunkKey, parseObjectId } from "../../src/storage/object-keys.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
-import { openCache } from "../../src/storage/open-stores.js";
 import type { BottomlessOptions } from "../../src/storage/storage.js";
 import {
   appendText,
+  type CachedNode,
   ensureTestBasin,
-  openTestService,
+  openCachedNode,
   readAll,
   testBasin,
   textsOf,
@@ -45,13 +44,10 @@ function objectsContaining(store: ObjectStore, needle: string): Promise<string[]
   return objectsHolding(store, [needle]);
 }
 
-interface Node {
-  readonly service: Service;
-  readonly kv: KvStore;
-  close(): Promise<void>;
-}
+type Node = CachedNode;
 
-async function openNode(
+/** A node with this suite's defaults: jobs by hand only (no interval), a zero grace period. */
+function openNode(
   store: ObjectStore,
   cacheDir: string,
   bottomless: BottomlessOptions = {},
@@ -62,28 +58,19 @@ async function openNode(
     readonly clock?: Clock;
   } = {},
 ): Promise<Node> {
-  const cache = await openCache(cacheDir);
-  const service = await openTestService({
+  return openCachedNode({
     store,
-    kv: cache.kv,
-    segmentFiles: options.wrapSegmentFiles?.(cache.segmentFiles) ?? cache.segmentFiles,
-    ...(options.flushIntervalMs === undefined ? {} : { flushIntervalMs: options.flushIntervalMs }),
-    ...(options.clock === undefined ? {} : { clock: options.clock }),
-    bottomless: {
-      gcGraceMs: 0,
-      checkpointIntervalMs: 3_600_000,
-      ...bottomless,
-      chunkFiles: cache.chunkFiles,
+    dir: cacheDir,
+    bottomless: { gcGraceMs: 0, checkpointIntervalMs: 3_600_000, ...bottomless },
+    service: {
+      flushIntervalMs: options.flushIntervalMs ?? 1,
+      manifestPollIntervalMs: 50,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
     },
+    ...(options.wrapSegmentFiles === undefined
+      ? {}
+      : { wrapSegmentFiles: options.wrapSegmentFiles }),
   });
-  return {
-    service,
-    kv: cache.kv,
-    async close() {
-      await service.close();
-      await cache.kv.close();
-    },
-  };
 }
 
 /** Appends `batches` batches of `perBatch` records to each stream; returns the bodies by stream. */

@@ -1,15 +1,19 @@
 /**
- * Helpers for tests that run the engine in-process: open a Service on given stores, append and
- * read text records, read a whole stream back, and serve it on a loopback port.
+ * Helpers for tests that run the engine in-process: open a Service on given stores (or on a real
+ * LevelDB cache in a directory), append and read text records, read a whole stream back, and
+ * serve it on a loopback port.
  */
 import { type ApiServer, type ApiServerOptions, startApiServer } from "../../src/api/server.js";
 import { systemClock } from "../../src/core/clock.js";
 import { systemRandom } from "../../src/core/random.js";
 import type { AppendAck, SequencedRecord } from "../../src/core/records.js";
 import { Service, type ServiceOptions } from "../../src/service/service.js";
+import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
 import { createMemoryKvStore } from "../../src/storage/kv/memory.js";
 import type { KvStore } from "../../src/storage/kv/kv-store.js";
 import type { ObjectStore } from "../../src/storage/object-store/object-store.js";
+import { openCache } from "../../src/storage/open-stores.js";
+import type { BottomlessOptions } from "../../src/storage/storage.js";
 
 export const testBasin = "test-basin";
 
@@ -29,6 +33,53 @@ export function openTestService(
     // A storage that opens its own cache directory takes no `kv`.
     kv: options.cacheDisk !== undefined ? undefined : (options.kv ?? createMemoryKvStore()),
   });
+}
+
+/** A Service on a real cache (LevelDB, segment and chunk files) in a directory. */
+export interface CachedNode {
+  readonly service: Service;
+  readonly kv: KvStore;
+  /** Closes the Service, then the cache (the directory stays: the caller's). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a Service on `store` with its cache in `dir`, as `tributary serve --cache-dir` does; the
+ * cache is closed again if the Service fails to open. `service` options go to `Service.open`
+ * (system clock and randomness unless given); `wrapSegmentFiles` wraps the WAL's cache files (to
+ * count or fail reads).
+ */
+export async function openCachedNode(options: {
+  readonly store: ObjectStore;
+  readonly dir: string;
+  readonly bottomless?: BottomlessOptions;
+  readonly service?: Partial<Omit<ServiceOptions, "store" | "kv" | "segmentFiles" | "bottomless">>;
+  readonly wrapSegmentFiles?: (files: SegmentFiles) => SegmentFiles;
+}): Promise<CachedNode> {
+  const cache = await openCache(options.dir);
+  let service: Service;
+  try {
+    service = await Service.open({
+      clock: systemClock,
+      random: systemRandom,
+      ...options.service,
+      store: options.store,
+      kv: cache.kv,
+      segmentFiles: options.wrapSegmentFiles?.(cache.segmentFiles) ?? cache.segmentFiles,
+      bottomless: { ...options.bottomless, chunkFiles: cache.chunkFiles },
+    });
+  } catch (error) {
+    await cache.kv.close();
+    throw error;
+  }
+  return {
+    service,
+    kv: cache.kv,
+    async close() {
+      await service.close();
+      await cache.kv.close();
+    },
+  };
 }
 
 /** Creates the test basin (with create-on-append) unless it exists. */
