@@ -181,14 +181,6 @@ export const s2sReadFrameBytesTarget = 128 << 10;
 /** S2S payloads smaller than this are never compressed (S2-API.md §5.8). */
 export const s2sCompressionBytesMin = 1024;
 
-/**
- * An S2S frame decoder allocates at most this much of a payload before its bytes arrive, and
- * doubles as they do (up to the declared length): what a partly received frame holds follows what
- * was received, not what its 3-byte header declares (issue 14: a 5-byte header made the server
- * allocate 2 MiB). Frames below it, most of them, are allocated once; a 1 MiB frame is copied
- * about twice over while it grows, which is small next to decoding it.
- */
-export const s2sPayloadInitialBytesMax = 64 << 10;
 assert(s2sFrameBytesMax > recordBatchBytesMax, "a max batch fits one s2s frame");
 // An RPC message is reserved in the frame budget like an S2S frame (`api/connect/envelope-budget.ts`),
 // and a reservation must fit a connection's share, which is at least one maximal S2S frame.
