@@ -128,6 +128,8 @@ async function main(): Promise<void> {
     await s2.basin(basinName).streams.create({ stream: "s" });
     const writer = s2.basin(basinName).stream("s");
     const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
+    const writerPid = server.child.pid ?? -1;
+    const writerCpuStart = processCpuSeconds(writerPid);
     const writeStartMs = performance.now();
     const acks: Promise<unknown>[] = [];
     for (let seq = 0; seq < count; seq += batchRecords) {
@@ -142,9 +144,12 @@ async function main(): Promise<void> {
     await session.close();
     await writer.close();
     const writeSeconds = (performance.now() - writeStartMs) / 1000;
+    const writtenMiB = (count * recordBytes) / mib;
+    const writerCpu = processCpuSeconds(writerPid) - writerCpuStart;
     console.log(
-      `wrote ${count} records of ${recordBytes} B (${fmt((count * recordBytes) / mib, 0)} MiB) ` +
-        `in ${fmt(writeSeconds, 1)} s, mode ${mode}`,
+      `wrote ${count} records of ${recordBytes} B (${fmt(writtenMiB, 0)} MiB) ` +
+        `in ${fmt(writeSeconds, 1)} s, mode ${mode}; server ${fmt((writerCpu * 1000) / writtenMiB, 2)} ` +
+        "ms CPU/MiB while writing (one S2S append session of the SDK)",
     );
     if (fromChunks) {
       const waitStartMs = performance.now();
