@@ -275,12 +275,15 @@ export interface S2sDecodeResult {
  * with the frames before it, and the decoder then refuses further input with the same error.
  *
  * Memory: at most one frame's payload (≤ `s2sPayloadBytesMax`) plus a 4-byte header. A payload
- * still arriving is held as views of the chunks it came in (`push` takes the chunks over: the
- * caller must not change them, as a stream's `data` chunks never are), so what a partly received
- * frame holds is the chunks its bytes arrived in, never what its header declares; a complete
- * payload is the one chunk it came in, or one exact-size copy of its parts
- * (it used to grow by doubling from 64 KiB: writing 512 MiB of 8 KiB records through the SDK
- * cost the server 24.1–28.0 ms of CPU per MiB with that, 24.2–25.7 without, three runs each).
+ * still arriving is held as views of the pieces of chunks it came in, when a piece is at least
+ * `viewBytesMin` (`push` takes the chunks over: the caller must not change them, as a stream's
+ * `data` chunks never are); smaller pieces are copied into a buffer that grows with them (at most
+ * twice what it holds, and `smallPiecesBytesMax` before it becomes a part), so a frame sent a
+ * byte at a time holds about what it sent, not a view object per byte (~200 bytes each). What a
+ * partly received frame holds follows what arrived, never what its header declares. A complete
+ * payload is the one piece it came in, or one exact-size copy of its parts. (The whole payload
+ * used to grow by doubling from 64 KiB: writing 512 MiB of 8 KiB records through the SDK cost the
+ * server 24.1–28.0 ms of CPU per MiB with that, 24.2–25.7 with views, three runs each.)
  *
  * With a `budget` (a server's append sessions, `frame-budget.ts`), a payload is kept only once its
  * declared length is reserved there. When there is no room, `push` stops after the header and
@@ -297,6 +300,9 @@ export class S2sFrameDecoder {
    * valid; undefined between frames.
    */
   private parts: Uint8Array[] | undefined;
+  /** Small pieces of the payload, copied together (the next part once full or done). */
+  private small: Uint8Array | undefined;
+  private smallBytes = 0;
   /** The payload's declared length. */
   private payloadLength = 0;
   private payloadBytes = 0;
@@ -373,6 +379,8 @@ export class S2sFrameDecoder {
     this.releaseReservation();
     this.pending = undefined;
     this.parts = undefined;
+    this.small = undefined;
+    this.smallBytes = 0;
     this.failure ??= badFrame("the session's input is closed");
   }
 
@@ -402,13 +410,44 @@ export class S2sFrameDecoder {
         continue;
       } else {
         const taken = Math.min(this.payloadLength - this.payloadBytes, chunk.length - offset);
-        this.parts.push(chunk.subarray(offset, offset + taken));
+        this.addPiece(chunk.subarray(offset, offset + taken));
         this.payloadBytes += taken;
         offset += taken;
       }
       const frame = this.takeCompleteFrame();
       if (frame !== undefined) frames.push(frame);
     }
+  }
+
+  /** Keeps a piece of the payload: as a view when large enough, else copied with its neighbours. */
+  private addPiece(piece: Uint8Array): void {
+    const parts = this.parts!;
+    if (piece.length >= viewBytesMin) {
+      this.endSmallPart();
+      parts.push(piece);
+      return;
+    }
+    const needed = this.smallBytes + piece.length;
+    if (this.small === undefined || needed > this.small.length) {
+      // Doubling, never past what the payload can still bring.
+      const room = this.smallBytes + (this.payloadLength - this.payloadBytes);
+      const grown = new Uint8Array(
+        Math.min(room, Math.max(needed, 2 * (this.small?.length ?? 0), viewBytesMin)),
+      );
+      if (this.small !== undefined) grown.set(this.small.subarray(0, this.smallBytes));
+      this.small = grown;
+    }
+    this.small.set(piece, this.smallBytes);
+    this.smallBytes = needed;
+    if (this.smallBytes >= smallPiecesBytesMax) this.endSmallPart();
+  }
+
+  /** Makes the small pieces copied so far a part of their own. */
+  private endSmallPart(): void {
+    if (this.small === undefined) return;
+    this.parts!.push(this.small.subarray(0, this.smallBytes));
+    this.small = undefined;
+    this.smallBytes = 0;
   }
 
   /** The declared length, checked before anything of the payload is kept. */
@@ -465,6 +504,7 @@ export class S2sFrameDecoder {
   private takeCompleteFrame(): S2sFrame | undefined {
     const parts = this.parts;
     if (parts === undefined || this.payloadBytes < this.payloadLength) return undefined;
+    this.endSmallPart();
     assert(this.payloadBytes === this.payloadLength, "a payload never takes more than declared");
     const payload = parts.length === 1 ? parts[0]! : joined(parts, this.payloadLength);
     const flag = this.flag;
@@ -482,6 +522,16 @@ export class S2sFrameDecoder {
     return frame;
   }
 }
+
+/**
+ * A piece of a payload at least this large is kept as a view of its chunk; smaller ones are
+ * copied (a view costs ~200 bytes of heap whatever its length: a client sending a byte per chunk
+ * would otherwise make a 2 MiB frame cost ~400 MiB).
+ */
+const viewBytesMin = 4 << 10;
+
+/** Small pieces are copied into buffers of at most this much, each then a part (copies bounded). */
+const smallPiecesBytesMax = 64 << 10;
 
 /** The parts of a payload in one buffer of `bytes` (a frame with no payload is empty). */
 function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
