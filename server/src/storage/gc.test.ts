@@ -35,12 +35,12 @@ function setup(): {
   return { gc, store, setNow: (ms) => (nowMs = ms) };
 }
 
-/** The `n`th checkpoint: WAL ids up to `n` applied, none referenced any more. */
-function checkpoint(n: number, committedAtMs: number): CommittedCheckpoint {
+/** The `n`th checkpoint: WAL ids up to `walId` (`n` by default) applied, none referenced. */
+function checkpoint(n: number, committedAtMs: number, walId = n): CommittedCheckpoint {
   return {
-    key: `checkpoints/${String(n).padStart(20, "0")}-x`,
+    key: `checkpoints/${String(walId).padStart(20, "0")}-${n}`,
     manifestVersion: n + 1,
-    walId: n,
+    walId,
     chunkIdBound: 0,
     committedAtMs,
     references: { walIds: new Set(), chunkIds: new Set(), fenceWalIds: new Set() },
@@ -69,5 +69,28 @@ describe("GarbageCollector", () => {
     assert.ok((await store.get(walKey(30))) === undefined, "past checkpoint 30 by now");
     assert.equal(gc.stats.passes, 2);
     assert.equal(gc.stats.listingPasses, 1, "the second pass took the difference");
+  });
+
+  it("never deletes a committed checkpoint newer than its target, remembered or not", async () => {
+    // Jobs that compact or trim without new WAL commit checkpoints at the same WAL id. Once the
+    // remembered list is full, the newest is dropped from it; its object must still outlive any
+    // older target, as "checkpoints other than the target and newer ones" says.
+    const { gc, store, setNow } = setup();
+    const committed: CommittedCheckpoint[] = [];
+    for (let n = 1; n <= 10; n++) {
+      const c = checkpoint(n, n <= 7 ? 0 : graceMs, n <= 6 ? n : 7);
+      await store.putIfAbsent(c.key, new Uint8Array(4));
+      committed.push(c);
+      gc.addCommitted(c);
+    }
+    // Checkpoints 7-10 share WAL id 7; 8 and 9 were dropped from the remembered list.
+    setNow(graceMs);
+    assert.equal(await gc.collect(), true, "checkpoint 7 is the target");
+    for (const c of committed.slice(0, 6)) {
+      assert.equal(await store.get(c.key), undefined, `older than the target: ${c.key}`);
+    }
+    for (const c of committed.slice(6)) {
+      assert.ok((await store.get(c.key)) !== undefined, `the target or newer: ${c.key}`);
+    }
   });
 });

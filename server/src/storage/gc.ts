@@ -66,6 +66,12 @@ const gcIdRangeMax = 1_000_000;
 const committedCheckpointsMax = 8;
 
 /**
+ * Keys of committed checkpoints dropped from the remembered ones, kept at most (a bound while
+ * passes fail; the oldest go first, and are superseded by then).
+ */
+const droppedKeysMax = 100_000;
+
+/**
  * Delete requests in flight at once, each a batch of up to `objectDeleteBatchMax` keys of one
  * kind: a pass over a steady load's garbage (one WAL object per flush) is then a request or two,
  * not one per object, which on S3 also keeps GC far from the per-prefix request rate.
@@ -118,6 +124,11 @@ export class GarbageCollector {
   /** Committed checkpoints, oldest first; those older than the one collected are dropped. */
   private readonly committed: CommittedCheckpoint[] = [];
   private lastCollectedKey: string | undefined;
+  /**
+   * Committed checkpoints dropped from `committed` when it was full (key → manifest version):
+   * never targets, but kept like the remembered ones while newer than the target.
+   */
+  private readonly droppedKeys = new Map<string, number>();
   private base: CollectedBase | undefined;
   private listedAtMs = Number.NEGATIVE_INFINITY;
 
@@ -154,7 +165,14 @@ export class GarbageCollector {
     // oldest instead starved GC for good whenever checkpoints came more often than the grace
     // period over this bound (every 6 s at 10 MiB/s against 10 min / 32 = 19 s): no checkpoint
     // kept ever grew old enough.
-    if (this.committed.length >= committedCheckpointsMax) this.committed.pop();
+    if (this.committed.length >= committedCheckpointsMax) {
+      const dropped = this.committed.pop()!;
+      // Its object must outlive every target older than it, as a remembered one does.
+      this.droppedKeys.set(dropped.key, dropped.manifestVersion);
+      if (this.droppedKeys.size > droppedKeysMax) {
+        this.droppedKeys.delete(this.droppedKeys.keys().next().value!);
+      }
+    }
     this.committed.push(checkpoint);
   }
 
@@ -186,6 +204,9 @@ export class GarbageCollector {
     const targetWalPart = target.key.slice(0, checkpointPrefix.length + 20);
     // The target and every checkpoint committed after it stay (two may share a WAL id).
     const kept = new Set(this.committed.slice(this.committed.indexOf(target)).map((c) => c.key));
+    for (const [key, version] of this.droppedKeys) {
+      if (version > target.manifestVersion) kept.add(key);
+    }
     for (const object of checkpoints) {
       const walPart = object.key.slice(0, checkpointPrefix.length + 20);
       // Older checkpoints, and uncommitted attempts at the target's WAL id.
@@ -251,7 +272,11 @@ export class GarbageCollector {
     this.base = target;
     this.lastCollectedKey = target.key;
     // Checkpoints older than the target are superseded for good.
-    while (this.committed[0] !== target) this.committed.shift();
+    // (Bounded: a pass run beside a job, which only tests do, may find its target dropped.)
+    while (this.committed.length > 0 && this.committed[0] !== target) this.committed.shift();
+    for (const [key, version] of this.droppedKeys) {
+      if (version <= target.manifestVersion) this.droppedKeys.delete(key);
+    }
     return true;
   }
 
