@@ -163,8 +163,8 @@ export class GarbageCollector {
     // A bound on the reference sets kept. When full, the newest takes the place of the newest
     // kept: the oldest are the next targets (the first past the grace period). Dropping the
     // oldest instead starved GC for good whenever checkpoints came more often than the grace
-    // period over this bound (every 6 s at 10 MiB/s against 10 min / 32 = 19 s): no checkpoint
-    // kept ever grew old enough.
+    // period over this bound (when it was 32: every 6 s at 10 MiB/s against 10 min / 32 = 19 s):
+    // no checkpoint kept ever grew old enough.
     if (this.committed.length >= committedCheckpointsMax) {
       const dropped = this.committed.pop()!;
       // Its object must outlive every target older than it, as a remembered one does.
