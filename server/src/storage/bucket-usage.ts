@@ -11,7 +11,9 @@
  *   may have missed them; only GC deletes, and never while it lists).
  *
  * Fault model: a create whose answer was lost, and objects other writers create, are not
- * recorded until the next listing; a delete that failed forgets nothing (it may have applied in
+ * recorded until the next listing; a create that failed may still have applied, or apply later
+ * (a timed-out request the store goes on with): its key is kept as uncertain for
+ * `uncertainKeepMs`, and GC passes that do not list delete it when it is garbage; a delete that failed forgets nothing (it may have applied in
  * part: the next pass deletes those keys again, and the next listing settles the record).
  * Memory: one entry per object of the bucket (ids as numbers for `wal/` and `chunks/`).
  */
@@ -23,6 +25,16 @@ import {
   walPrefix,
 } from "./object-keys.js";
 import type { ObjectStore } from "./object-store/object-store.js";
+import { type Clock, systemClock } from "../core/clock.js";
+
+/**
+ * How long a key whose create failed stays a GC candidate: past any request the store could
+ * still be applying, and as long as the interval between listings, which find it afterwards.
+ */
+export const uncertainKeepMs = 10 * 60_000;
+
+/** Uncertain keys kept at most (a bound while creates keep failing; the oldest go first). */
+const uncertainKeysMax = 10_000;
 
 export type BucketKind = "wal" | "chunks" | "checkpoints" | "manifests";
 
@@ -60,6 +72,11 @@ interface KindRecord {
 }
 
 export class BucketUsage {
+  /** Keys whose create failed (it may have applied, or may yet), with when, oldest first. */
+  private readonly uncertain = new Map<string, number>();
+
+  constructor(private readonly clock: Clock = systemClock) {}
+
   private readonly kinds = new Map<BucketKind, KindRecord>(
     bucketKinds.map((kind) => [
       kind,
@@ -72,7 +89,13 @@ export class BucketUsage {
     return {
       get: (key, range) => store.get(key, range),
       putIfAbsent: async (key, bytes) => {
-        const outcome = await store.putIfAbsent(key, bytes);
+        let outcome: "created" | "exists";
+        try {
+          outcome = await store.putIfAbsent(key, bytes);
+        } catch (error) {
+          this.noteUncertain(key);
+          throw error;
+        }
         // "exists" is someone's object (or ours with a lost answer): the next listing says.
         if (outcome === "created") this.noteCreated(key, bytes.length);
         return outcome;
@@ -84,6 +107,24 @@ export class BucketUsage {
       },
       close: () => store.close(),
     };
+  }
+
+  /** Keys whose create failed within `uncertainKeepMs`: they may exist unrecorded. */
+  uncertainKeys(): string[] {
+    const horizonMs = this.clock.monotonicMs() - uncertainKeepMs;
+    for (const [key, atMs] of this.uncertain) {
+      if (atMs >= horizonMs) break;
+      this.uncertain.delete(key);
+    }
+    return [...this.uncertain.keys()];
+  }
+
+  private noteUncertain(key: string): void {
+    this.uncertain.delete(key);
+    this.uncertain.set(key, this.clock.monotonicMs());
+    if (this.uncertain.size > uncertainKeysMax) {
+      this.uncertain.delete(this.uncertain.keys().next().value!);
+    }
   }
 
   /** The recorded size of an object; undefined when it is not recorded. */

@@ -10,21 +10,35 @@ import { type CommittedCheckpoint, GarbageCollector } from "./gc.js";
 import type { Manifest } from "./manifest/manifest.js";
 import { walKey } from "./object-keys.js";
 import { createMemoryObjectStore } from "./object-store/memory.js";
+import type { ObjectStore } from "./object-store/object-store.js";
 
 const graceMs = 10 * 60_000;
 
 function setup(): {
   gc: GarbageCollector;
   store: ReturnType<typeof createMemoryObjectStore>;
+  /** The store as the storage sees it (recorded by the GC's usage). */
+  tracked: ObjectStore;
+  /** Keys whose next create applies and then fails (a timed-out request that landed). */
+  failAfterApply: Set<string>;
   setNow(ms: number): void;
 } {
   let nowMs = 0;
   const clock: Clock = { ...systemClock, nowMs: () => nowMs };
   const usage = new BucketUsage();
   const store = createMemoryObjectStore();
+  const failAfterApply = new Set<string>();
+  const tracked = usage.track({
+    ...store,
+    putIfAbsent: async (key, bytes) => {
+      const outcome = await store.putIfAbsent(key, bytes);
+      if (failAfterApply.delete(key)) throw new Error("timed out");
+      return outcome;
+    },
+  });
   const manifest: Manifest = { version: 1, writerEpoch: 1, walStartId: 0, createdAtMs: 0 };
   const gc = new GarbageCollector({
-    store: usage.track(store),
+    store: tracked,
     clock,
     graceMs,
     manifest: () => manifest,
@@ -32,7 +46,7 @@ function setup(): {
     usage,
     listingIntervalMs: 60 * 60_000,
   });
-  return { gc, store, setNow: (ms) => (nowMs = ms) };
+  return { gc, store, tracked, failAfterApply, setNow: (ms) => (nowMs = ms) };
 }
 
 /** The `n`th checkpoint: WAL ids up to `walId` (`n` by default) applied, none referenced. */
@@ -92,5 +106,22 @@ describe("GarbageCollector", () => {
     for (const c of committed.slice(6)) {
       assert.ok((await store.get(c.key)) !== undefined, `the target or newer: ${c.key}`);
     }
+  });
+
+  it("deletes an object whose create failed and applied after the pass that would have taken it", async () => {
+    // A PUT that timed out may land later (the store goes on with it). No checkpoint difference
+    // names it once its id is below the marks, so the failed create is remembered instead.
+    const { gc, store, tracked, failAfterApply, setNow } = setup();
+    gc.addCommitted(checkpoint(5, 0));
+    setNow(graceMs);
+    assert.equal(await gc.collect(), true, "the first pass (a listing)");
+    failAfterApply.add(walKey(3));
+    await assert.rejects(tracked.putIfAbsent(walKey(3), new Uint8Array(8)), /timed out/);
+    assert.ok((await store.get(walKey(3))) !== undefined, "the object landed anyway");
+    gc.addCommitted(checkpoint(6, graceMs));
+    setNow(2 * graceMs);
+    assert.equal(await gc.collect(), true);
+    assert.equal(gc.stats.listingPasses, 1, "a difference pass");
+    assert.equal(await store.get(walKey(3)), undefined, "the late object is collected");
   });
 });

@@ -322,6 +322,21 @@ export class GarbageCollector {
     for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) {
       if (!references.chunkIds.has(id)) chunkIds.add(id);
     }
+    // Our creates that failed may have applied after the pass that would have taken them.
+    for (const key of usage.uncertainKeys()) {
+      const walId = parseObjectId(walPrefix, key);
+      if (walId !== undefined && walId <= target.walId && !references.walIds.has(walId)) {
+        walIds.add(walId);
+      }
+      const chunkId = parseObjectId(chunkPrefix, key);
+      if (
+        chunkId !== undefined &&
+        chunkId < target.chunkIdBound &&
+        !references.chunkIds.has(chunkId)
+      ) {
+        chunkIds.add(chunkId);
+      }
+    }
     const garbage: Garbage[] = [];
     for (const id of [...walIds].sort((a, b) => a - b)) {
       assert(id <= target.walId, "a WAL candidate is within the target's marks");

@@ -271,7 +271,8 @@ export class Storage {
     // With maintenance on, every object the storage creates or deletes is recorded, so that the
     // bucket gauges stay exact between GC listings (bucket-usage.ts). Off, nothing is deleted and
     // the record would only grow.
-    const bucketUsage = (openOptions.maintenance ?? true) ? new BucketUsage() : undefined;
+    const bucketUsage =
+      (openOptions.maintenance ?? true) ? new BucketUsage(openOptions.clock) : undefined;
     const options: StorageOptions =
       bucketUsage === undefined
         ? openOptions
