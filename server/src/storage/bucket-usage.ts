@@ -13,8 +13,9 @@
  * Fault model: a create whose answer was lost, and objects other writers create, are not
  * recorded until the next listing; a create that failed may still have applied, or apply later
  * (a timed-out request the store goes on with): its key is kept as uncertain for
- * `uncertainKeepMs`, and GC passes that do not list delete it when it is garbage; a delete that failed forgets nothing (it may have applied in
- * part: the next pass deletes those keys again, and the next listing settles the record).
+ * `uncertainKeepMs`, and GC passes that do not list delete it when it is garbage; a delete that
+ * failed forgets nothing (it may have applied in part: the next pass deletes those keys again,
+ * and the next listing settles the record).
  * Memory: one entry per object of the bucket (ids as numbers for `wal/` and `chunks/`).
  */
 import {
