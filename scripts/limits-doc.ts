@@ -17,6 +17,7 @@ export const limitModules = [
   "server/src/storage/maintenance.ts",
   "server/src/storage/compaction.ts",
   "server/src/storage/gc.ts",
+  "server/src/storage/bucket-usage.ts",
 ] as const;
 
 /** The `tributary serve` flag that sets (or bounds) a constant's value. */
