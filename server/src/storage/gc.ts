@@ -27,6 +27,7 @@ import {
   type BucketKind,
   type BucketKindUsage,
   type BucketUsage,
+  bucketKindOf,
   bucketPrefixOf,
 } from "./bucket-usage.js";
 import type { CheckpointReferences } from "./checkpoint.js";
@@ -34,11 +35,9 @@ import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import {
   checkpointPrefix,
   chunkKey,
-  chunkPrefix,
   manifestPrefix,
   parseObjectId,
   walKey,
-  walPrefix,
 } from "./object-keys.js";
 import { listAll, type ObjectStore } from "./object-store/object-store.js";
 
@@ -283,18 +282,12 @@ export class GarbageCollector {
 
   /** Garbage of `target` among every `wal/` and `chunks/` object the bucket lists. */
   private async garbageByListing(target: CommittedCheckpoint): Promise<Garbage[]> {
-    const { references } = target;
     const garbage: Garbage[] = [];
-    for (const object of await this.list("wal")) {
-      const id = parseObjectId(walPrefix, object.key);
-      if (id === undefined || id > target.walId) continue;
-      if (references.walIds.has(id) || references.fenceWalIds.has(id)) continue;
-      garbage.push({ ...object, kind: "wal" });
-    }
-    for (const object of await this.list("chunks")) {
-      const id = parseObjectId(chunkPrefix, object.key);
-      if (id === undefined || id >= target.chunkIdBound || references.chunkIds.has(id)) continue;
-      garbage.push({ ...object, kind: "chunks" });
+    for (const kind of ["wal", "chunks"] as const) {
+      for (const object of await this.list(kind)) {
+        const id = parseObjectId(bucketPrefixOf(kind), object.key);
+        if (id !== undefined && isGarbageOf(target, kind, id)) garbage.push({ ...object, kind });
+      }
     }
     return garbage;
   }
@@ -302,52 +295,36 @@ export class GarbageCollector {
   /**
    * Garbage of `target` that was not garbage of `base` (the last pass's target, collected):
    * what `base` referenced and `target` does not, and what lies between their marks and `target`
-   * does not reference (bottomless.md "Which objects a pass looks at"). Sizes are the recorded
-   * ones (0 for an object created with a lost answer, or never created: the WAL id range).
+   * does not reference (bottomless.md "Which objects a pass looks at"); and our creates that
+   * failed, which may have applied after the pass that would have taken them. Sizes are the
+   * recorded ones (0 for an object created with a lost answer, or never created: the id ranges).
    */
   private garbageByDifference(base: CollectedBase, target: CommittedCheckpoint): Garbage[] {
-    const { references } = target;
     const { usage } = this.options;
-    const walIds = new Set<number>();
+    const candidates = { wal: new Set<number>(), chunks: new Set<number>() };
     for (const id of base.references.walIds) {
-      if (!references.walIds.has(id)) walIds.add(id);
+      assert(id <= target.walId, "a WAL id the base references is within the target's marks");
+      candidates.wal.add(id);
     }
-    for (let id = base.walId + 1; id <= target.walId; id++) {
-      if (!references.walIds.has(id)) walIds.add(id);
-    }
-    const chunkIds = new Set<number>();
+    for (let id = base.walId + 1; id <= target.walId; id++) candidates.wal.add(id);
     for (const id of base.references.chunkIds) {
-      if (!references.chunkIds.has(id)) chunkIds.add(id);
+      assert(id < target.chunkIdBound, "a chunk the base references is within the target's marks");
+      candidates.chunks.add(id);
     }
-    for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) {
-      if (!references.chunkIds.has(id)) chunkIds.add(id);
-    }
-    // Our creates that failed may have applied after the pass that would have taken them.
+    for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) candidates.chunks.add(id);
     for (const key of usage.uncertainKeys()) {
-      const walId = parseObjectId(walPrefix, key);
-      if (walId !== undefined && walId <= target.walId && !references.walIds.has(walId)) {
-        walIds.add(walId);
-      }
-      const chunkId = parseObjectId(chunkPrefix, key);
-      if (
-        chunkId !== undefined &&
-        chunkId < target.chunkIdBound &&
-        !references.chunkIds.has(chunkId)
-      ) {
-        chunkIds.add(chunkId);
-      }
+      const kind = bucketKindOf(key);
+      if (kind !== "wal" && kind !== "chunks") continue;
+      const id = parseObjectId(bucketPrefixOf(kind), key);
+      if (id !== undefined) candidates[kind].add(id);
     }
     const garbage: Garbage[] = [];
-    for (const id of [...walIds].sort((a, b) => a - b)) {
-      assert(id <= target.walId, "a WAL candidate is within the target's marks");
-      if (references.fenceWalIds.has(id)) continue;
-      const key = walKey(id);
-      garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind: "wal" });
-    }
-    for (const id of [...chunkIds].sort((a, b) => a - b)) {
-      assert(id < target.chunkIdBound, "a chunk candidate is within the target's marks");
-      const key = chunkKey(id);
-      garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind: "chunks" });
+    for (const kind of ["wal", "chunks"] as const) {
+      for (const id of [...candidates[kind]].sort((x, y) => x - y)) {
+        if (!isGarbageOf(target, kind, id)) continue;
+        const key = kind === "wal" ? walKey(id) : chunkKey(id);
+        garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind });
+      }
     }
     return garbage;
   }
@@ -389,6 +366,17 @@ function batchesByKind<T extends { readonly kind: string }>(objects: readonly T[
     }
   }
   return batches;
+}
+
+/**
+ * Whether a `wal/` or `chunks/` object is garbage relative to `target`: within its marks, not
+ * referenced by its index, not a fence (bottomless.md "Garbage collection").
+ */
+function isGarbageOf(target: CommittedCheckpoint, kind: "wal" | "chunks", id: number): boolean {
+  const { references } = target;
+  return kind === "wal"
+    ? id <= target.walId && !references.walIds.has(id) && !references.fenceWalIds.has(id)
+    : id < target.chunkIdBound && !references.chunkIds.has(id);
 }
 
 /**
