@@ -21,10 +21,18 @@ function setup(): {
   tracked: ObjectStore;
   /** Keys whose next create applies and then fails (a timed-out request that landed). */
   failAfterApply: Set<string>;
+  /** Moves both clocks to `ms` (wall time where `setWall` moved it, plus the difference). */
   setNow(ms: number): void;
+  /** Sets the wall clock alone, as an operator or NTP would. */
+  setWall(ms: number): void;
 } {
   let nowMs = 0;
-  const clock: Clock = { ...systemClock, nowMs: () => nowMs };
+  let wallOffsetMs = 0;
+  const clock: Clock = {
+    ...systemClock,
+    nowMs: () => nowMs + wallOffsetMs,
+    monotonicMs: () => nowMs,
+  };
   const usage = new BucketUsage();
   const store = createMemoryObjectStore();
   const failAfterApply = new Set<string>();
@@ -46,7 +54,18 @@ function setup(): {
     usage,
     listingIntervalMs: 60 * 60_000,
   });
-  return { gc, store, tracked, failAfterApply, setNow: (ms) => (nowMs = ms) };
+  return {
+    gc,
+    store,
+    tracked,
+    failAfterApply,
+    setNow: (ms) => {
+      nowMs = ms;
+    },
+    setWall: (ms) => {
+      wallOffsetMs = ms - nowMs;
+    },
+  };
 }
 
 /** The `n`th checkpoint: WAL ids up to `walId` (`n` by default) applied, none referenced. */
@@ -83,6 +102,29 @@ describe("GarbageCollector", () => {
     assert.ok((await store.get(walKey(30))) === undefined, "past checkpoint 30 by now");
     assert.equal(gc.stats.passes, 2);
     assert.equal(gc.stats.listingPasses, 1, "the second pass took the difference");
+  });
+
+  it("measures the grace period and the listing interval on the monotonic clock", async () => {
+    // A wall clock set forward must not cut the grace short (a reader of an older checkpoint
+    // could lose its objects), nor one set back hold GC off for as long.
+    const { gc, store, setNow, setWall } = setup();
+    for (let id = 1; id <= 3; id++) await store.putIfAbsent(walKey(id), new Uint8Array(8));
+    gc.addCommitted(checkpoint(1, 0));
+    setWall(Date.UTC(2030, 0, 1));
+    setNow(graceMs - 1);
+    assert.equal(gc.isDue, false, "a wall clock years ahead does not age the checkpoint");
+    assert.equal(await gc.collect(), false);
+    assert.ok((await store.get(walKey(1))) !== undefined);
+    setWall(0);
+    setNow(graceMs);
+    assert.equal(gc.isDue, true, "a wall clock set back does not hold it off");
+    assert.equal(await gc.collect(), true);
+    assert.equal(await store.get(walKey(1)), undefined);
+    gc.addCommitted(checkpoint(2, graceMs));
+    setWall(Date.UTC(2030, 0, 1));
+    setNow(2 * graceMs);
+    assert.equal(await gc.collect(), true);
+    assert.equal(gc.stats.listingPasses, 1, "the wall clock's jump is not a listing interval");
   });
 
   it("never deletes a committed checkpoint newer than its target, remembered or not", async () => {

@@ -91,6 +91,10 @@ export interface CommittedCheckpoint {
   readonly manifestVersion: number;
   readonly walId: number;
   readonly chunkIdBound: number;
+  /**
+   * When it was committed, on the monotonic clock: the grace is a duration, which a wall clock
+   * set back would stretch (no GC for as long) and set forward would cut short.
+   */
   readonly committedAtMs: number;
   readonly references: CheckpointReferences;
 }
@@ -130,6 +134,7 @@ export class GarbageCollector {
    */
   private readonly droppedKeys = new Map<string, number>();
   private base: CollectedBase | undefined;
+  /** When the last listing pass started (monotonic ms). */
   private listedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -192,10 +197,10 @@ export class GarbageCollector {
     const { store } = this.options;
     const ours = this.options.manifest();
     if ((await readNewerWriter(store, ours)) !== undefined) return false;
-    const startedAtMs = this.options.clock.nowMs();
+    const startedAtMs = this.options.clock.monotonicMs();
     const isListing =
       this.base === undefined ||
-      this.options.clock.nowMs() - this.listedAtMs >= this.options.listingIntervalMs ||
+      startedAtMs - this.listedAtMs >= this.options.listingIntervalMs ||
       !isDifferenceBounded(this.base, target);
     const garbage: Garbage[] = isListing
       ? await this.garbageByListing(target)
@@ -226,13 +231,13 @@ export class GarbageCollector {
     let next = 0;
     let isFenced = false;
     let failure: unknown;
-    let checkedAtMs = this.options.clock.nowMs();
+    let checkedAtMs = this.options.clock.monotonicMs();
     let recheck: Promise<void> | undefined;
     const stillOurs = async (): Promise<boolean> => {
-      if (this.options.clock.nowMs() - checkedAtMs >= gcManifestRecheckMs) {
+      if (this.options.clock.monotonicMs() - checkedAtMs >= gcManifestRecheckMs) {
         recheck ??= readNewerWriter(store, ours).then((newer) => {
           if (newer !== undefined) isFenced = true;
-          checkedAtMs = this.options.clock.nowMs();
+          checkedAtMs = this.options.clock.monotonicMs();
           recheck = undefined;
         });
         try {
@@ -345,7 +350,7 @@ export class GarbageCollector {
 
   /** The newest committed checkpoint at least `graceMs` old. */
   private target(): CommittedCheckpoint | undefined {
-    const horizonMs = this.options.clock.nowMs() - this.options.graceMs;
+    const horizonMs = this.options.clock.monotonicMs() - this.options.graceMs;
     let found: CommittedCheckpoint | undefined;
     for (const checkpoint of this.committed) {
       if (checkpoint.committedAtMs <= horizonMs) found = checkpoint;

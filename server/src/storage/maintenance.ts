@@ -82,7 +82,8 @@ export class Maintenance {
   /** WAL bytes applied when the last checkpoint's snapshot was taken. */
   private walBytesAtCheckpoint = 0;
   private lastCheckpointWalId: number | undefined;
-  private readonly startedAtMs: number;
+  /** When the last checkpoint was committed (monotonic ms; the start of this writer before any). */
+  private lastCheckpointAtMonotonicMs: number;
   /** When the last job started (monotonic ms; the start of this writer before any). */
   private lastJobAtMs: number;
   /**
@@ -106,7 +107,7 @@ export class Maintenance {
       usage: host.bucketUsage,
       listingIntervalMs: options.gcListingIntervalMs ?? gcListingIntervalMs,
     });
-    this.startedAtMs = host.clock.nowMs();
+    this.lastCheckpointAtMonotonicMs = host.clock.monotonicMs();
     this.lastJobAtMs = host.clock.monotonicMs();
     this.lagMaxMs = options.compactionLagMaxMs ?? compactionLagMaxMs;
     this.lastCheckpointWalId = host.manifest().checkpoint?.walId;
@@ -180,7 +181,7 @@ export class Maintenance {
     const walBytes = this.walBytesSinceCheckpoint;
     if (walBytes <= 0) return false;
     if (walBytes >= (this.options.checkpointWalBytes ?? checkpointWalBytesDefault)) return true;
-    const sinceMs = this.host.clock.nowMs() - (this.stats.lastCheckpointAtMs ?? this.startedAtMs);
+    const sinceMs = this.host.clock.monotonicMs() - this.lastCheckpointAtMonotonicMs;
     return sinceMs >= (this.options.checkpointIntervalMs ?? checkpointIntervalMsDefault);
   }
 
@@ -282,13 +283,14 @@ export class Maintenance {
     this.lastCheckpointWalId = marker.walId;
     this.stats.checkpointsCommitted += 1;
     this.stats.lastCheckpointAtMs = nowMs;
+    this.lastCheckpointAtMonotonicMs = host.clock.monotonicMs();
     this.stats.lastCheckpointBytes = bytes.length;
     this.gc.addCommitted({
       key,
       manifestVersion: committed.version,
       walId: marker.walId,
       chunkIdBound: snapshot.chunkIdBound,
-      committedAtMs: host.clock.nowMs(),
+      committedAtMs: host.clock.monotonicMs(),
       references: await referencesOf(snapshot.rows, slicer),
     });
     await this.collect();

@@ -544,7 +544,12 @@ describe("bottomless storage: GC by difference", () => {
         },
       };
       let clockOffsetMs = 0;
-      const clock: Clock = { ...systemClock, nowMs: () => Date.now() + clockOffsetMs };
+      const clock: Clock = {
+        ...systemClock,
+        nowMs: () => Date.now() + clockOffsetMs,
+        // The listing interval is a duration: the collector reads it on the monotonic clock.
+        monotonicMs: () => performance.now() + clockOffsetMs,
+      };
       const node = await openNode(store, path.join(dir, "cache"), {}, { clock });
       try {
         await ensureTestBasin(node.service);

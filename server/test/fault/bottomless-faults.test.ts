@@ -168,7 +168,12 @@ describe("bottomless jobs on a faulty store", { timeout: 60_000 }, () => {
       const ledger = new Ledger(`faults-${index}`);
       // Wall time the test moves on before the clean job (GC's listing interval reads it).
       let clockOffsetMs = 0;
-      const clock: Clock = { ...systemClock, nowMs: () => Date.now() + clockOffsetMs };
+      const clock: Clock = {
+        ...systemClock,
+        nowMs: () => Date.now() + clockOffsetMs,
+        // The listing interval is a duration: the collector reads it on the monotonic clock.
+        monotonicMs: () => performance.now() + clockOffsetMs,
+      };
       let service = await openNode(store, scenario.cacheBytesMax, clock);
       let jobsFailed = 0;
       try {
