@@ -21,6 +21,7 @@
  */
 import { assert } from "../core/assert.js";
 import type { Clock } from "../core/clock.js";
+import { Slicer } from "../core/slices.js";
 import { objectDeleteBatchMax } from "../core/limits.js";
 import { failpoint } from "../core/failpoints.js";
 import {
@@ -149,6 +150,12 @@ export class GarbageCollector {
       readonly usage: BucketUsage;
       /** `gcListingIntervalMs` unless a test shortens it. */
       readonly listingIntervalMs: number;
+      /**
+       * How long the candidate loops run before the event loop turns (`backgroundSliceMs`;
+       * tests set 0 to run every pause): a base references every chunk of the history, and a
+       * listing holds every object.
+       */
+      readonly sliceMs?: number | undefined;
     },
   ) {}
 
@@ -204,7 +211,7 @@ export class GarbageCollector {
       !isDifferenceBounded(this.base, target);
     const garbage: Garbage[] = isListing
       ? await this.garbageByListing(target)
-      : this.garbageByDifference(this.base!, target);
+      : await this.garbageByDifference(this.base!, target);
     const checkpoints = await this.list("checkpoints");
     const targetWalPart = target.key.slice(0, checkpointPrefix.length + 20);
     // The target and every checkpoint committed after it stay (two may share a WAL id).
@@ -287,9 +294,11 @@ export class GarbageCollector {
 
   /** Garbage of `target` among every `wal/` and `chunks/` object the bucket lists. */
   private async garbageByListing(target: CommittedCheckpoint): Promise<Garbage[]> {
+    const slicer = new Slicer(this.options.sliceMs);
     const garbage: Garbage[] = [];
     for (const kind of ["wal", "chunks"] as const) {
       for (const object of await this.list(kind)) {
+        if (slicer.isDue()) await slicer.pause();
         const id = parseObjectId(bucketPrefixOf(kind), object.key);
         if (id !== undefined && isGarbageOf(target, kind, id)) garbage.push({ ...object, kind });
       }
@@ -304,29 +313,43 @@ export class GarbageCollector {
    * failed, which may have applied after the pass that would have taken them. Sizes are the
    * recorded ones (0 for an object created with a lost answer, or never created: the id ranges).
    */
-  private garbageByDifference(base: CollectedBase, target: CommittedCheckpoint): Garbage[] {
+  private async garbageByDifference(
+    base: CollectedBase,
+    target: CommittedCheckpoint,
+  ): Promise<Garbage[]> {
     const { usage } = this.options;
-    const candidates = { wal: new Set<number>(), chunks: new Set<number>() };
+    const slicer = new Slicer(this.options.sliceMs);
+    // The garbage among the candidates, gathered without copying the candidates (the base
+    // references every chunk of the history; a set of them is rehashed whole as it grows).
+    const ids = { wal: [] as number[], chunks: [] as number[] };
+    const consider = (kind: "wal" | "chunks", id: number): void => {
+      if (isGarbageOf(target, kind, id)) ids[kind].push(id);
+    };
     for (const id of base.references.walIds) {
+      if (slicer.isDue()) await slicer.pause();
       assert(id <= target.walId, "a WAL id the base references is within the target's marks");
-      candidates.wal.add(id);
+      consider("wal", id);
     }
-    for (let id = base.walId + 1; id <= target.walId; id++) candidates.wal.add(id);
+    for (let id = base.walId + 1; id <= target.walId; id++) consider("wal", id);
     for (const id of base.references.chunkIds) {
+      if (slicer.isDue()) await slicer.pause();
       assert(id < target.chunkIdBound, "a chunk the base references is within the target's marks");
-      candidates.chunks.add(id);
+      consider("chunks", id);
     }
-    for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) candidates.chunks.add(id);
+    for (let id = base.chunkIdBound; id < target.chunkIdBound; id++) consider("chunks", id);
     for (const key of usage.uncertainKeys()) {
       const kind = bucketKindOf(key);
       if (kind !== "wal" && kind !== "chunks") continue;
       const id = parseObjectId(bucketPrefixOf(kind), key);
-      if (id !== undefined) candidates[kind].add(id);
+      if (id !== undefined) consider(kind, id);
     }
     const garbage: Garbage[] = [];
     for (const kind of ["wal", "chunks"] as const) {
-      for (const id of [...candidates[kind]].sort((x, y) => x - y)) {
-        if (!isGarbageOf(target, kind, id)) continue;
+      let previous: number | undefined;
+      // An uncertain key may also be a reference or in a range: once each.
+      for (const id of ids[kind].sort((x, y) => x - y)) {
+        if (id === previous) continue;
+        previous = id;
         const key = kind === "wal" ? walKey(id) : chunkKey(id);
         garbage.push({ key, size: usage.sizeOf(key) ?? 0, kind });
       }
