@@ -76,8 +76,13 @@ export async function openCachedNode(options: {
     service,
     kv: cache.kv,
     async close() {
-      await service.close();
-      await cache.kv.close();
+      try {
+        await service.close();
+      } finally {
+        // Also when the service's close throws: the test's next open of this directory needs
+        // LevelDB's lock released.
+        await cache.kv.close();
+      }
     },
   };
 }
