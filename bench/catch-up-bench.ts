@@ -130,6 +130,7 @@ async function main(): Promise<void> {
     const session = await writer.appendSession({ maxInflightBytes: 2 * inflightBytesMax });
     const writerPid = server.child.pid ?? -1;
     const writerCpuStart = processCpuSeconds(writerPid);
+    const clientCpuStart = process.cpuUsage();
     const writeStartMs = performance.now();
     const acks: Promise<unknown>[] = [];
     for (let seq = 0; seq < count; seq += batchRecords) {
@@ -146,10 +147,14 @@ async function main(): Promise<void> {
     const writeSeconds = (performance.now() - writeStartMs) / 1000;
     const writtenMiB = (count * recordBytes) / mib;
     const writerCpu = processCpuSeconds(writerPid) - writerCpuStart;
+    const clientCpuUsage = process.cpuUsage(clientCpuStart);
+    const clientCpu = (clientCpuUsage.user + clientCpuUsage.system) / 1e6;
     console.log(
       `wrote ${count} records of ${recordBytes} B (${fmt(writtenMiB, 0)} MiB) ` +
         `in ${fmt(writeSeconds, 1)} s, mode ${mode}; server ${fmt((writerCpu * 1000) / writtenMiB, 2)} ` +
-        "ms CPU/MiB while writing (one S2S append session of the SDK)",
+        `ms CPU/MiB (${fmt(writerCpu / writeSeconds, 2)} cores), client ` +
+        `${fmt((clientCpu * 1000) / writtenMiB, 2)} ms CPU/MiB (${fmt(clientCpu / writeSeconds, 2)} cores) ` +
+        "while writing (one S2S append session of the SDK)",
     );
     if (fromChunks) {
       const waitStartMs = performance.now();
