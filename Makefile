@@ -77,7 +77,7 @@ tidy: install
 build: gen-check typecheck console packages
 
 run: build
-	node --import tsx server/src/main.ts serve $(RUN_ARGS)
+	node scripts/tributary-dev.mjs serve $(RUN_ARGS)
 
 test: browser-deps build lint pack
 	TRIBUTARY_PACKS_DIR="$(CURDIR)/.packs" scripts/with-moto.sh $(NODE_TEST) $(TEST_FILES)

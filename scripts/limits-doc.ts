@@ -18,6 +18,7 @@ export const limitModules = [
   "server/src/storage/compaction.ts",
   "server/src/storage/gc.ts",
   "server/src/storage/bucket-usage.ts",
+  "server/src/node-flags.ts",
 ] as const;
 
 /** The `tributary serve` flag that sets (or bounds) a constant's value. */
@@ -38,6 +39,7 @@ const flags: Readonly<Record<string, string>> = {
   connectionsMaxBound: "--max-connections (bound)",
   s2sFrameBufferBytesMax: "--max-frame-buffer",
   s2sFrameBufferBytesMaxBound: "--max-frame-buffer (bound)",
+  semiSpaceMiBMax: "NODE_OPTIONS=--max-semi-space-size=N",
 };
 
 interface Limit {
@@ -92,10 +94,9 @@ function commentsOf(source: string, file: string): Map<string, string> {
     );
     const lineComments = texts.filter((text) => text.startsWith("//"));
     if (lineComments.length > 0) section = lineComments.map(cleanComment).join(" ");
-    const own = texts
-      .filter((text) => text.startsWith("/**"))
-      .map(cleanComment)
-      .join(" ");
+    // The doc comment just above it (a module's header comment also leads its first statement).
+    const docComment = texts.filter((text) => text.startsWith("/**")).at(-1);
+    const own = docComment === undefined ? "" : cleanComment(docComment);
     const isExported = ts
       .getModifiers(statement as ts.HasModifiers)
       ?.some((modifier) => modifier.kind === ts.SyntaxKind.ExportKeyword);

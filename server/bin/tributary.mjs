@@ -5,6 +5,6 @@ import { runTributaryCommand } from "@tributary/protocol/command";
 
 await runTributaryCommand({
   process,
-  serve: () => import("../dist/main.js"),
+  serve: () => import("../dist/serve.js"),
   cli: () => import("@tributary/client/cli"),
 });

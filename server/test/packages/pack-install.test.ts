@@ -8,13 +8,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { serverNodeFlags } from "../../src/node-flags.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const packTimeoutMs = 300_000;
@@ -174,6 +175,38 @@ function cli(args: readonly string[], stdin?: Uint8Array): Promise<Run> {
     timeoutMs: commandTimeoutMs,
   });
 }
+
+/** The command lines of the processes in the server's process group (npx, a shell, node). */
+function serverGroupCommandLines(): string[][] {
+  const group = server?.pid;
+  assert.ok(group !== undefined, "the server runs");
+  const found: string[][] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // Field 5 (pgrp), after the parenthesised command name.
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgrp !== group) continue;
+      found.push(
+        readFileSync(`/proc/${name}/cmdline`, "utf8")
+          .split("\0")
+          .filter((a) => a !== ""),
+      );
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+test("the installed server runs with its V8 flags (it relaunches itself with them)", () => {
+  const lines = serverGroupCommandLines();
+  // npx's own process and a shell, then node running the installed bin.
+  const node = lines.find((args) => /(^|\/)node$/.test(args[0] ?? "") && args.includes("serve"));
+  assert.ok(node !== undefined, `the bin's node process: ${JSON.stringify(lines)}`);
+  for (const flag of serverNodeFlags) assert.ok(node.includes(flag), `${flag}: ${node.join(" ")}`);
+});
 
 test("the install holds the three packages and no TypeScript tooling", async () => {
   const modules = await readdir(join(installDir, "node_modules"));

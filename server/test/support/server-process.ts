@@ -4,6 +4,7 @@
  * from the ready line), and an official S2 SDK client pointed at it. Every process started here is
  * killed when the test process exits.
  */
+import { serverNodeFlags } from "../../src/node-flags.js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -68,7 +69,18 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   const createdDirs: string[] = [];
   const cacheDir = options.cacheDir ?? (await mkdtemp(join(tmpdir(), "tributary-test-cache-")));
   if (options.cacheDir === undefined) createdDirs.push(cacheDir);
-  const args = ["--import", "tsx", mainPath, "serve", "--port", "0", "--cache-dir", cacheDir];
+  // With the V8 flags `tributary serve` relaunches itself with (src/node-flags.ts).
+  const args = [
+    ...serverNodeFlags,
+    "--import",
+    "tsx",
+    mainPath,
+    "serve",
+    "--port",
+    "0",
+    "--cache-dir",
+    cacheDir,
+  ];
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     ...options.env,
