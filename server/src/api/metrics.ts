@@ -71,7 +71,21 @@ function renderMaintenance(
     "Time since the last committed checkpoint (-1 before the first).",
     stats.checkpointAgeMs === undefined ? -1 : stats.checkpointAgeMs / 1000,
   );
-  gauge("tributary_checkpoint_bytes", "Size of the last checkpoint.", stats.lastCheckpointBytes);
+  gauge(
+    "tributary_checkpoint_bytes",
+    "Bytes the last checkpoint uploaded (its new base or delta part, and itself).",
+    stats.lastCheckpointBytes,
+  );
+  counter(
+    "tributary_checkpoint_rebases_total",
+    "Checkpoints that wrote a full base part (the others wrote a delta of what changed).",
+    stats.checkpointRebases,
+  );
+  counter(
+    "tributary_checkpoint_uploaded_bytes_total",
+    "Bytes of checkpoint parts and checkpoints uploaded for committed checkpoints.",
+    stats.checkpointBytesUploaded,
+  );
   gauge(
     "tributary_wal_bytes_since_checkpoint",
     "WAL bytes written since the last checkpoint (what a restart replays at most).",

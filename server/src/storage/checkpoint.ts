@@ -1,18 +1,23 @@
 /**
- * Checkpoints (docs/design/bottomless.md "The checkpoint"): the durable part of the cache, dumped
- * at one cache commit point and uploaded, so that recovery is one checkpoint plus the WAL after
- * it, whatever the history.
+ * Checkpoints (docs/design/bottomless.md "The checkpoint", "Incremental checkpoints"): the durable
+ * part of the cache, dumped at one cache commit point and uploaded, so that recovery is one
+ * checkpoint plus the WAL after it, whatever the history. A checkpoint names its parts: a base
+ * (every row) and deltas (the rows changed since the previous checkpoint's snapshot, tombstones
+ * for rows gone), so that each upload costs what changed, not the whole index.
  *
- * Layout: magic "TRIBCKP1" · headerLen u32 · header JSON · rowCount u32 ·
- * (keyLen u32 · key · valueLen u32 · value) × rowCount · crc32c u32 of everything before it.
+ * Layout of a checkpoint ("TRIBCKP1") and of a part ("TRIBPRT1"): magic · headerLen u32 · header
+ * JSON · rowCount u32 · (keyLen u32 · key · valueLen u32 · value) × rowCount · crc32c u32 of
+ * everything before it; a part's tombstone is a value length of 0xFFFFFFFF and no value. A
+ * checkpoint with parts holds no rows itself; one without (written before parts existed) holds
+ * them all.
  *
- * Invariants: a checkpoint holds exactly the rows of `checkpointKeyTypes` as they were after the
- * cache commit of `header.walId` (the snapshot runs on the commit chain); loading writes the same
- * rows back, with the reference counts they imply, and the marker last, so a crash mid-load
- * leaves a cache without a marker, which recovery resets.
+ * Invariants: a checkpoint's rows (its parts merged in order) are exactly the rows of
+ * `checkpointKeyTypes` as they were after the cache commit of `header.walId` (the snapshot runs
+ * on the commit chain); loading writes the same rows back, with the reference counts they imply,
+ * and the marker last, so a crash mid-load leaves a cache without a marker, which recovery resets.
  *
  * Fault model: bytes from the bucket may be truncated or corrupt: every length is checked against
- * the buffer and the CRC covers everything; a bad checkpoint is a `CheckpointFormatError`.
+ * the buffer and the CRC covers everything; a bad checkpoint or part is a `CheckpointFormatError`.
  */
 import { assert } from "../core/assert.js";
 import { Slicer } from "../core/slices.js";
@@ -49,6 +54,11 @@ export const checkpointKeyTypes = [
   KeyType.Producer,
 ] as const;
 
+/** Whether a cache key is a row a checkpoint holds (its first byte is its type). */
+export function isCheckpointRowKey(key: Uint8Array): boolean {
+  return (checkpointKeyTypes as readonly number[]).includes(key[0] ?? -1);
+}
+
 export interface CheckpointHeader {
   /** The last WAL segment the checkpoint includes; recovery replays from `walId + 1`. */
   readonly walId: number;
@@ -59,7 +69,39 @@ export interface CheckpointHeader {
   /** Every chunk id below this was allocated before the snapshot (garbage if unreferenced). */
   readonly chunkIdBound: number;
   readonly createdAtMs: number;
+  /**
+   * The parts holding the rows, base first (bottomless.md "Incremental checkpoints"); the
+   * checkpoint's own rows are then empty. Absent in checkpoints written before parts existed,
+   * which hold their rows themselves.
+   */
+  readonly parts?: readonly CheckpointPartRef[];
+  /** Every part id below this was allocated before the snapshot (garbage if unlisted). */
+  readonly partIdBound?: number;
 }
+
+/** A part as a checkpoint names it. */
+export interface CheckpointPartRef {
+  readonly key: string;
+  readonly bytes: number;
+}
+
+/** A part's row: a value, or `null` for a key its snapshot no longer holds (a tombstone). */
+export type CheckpointPartRow = readonly [Uint8Array, Uint8Array | null];
+
+/**
+ * The rows of one snapshot, whole (a base: every row, no tombstones) or as changed since its
+ * parent's snapshot (a delta).
+ */
+export interface CheckpointPart {
+  readonly partId: number;
+  readonly kind: "base" | "delta";
+  readonly rows: readonly CheckpointPartRow[];
+}
+
+export const checkpointPartMagic = "TRIBPRT1";
+
+/** A part's value length that marks a tombstone (no value follows). */
+const tombstoneLength = 0xffff_ffff;
 
 export interface Checkpoint {
   readonly header: CheckpointHeader;
@@ -101,29 +143,155 @@ export async function snapshotRows(
 }
 
 /** Encodes in slices (`Slicer`): a checkpoint holds a row per index entry of the whole history. */
-export async function encodeCheckpoint(
+export function encodeCheckpoint(
   checkpoint: Checkpoint,
   slicer = new Slicer(),
 ): Promise<Uint8Array> {
-  const header = encoder.encode(JSON.stringify(checkpoint.header));
-  let total = checkpointMagic.length + 4 + header.length + 4 + 4;
-  for (const [key, value] of checkpoint.rows) total += 8 + key.length + value.length;
+  return encodeRowObject(checkpointMagic, checkpoint.header, checkpoint.rows, slicer);
+}
+
+export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
+  const { header: raw, rows } = decodeRowObject(checkpointMagic, "checkpoint", bytes);
+  const header = raw as CheckpointHeader;
+  if (
+    !Number.isSafeInteger(header.walId) ||
+    typeof header.writeId !== "string" ||
+    !Number.isSafeInteger(header.writerEpoch) ||
+    !Number.isSafeInteger(header.nextStreamId) ||
+    !Number.isSafeInteger(header.chunkIdBound) ||
+    (header.parts !== undefined &&
+      (!Array.isArray(header.parts) ||
+        header.parts.length === 0 ||
+        !header.parts.every(
+          (part) => typeof part?.key === "string" && Number.isSafeInteger(part.bytes),
+        ) ||
+        !Number.isSafeInteger(header.partIdBound) ||
+        rows.length > 0))
+  ) {
+    throw new CheckpointFormatError("malformed checkpoint header");
+  }
+  const values: [Uint8Array, Uint8Array][] = [];
+  for (const [key, value] of rows) {
+    if (value === null) throw new CheckpointFormatError("a tombstone in a checkpoint");
+    values.push([key, value]);
+  }
+  return { header, rows: values };
+}
+
+export function encodeCheckpointPart(
+  part: CheckpointPart,
+  slicer = new Slicer(),
+): Promise<Uint8Array> {
+  return encodeRowObject(
+    checkpointPartMagic,
+    { partId: part.partId, kind: part.kind },
+    part.rows,
+    slicer,
+  );
+}
+
+export function decodeCheckpointPart(bytes: Uint8Array): CheckpointPart {
+  const { header, rows } = decodeRowObject(checkpointPartMagic, "checkpoint part", bytes);
+  const { partId, kind } = header as { partId?: unknown; kind?: unknown };
+  if (!Number.isSafeInteger(partId) || (kind !== "base" && kind !== "delta")) {
+    throw new CheckpointFormatError("malformed checkpoint part header");
+  }
+  if (kind === "base" && rows.some(([, value]) => value === null)) {
+    throw new CheckpointFormatError("a tombstone in a base part");
+  }
+  return { partId: partId as number, kind, rows };
+}
+
+/**
+ * The rows a checkpoint's parts add up to: the base's, then each delta's in order (a value
+ * replaces, a tombstone deletes). `parts` are decoded in the checkpoint's order.
+ */
+export async function mergeCheckpointParts(
+  parts: readonly CheckpointPart[],
+  slicer = new Slicer(),
+): Promise<[Uint8Array, Uint8Array][]> {
+  if (parts[0]?.kind !== "base" || parts.slice(1).some((part) => part.kind !== "delta")) {
+    throw new CheckpointFormatError("a checkpoint's parts are a base, then deltas");
+  }
+  const merged = new Map<string, [Uint8Array, Uint8Array | null]>();
+  for (const part of parts) {
+    for (const [key, value] of part.rows) {
+      if (slicer.isDue()) await slicer.pause();
+      merged.set(keyString(key), [key, value]);
+    }
+  }
+  const rows: [Uint8Array, Uint8Array][] = [];
+  for (const [key, value] of merged.values()) if (value !== null) rows.push([key, value]);
+  return rows;
+}
+
+/**
+ * The checkpoint at `key` with its rows, gathered from its parts when it names parts: `get`
+ * reads an object (undefined when missing). A missing part is an assertion failure: GC never
+ * deletes a part of a checkpoint it keeps.
+ */
+export async function readCheckpoint(
+  key: string,
+  get: (key: string) => Promise<Uint8Array | undefined>,
+): Promise<Checkpoint> {
+  const bytes = await get(key);
+  assert(bytes !== undefined, `the checkpoint exists: ${key}`);
+  const checkpoint = decodeCheckpoint(bytes);
+  const { parts } = checkpoint.header;
+  if (parts === undefined) return checkpoint;
+  const decoded: CheckpointPart[] = [];
+  for (const part of parts) {
+    const partBytes = await get(part.key);
+    assert(partBytes !== undefined, `a part of checkpoint ${key} exists: ${part.key}`);
+    if (partBytes.length !== part.bytes) {
+      throw new CheckpointFormatError(`a checkpoint part's size differs. key=\`${part.key}\``);
+    }
+    decoded.push(decodeCheckpointPart(partBytes));
+  }
+  return { header: checkpoint.header, rows: await mergeCheckpointParts(decoded) };
+}
+
+/** A key as a map key (one char per byte). */
+export function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+/**
+ * The layout shared by checkpoints and parts: magic · headerLen u32 · header JSON · rowCount u32 ·
+ * (keyLen u32 · key · valueLen u32 · value) × rowCount · crc32c u32 of everything before it; a
+ * part's tombstone is a value length of 0xFFFFFFFF and no value.
+ */
+async function encodeRowObject(
+  magic: string,
+  header: unknown,
+  rows: readonly (readonly [Uint8Array, Uint8Array | null])[],
+  slicer: Slicer,
+): Promise<Uint8Array> {
+  const headerBytes = encoder.encode(JSON.stringify(header));
+  let total = magic.length + 4 + headerBytes.length + 4 + 4;
+  for (const [key, value] of rows) total += 8 + key.length + (value?.length ?? 0);
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
-  for (let i = 0; i < checkpointMagic.length; i++) out[i] = checkpointMagic.charCodeAt(i);
-  let at = checkpointMagic.length;
-  view.setUint32(at, header.length);
-  out.set(header, at + 4);
-  at += 4 + header.length;
-  view.setUint32(at, checkpoint.rows.length);
+  for (let i = 0; i < magic.length; i++) out[i] = magic.charCodeAt(i);
+  let at = magic.length;
+  view.setUint32(at, headerBytes.length);
+  out.set(headerBytes, at + 4);
+  at += 4 + headerBytes.length;
+  view.setUint32(at, rows.length);
   at += 4;
-  for (const [key, value] of checkpoint.rows) {
+  for (const [key, value] of rows) {
     view.setUint32(at, key.length);
     out.set(key, at + 4);
     at += 4 + key.length;
-    view.setUint32(at, value.length);
-    out.set(value, at + 4);
-    at += 4 + value.length;
+    if (value === null) {
+      view.setUint32(at, tombstoneLength);
+      at += 4;
+    } else {
+      assert(value.length < tombstoneLength, "a row's value fits its length field");
+      view.setUint32(at, value.length);
+      out.set(value, at + 4);
+      at += 4 + value.length;
+    }
     if (slicer.isDue()) await slicer.pause();
   }
   view.setUint32(at, crc32c(out.subarray(0, at)));
@@ -131,58 +299,59 @@ export async function encodeCheckpoint(
   return out;
 }
 
-export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
-  const minBytes = checkpointMagic.length + 12;
-  if (bytes.length < minBytes) throw new CheckpointFormatError("checkpoint truncated");
-  for (let i = 0; i < checkpointMagic.length; i++) {
-    if (bytes[i] !== checkpointMagic.charCodeAt(i)) {
-      throw new CheckpointFormatError("bad checkpoint magic");
-    }
+function decodeRowObject(
+  magic: string,
+  what: string,
+  bytes: Uint8Array,
+): { header: unknown; rows: [Uint8Array, Uint8Array | null][] } {
+  const minBytes = magic.length + 12;
+  if (bytes.length < minBytes) throw new CheckpointFormatError(`${what} truncated`);
+  for (let i = 0; i < magic.length; i++) {
+    if (bytes[i] !== magic.charCodeAt(i)) throw new CheckpointFormatError(`bad ${what} magic`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const crcAt = bytes.length - 4;
   if (view.getUint32(crcAt) !== crc32c(bytes.subarray(0, crcAt))) {
-    throw new CheckpointFormatError("checkpoint checksum mismatch");
+    throw new CheckpointFormatError(`${what} checksum mismatch`);
   }
   const take = (at: number, length: number): Uint8Array => {
-    if (at + length > crcAt) throw new CheckpointFormatError("checkpoint field past its end");
+    if (at + length > crcAt) throw new CheckpointFormatError(`${what} field past its end`);
     return bytes.subarray(at, at + length);
   };
   const u32At = (at: number): number => {
-    if (at + 4 > crcAt) throw new CheckpointFormatError("checkpoint field past its end");
+    if (at + 4 > crcAt) throw new CheckpointFormatError(`${what} field past its end`);
     return view.getUint32(at);
   };
-  let at = checkpointMagic.length;
+  let at = magic.length;
   const headerLength = u32At(at);
-  let header: CheckpointHeader;
+  let header: unknown;
   try {
-    header = JSON.parse(decoder.decode(take(at + 4, headerLength))) as CheckpointHeader;
+    header = JSON.parse(decoder.decode(take(at + 4, headerLength)));
   } catch (error) {
-    throw new CheckpointFormatError("checkpoint header is not JSON", { cause: error });
+    throw new CheckpointFormatError(`${what} header is not JSON`, { cause: error });
   }
-  if (
-    !Number.isSafeInteger(header.walId) ||
-    typeof header.writeId !== "string" ||
-    !Number.isSafeInteger(header.writerEpoch) ||
-    !Number.isSafeInteger(header.nextStreamId) ||
-    !Number.isSafeInteger(header.chunkIdBound)
-  ) {
-    throw new CheckpointFormatError("malformed checkpoint header");
+  if (typeof header !== "object" || header === null) {
+    throw new CheckpointFormatError(`malformed ${what} header`);
   }
   at += 4 + headerLength;
   const rowCount = u32At(at);
   at += 4;
-  const rows: [Uint8Array, Uint8Array][] = [];
+  const rows: [Uint8Array, Uint8Array | null][] = [];
   for (let i = 0; i < rowCount; i++) {
     const keyLength = u32At(at);
     const key = take(at + 4, keyLength);
     at += 4 + keyLength;
     const valueLength = u32At(at);
+    if (valueLength === tombstoneLength) {
+      rows.push([key, null]);
+      at += 4;
+      continue;
+    }
     const value = take(at + 4, valueLength);
     at += 4 + valueLength;
     rows.push([key, value]);
   }
-  if (at !== crcAt) throw new CheckpointFormatError("trailing bytes in checkpoint");
+  if (at !== crcAt) throw new CheckpointFormatError(`trailing bytes in ${what}`);
   return { header, rows };
 }
 

@@ -34,6 +34,7 @@ import {
 import type { CheckpointReferences } from "./checkpoint.js";
 import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import {
+  checkpointPartPrefix,
   checkpointPrefix,
   chunkKey,
   manifestPrefix,
@@ -92,6 +93,10 @@ export interface CommittedCheckpoint {
   readonly manifestVersion: number;
   readonly walId: number;
   readonly chunkIdBound: number;
+  /** Every part id below this was allocated before it (absent: a checkpoint without parts). */
+  readonly partIdBound?: number | undefined;
+  /** The keys of the parts it names. */
+  readonly partKeys?: ReadonlySet<string> | undefined;
   /**
    * When it was committed, on the monotonic clock: the grace is a duration, which a wall clock
    * set back would stretch (no GC for as long) and set forward would cut short.
@@ -220,6 +225,10 @@ export class GarbageCollector {
       if (version > target.manifestVersion) kept.add(key);
     }
     for (const object of checkpoints) {
+      if (object.key.startsWith(checkpointPartPrefix)) {
+        if (isPartGarbageOf(target, object.key)) garbage.push({ ...object, kind: "checkpoints" });
+        continue;
+      }
       const walPart = object.key.slice(0, checkpointPrefix.length + 20);
       // Older checkpoints, and uncommitted attempts at the target's WAL id.
       if (walPart <= targetWalPart && !kept.has(object.key)) {
@@ -405,6 +414,19 @@ function isGarbageOf(target: CommittedCheckpoint, kind: "wal" | "chunks", id: nu
   return kind === "wal"
     ? id <= target.walId && !references.walIds.has(id) && !references.fenceWalIds.has(id)
     : id < target.chunkIdBound && !references.chunkIds.has(id);
+}
+
+/**
+ * Whether a checkpoint part is garbage relative to `target` (bottomless.md "Incremental
+ * checkpoints"): allocated before it and not one of its parts. Every checkpoint committed after
+ * the target descends from it in this process, so names only its parts and newer ones. Against
+ * a target without parts (written before parts existed) no part is garbage.
+ */
+function isPartGarbageOf(target: CommittedCheckpoint, key: string): boolean {
+  const id = parseObjectId(checkpointPartPrefix, key);
+  const { partIdBound, partKeys } = target;
+  if (id === undefined || partIdBound === undefined || partKeys === undefined) return false;
+  return id < partIdBound && !partKeys.has(key);
 }
 
 /**

@@ -11,7 +11,11 @@
  *   after the chain moves on) are exactly the cache after the commit of the marker's segment `m`;
  *   the checkpoint's `walId` is `m`.
  * - A checkpoint is committed only if something changed since the previous one (`m` moved, or
- *   compaction switched rows), and only after its object is uploaded.
+ *   compaction switched rows), and only after its part and then its object are uploaded.
+ * - A checkpoint's new part is a delta of the keys changed since its parent (the last one this
+ *   process committed), taken with the snapshot; a process's first checkpoint, and one whose
+ *   deltas would pass half the base or `checkpointPartsMax` parts, writes a base instead. Keys
+ *   taken for a checkpoint that is not committed go back into the record.
  * - An assertion failure in a job is rethrown from the timer (the process stops: corrupt state
  *   is not served); every other failure is counted and the next trigger starts over.
  *
@@ -20,20 +24,43 @@
  */
 import { assert } from "../core/assert.js";
 import { failpoint } from "../core/failpoints.js";
-import { readMarker } from "./cache/cache-marker.js";
-import { encodeCheckpoint, referencesOf, snapshotRows } from "./checkpoint.js";
+import { type CacheMarker, readMarker } from "./cache/cache-marker.js";
+import {
+  type CheckpointPartRef,
+  type CheckpointPartRow,
+  encodeCheckpoint,
+  encodeCheckpointPart,
+  keyString,
+  referencesOf,
+  snapshotRows,
+} from "./checkpoint.js";
+import type { KvSnapshot } from "./kv/kv-store.js";
+import type { ChangedKeys, TakenChanges } from "./kv/switchable.js";
 import { Slicer } from "../core/slices.js";
 import type { BucketUsage } from "./bucket-usage.js";
 import { type CompactionHost, Compactor, compactionLagMaxMs } from "./compaction.js";
 import { GarbageCollector, gcListingIntervalMs } from "./gc.js";
 import { commitCheckpointManifest, type Manifest, readNewerWriter } from "./manifest/manifest.js";
-import { checkpointKey } from "./object-keys.js";
+import { checkpointKey, checkpointPartKey, chunkIdOf } from "./object-keys.js";
 
 /** Defaults of the job's triggers (ours: bounds recovery's WAL replay to a few seconds). */
 export const checkpointWalBytesDefault = 64 << 20;
 export const checkpointIntervalMsDefault = 60_000;
 /** How often the triggers are checked. */
 const maintenanceTickMs = 1_000;
+
+/**
+ * A checkpoint's deltas may add up to this share of its base's bytes; past it the job writes a
+ * fresh base (bottomless.md "Incremental checkpoints"): uploads stay within about three times
+ * what changed, and recovery downloads at most 1.5 times the index.
+ */
+export const checkpointDeltaShareMax = 0.5;
+
+/**
+ * Parts a checkpoint names at most (a base and its deltas): recovery GETs each, so a quiet
+ * server's small deltas still end in a rebase (one index per this many checkpoints).
+ */
+export const checkpointPartsMax = 64;
 
 export interface MaintenanceOptions {
   readonly checkpointWalBytes?: number | undefined;
@@ -54,6 +81,8 @@ export interface MaintenanceHost extends CompactionHost {
   onFencedByManifest(newerEpochHint: string): void;
   /** What the bucket holds; `store` is tracked by it. */
   readonly bucketUsage: BucketUsage;
+  /** The checkpoint rows' keys written since the last take (recorded by the cache's store). */
+  readonly changes: ChangedKeys;
 }
 
 export interface MaintenanceStats {
@@ -61,7 +90,12 @@ export interface MaintenanceStats {
   jobErrors: number;
   checkpointsCommitted: number;
   lastCheckpointAtMs: number | undefined;
+  /** Bytes the last committed checkpoint uploaded (its new part and itself). */
   lastCheckpointBytes: number;
+  /** Committed checkpoints that wrote a base part (the rest wrote a delta). */
+  checkpointRebases: number;
+  /** Bytes of parts and checkpoints uploaded for committed checkpoints. */
+  checkpointBytesUploaded: number;
   lastJobError: string | undefined;
 }
 
@@ -72,6 +106,8 @@ export class Maintenance {
     checkpointsCommitted: 0,
     lastCheckpointAtMs: undefined,
     lastCheckpointBytes: 0,
+    checkpointRebases: 0,
+    checkpointBytesUploaded: 0,
     lastJobError: undefined,
   };
   readonly compactor: Compactor;
@@ -82,6 +118,19 @@ export class Maintenance {
   /** WAL bytes applied when the last checkpoint's snapshot was taken. */
   private walBytesAtCheckpoint = 0;
   private lastCheckpointWalId: number | undefined;
+  /**
+   * The parts of the last checkpoint this process committed (a new delta's parent); none before
+   * the first, which is always a base: the changed keys cover this process's writes only.
+   */
+  private parentParts:
+    | {
+        readonly refs: readonly CheckpointPartRef[];
+        readonly baseBytes: number;
+        readonly deltaBytes: number;
+      }
+    | undefined;
+  /** The counter of this writer's part ids (`chunkIdOf(writerEpoch, n)`'s rule). */
+  private nextPartCounter = 0;
   /** When the last checkpoint was committed (monotonic ms; the start of this writer before any). */
   private lastCheckpointAtMonotonicMs: number;
   /** When the last job started (monotonic ms; the start of this writer before any). */
@@ -210,17 +259,45 @@ export class Maintenance {
     if (!this.host.isReady()) return;
     const { host } = this;
     // The view is taken on the commit chain (between two segment commits) and read after it:
-    // iterating every row there would hold back every acknowledgement meanwhile.
+    // iterating every row there would hold back every acknowledgement meanwhile. The keys
+    // changed since the last checkpoint are taken in the same synchronous step as the view.
     const taken = await host.onCommitChain(async () => {
       const marker = await readMarker(host.kv);
       assert(marker !== undefined, "a running storage has a cache marker");
       return {
         marker,
         view: host.kv.snapshot(),
+        changes: host.changes.take(),
         walBytes: host.walBytesCommitted(),
         chunkIdBound: this.compactor.chunkIdBound,
       };
     });
+    let isCommitted = false;
+    try {
+      isCommitted = await this.checkpoint(taken, compactedBytes);
+    } finally {
+      // Not committed: the next checkpoint's parent is this one's, so its delta needs these too.
+      if (!isCommitted) host.changes.restore(taken.changes);
+    }
+    if (isCommitted) await this.collect();
+  }
+
+  /**
+   * Dumps the snapshot, uploads its rows as a base or a delta part (bottomless.md "Incremental
+   * checkpoints"), then the checkpoint naming its parts, and commits it with a manifest. Returns
+   * whether it committed one (not when nothing changed, or the writer is fenced or not ready).
+   */
+  private async checkpoint(
+    taken: {
+      readonly marker: CacheMarker;
+      readonly view: KvSnapshot;
+      readonly changes: TakenChanges;
+      readonly walBytes: number;
+      readonly chunkIdBound: number;
+    },
+    compactedBytes: number,
+  ): Promise<boolean> {
+    const { host } = this;
     // The dump, encoding and reference scan cover a row per index entry: in slices (`Slicer`).
     const slicer = new Slicer();
     let rows: [Uint8Array, Uint8Array][];
@@ -229,17 +306,35 @@ export class Maintenance {
     } finally {
       await taken.view.close();
     }
-    const snapshot = { ...taken, rows };
-    const { marker } = snapshot;
+    const { marker } = taken;
     // Nothing new to record: no WAL since the last checkpoint and no index change.
     if (
       this.lastCheckpointWalId !== undefined &&
       marker.walId <= this.lastCheckpointWalId &&
       compactedBytes === 0
     ) {
-      return;
+      return false;
     }
+    const parent = this.parentParts;
+    const delta =
+      parent === undefined || !taken.changes.isComplete
+        ? undefined
+        : await deltaRows(rows, taken.changes.keys, slicer);
+    const isRebase =
+      delta === undefined ||
+      parent === undefined ||
+      parent.refs.length >= checkpointPartsMax ||
+      parent.deltaBytes + estimatedPartBytes(delta) > parent.baseBytes * checkpointDeltaShareMax;
+    const partId = chunkIdOf(host.writerEpoch, this.nextPartCounter);
+    this.nextPartCounter += 1;
+    const partBytes = await encodeCheckpointPart(
+      isRebase ? { partId, kind: "base", rows } : { partId, kind: "delta", rows: delta ?? [] },
+      slicer,
+    );
+    const partRef = { key: checkpointPartKey(partId), bytes: partBytes.length };
+    const refs = isRebase ? [partRef] : [...parent!.refs, partRef];
     const nowMs = host.clock.nowMs();
+    const partIdBound = chunkIdOf(host.writerEpoch, this.nextPartCounter);
     const bytes = await encodeCheckpoint(
       {
         header: {
@@ -247,10 +342,12 @@ export class Maintenance {
           writeId: marker.writeId,
           writerEpoch: host.writerEpoch,
           nextStreamId: marker.nextStreamId,
-          chunkIdBound: snapshot.chunkIdBound,
+          chunkIdBound: taken.chunkIdBound,
           createdAtMs: nowMs,
+          parts: refs,
+          partIdBound,
         },
-        rows: snapshot.rows,
+        rows: [],
       },
       slicer,
     );
@@ -259,14 +356,19 @@ export class Maintenance {
     const newer = await readNewerWriter(host.store, host.manifest());
     if (newer !== undefined) {
       host.onFencedByManifest(`a newer writer started. epoch=\`${newer.writerEpoch}\``);
-      return;
+      return false;
     }
     failpoint("checkpoint.before-upload");
+    // The part before the checkpoint that names it, as chunks before the rows that point at them.
+    if ((await host.store.putIfAbsent(partRef.key, partBytes)) === "exists") {
+      throw new Error(`checkpoint part key taken. key=\`${partRef.key}\``);
+    }
+    failpoint("checkpoint.after-part-upload");
     if ((await host.store.putIfAbsent(key, bytes)) === "exists") {
       throw new Error(`checkpoint key taken. key=\`${key}\``);
     }
     failpoint("checkpoint.after-upload");
-    if (!host.isReady()) return;
+    if (!host.isReady()) return false;
     const committed = await commitCheckpointManifest(
       host.store,
       host.manifest(),
@@ -275,24 +377,62 @@ export class Maintenance {
     );
     if (committed === "fenced") {
       host.onFencedByManifest("a newer writer committed a manifest");
-      return;
+      return false;
     }
     failpoint("checkpoint.after-commit");
     host.onCommitted(committed);
-    this.walBytesAtCheckpoint = snapshot.walBytes;
+    this.parentParts = {
+      refs,
+      baseBytes: refs[0]!.bytes,
+      deltaBytes: refs.slice(1).reduce((sum, ref) => sum + ref.bytes, 0),
+    };
+    this.walBytesAtCheckpoint = taken.walBytes;
     this.lastCheckpointWalId = marker.walId;
     this.stats.checkpointsCommitted += 1;
+    if (isRebase) this.stats.checkpointRebases += 1;
     this.stats.lastCheckpointAtMs = nowMs;
     this.lastCheckpointAtMonotonicMs = host.clock.monotonicMs();
-    this.stats.lastCheckpointBytes = bytes.length;
+    this.stats.lastCheckpointBytes = partBytes.length + bytes.length;
+    this.stats.checkpointBytesUploaded += partBytes.length + bytes.length;
     this.gc.addCommitted({
       key,
       manifestVersion: committed.version,
       walId: marker.walId,
-      chunkIdBound: snapshot.chunkIdBound,
+      chunkIdBound: taken.chunkIdBound,
+      partIdBound,
+      partKeys: new Set(refs.map((ref) => ref.key)),
       committedAtMs: host.clock.monotonicMs(),
-      references: await referencesOf(snapshot.rows, slicer),
+      references: await referencesOf(rows, slicer),
     });
-    await this.collect();
+    return true;
   }
+}
+
+/**
+ * The delta between the parent's snapshot and this one: each changed key's row in `rows` (the
+ * snapshot's dump), or a tombstone where the snapshot has none. One pass over the dump.
+ */
+async function deltaRows(
+  rows: readonly [Uint8Array, Uint8Array][],
+  changed: ReadonlyMap<string, Uint8Array>,
+  slicer: Slicer,
+): Promise<CheckpointPartRow[]> {
+  const delta: CheckpointPartRow[] = [];
+  const found = new Set<string>();
+  for (const [key, value] of rows) {
+    if (slicer.isDue()) await slicer.pause();
+    const name = keyString(key);
+    if (!changed.has(name)) continue;
+    delta.push([key, value]);
+    found.add(name);
+  }
+  for (const [name, key] of changed) if (!found.has(name)) delta.push([key, null]);
+  return delta;
+}
+
+/** A part's encoded size, near enough to choose between a delta and a rebase. */
+function estimatedPartBytes(rows: readonly CheckpointPartRow[]): number {
+  let bytes = 0;
+  for (const [key, value] of rows) bytes += 8 + key.length + (value?.length ?? 0);
+  return bytes;
 }

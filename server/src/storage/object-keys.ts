@@ -51,6 +51,16 @@ export function chunkIdOf(writerEpoch: number, n: number): number {
 
 export const chunkIdsPerEpoch = 0x1_0000_0000;
 
+/**
+ * A part of checkpoints (bottomless.md "Incremental checkpoints"): the rows of a base or a delta.
+ * Part ids are `epoch × 2³² + n` like chunk ids (`chunkIdOf`'s rule): never reused, by anyone.
+ */
+export const checkpointPartPrefix = `${checkpointPrefix}parts/`;
+
+export function checkpointPartKey(partId: number): string {
+  return checkpointPartPrefix + formatObjectId(partId);
+}
+
 /** A checkpoint taken at WAL id `walId`; the suffix makes every attempt's key unique. */
 export function checkpointKey(walId: number, suffixHex: string): string {
   assert(/^[0-9a-f]{16}$/.test(suffixHex), "checkpoint key suffix is 16 hex digits");

@@ -29,7 +29,7 @@ import {
 import type { Random } from "../core/random.js";
 import { applyDurableSegment } from "./apply.js";
 import { cacheLayout, cacheMarkerOp, hexOf, readMarker } from "./cache/cache-marker.js";
-import { decodeCheckpoint, loadCheckpoint } from "./checkpoint.js";
+import { loadCheckpoint, readCheckpoint } from "./checkpoint.js";
 import { DurableState, type ProducerState, type StreamTail } from "./durable-state.js";
 import { SegmentCache } from "./cache/segment-cache.js";
 import type { SegmentFiles } from "./cache/segment-files.js";
@@ -170,9 +170,9 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
   /** An empty cache starts from the newest checkpoint, if there is one. */
   const loadNewestCheckpoint = async (): Promise<void> => {
     if (newestCheckpoint === undefined) return;
-    const bytes = await retrying(clock, "read checkpoint", () => store.get(newestCheckpoint.key));
-    assert(bytes !== undefined, `the newest checkpoint exists: ${newestCheckpoint.key}`);
-    const checkpoint = decodeCheckpoint(bytes);
+    const checkpoint = await readCheckpoint(newestCheckpoint.key, (key) =>
+      retrying(clock, `read ${key}`, () => store.get(key)),
+    );
     assert(
       checkpoint.header.walId === newestCheckpoint.walId &&
         checkpoint.header.writeId === newestCheckpoint.writeId,

@@ -55,6 +55,7 @@ import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
 import { gcGraceMsDefault } from "./gc.js";
 import type { ObjectStore } from "./object-store/object-store.js";
 import { applyDurableSegment } from "./apply.js";
+import { isCheckpointRowKey } from "./checkpoint.js";
 import { Maintenance } from "./maintenance.js";
 import { recover } from "./recovery.js";
 import type { SegmentEntry } from "./segment/format.js";
@@ -179,6 +180,9 @@ export interface MaintenanceStatsView {
   readonly checkpointsCommitted: number;
   readonly checkpointAgeMs: number | undefined;
   readonly lastCheckpointBytes: number;
+  /** Committed checkpoints that wrote a base part; the others wrote a delta. */
+  readonly checkpointRebases: number;
+  readonly checkpointBytesUploaded: number;
   readonly walBytesSinceCheckpoint: number;
   readonly chunksWritten: number;
   readonly chunkBytesWritten: number;
@@ -380,6 +384,7 @@ export class Storage {
         isReady: () => this.healthState === "ready",
         onFencedByManifest: (why) => this.flusher.fence(why),
         bucketUsage: this.bucketUsage!,
+        changes: this.kv.recordChanges(isCheckpointRowKey),
       },
       {
         checkpointWalBytes: this.options.checkpointWalBytes,
@@ -470,6 +475,8 @@ export class Storage {
           ? undefined
           : this.options.clock.nowMs() - lastCheckpointAtMs,
       lastCheckpointBytes: job.stats.lastCheckpointBytes,
+      checkpointRebases: job.stats.checkpointRebases,
+      checkpointBytesUploaded: job.stats.checkpointBytesUploaded,
       walBytesSinceCheckpoint: job.walBytesSinceCheckpoint,
       chunksWritten: job.compactor.stats.chunksWritten,
       chunkBytesWritten: job.compactor.stats.chunkBytesWritten,

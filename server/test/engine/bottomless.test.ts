@@ -13,10 +13,15 @@ import { commandHeader, encodeTrimBody, meteredBytesOfBatch } from "../../src/co
 import type { Service } from "../../src/service/service.js";
 import { type Clock, systemClock } from "../../src/core/clock.js";
 import type { SegmentFiles } from "../../src/storage/cache/segment-files.js";
-import { decodeCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
+import { readCheckpoint, referencesOf, snapshotRows } from "../../src/storage/checkpoint.js";
 import { gcListingIntervalMs } from "../../src/storage/gc.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
-import { chunkIdOf, chunkKey, parseObjectId } from "../../src/storage/object-keys.js";
+import {
+  checkpointPartPrefix,
+  chunkIdOf,
+  chunkKey,
+  parseObjectId,
+} from "../../src/storage/object-keys.js";
 import { createLocalFsObjectStore } from "../../src/storage/object-store/local-fs.js";
 import { createMemoryObjectStore } from "../../src/storage/object-store/memory.js";
 import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
@@ -511,7 +516,7 @@ describe("bottomless storage: fencing", () => {
 async function garbageLeft(store: ObjectStore): Promise<string[]> {
   const manifest = await readNewestManifest(store);
   assert.ok(manifest?.checkpoint !== undefined, "a committed checkpoint");
-  const checkpoint = decodeCheckpoint((await store.get(manifest.checkpoint.key))!);
+  const checkpoint = await readCheckpoint(manifest.checkpoint.key, (key) => store.get(key));
   const references = await referencesOf(checkpoint.rows);
   const left: string[] = [];
   for (const { key } of await listAll(store, "wal/")) {
@@ -525,6 +530,170 @@ async function garbageLeft(store: ObjectStore): Promise<string[]> {
   }
   return left;
 }
+
+/** The newest committed checkpoint's rows (from its parts), as `key=value` hex, sorted. */
+async function newestCheckpointRows(store: ObjectStore): Promise<string[]> {
+  const manifest = await readNewestManifest(store);
+  assert.ok(manifest?.checkpoint !== undefined, "a committed checkpoint");
+  const checkpoint = await readCheckpoint(manifest.checkpoint.key, (key) => store.get(key));
+  return rowStrings(checkpoint.rows);
+}
+
+function rowStrings(rows: readonly (readonly [Uint8Array, Uint8Array])[]): string[] {
+  const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+  return rows.map(([key, value]) => `${hex(key)}=${hex(value)}`).sort();
+}
+
+/** The checkpoint rows the cache holds now (what the newest checkpoint must hold when idle). */
+async function cacheRows(node: Node): Promise<string[]> {
+  const view = node.kv.snapshot();
+  try {
+    return rowStrings(await snapshotRows(view));
+  } finally {
+    await view.close();
+  }
+}
+
+describe("bottomless storage: incremental checkpoints", () => {
+  it("a process's first checkpoint is a base, the next deltas of what changed; the newest reads back as the cache held it, and old parts go", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const open = (cache: string) =>
+        openCachedNode({
+          store,
+          dir: path.join(dir, cache),
+          bottomless: { gcGraceMs: 0, checkpointIntervalMs: 3_600_000 },
+          // No metrics flush between a job and the comparison with the cache.
+          service: { flushIntervalMs: 1, metricsFlushIntervalMs: 3_600_000 },
+        });
+      let node = await open("cache-1");
+      const streams = Array.from({ length: 40 }, (_, i) => `s-${String(i).padStart(2, "0")}`);
+      let written: Map<string, string[]>;
+      try {
+        await ensureTestBasin(node.service);
+        written = await appendHistory(node.service, streams, { batches: 4, perBatch: 5 });
+        await node.service.storage.runMaintenanceNow();
+        const stats = () => node.service.storage.stats.maintenance!;
+        assert.equal(stats().checkpointsCommitted, 1);
+        assert.equal(stats().checkpointRebases, 1, "the first checkpoint is a base");
+        const baseBytes = stats().lastCheckpointBytes;
+        assert.deepEqual(await newestCheckpointRows(store), await cacheRows(node));
+
+        // A few streams change: appends to two, a trim of one, a deletion of one.
+        const more = await appendHistory(node.service, ["s-01", "s-02"], {
+          batches: 1,
+          perBatch: 3,
+          from: 20,
+        });
+        for (const [stream, texts] of more) written.get(stream)!.push(...texts);
+        await trim(node.service, "s-03", 10);
+        await node.service.streams.delete(testBasin, "s-04");
+        for (let i = 0; i < 200 && node.service.storage.state.streams.size > 39; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal(node.service.storage.state.streams.size, 39, "the deleted stream is removed");
+        await node.service.storage.runMaintenanceNow();
+        assert.equal(stats().checkpointsCommitted, 2);
+        assert.equal(stats().checkpointRebases, 1, "the second checkpoint is a delta");
+        assert.ok(
+          stats().lastCheckpointBytes * 4 < baseBytes,
+          `a delta of 4 streams' rows (${stats().lastCheckpointBytes} B) against a base of 40 (${baseBytes} B)`,
+        );
+        const manifest = await readNewestManifest(store);
+        const newest = await readCheckpoint(manifest!.checkpoint!.key, (key) => store.get(key));
+        assert.equal(newest.header.parts?.length, 2, "a base and a delta");
+        assert.deepEqual(await newestCheckpointRows(store), await cacheRows(node));
+      } finally {
+        await node.close();
+      }
+
+      // An empty cache starts from the base and the delta.
+      node = await open("cache-2");
+      try {
+        assert.equal(node.service.storage.stats.loadedCheckpoint, true);
+        for (const stream of ["s-00", "s-01", "s-02", "s-39"]) {
+          assert.deepEqual(textsOf(await readAll(node.service, stream)), written.get(stream));
+        }
+        const trimmed = await readAll(node.service, "s-03");
+        assert.equal(trimmed[0]?.seqNum, 10);
+        assert.equal(node.service.storage.state.streams.has(`${testBasin}\u0000s-04`), false);
+        // This process's first checkpoint is a base again; GC then removes the previous parts.
+        await appendHistory(node.service, ["s-00"], { batches: 1, perBatch: 2, from: 20 });
+        await node.service.storage.runMaintenanceNow();
+        assert.equal(
+          node.service.storage.stats.maintenance!.checkpointRebases,
+          1,
+          "a new process starts with a base",
+        );
+        await node.service.storage.runMaintenanceNow();
+        const parts = (await listAll(store, checkpointPartPrefix)).map((object) => object.key);
+        const manifest = await readNewestManifest(store);
+        const newest = await readCheckpoint(manifest!.checkpoint!.key, (key) => store.get(key));
+        assert.deepEqual(
+          parts,
+          (newest.header.parts ?? []).map((part) => part.key),
+          "only the newest checkpoint's parts are left",
+        );
+        assert.deepEqual(await newestCheckpointRows(store), await cacheRows(node));
+      } finally {
+        await node.close();
+      }
+    });
+  });
+
+  it("rebases once the deltas pass half the base", async () => {
+    await withTempDir(async (dir) => {
+      const store = createMemoryObjectStore();
+      const node = await openCachedNode({
+        store,
+        dir: path.join(dir, "cache"),
+        bottomless: { gcGraceMs: 0, checkpointIntervalMs: 3_600_000 },
+        service: { flushIntervalMs: 1, metricsFlushIntervalMs: 3_600_000 },
+      });
+      try {
+        await ensureTestBasin(node.service);
+        const streams = Array.from({ length: 8 }, (_, i) => `r-${i}`);
+        await appendHistory(node.service, streams, { batches: 2, perBatch: 4 });
+        await node.service.storage.runMaintenanceNow();
+        const stats = () => node.service.storage.stats.maintenance!;
+        // Each round changes half of the streams: a delta of about a third of the base, so the
+        // second delta in a row passes half the base and the job writes a base again.
+        for (let round = 0; round < 4; round++) {
+          const changed = streams.slice((round % 2) * 4, (round % 2) * 4 + 4);
+          await appendHistory(node.service, changed, {
+            batches: 1,
+            perBatch: 4,
+            from: 8 + round * 4,
+          });
+          await node.service.storage.runMaintenanceNow();
+          assert.deepEqual(
+            await newestCheckpointRows(store),
+            await cacheRows(node),
+            `round ${round}`,
+          );
+          const manifest = await readNewestManifest(store);
+          const { parts } = (
+            await readCheckpoint(manifest!.checkpoint!.key, (key) => store.get(key))
+          ).header;
+          const [base, ...deltas] = parts!;
+          const deltaBytes = deltas.reduce((sum, part) => sum + part.bytes, 0);
+          // The rule weighs a new delta by its rows' bytes, a part's header aside (< 100 B).
+          assert.ok(
+            deltaBytes <= base!.bytes * 0.5 + 100 * deltas.length,
+            `round ${round}: deltas ${deltaBytes} B on a base of ${base!.bytes} B`,
+          );
+        }
+        assert.equal(stats().checkpointsCommitted, 5);
+        assert.ok(
+          stats().checkpointRebases >= 2 && stats().checkpointRebases < 5,
+          `bases written: ${stats().checkpointRebases} of 5`,
+        );
+      } finally {
+        await node.close();
+      }
+    });
+  });
+});
 
 describe("bottomless storage: GC by difference", () => {
   it("lists the WAL and chunks at its first pass only, leaves no garbage, and keeps the bucket gauges exact", async () => {

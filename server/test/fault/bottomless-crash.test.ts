@@ -200,6 +200,8 @@ const crashCases: readonly CrashCase[] = [
   { point: "compaction.after-chunk-upload", at: 9 },
   { point: "compaction.before-index-switch", at: 11 },
   { point: "checkpoint.before-upload", at: 3 },
+  // Its part is uploaded, the checkpoint naming it is not (bottomless.md "Incremental checkpoints").
+  { point: "checkpoint.after-part-upload", at: 3 },
   { point: "checkpoint.after-upload", at: 3 },
   { point: "checkpoint.after-commit", at: 3 },
   // GC deletes in batches, one per key kind: the second batch is inside the first pass.

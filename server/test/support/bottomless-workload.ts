@@ -12,7 +12,7 @@ import { systemClock } from "../../src/core/clock.js";
 import { systemRandom } from "../../src/core/random.js";
 import { Service, type ServiceOptions } from "../../src/service/service.js";
 import type { openCache } from "../../src/storage/open-stores.js";
-import { decodeCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
+import { readCheckpoint, referencesOf } from "../../src/storage/checkpoint.js";
 import { readNewestManifest } from "../../src/storage/manifest/manifest.js";
 import { chunkKey, walKey } from "../../src/storage/object-keys.js";
 import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
@@ -202,15 +202,14 @@ export async function checkServes(service: Service, ledger: Ledger): Promise<str
 export async function checkCheckpointReferences(store: ObjectStore): Promise<number> {
   const manifest = await readNewestManifest(store);
   if (manifest?.checkpoint === undefined) return 0;
-  const bytes = await store.get(manifest.checkpoint.key);
-  assert.ok(bytes !== undefined, `the newest checkpoint exists: ${manifest.checkpoint.key}`);
-  const checkpoint = decodeCheckpoint(bytes);
+  const checkpoint = await readCheckpoint(manifest.checkpoint.key, (key) => store.get(key));
   assert.equal(checkpoint.header.walId, manifest.checkpoint.walId);
   const references = await referencesOf(checkpoint.rows);
   const keys = new Set((await listAll(store, "")).map((object) => object.key));
   const wanted = [
     ...[...references.walIds, ...references.fenceWalIds].map(walKey),
     ...[...references.chunkIds].map(chunkKey),
+    ...(checkpoint.header.parts ?? []).map((part) => part.key),
   ];
   const missing = wanted.filter((key) => !keys.has(key));
   assert.deepEqual(missing, [], `objects the checkpoint ${manifest.checkpoint.key} references`);

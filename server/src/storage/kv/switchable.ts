@@ -11,8 +11,67 @@
  */
 import type { KvOp, KvRange, KvSnapshot, KvStore } from "./kv-store.js";
 
+/** The keys written since the last `take` (bottomless.md "Incremental checkpoints"). */
+export interface TakenChanges {
+  /** Keys by their one-char-per-byte string. */
+  readonly keys: ReadonlyMap<string, Uint8Array>;
+  /** False when something changed rows without naming them (a clear, a switch of target). */
+  readonly isComplete: boolean;
+}
+
+/**
+ * Records the keys that writes touch, those `isTracked` accepts: each batch when it is issued
+ * and again once it has applied, so that the set taken at a snapshot (synchronously, between two
+ * writes) names every key whose value differs from the previous snapshot's, also for a batch in
+ * flight across that snapshot.
+ */
+export class ChangedKeys {
+  private keys = new Map<string, Uint8Array>();
+  private isComplete = true;
+
+  constructor(private readonly isTracked: (key: Uint8Array) => boolean) {}
+
+  note(ops: readonly KvOp[]): void {
+    for (const op of ops) {
+      if (!this.isTracked(op.key)) continue;
+      this.keys.set(keyString(op.key), op.key);
+    }
+  }
+
+  /** Rows changed without their keys: the next take is incomplete. */
+  invalidate(): void {
+    this.isComplete = false;
+  }
+
+  /** The keys recorded since the last take; recording starts afresh (complete). */
+  take(): TakenChanges {
+    const taken = { keys: this.keys, isComplete: this.isComplete };
+    this.keys = new Map();
+    this.isComplete = true;
+    return taken;
+  }
+
+  /** Puts back what a take returned, for a checkpoint that was not committed. */
+  restore(taken: TakenChanges): void {
+    for (const [name, key] of taken.keys) this.keys.set(name, key);
+    if (!taken.isComplete) this.isComplete = false;
+  }
+}
+
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
 export class SwitchableKvStore implements KvStore {
+  private changes: ChangedKeys | undefined;
+
   constructor(private current: KvStore) {}
+
+  /** Starts recording the keys that later writes touch, those `isTracked` accepts. */
+  recordChanges(isTracked: (key: Uint8Array) => boolean): ChangedKeys {
+    this.changes = new ChangedKeys(isTracked);
+    return this.changes;
+  }
 
   /** The store operations go to now. */
   get target(): KvStore {
@@ -22,6 +81,8 @@ export class SwitchableKvStore implements KvStore {
   /** Sends every later operation to `next`. */
   switchTo(next: KvStore): void {
     this.current = next;
+    // The new target was filled outside this store's writes.
+    this.changes?.invalidate();
   }
 
   get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -33,7 +94,10 @@ export class SwitchableKvStore implements KvStore {
   }
 
   write(ops: readonly KvOp[], options?: { readonly sync?: boolean }): Promise<void> {
-    return this.current.write(ops, options);
+    const changes = this.changes;
+    if (changes === undefined) return this.current.write(ops, options);
+    changes.note(ops);
+    return this.current.write(ops, options).then(() => changes.note(ops));
   }
 
   entries(range: KvRange): AsyncIterable<readonly [Uint8Array, Uint8Array]> {
@@ -45,7 +109,8 @@ export class SwitchableKvStore implements KvStore {
   }
 
   clear(range: KvRange): Promise<void> {
-    return this.current.clear(range);
+    this.changes?.invalidate();
+    return this.current.clear(range).then(() => this.changes?.invalidate());
   }
 
   close(): Promise<void> {
