@@ -8,7 +8,7 @@ import { type Clock, systemClock } from "../core/clock.js";
 import { BucketUsage } from "./bucket-usage.js";
 import { type CommittedCheckpoint, GarbageCollector } from "./gc.js";
 import type { Manifest } from "./manifest/manifest.js";
-import { walKey } from "./object-keys.js";
+import { manifestKey, walKey } from "./object-keys.js";
 import { createMemoryObjectStore } from "./object-store/memory.js";
 import type { ObjectStore } from "./object-store/object-store.js";
 
@@ -127,6 +127,27 @@ describe("GarbageCollector", () => {
     setNow(2 * graceMs);
     assert.equal(await gc.collect(), true);
     assert.equal(gc.stats.listingPasses, 1, "the wall clock's jump is not a listing interval");
+  });
+
+  it("keeps the checkpoint that the bucket's newest manifest names, committed with a lost answer", async () => {
+    // A job's manifest PUT applied but its request failed: the job counts as failed, GC never
+    // heard of its checkpoint, which shares the target's WAL id; the manifest names it.
+    const { gc, store, setNow } = setup();
+    const target = checkpoint(1, 0, 7);
+    const lost = { ...checkpoint(2, 0, 7), manifestVersion: 3 };
+    for (const c of [target, lost]) await store.putIfAbsent(c.key, new Uint8Array(4));
+    const encoder = new TextEncoder();
+    const named = { version: 3, writerEpoch: 1, walStartId: 8, createdAtMs: 0 };
+    await store.putIfAbsent(
+      manifestKey(3),
+      encoder.encode(
+        JSON.stringify({ ...named, checkpoint: { key: lost.key, walId: 7, writeId: "ab" } }),
+      ),
+    );
+    gc.addCommitted(target);
+    setNow(graceMs);
+    assert.equal(await gc.collect(), true);
+    assert.ok((await store.get(lost.key)) !== undefined, "the newest manifest's checkpoint stays");
   });
 
   it("never deletes a committed checkpoint newer than its target, remembered or not", async () => {

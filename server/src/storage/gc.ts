@@ -32,7 +32,7 @@ import {
   bucketPrefixOf,
 } from "./bucket-usage.js";
 import type { CheckpointReferences } from "./checkpoint.js";
-import { type Manifest, readNewerWriter } from "./manifest/manifest.js";
+import { type Manifest, readNewerWriter, readNewestManifest } from "./manifest/manifest.js";
 import {
   checkpointPartPrefix,
   checkpointPrefix,
@@ -208,7 +208,8 @@ export class GarbageCollector {
     if (target === undefined || !this.options.isReady()) return false;
     const { store } = this.options;
     const ours = this.options.manifest();
-    if ((await readNewerWriter(store, ours)) !== undefined) return false;
+    const newest = await readNewestManifest(store, ours.version);
+    if (newest !== undefined && newest.writerEpoch !== ours.writerEpoch) return false;
     const startedAtMs = this.options.clock.monotonicMs();
     const isListing =
       this.base === undefined ||
@@ -224,6 +225,9 @@ export class GarbageCollector {
     for (const [key, version] of this.droppedKeys) {
       if (version > target.manifestVersion) kept.add(key);
     }
+    // A commit of ours that applied although its request failed: the bucket's newest manifest
+    // names a checkpoint this collector never heard of, maybe at the target's WAL id.
+    if (newest?.checkpoint !== undefined) kept.add(newest.checkpoint.key);
     for (const object of checkpoints) {
       if (object.key.startsWith(checkpointPartPrefix)) {
         if (isPartGarbageOf(target, object.key)) garbage.push({ ...object, kind: "checkpoints" });
