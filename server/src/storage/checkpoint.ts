@@ -31,10 +31,17 @@ import {
   keyTypeRange,
   type ObjectSource,
 } from "./kv/keys.js";
+import { checkpointPartPrefix, parseObjectId } from "./object-keys.js";
 import type { KvOp, KvSnapshot, KvStore } from "./kv/kv-store.js";
 import { crc32c } from "./segment/crc32c.js";
 
 export const checkpointMagic = "TRIBCKP1";
+/**
+ * The magic of a checkpoint that names parts. A build from before parts would read one with the
+ * old magic as a checkpoint of no rows (it ignores header fields it does not know), start an
+ * empty index and let its GC delete every object: with this one it refuses the checkpoint.
+ */
+export const checkpointWithPartsMagic = "TRIBCKP2";
 
 /**
  * The LevelDB rows that are derived from the WAL alone, and so belong in a checkpoint. Not the
@@ -147,12 +154,23 @@ export function encodeCheckpoint(
   checkpoint: Checkpoint,
   slicer = new Slicer(),
 ): Promise<Uint8Array> {
-  return encodeRowObject(checkpointMagic, checkpoint.header, checkpoint.rows, slicer);
+  const magic = checkpoint.header.parts === undefined ? checkpointMagic : checkpointWithPartsMagic;
+  return encodeRowObject(magic, checkpoint.header, checkpoint.rows, slicer);
 }
 
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
-  const { header: raw, rows } = decodeRowObject(checkpointMagic, "checkpoint", bytes);
+  const withParts = [...checkpointWithPartsMagic].every(
+    (char, i) => bytes[i] === char.charCodeAt(0),
+  );
+  const { header: raw, rows } = decodeRowObject(
+    withParts ? checkpointWithPartsMagic : checkpointMagic,
+    "checkpoint",
+    bytes,
+  );
   const header = raw as CheckpointHeader;
+  if ((header.parts !== undefined) !== withParts) {
+    throw new CheckpointFormatError("a checkpoint's magic and its parts disagree");
+  }
   if (
     !Number.isSafeInteger(header.walId) ||
     typeof header.writeId !== "string" ||
@@ -163,7 +181,10 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
       (!Array.isArray(header.parts) ||
         header.parts.length === 0 ||
         !header.parts.every(
-          (part) => typeof part?.key === "string" && Number.isSafeInteger(part.bytes),
+          (part) =>
+            typeof part?.key === "string" &&
+            parseObjectId(checkpointPartPrefix, part.key) !== undefined &&
+            Number.isSafeInteger(part.bytes),
         ) ||
         !Number.isSafeInteger(header.partIdBound) ||
         rows.length > 0))
@@ -203,26 +224,25 @@ export function decodeCheckpointPart(bytes: Uint8Array): CheckpointPart {
 }
 
 /**
- * The rows a checkpoint's parts add up to: the base's, then each delta's in order (a value
- * replaces, a tombstone deletes). `parts` are decoded in the checkpoint's order.
+ * Applies `part` to `merged` (rows by key string): the first part of a checkpoint is its base,
+ * every later one a delta, whose values replace and whose tombstones delete.
  */
-export async function mergeCheckpointParts(
-  parts: readonly CheckpointPart[],
+export async function mergeCheckpointPart(
+  merged: Map<string, readonly [Uint8Array, Uint8Array | null]>,
+  part: CheckpointPart,
+  isFirst: boolean,
   slicer = new Slicer(),
-): Promise<[Uint8Array, Uint8Array][]> {
-  if (parts[0]?.kind !== "base" || parts.slice(1).some((part) => part.kind !== "delta")) {
+): Promise<void> {
+  if (part.kind !== (isFirst ? "base" : "delta")) {
     throw new CheckpointFormatError("a checkpoint's parts are a base, then deltas");
   }
-  const merged = new Map<string, [Uint8Array, Uint8Array | null]>();
-  for (const part of parts) {
-    for (const [key, value] of part.rows) {
-      if (slicer.isDue()) await slicer.pause();
-      merged.set(keyString(key), [key, value]);
+  for (const row of part.rows) {
+    if (slicer.isDue()) await slicer.pause();
+    if (!isCheckpointRowKey(row[0])) {
+      throw new CheckpointFormatError(`a part's row of an unknown type. type=\`${row[0][0]}\``);
     }
+    merged.set(keyString(row[0]), row);
   }
-  const rows: [Uint8Array, Uint8Array][] = [];
-  for (const [key, value] of merged.values()) if (value !== null) rows.push([key, value]);
-  return rows;
 }
 
 /**
@@ -233,22 +253,30 @@ export async function mergeCheckpointParts(
 export async function readCheckpoint(
   key: string,
   get: (key: string) => Promise<Uint8Array | undefined>,
+  slicer = new Slicer(),
 ): Promise<Checkpoint> {
   const bytes = await get(key);
   assert(bytes !== undefined, `the checkpoint exists: ${key}`);
   const checkpoint = decodeCheckpoint(bytes);
   const { parts } = checkpoint.header;
   if (parts === undefined) return checkpoint;
-  const decoded: CheckpointPart[] = [];
-  for (const part of parts) {
-    const partBytes = await get(part.key);
-    assert(partBytes !== undefined, `a part of checkpoint ${key} exists: ${part.key}`);
-    if (partBytes.length !== part.bytes) {
-      throw new CheckpointFormatError(`a checkpoint part's size differs. key=\`${part.key}\``);
+  // Merged part by part, so that one part's bytes at a time are held beside the merged rows.
+  const merged = new Map<string, readonly [Uint8Array, Uint8Array | null]>();
+  for (const [i, ref] of parts.entries()) {
+    const partBytes = await get(ref.key);
+    assert(partBytes !== undefined, `a part of checkpoint ${key} exists: ${ref.key}`);
+    if (partBytes.length !== ref.bytes) {
+      throw new CheckpointFormatError(`a checkpoint part's size differs. key=\`${ref.key}\``);
     }
-    decoded.push(decodeCheckpointPart(partBytes));
+    const part = decodeCheckpointPart(partBytes);
+    if (part.partId !== parseObjectId(checkpointPartPrefix, ref.key)) {
+      throw new CheckpointFormatError(`a part's id is not its key's. key=\`${ref.key}\``);
+    }
+    await mergeCheckpointPart(merged, part, i === 0, slicer);
   }
-  return { header: checkpoint.header, rows: await mergeCheckpointParts(decoded) };
+  const rows: [Uint8Array, Uint8Array][] = [];
+  for (const [rowKey, value] of merged.values()) if (value !== null) rows.push([rowKey, value]);
+  return { header: checkpoint.header, rows };
 }
 
 /** A key as a map key (one char per byte). */
