@@ -340,6 +340,10 @@ interface MaintenanceFigures {
   readonly chunksWritten: number;
   readonly compactedMiB: number;
   readonly gcDeleted: number;
+  readonly checkpoints: number;
+  /** Checkpoints that wrote a base part (the others wrote a delta). */
+  readonly checkpointBases: number;
+  readonly checkpointUploadMiB: number;
 }
 
 function maintenanceFigures(service: Service): MaintenanceFigures {
@@ -349,11 +353,18 @@ function maintenanceFigures(service: Service): MaintenanceFigures {
     chunksWritten: m?.chunksWritten ?? 0,
     compactedMiB: (m?.bytesCompacted ?? 0) / mib,
     gcDeleted: m?.gcObjectsDeleted ?? 0,
+    checkpoints: m?.checkpointsCommitted ?? 0,
+    checkpointBases: m?.checkpointRebases ?? 0,
+    checkpointUploadMiB: (m?.checkpointBytesUploaded ?? 0) / mib,
   };
 }
 
 function describeMaintenance(m: MaintenanceFigures): string {
-  return `${m.jobs} jobs, ${m.chunksWritten} chunks, ${fmt(m.compactedMiB)} MiB compacted, ${m.gcDeleted} GC deletes`;
+  return (
+    `${m.jobs} jobs, ${m.chunksWritten} chunks, ${fmt(m.compactedMiB)} MiB compacted, ` +
+    `${m.gcDeleted} GC deletes, ${m.checkpoints} checkpoints (${m.checkpointBases} bases) ` +
+    `uploading ${fmt(m.checkpointUploadMiB, 2)} MiB`
+  );
 }
 
 interface ReadResult {

@@ -61,6 +61,8 @@ function openNode(
     readonly wrapSegmentFiles?: (files: SegmentFiles) => SegmentFiles;
     readonly flushIntervalMs?: number;
     readonly clock?: Clock;
+    /** The metrics recorder's flush (a WAL write) between a job and a look at the cache. */
+    readonly metricsFlushIntervalMs?: number;
   } = {},
 ): Promise<Node> {
   return openCachedNode({
@@ -71,6 +73,9 @@ function openNode(
       flushIntervalMs: options.flushIntervalMs ?? 1,
       manifestPollIntervalMs: 50,
       ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.metricsFlushIntervalMs === undefined
+        ? {}
+        : { metricsFlushIntervalMs: options.metricsFlushIntervalMs }),
     },
     ...(options.wrapSegmentFiles === undefined
       ? {}
@@ -558,14 +563,9 @@ describe("bottomless storage: incremental checkpoints", () => {
   it("a process's first checkpoint is a base, the next deltas of what changed; the newest reads back as the cache held it, and old parts go", async () => {
     await withTempDir(async (dir) => {
       const store = createMemoryObjectStore();
+      // No metrics flush between a job and the comparison with the cache.
       const open = (cache: string) =>
-        openCachedNode({
-          store,
-          dir: path.join(dir, cache),
-          bottomless: { gcGraceMs: 0, checkpointIntervalMs: 3_600_000 },
-          // No metrics flush between a job and the comparison with the cache.
-          service: { flushIntervalMs: 1, metricsFlushIntervalMs: 3_600_000 },
-        });
+        openNode(store, path.join(dir, cache), {}, { metricsFlushIntervalMs: 3_600_000 });
       let node = await open("cache-1");
       const streams = Array.from({ length: 40 }, (_, i) => `s-${String(i).padStart(2, "0")}`);
       let written: Map<string, string[]>;
@@ -644,12 +644,12 @@ describe("bottomless storage: incremental checkpoints", () => {
   it("rebases once the deltas pass half the base", async () => {
     await withTempDir(async (dir) => {
       const store = createMemoryObjectStore();
-      const node = await openCachedNode({
+      const node = await openNode(
         store,
-        dir: path.join(dir, "cache"),
-        bottomless: { gcGraceMs: 0, checkpointIntervalMs: 3_600_000 },
-        service: { flushIntervalMs: 1, metricsFlushIntervalMs: 3_600_000 },
-      });
+        path.join(dir, "cache"),
+        {},
+        { metricsFlushIntervalMs: 3_600_000 },
+      );
       try {
         await ensureTestBasin(node.service);
         const streams = Array.from({ length: 8 }, (_, i) => `r-${i}`);
