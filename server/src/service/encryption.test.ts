@@ -50,7 +50,7 @@ function createScannableSegmentFiles(): ScannableSegmentFiles {
   return {
     ...inner,
     write: (walId, bytes) => {
-      written.set(walId, bytes.slice());
+      written.set(walId, Buffer.concat(bytes instanceof Uint8Array ? [bytes] : [...bytes]));
       return inner.write(walId, bytes);
     },
     async contents() {

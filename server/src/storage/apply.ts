@@ -10,7 +10,7 @@ import type { SegmentCache } from "./cache/segment-cache.js";
 import { cacheMarkerOp, hexOf } from "./cache/cache-marker.js";
 import type { AppliedEffects, DurableState } from "./durable-state.js";
 import type { KvOp } from "./kv/kv-store.js";
-import type { SegmentEntry } from "./segment/format.js";
+import type { EncodedSegment, SegmentEntry } from "./segment/format.js";
 
 /** A durable segment as `applyDurableSegment` takes it. */
 export interface DurableSegmentInput {
@@ -18,8 +18,8 @@ export interface DurableSegmentInput {
   readonly writeId: Uint8Array;
   readonly writerEpoch: number;
   readonly entries: readonly SegmentEntry[];
-  /** The segment's bytes exactly as in `wal/<walId>`. */
-  readonly bytes: Uint8Array;
+  /** The segment's bytes exactly as in `wal/<walId>`, in parts (`encodedSegmentOf` for one buffer). */
+  readonly bytes: EncodedSegment;
 }
 
 /**

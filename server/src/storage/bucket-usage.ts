@@ -25,7 +25,7 @@ import {
   parseObjectId,
   walPrefix,
 } from "./object-keys.js";
-import type { ObjectStore } from "./object-store/object-store.js";
+import { bodyBytes, type ObjectStore } from "./object-store/object-store.js";
 import { type Clock, systemClock } from "../core/clock.js";
 
 /**
@@ -98,7 +98,7 @@ export class BucketUsage {
           throw error;
         }
         // "exists" is someone's object (or ours with a lost answer): the next listing says.
-        if (outcome === "created") this.noteCreated(key, bytes.length);
+        if (outcome === "created") this.noteCreated(key, bodyBytes(bytes));
         return outcome;
       },
       list: (prefix, options) => store.list(prefix, options),

@@ -53,6 +53,7 @@ import {
   decodeSegment,
   decodeSegmentHeader,
   encodeSegment,
+  encodedSegmentOf,
   type Segment,
   segmentHeaderBytes,
   writeIdBytes,
@@ -251,7 +252,7 @@ export async function recover(options: RecoveryOptions): Promise<RecoveryResult>
       writeId: segment.header.writeId,
       writerEpoch: segment.header.writerEpoch,
       entries: segment.entries,
-      bytes,
+      bytes: encodedSegmentOf(bytes),
     })();
     lastEpoch = segment.header.writerEpoch;
     nextWalId += 1;

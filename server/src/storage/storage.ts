@@ -706,7 +706,7 @@ export class Storage {
       bytes: segment.encoded,
     });
     let admittedBytes = 0;
-    this.walBytesApplied += segment.encoded.length;
+    this.walBytesApplied += segment.encoded.byteLength;
     const walBytesApplied = this.walBytesApplied;
     const held: { streamId: number; entry: UncommittedEntry }[] = [];
     for (const entry of segment.entries) {

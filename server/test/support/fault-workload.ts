@@ -14,7 +14,11 @@ import type { Random } from "../../src/core/random.js";
 import type { AppendAck, AppendRecord, SequencedRecord } from "../../src/core/records.js";
 import type { Service } from "../../src/service/service.js";
 import { streamMapKey } from "../../src/storage/durable-state.js";
-import { listAll, type ObjectStore } from "../../src/storage/object-store/object-store.js";
+import {
+  bodyAsBuffer,
+  listAll,
+  type ObjectStore,
+} from "../../src/storage/object-store/object-store.js";
 import { parseObjectId, walPrefix } from "../../src/storage/object-keys.js";
 import { decodeSegment } from "../../src/storage/segment/format.js";
 import { readAll, testBasin } from "./engine.js";
@@ -242,7 +246,7 @@ export function createWitnessStore(inner: ObjectStore): WitnessStore {
     close: () => inner.close(),
     async putIfAbsent(key, bytes) {
       // Decode before the write: the caller may reuse its buffer once the put settled.
-      const segment = key.startsWith(walPrefix) ? decodeSegment(bytes) : undefined;
+      const segment = key.startsWith(walPrefix) ? decodeSegment(bodyAsBuffer(bytes)) : undefined;
       const outcome = await inner.putIfAbsent(key, bytes);
       if (outcome === "created" && segment !== undefined) {
         segmentsCreated += 1;

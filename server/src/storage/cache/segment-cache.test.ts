@@ -27,7 +27,12 @@ import { chunkKey, walKey } from "../object-keys.js";
 import { createMemoryObjectStore } from "../object-store/memory.js";
 import type { ObjectStore } from "../object-store/object-store.js";
 import { openCache } from "../open-stores.js";
-import { decodeSegment, encodeSegment, type SegmentEntryInput } from "../segment/format.js";
+import {
+  decodeSegment,
+  encodeSegment,
+  encodedSegmentOf,
+  type SegmentEntryInput,
+} from "../segment/format.js";
 import { type DecodedRecord, encodeRecord } from "../segment/record-codec.js";
 import {
   CacheReadError,
@@ -110,7 +115,7 @@ function makeFixture(files: SegmentFiles = createMemorySegmentFiles()): Fixture 
       });
       await cache.commitSegment({
         walId,
-        bytes,
+        bytes: encodedSegmentOf(bytes),
         entries,
         isIndexed: entries.map((entry) => entry.kind === "records"),
         meteredBytesBefore,

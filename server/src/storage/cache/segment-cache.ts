@@ -52,15 +52,17 @@ import {
 import type { KvOp, KvRange, KvStore } from "../kv/kv-store.js";
 import { SwitchableKvStore } from "../kv/switchable.js";
 import { chunkKey, walKey } from "../object-keys.js";
-import type { ObjectStore } from "../object-store/object-store.js";
+import { bodyBytes, type ObjectBody, type ObjectStore } from "../object-store/object-store.js";
 import {
   decodeSegmentEntry,
   decodeSegmentHeader,
   decodeSegmentIndex,
+  type EncodedSegment,
   entryByteRange,
   type SegmentEntry,
   SegmentFormatError,
   segmentHeaderBytes,
+  segmentHeadOf,
 } from "../segment/format.js";
 import type { DecodedRecord } from "../segment/record-codec.js";
 import { diskFaultOf } from "./disk-fault.js";
@@ -304,7 +306,7 @@ export class SegmentCache {
    */
   async commitSegment(options: {
     readonly walId: number;
-    readonly bytes: Uint8Array;
+    readonly bytes: EncodedSegment;
     readonly entries: readonly SegmentEntry[];
     readonly isIndexed: readonly boolean[];
     readonly meteredBytesBefore: readonly number[];
@@ -315,11 +317,12 @@ export class SegmentCache {
     assert(meteredBytesBefore.length === entries.length, "one metered total per entry");
     const rowOps: KvOp[] = [];
     if (isIndexed.some((flag) => flag)) {
-      const header = decodeSegmentHeader(bytes);
+      const head = segmentHeadOf(bytes);
+      const header = decodeSegmentHeader(head);
       assert(header.walId === walId, "the segment bytes are the segment's");
       const rows = decodeSegmentIndex(
         header,
-        bytes.subarray(segmentHeaderBytes, segmentHeaderBytes + header.indexBytes),
+        head.subarray(segmentHeaderBytes, segmentHeaderBytes + header.indexBytes),
       );
       assert(rows.length === entries.length, "one index row per entry");
       for (let i = 0; i < entries.length; i++) {
@@ -348,7 +351,7 @@ export class SegmentCache {
           }),
         });
       }
-      await this.writeFile("wal", walId, bytes);
+      await this.writeFile("wal", walId, bytes.parts, bytes.byteLength);
       failpoint("cache.after-file-write");
       rowOps.push({
         type: "put",
@@ -1034,13 +1037,18 @@ export class SegmentCache {
     return download;
   }
 
-  private async writeFile(source: ObjectSource, id: number, bytes: Uint8Array): Promise<void> {
+  private async writeFile(
+    source: ObjectSource,
+    id: number,
+    body: ObjectBody,
+    byteLength = bodyBytes(body),
+  ): Promise<void> {
     if (this.isDetached) return;
     // Counted before it is written, and room made first (older files go), so that concurrent
     // writers see each other and the files never exceed the bound, not even while written.
-    this.accountFile(source, id, bytes.length);
+    this.accountFile(source, id, byteLength);
     await this.evict({ source, id });
-    await this.kinds[source].files.write(id, bytes);
+    await this.kinds[source].files.write(id, body);
     this.stats.filesWritten += 1;
   }
 

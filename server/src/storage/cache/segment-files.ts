@@ -17,12 +17,14 @@
  * bytes. Readers never trust the bytes: every entry read is checked against its CRC32C, and a
  * miss falls back to the bucket (`segment-cache.ts`).
  */
-import { type FileHandle, mkdir, open, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { bodyCopy, type ObjectBody } from "../object-store/object-store.js";
+import { writeBody } from "../object-store/write-body.js";
 
 export interface SegmentFiles {
   /** Writes the whole file, replacing one a crash may have left (same id, same bytes). */
-  write(walId: number, bytes: Uint8Array): Promise<void>;
+  write(walId: number, body: ObjectBody): Promise<void>;
   /** `length` bytes at `offset`, or `undefined` when the file is missing or shorter. */
   read(walId: number, offset: number, length: number): Promise<Uint8Array | undefined>;
   /**
@@ -253,10 +255,15 @@ export async function openFsSegmentFiles(options: { readonly dir: string }): Pro
   const pathOf = (walId: number): string => join(dir, fileNameOf(walId));
   const handles = new FileHandles(pathOf);
   return {
-    async write(walId, bytes) {
+    async write(walId, body) {
       handles.forget(walId);
-      // One sequential write; no fsync (see the module header).
-      await writeFile(pathOf(walId), bytes);
+      // Sequential writes; no fsync (see the module header).
+      const handle = await open(pathOf(walId), "w");
+      try {
+        await writeBody(handle, body);
+      } finally {
+        await handle.close();
+      }
     },
     async read(walId, offset, length) {
       const [bytes] = await handles.with(walId, (handle) =>
@@ -307,8 +314,9 @@ export async function openFsSegmentFiles(options: { readonly dir: string }): Pro
 export function createMemorySegmentFiles(): SegmentFiles {
   const files = new Map<number, Uint8Array>();
   return {
-    async write(walId, bytes) {
-      files.set(walId, bytes.slice());
+    async write(walId, body) {
+      // A copy of its own: the caller's buffers are the caller's.
+      files.set(walId, bodyCopy(body));
     },
     async read(walId, offset, length) {
       const bytes = files.get(walId);

@@ -29,7 +29,13 @@ import type { Clock } from "../../core/clock.js";
 import { segmentPutTimeoutMs } from "../../core/limits.js";
 import type { Random } from "../../core/random.js";
 import { ObjectStoreError } from "./errors.js";
-import type { ByteRange, ObjectListOptions, ObjectListPage, ObjectStore } from "./object-store.js";
+import type {
+  ByteRange,
+  ObjectBody,
+  ObjectListOptions,
+  ObjectListPage,
+  ObjectStore,
+} from "./object-store.js";
 
 /** The operations of the `ObjectStore` seam that can fault (`close` never does). */
 export type ObjectStoreOp = "get" | "putIfAbsent" | "list" | "delete";
@@ -305,8 +311,8 @@ export function createFaultyObjectStore(
       return run("get", key, () => inner.get(key, range));
     },
 
-    putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists"> {
-      const applyPut = async (payload: Uint8Array): Promise<"created" | "exists"> => {
+    putIfAbsent(key: string, bytes: ObjectBody): Promise<"created" | "exists"> {
+      const applyPut = async (payload: ObjectBody): Promise<"created" | "exists"> => {
         await hooks.beforePut?.(key);
         const outcome = await inner.putIfAbsent(key, payload);
         if (outcome === "created") {
@@ -318,7 +324,8 @@ export function createFaultyObjectStore(
       return run("putIfAbsent", key, () => applyPut(bytes), {
         // A late write runs after the caller saw the failure and may have reused its buffer.
         detach: () => {
-          const copy = bytes.slice();
+          const copy =
+            bytes instanceof Uint8Array ? bytes.slice() : bytes.map((part) => part.slice());
           return () => applyPut(copy);
         },
       });

@@ -42,11 +42,13 @@ import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
 import { ObjectStoreError } from "./errors.js";
 import type {
   ByteRange,
+  ObjectBody,
   ObjectInfo,
   ObjectListOptions,
   ObjectListPage,
   ObjectStore,
 } from "./object-store.js";
+import { writeBody } from "./write-body.js";
 
 /** Options of `createLocalFsObjectStore`. */
 export interface LocalFsObjectStoreOptions {
@@ -119,7 +121,7 @@ export function createLocalFsObjectStore(options: LocalFsObjectStoreOptions): Ob
       }
     },
 
-    async putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists"> {
+    async putIfAbsent(key: string, bytes: ObjectBody): Promise<"created" | "exists"> {
       const finalPath = pathOf(key);
       const dir = path.dirname(finalPath);
       const tempPath = path.join(
@@ -274,8 +276,8 @@ function stripDirectoryMark(name: string): string | undefined {
   return name.endsWith(escapeChar) ? name.slice(0, -escapeChar.length) : undefined;
 }
 
-/** Creates `filePath` (which must not exist) with `bytes`, fsynced, making directories. */
-async function writeDurableFile(filePath: string, bytes: Uint8Array): Promise<void> {
+/** Creates `filePath` (which must not exist) with `body`, fsynced, making directories. */
+async function writeDurableFile(filePath: string, body: ObjectBody): Promise<void> {
   let handle: FileHandle;
   try {
     handle = await open(filePath, "wx");
@@ -286,7 +288,7 @@ async function writeDurableFile(filePath: string, bytes: Uint8Array): Promise<vo
     handle = await open(filePath, "wx");
   }
   try {
-    await handle.writeFile(bytes);
+    await writeBody(handle, body);
     await handle.sync();
   } finally {
     await handle.close();

@@ -11,12 +11,14 @@
  */
 import { assert } from "../../core/assert.js";
 import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
-import type {
-  ByteRange,
-  ObjectInfo,
-  ObjectListOptions,
-  ObjectListPage,
-  ObjectStore,
+import {
+  bodyCopy,
+  type ByteRange,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectListOptions,
+  type ObjectListPage,
+  type ObjectStore,
 } from "./object-store.js";
 
 /** Creates an empty in-memory object store. */
@@ -34,9 +36,10 @@ export function createMemoryObjectStore(): ObjectStore {
       return start < end ? bytes.slice(start, end) : new Uint8Array(0);
     },
 
-    async putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists"> {
+    async putIfAbsent(key: string, body: ObjectBody): Promise<"created" | "exists"> {
       if (objects.has(key)) return "exists";
-      objects.set(key, bytes.slice());
+      // A copy of its own: the caller's buffers are the caller's.
+      objects.set(key, bodyCopy(body));
       return "created";
     },
 

@@ -8,6 +8,44 @@
  * faults. test/conformance/object-store.ts holds the one suite all of them pass.
  */
 
+/**
+ * An object's bytes for `putIfAbsent`: one buffer, or parts written back to back (a segment's
+ * header and its entries' payloads, as views of the record batches they were encoded into, so
+ * that the largest object the write path makes is never copied whole; storage.md "Segment
+ * format"). Parts are immutable while the put runs, late attempts included.
+ */
+export type ObjectBody = Uint8Array | readonly Uint8Array[];
+
+/** The byte length of `body`. */
+export function bodyBytes(body: ObjectBody): number {
+  if (body instanceof Uint8Array) return body.length;
+  let bytes = 0;
+  for (const part of body) bytes += part.length;
+  return bytes;
+}
+
+/** `body` as one buffer (parts copied into a new one; one buffer as it is). */
+export function bodyAsBuffer(body: ObjectBody): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  if (body.length === 1) return body[0]!;
+  return bodyCopy(body);
+}
+
+/**
+ * A copy of `body` in a new plain `Uint8Array` (not a Node `Buffer`, whose `slice` is a view:
+ * stores that keep bytes hand out copies made with `slice`).
+ */
+export function bodyCopy(body: ObjectBody): Uint8Array {
+  if (body instanceof Uint8Array) return body.slice();
+  const out = new Uint8Array(bodyBytes(body));
+  let at = 0;
+  for (const part of body) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 /** A byte range: `start` inclusive, `end` exclusive. */
 export interface ByteRange {
   readonly start: number;
@@ -41,7 +79,7 @@ export interface ObjectStore {
    */
   get(key: string, range?: ByteRange): Promise<Uint8Array | undefined>;
   /** Creates the object unless the key exists. Never overwrites. */
-  putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists">;
+  putIfAbsent(key: string, body: ObjectBody): Promise<"created" | "exists">;
   /** One page of keys starting with `prefix`. */
   list(prefix: string, options?: ObjectListOptions): Promise<ObjectListPage>;
   /**

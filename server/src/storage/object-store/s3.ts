@@ -34,12 +34,14 @@ import { assert } from "../../core/assert.js";
 import { type Clock, systemClock } from "../../core/clock.js";
 import { objectDeleteBatchMax, objectListPageMax } from "../../core/limits.js";
 import { ObjectStoreError } from "./errors.js";
-import type {
-  ByteRange,
-  ObjectInfo,
-  ObjectListOptions,
-  ObjectListPage,
-  ObjectStore,
+import {
+  type ByteRange,
+  bodyAsBuffer,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectListOptions,
+  type ObjectListPage,
+  type ObjectStore,
 } from "./object-store.js";
 
 /** Options of `createS3ObjectStore`. */
@@ -119,7 +121,9 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       }
     },
 
-    async putIfAbsent(key: string, bytes: Uint8Array): Promise<"created" | "exists"> {
+    async putIfAbsent(key: string, body: ObjectBody): Promise<"created" | "exists"> {
+      // The SDK sends (and re-sends on its retries) one buffer.
+      const bytes = bodyAsBuffer(body);
       let wasRequestRetried = false;
       for (let attempt = 1; ; attempt++) {
         try {

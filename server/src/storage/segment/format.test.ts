@@ -1,5 +1,6 @@
 // Goal: the segment format round-trips every entry exactly and rejects every corruption or
-// truncation. Method: fast-check generated segments, then bit flips and cuts in each region.
+// truncation, and a segment encoded as parts keeps a large batch's payload as a view of it.
+// Method: fast-check generated segments, then bit flips and cuts in each region.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -12,12 +13,13 @@ import {
   decodeSegmentIndex,
   encodedSegmentBytes,
   encodeSegment,
+  encodeSegmentParts,
   entryByteRange,
   type SegmentEntryInput,
   SegmentFormatError,
   segmentHeaderBytes,
 } from "./format.js";
-import { decodeRecord, encodeRecord } from "./record-codec.js";
+import { decodeRecord, encodeRecord, encodeRecordBatch } from "./record-codec.js";
 
 const bytesArb = fc.uint8Array({ maxLength: 64 });
 const recordArb = fc.record({
@@ -61,6 +63,58 @@ function segmentOf(entries: readonly SegmentEntryInput[], walId = 7): Uint8Array
 }
 
 describe("segment format", () => {
+  it("keeps a large payload of one batch as a view of it, and copies the rest into one buffer", () => {
+    const content = (i: number, bytes: number) => ({
+      timestamp: 1_700_000_000_000 + i,
+      headers: [{ name: new Uint8Array([104]), value: new Uint8Array([i]) }],
+      body: new Uint8Array(bytes).fill(i),
+    });
+    // One append of 20 KiB (a view), a small one, a control entry, and 8 KiB of records that lie
+    // in buffers of their own (copied).
+    const batch = encodeRecordBatch(Array.from({ length: 20 }, (_, i) => content(i, 1024)));
+    const entries: SegmentEntryInput[] = [
+      { kind: "records", streamId: 1, firstSeqNum: 0, encodedRecords: batch.map((r) => r.encoded) },
+      {
+        kind: "records",
+        streamId: 2,
+        firstSeqNum: 5,
+        encodedRecords: [encodeRecord(content(1, 10)), encodeRecord(content(2, 10))],
+      },
+      { kind: "control", payload: new TextEncoder().encode('{"op":"x"}') },
+      {
+        kind: "records",
+        streamId: 1,
+        firstSeqNum: 20,
+        encodedRecords: Array.from({ length: 8 }, (_, i) => encodeRecord(content(i, 1024))),
+      },
+    ];
+    const options = { walId: 4, writerEpoch: 2, writeId: new Uint8Array(16).fill(1), entries };
+    const { parts, byteLength } = encodeSegmentParts(options);
+    const batchBuffer = batch[0]!.encoded.buffer;
+    const views = parts.filter((part) => part.buffer === batchBuffer);
+    assert.equal(views.length, 1, "the batch's payload is one part, a view of its buffer");
+    assert.equal(
+      views[0]!.length,
+      batch.reduce((sum, record) => sum + record.encoded.length, 0),
+    );
+    assert.equal(parts.length, 3, "the header and index, the view, then one buffer of the rest");
+    assert.equal(
+      new Set(parts.filter((part) => part.buffer !== batchBuffer).map((part) => part.buffer)).size,
+      1,
+    );
+    const bytes = new Uint8Array(Buffer.concat(parts));
+    assert.equal(byteLength, bytes.length);
+    assert.deepEqual(bytes, encodeSegment(options));
+    const segment = decodeSegment(bytes);
+    assert.deepEqual(
+      segment.entries.map((entry) => (entry.kind === "records" ? entry.records.length : -1)),
+      [20, 2, -1, 8],
+    );
+    const first = segment.entries[0]!;
+    assert.ok(first.kind === "records");
+    assert.deepEqual(first.records[7]!.body, new Uint8Array(1024).fill(7));
+  });
+
   it("round-trips header, index and every record byte for byte", () => {
     fc.assert(
       fc.property(entriesArb, fc.nat({ max: 2 ** 40 }), (entries, walId) => {

@@ -15,6 +15,7 @@ import { segmentBytesMax } from "../../core/limits.js";
 import type { SeqNum } from "../../core/records.js";
 import { crc32c } from "./crc32c.js";
 import { type DecodedRecord, decodeRecordAt, RecordDecodeError } from "./record-codec.js";
+import { bodyAsBuffer } from "../object-store/object-store.js";
 
 export const segmentMagic = "TRIBSEG1";
 export const segmentFormatVersion = 1;
@@ -112,8 +113,37 @@ export function encodedSegmentBytes(entries: readonly SegmentEntryInput[]): numb
 }
 
 /**
- * Encodes a segment. Asserts per-stream seq-num contiguity across its records entries, and the
- * size bound `decodeSegmentHeader` checks.
+ * A records entry's payload bytes below which it is copied into the segment's own buffer rather
+ * than kept as a part of its own (ours): a part costs an iovec and a CRC call, a copy of a few KiB
+ * less than that, and a segment of many small entries would otherwise be thousands of parts.
+ */
+const payloadPartBytesMin = 4096;
+
+/**
+ * A segment as the parts it is written from, back to back (`ObjectBody`): its header and index
+ * first (always one part), then each entry's payload and CRC, and the trailer. A records entry's
+ * payload of at least `payloadPartBytesMin` whose records lie back to back in one buffer (one
+ * append's batch) is a view of that buffer, not a copy: the write path then copies no record byte
+ * into its segments. Everything else is copied into one buffer of the segment's own.
+ */
+export interface EncodedSegment {
+  readonly parts: readonly Uint8Array[];
+  readonly byteLength: number;
+}
+
+/** A segment downloaded or read whole, as an `EncodedSegment` of one part. */
+export function encodedSegmentOf(bytes: Uint8Array): EncodedSegment {
+  return { parts: [bytes], byteLength: bytes.length };
+}
+
+/** The header and index of an encoded segment (its first part holds both). */
+export function segmentHeadOf(segment: EncodedSegment): Uint8Array {
+  return segment.parts[0]!;
+}
+
+/**
+ * Encodes a segment into one buffer. Asserts per-stream seq-num contiguity across its records
+ * entries, and the size bound `decodeSegmentHeader` checks.
  */
 export function encodeSegment(options: {
   readonly walId: number;
@@ -121,6 +151,33 @@ export function encodeSegment(options: {
   readonly writeId: Uint8Array;
   readonly entries: readonly SegmentEntryInput[];
 }): Uint8Array {
+  const { parts } = encodeSegmentParts(options);
+  return bodyAsBuffer(parts);
+}
+
+/** The records' bytes as one view when they lie back to back in one buffer, else undefined. */
+function contiguousView(records: readonly Uint8Array[]): Uint8Array | undefined {
+  const first = records[0];
+  if (first === undefined) return undefined;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < records.length; i++) {
+    const record = records[i]!;
+    if (record.buffer !== first.buffer || record.byteOffset !== end) return undefined;
+    end += record.length;
+  }
+  return new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset);
+}
+
+/**
+ * Encodes a segment as parts (`EncodedSegment`). Asserts per-stream seq-num contiguity across its
+ * records entries, and the size bound `decodeSegmentHeader` checks.
+ */
+export function encodeSegmentParts(options: {
+  readonly walId: number;
+  readonly writerEpoch: number;
+  readonly writeId: Uint8Array;
+  readonly entries: readonly SegmentEntryInput[];
+}): EncodedSegment {
   const { entries } = options;
   assert(options.writeId.length === writeIdBytes, "write id must be 16 bytes");
   const nextSeqNumByStream = new Map<number, number>();
@@ -144,24 +201,42 @@ export function encodeSegment(options: {
   );
   const indexBytes = segmentIndexRowBytes * entries.length;
   const bodyBytes = totalBytes - segmentHeaderBytes - indexBytes - segmentTrailerBytes;
-  const out = new Uint8Array(totalBytes);
-  const view = new DataView(out.buffer);
+  const bodyStart = segmentHeaderBytes + indexBytes;
 
-  for (let i = 0; i < segmentMagic.length; i++) out[i] = segmentMagic.charCodeAt(i);
+  // Which payloads stay views of their records' buffer; the rest is copied into `own`.
+  const views: (Uint8Array | undefined)[] = entries.map((entry) => {
+    if (entry.kind !== "records") return undefined;
+    const view = contiguousView(entry.encodedRecords);
+    return view !== undefined && view.length >= payloadPartBytesMin ? view : undefined;
+  });
+  let viewedBytes = 0;
+  for (const view of views) viewedBytes += view?.length ?? 0;
+  // The segment's own buffer: header, index, and everything not viewed, in segment order.
+  const own = new Uint8Array(totalBytes - viewedBytes);
+  const view = new DataView(own.buffer);
+
+  for (let i = 0; i < segmentMagic.length; i++) own[i] = segmentMagic.charCodeAt(i);
   view.setUint16(8, segmentFormatVersion);
   view.setUint16(10, 0);
   view.setUint32(12, entries.length);
   setU64(view, 16, options.walId);
   setU64(view, 24, options.writerEpoch);
-  out.set(options.writeId, 32);
+  own.set(options.writeId, 32);
   view.setUint32(48, indexBytes);
   view.setUint32(52, bodyBytes);
   view.setUint32(56, 0);
-  view.setUint32(60, crc32c(out.subarray(0, 60)));
+  view.setUint32(60, crc32c(own.subarray(0, 60)));
 
-  const bodyStart = segmentHeaderBytes + indexBytes;
+  const parts: Uint8Array[] = [];
+  /** Where the next byte goes in `own`, and where the part of `own` not yet cut began. */
+  let ownAt = bodyStart;
+  let ownPartStart = 0;
+  const cutOwn = (): void => {
+    if (ownAt > ownPartStart) parts.push(own.subarray(ownPartStart, ownAt));
+    ownPartStart = ownAt;
+  };
+  const entryCrcs: number[] = [];
   let bodyOffset = 0;
-  let trailerCrc = crc32c(out.subarray(0, bodyStart - indexBytes));
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     const row = segmentHeaderBytes + i * segmentIndexRowBytes;
@@ -179,29 +254,48 @@ export function encodeSegment(options: {
     view.setUint32(row + 21, bodyOffset);
     view.setUint32(row + 25, payloadBytes);
 
-    const payloadStart = bodyStart + bodyOffset;
-    if (entry.kind === "records") {
-      let at = payloadStart;
-      for (const record of entry.encodedRecords) {
-        out.set(record, at);
-        at += record.length;
-      }
+    const payloadView = views[i];
+    let payloadCrc: number;
+    if (payloadView !== undefined) {
+      assert(payloadView.length === payloadBytes, "a viewed payload is the entry's records");
+      cutOwn();
+      parts.push(payloadView);
+      payloadCrc = crc32c(payloadView);
     } else {
-      out.set(entry.payload, payloadStart);
+      const payloadStart = ownAt;
+      if (entry.kind === "records") {
+        for (const record of entry.encodedRecords) {
+          own.set(record, ownAt);
+          ownAt += record.length;
+        }
+      } else {
+        own.set(entry.payload, ownAt);
+        ownAt += entry.payload.length;
+      }
+      assert(ownAt - payloadStart === payloadBytes, "a copied payload is the entry's records");
+      payloadCrc = crc32c(own.subarray(payloadStart, ownAt));
     }
-    const payloadCrc = crc32c(out.subarray(payloadStart, payloadStart + payloadBytes));
-    view.setUint32(payloadStart + payloadBytes, payloadCrc);
+    view.setUint32(ownAt, payloadCrc);
+    ownAt += 4;
+    entryCrcs.push(payloadCrc);
     bodyOffset += payloadBytes + 4;
   }
-  trailerCrc = crc32c(out.subarray(segmentHeaderBytes, bodyStart), trailerCrc);
-  for (let i = 0; i < entries.length; i++) {
-    const row = segmentHeaderBytes + i * segmentIndexRowBytes;
-    const crcAt = bodyStart + view.getUint32(row + 21) + view.getUint32(row + 25);
-    trailerCrc = crc32c(out.subarray(crcAt, crcAt + 4), trailerCrc);
-  }
   assert(bodyOffset === bodyBytes, "segment body size mismatch");
-  view.setUint32(totalBytes - segmentTrailerBytes, trailerCrc);
-  return out;
+  // The trailer chains the header, the index and each entry's CRC (as read from the segment).
+  let trailerCrc = crc32c(own.subarray(0, segmentHeaderBytes));
+  trailerCrc = crc32c(own.subarray(segmentHeaderBytes, bodyStart), trailerCrc);
+  const crcBytes = new Uint8Array(4);
+  const crcView = new DataView(crcBytes.buffer);
+  for (const entryCrc of entryCrcs) {
+    crcView.setUint32(0, entryCrc);
+    trailerCrc = crc32c(crcBytes, trailerCrc);
+  }
+  view.setUint32(ownAt, trailerCrc);
+  ownAt += 4;
+  assert(ownAt === own.length, "the segment's own buffer is filled exactly");
+  cutOwn();
+  assert(parts[0]!.length >= bodyStart, "the first part holds the header and the index");
+  return { parts, byteLength: totalBytes };
 }
 
 /** Decodes and verifies the 64-byte header (e.g. from a range GET). */

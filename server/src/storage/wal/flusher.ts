@@ -38,7 +38,8 @@ import type { ObjectStore } from "../object-store/object-store.js";
 import {
   decodeSegmentHeader,
   encodedSegmentBytes,
-  encodeSegment,
+  type EncodedSegment,
+  encodeSegmentParts,
   type SegmentEntry,
   type SegmentEntryInput,
   SegmentFormatError,
@@ -73,8 +74,8 @@ export interface DurableSegment {
   readonly writerEpoch: number;
   readonly entries: readonly SegmentEntry[];
   readonly bytes: number;
-  /** The segment exactly as uploaded (the local cache keeps these bytes). */
-  readonly encoded: Uint8Array;
+  /** The segment exactly as uploaded, in its parts (the local cache keeps these bytes). */
+  readonly encoded: EncodedSegment;
 }
 
 export interface FlusherOptions {
@@ -106,7 +107,7 @@ interface PendingEntry {
 interface InFlightSegment {
   readonly walId: number;
   readonly writeId: Uint8Array;
-  readonly encoded: Uint8Array;
+  readonly encoded: EncodedSegment;
   readonly taken: readonly PendingEntry[];
   /** Its first PUT attempt has been sent (it may land from now on). */
   sent: boolean;
@@ -350,7 +351,7 @@ export class Flusher {
     const walId = this.nextWalId;
     this.nextWalId = walId + 1;
     const writeId = random.bytes(writeIdBytes);
-    const encoded = encodeSegment({
+    const encoded = encodeSegmentParts({
       walId,
       writerEpoch,
       writeId,
@@ -415,13 +416,13 @@ export class Flusher {
       const segment = this.inFlight.shift()!;
       failpoint("flush.after-put");
       this.stats.segmentsUploaded += 1;
-      this.stats.bytesUploaded += segment.encoded.length;
+      this.stats.bytesUploaded += segment.encoded.byteLength;
       this.options.onSegmentDurable({
         walId: segment.walId,
         writeId: segment.writeId,
         writerEpoch: this.options.writerEpoch,
         entries: segment.taken.flatMap((pending) => pending.entries),
-        bytes: segment.encoded.length,
+        bytes: segment.encoded.byteLength,
         encoded: segment.encoded,
       });
       for (const pending of segment.taken) pending.resolve();
@@ -438,7 +439,7 @@ export class Flusher {
   ): Promise<"ok" | "fenced" | "stopped" | "unknown"> {
     const { clock, random, store, putTimeoutMs } = this.options;
     const key = walKey(segment.walId);
-    const bytes = segment.encoded;
+    const bytes = segment.encoded.parts;
     const { writeId } = segment;
     let delayMs = segmentPutRetryDelayMsMin;
     for (let attempt = 0; ; attempt++) {
