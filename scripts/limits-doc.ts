@@ -18,6 +18,7 @@ export const limitModules = [
   "server/src/storage/compaction.ts",
   "server/src/storage/gc.ts",
   "server/src/storage/bucket-usage.ts",
+  "server/src/storage/kv/switchable.ts",
   "server/src/node-flags.ts",
 ] as const;
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createMemoryKvStore } from "./memory.js";
-import { SwitchableKvStore } from "./switchable.js";
+import { ChangedKeys, SwitchableKvStore } from "./switchable.js";
 
 const encoder = new TextEncoder();
 const key = (text: string) => encoder.encode(text);
@@ -32,6 +32,21 @@ describe("SwitchableKvStore's changed keys", () => {
     await kv.write([put("c")]);
     changes.restore(taken);
     assert.deepEqual([...changes.take().keys.keys()].sort(), ["a", "b", "c"]);
+  });
+
+  it("drops the record past its bound, and then the take is incomplete", async () => {
+    const changes = new ChangedKeys(() => true, 3);
+    changes.note([put("a"), put("b"), put("c")]);
+    assert.equal(changes.take().keys.size, 3, "at the bound: kept");
+    changes.note([put("a"), put("b"), put("c"), put("d")]);
+    const over = changes.take();
+    assert.equal(over.isComplete, false);
+    assert.equal(over.keys.size, 0);
+    changes.note([put("a"), put("b")]);
+    const taken = changes.take();
+    changes.note([put("c"), put("d")]);
+    changes.restore(taken);
+    assert.equal(changes.take().isComplete, false, "a restore past the bound drops the record too");
   });
 
   it("a clear or a switch of target makes the next take incomplete, and only it", async () => {

@@ -11,6 +11,13 @@
  */
 import type { KvOp, KvRange, KvSnapshot, KvStore } from "./kv-store.js";
 
+/**
+ * Keys a change record holds at most (ours; ~150 B each): jobs that keep failing while appends go
+ * on would otherwise grow it by a key per append for as long. Past it, the next checkpoint is a
+ * base, which a delta of that many rows is close to anyway.
+ */
+export const changedKeysMax = 200_000;
+
 /** The keys written since the last `take` (bottomless.md "Incremental checkpoints"). */
 export interface TakenChanges {
   /** Keys by their one-char-per-byte string. */
@@ -29,12 +36,21 @@ export class ChangedKeys {
   private keys = new Map<string, Uint8Array>();
   private isComplete = true;
 
-  constructor(private readonly isTracked: (key: Uint8Array) => boolean) {}
+  constructor(
+    private readonly isTracked: (key: Uint8Array) => boolean,
+    private readonly keysMax = changedKeysMax,
+  ) {}
 
   note(ops: readonly KvOp[]): void {
+    // Past the bound the record is dropped: the next checkpoint writes a base instead.
+    if (!this.isComplete) return;
     for (const op of ops) {
       if (!this.isTracked(op.key)) continue;
       this.keys.set(keyString(op.key), op.key);
+    }
+    if (this.keys.size > this.keysMax) {
+      this.keys = new Map();
+      this.isComplete = false;
     }
   }
 
@@ -53,8 +69,13 @@ export class ChangedKeys {
 
   /** Puts back what a take returned, for a checkpoint that was not committed. */
   restore(taken: TakenChanges): void {
+    if (!taken.isComplete || this.keys.size + taken.keys.size > this.keysMax) {
+      this.keys = new Map();
+      this.isComplete = false;
+      return;
+    }
+    if (!this.isComplete) return;
     for (const [name, key] of taken.keys) this.keys.set(name, key);
-    if (!taken.isComplete) this.isComplete = false;
   }
 }
 
