@@ -58,6 +58,11 @@ export function runObjectStoreSuite(options: ObjectStoreSuiteOptions): void {
       assertBytes(first, bytesOf("hello, tributary"));
       first?.fill(0);
       assertBytes(await store.get("greeting"), bytesOf("hello, tributary"));
+      // A Node Buffer too (its `slice` is a view, not a copy).
+      const buffer = Buffer.from("a buffer");
+      assert.equal(await store.putIfAbsent("buffer", buffer), "created");
+      buffer.fill(0);
+      assertBytes(await store.get("buffer"), bytesOf("a buffer"));
     });
 
     it("stores a body given in parts as their bytes back to back, whole and by range", async () => {

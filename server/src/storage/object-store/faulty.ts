@@ -29,12 +29,13 @@ import type { Clock } from "../../core/clock.js";
 import { segmentPutTimeoutMs } from "../../core/limits.js";
 import type { Random } from "../../core/random.js";
 import { ObjectStoreError } from "./errors.js";
-import type {
-  ByteRange,
-  ObjectBody,
-  ObjectListOptions,
-  ObjectListPage,
-  ObjectStore,
+import {
+  bodyCopy,
+  type ByteRange,
+  type ObjectBody,
+  type ObjectListOptions,
+  type ObjectListPage,
+  type ObjectStore,
 } from "./object-store.js";
 
 /** The operations of the `ObjectStore` seam that can fault (`close` never does). */
@@ -324,8 +325,7 @@ export function createFaultyObjectStore(
       return run("putIfAbsent", key, () => applyPut(bytes), {
         // A late write runs after the caller saw the failure and may have reused its buffer.
         detach: () => {
-          const copy =
-            bytes instanceof Uint8Array ? bytes.slice() : bytes.map((part) => part.slice());
+          const copy = bodyCopy(bytes);
           return () => applyPut(copy);
         },
       });

@@ -36,7 +36,8 @@ export function bodyAsBuffer(body: ObjectBody): Uint8Array {
  * stores that keep bytes hand out copies made with `slice`).
  */
 export function bodyCopy(body: ObjectBody): Uint8Array {
-  if (body instanceof Uint8Array) return body.slice();
+  // `new Uint8Array(view)` copies whatever the view is; a Buffer's `slice` would not.
+  if (body instanceof Uint8Array) return new Uint8Array(body);
   const out = new Uint8Array(bodyBytes(body));
   let at = 0;
   for (const part of body) {

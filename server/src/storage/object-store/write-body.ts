@@ -5,6 +5,7 @@
  * segment files.
  */
 import type { FileHandle } from "node:fs/promises";
+import { assert } from "../../core/assert.js";
 import type { ObjectBody } from "./object-store.js";
 
 /** Buffers per `writev` call: IOV_MAX on Linux and macOS (ours: the smallest common one). */
@@ -21,6 +22,8 @@ export async function writeBody(handle: FileHandle, body: ObjectBody): Promise<v
   while (pending.length > 0) {
     const batch = pending.slice(0, partsPerWritevMax);
     let { bytesWritten } = await handle.writev(batch, position);
+    // A regular file's write fails (ENOSPC, EIO) rather than write nothing; never spin.
+    assert(bytesWritten > 0, "writev made progress");
     position += bytesWritten;
     // A short write (rare for a regular file) resumes inside the part it stopped in.
     const rest: Uint8Array[] = [];
