@@ -31,6 +31,7 @@ import {
   keyTypeRange,
   type ObjectSource,
 } from "./kv/keys.js";
+import { keyString } from "./kv/switchable.js";
 import { checkpointPartPrefix, parseObjectId } from "./object-keys.js";
 import type { KvOp, KvSnapshot, KvStore } from "./kv/kv-store.js";
 import { crc32c } from "./segment/crc32c.js";
@@ -277,11 +278,6 @@ export async function readCheckpoint(
   const rows: [Uint8Array, Uint8Array][] = [];
   for (const [rowKey, value] of merged.values()) if (value !== null) rows.push([rowKey, value]);
   return { header: checkpoint.header, rows };
-}
-
-/** A key as a map key (one char per byte). */
-export function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
 /**

@@ -30,12 +30,11 @@ import {
   type CheckpointPartRow,
   encodeCheckpoint,
   encodeCheckpointPart,
-  keyString,
   referencesOf,
   snapshotRows,
 } from "./checkpoint.js";
 import type { KvSnapshot } from "./kv/kv-store.js";
-import type { ChangedKeys, TakenChanges } from "./kv/switchable.js";
+import { type ChangedKeys, keyString, type TakenChanges } from "./kv/switchable.js";
 import { Slicer } from "../core/slices.js";
 import type { BucketUsage } from "./bucket-usage.js";
 import { type CompactionHost, Compactor, compactionLagMaxMs } from "./compaction.js";

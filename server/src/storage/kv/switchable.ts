@@ -79,7 +79,8 @@ export class ChangedKeys {
   }
 }
 
-function keyString(key: Uint8Array): string {
+/** A key as a map key (one char per byte): the change record's and the checkpoint merge's. */
+export function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
