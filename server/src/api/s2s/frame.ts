@@ -13,6 +13,7 @@
 import type { Writable } from "node:stream";
 import { assert } from "../../core/assert.js";
 import { S2Error } from "../../core/errors.js";
+import { joinBytes } from "../../core/bytes.js";
 import { s2sCompressionBytesMin, s2sFrameBytesMax } from "../../core/limits.js";
 import type { ApiResponse } from "../http/request-context.js";
 import type { FrameBufferAccount } from "../frame-budget.js";
@@ -506,7 +507,7 @@ export class S2sFrameDecoder {
     if (parts === undefined || this.payloadBytes < this.payloadLength) return undefined;
     this.endSmallPart();
     assert(this.payloadBytes === this.payloadLength, "a payload never takes more than declared");
-    const payload = parts.length === 1 ? parts[0]! : joined(parts, this.payloadLength);
+    const payload = parts.length === 1 ? parts[0]! : joinBytes(parts);
     const flag = this.flag;
     const bits = flag & compressionMask;
     const frame: S2sFrame = {
@@ -532,14 +533,3 @@ const viewBytesMin = 4 << 10;
 
 /** Small pieces are copied into buffers of at most this much, each then a part (copies bounded). */
 const smallPiecesBytesMax = 64 << 10;
-
-/** The parts of a payload in one buffer of `bytes` (a frame with no payload is empty). */
-function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

@@ -7,6 +7,7 @@
  * Implementations: memory.ts, local-fs.ts, s3.ts; faulty.ts wraps any of them with injected
  * faults. test/conformance/object-store.ts holds the one suite all of them pass.
  */
+import { joinBytes } from "../../core/bytes.js";
 
 /**
  * An object's bytes for `putIfAbsent`: one buffer, or parts written back to back (a segment's
@@ -37,14 +38,7 @@ export function bodyAsBuffer(body: ObjectBody): Uint8Array {
  */
 export function bodyCopy(body: ObjectBody): Uint8Array {
   // `new Uint8Array(view)` copies whatever the view is; a Buffer's `slice` would not.
-  if (body instanceof Uint8Array) return new Uint8Array(body);
-  const out = new Uint8Array(bodyBytes(body));
-  let at = 0;
-  for (const part of body) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return body instanceof Uint8Array ? new Uint8Array(body) : joinBytes(body);
 }
 
 /** A byte range: `start` inclusive, `end` exclusive. */
