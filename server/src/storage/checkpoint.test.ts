@@ -62,6 +62,25 @@ function sample(): Checkpoint {
   };
 }
 
+/** Every single-byte flip and every truncation of `bytes` is a `CheckpointFormatError`. */
+function assertEveryDamageRejected(
+  bytes: Uint8Array,
+  decode: (bytes: Uint8Array) => unknown,
+): void {
+  for (let i = 0; i < bytes.length; i++) {
+    const damaged = bytes.slice();
+    damaged[i]! ^= 0x40;
+    assert.throws(() => decode(damaged), CheckpointFormatError, `flip at ${i}`);
+  }
+  for (let length = 0; length < bytes.length; length++) {
+    assert.throws(
+      () => decode(bytes.subarray(0, length)),
+      CheckpointFormatError,
+      `cut at ${length}`,
+    );
+  }
+}
+
 describe("checkpoint format", () => {
   it("round-trips header and rows, and names the objects its index references", async () => {
     const bytes = await encodeCheckpoint(sample());
@@ -80,15 +99,7 @@ describe("checkpoint format", () => {
   });
 
   it("rejects every flipped byte and every truncation", async () => {
-    const bytes = await encodeCheckpoint(sample());
-    for (let i = 0; i < bytes.length; i++) {
-      const damaged = bytes.slice();
-      damaged[i]! ^= 0x40;
-      assert.throws(() => decodeCheckpoint(damaged), CheckpointFormatError, `flip at ${i}`);
-    }
-    for (let length = 0; length < bytes.length; length++) {
-      assert.throws(() => decodeCheckpoint(bytes.subarray(0, length)), CheckpointFormatError);
-    }
+    assertEveryDamageRejected(await encodeCheckpoint(sample()), decodeCheckpoint);
   });
 });
 
@@ -156,15 +167,7 @@ describe("checkpoint parts", () => {
   });
 
   it("reject every flipped byte and every truncation", async () => {
-    const bytes = await encodeCheckpointPart(delta);
-    for (let i = 0; i < bytes.length; i++) {
-      const damaged = bytes.slice();
-      damaged[i]! ^= 0x40;
-      assert.throws(() => decodeCheckpointPart(damaged), CheckpointFormatError, `flip at ${i}`);
-    }
-    for (let length = 0; length < bytes.length; length++) {
-      assert.throws(() => decodeCheckpointPart(bytes.subarray(0, length)), CheckpointFormatError);
-    }
+    assertEveryDamageRejected(await encodeCheckpointPart(delta), decodeCheckpointPart);
   });
 
   it("refuse a tombstone in a base, parts out of order, a part of another id or size", async () => {
