@@ -160,9 +160,7 @@ export function encodeCheckpoint(
 }
 
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
-  const withParts = [...checkpointWithPartsMagic].every(
-    (char, i) => bytes[i] === char.charCodeAt(0),
-  );
+  const withParts = hasMagic(bytes, checkpointWithPartsMagic);
   const { header: raw, rows } = decodeRowObject(
     withParts ? checkpointWithPartsMagic : checkpointMagic,
     "checkpoint",
@@ -323,6 +321,12 @@ async function encodeRowObject(
   return out;
 }
 
+/** Whether `bytes` starts with `magic` (ASCII). */
+function hasMagic(bytes: Uint8Array, magic: string): boolean {
+  for (let i = 0; i < magic.length; i++) if (bytes[i] !== magic.charCodeAt(i)) return false;
+  return true;
+}
+
 function decodeRowObject(
   magic: string,
   what: string,
@@ -330,9 +334,7 @@ function decodeRowObject(
 ): { header: unknown; rows: [Uint8Array, Uint8Array | null][] } {
   const minBytes = magic.length + 12;
   if (bytes.length < minBytes) throw new CheckpointFormatError(`${what} truncated`);
-  for (let i = 0; i < magic.length; i++) {
-    if (bytes[i] !== magic.charCodeAt(i)) throw new CheckpointFormatError(`bad ${what} magic`);
-  }
+  if (!hasMagic(bytes, magic)) throw new CheckpointFormatError(`bad ${what} magic`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const crcAt = bytes.length - 4;
   if (view.getUint32(crcAt) !== crc32c(bytes.subarray(0, crcAt))) {

@@ -314,24 +314,29 @@ export class Maintenance {
     ) {
       return false;
     }
+    // A delta on the parent's parts, or (undefined) a base.
     const parent = this.parentParts;
     const delta =
       parent === undefined || !taken.changes.isComplete
         ? undefined
-        : await deltaRows(rows, taken.changes.keys, slicer);
-    const isRebase =
-      delta === undefined ||
-      parent === undefined ||
-      parent.refs.length >= checkpointPartsMax ||
-      parent.deltaBytes + estimatedPartBytes(delta) > parent.baseBytes * checkpointDeltaShareMax;
+        : { parent, rows: await deltaRows(rows, taken.changes.keys, slicer) };
+    const onParent =
+      delta !== undefined &&
+      delta.parent.refs.length < checkpointPartsMax &&
+      delta.parent.deltaBytes + estimatedPartBytes(delta.rows) <=
+        delta.parent.baseBytes * checkpointDeltaShareMax
+        ? delta
+        : undefined;
     const partId = chunkIdOf(host.writerEpoch, this.nextPartCounter);
     this.nextPartCounter += 1;
     const partBytes = await encodeCheckpointPart(
-      isRebase ? { partId, kind: "base", rows } : { partId, kind: "delta", rows: delta ?? [] },
+      onParent === undefined
+        ? { partId, kind: "base", rows }
+        : { partId, kind: "delta", rows: onParent.rows },
       slicer,
     );
     const partRef = { key: checkpointPartKey(partId), bytes: partBytes.length };
-    const refs = isRebase ? [partRef] : [...parent!.refs, partRef];
+    const refs = onParent === undefined ? [partRef] : [...onParent.parent.refs, partRef];
     const nowMs = host.clock.nowMs();
     const partIdBound = chunkIdOf(host.writerEpoch, this.nextPartCounter);
     const bytes = await encodeCheckpoint(
@@ -393,7 +398,7 @@ export class Maintenance {
     this.walBytesAtCheckpoint = taken.walBytes;
     this.lastCheckpointWalId = marker.walId;
     this.stats.checkpointsCommitted += 1;
-    if (isRebase) this.stats.checkpointRebases += 1;
+    if (onParent === undefined) this.stats.checkpointRebases += 1;
     this.stats.lastCheckpointAtMs = nowMs;
     this.lastCheckpointAtMonotonicMs = host.clock.monotonicMs();
     this.stats.lastCheckpointBytes = partBytes.length + bytes.length;

@@ -351,7 +351,7 @@ export class SegmentCache {
           }),
         });
       }
-      await this.writeFile("wal", walId, bytes.parts, bytes.byteLength);
+      await this.writeFile("wal", walId, bytes.parts);
       failpoint("cache.after-file-write");
       rowOps.push({
         type: "put",
@@ -1037,16 +1037,11 @@ export class SegmentCache {
     return download;
   }
 
-  private async writeFile(
-    source: ObjectSource,
-    id: number,
-    body: ObjectBody,
-    byteLength = bodyBytes(body),
-  ): Promise<void> {
+  private async writeFile(source: ObjectSource, id: number, body: ObjectBody): Promise<void> {
     if (this.isDetached) return;
     // Counted before it is written, and room made first (older files go), so that concurrent
     // writers see each other and the files never exceed the bound, not even while written.
-    this.accountFile(source, id, byteLength);
+    this.accountFile(source, id, bodyBytes(body));
     await this.evict({ source, id });
     await this.kinds[source].files.write(id, body);
     this.stats.filesWritten += 1;

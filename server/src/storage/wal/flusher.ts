@@ -73,7 +73,6 @@ export interface DurableSegment {
   readonly writeId: Uint8Array;
   readonly writerEpoch: number;
   readonly entries: readonly SegmentEntry[];
-  readonly bytes: number;
   /** The segment exactly as uploaded, in its parts (the local cache keeps these bytes). */
   readonly encoded: EncodedSegment;
 }
@@ -422,7 +421,6 @@ export class Flusher {
         writeId: segment.writeId,
         writerEpoch: this.options.writerEpoch,
         entries: segment.taken.flatMap((pending) => pending.entries),
-        bytes: segment.encoded.byteLength,
         encoded: segment.encoded,
       });
       for (const pending of segment.taken) pending.resolve();
