@@ -55,8 +55,10 @@ import {
   http2PingIntervalMs,
   http2PingTimeoutMs,
   http2SessionIdleTimeoutMs,
+  http2ConnectionWindowBytes,
   http2SessionMemoryMbMax,
   http2StreamsPerSessionMax,
+  http2StreamWindowBytes,
   protocolSniffTimeoutMs,
   s2sFrameBufferBytesMax,
   s2sFrameBufferBytesPerConnectionMax,
@@ -272,6 +274,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     settings: {
       maxConcurrentStreams: http2StreamsPerSessionMax,
       maxHeaderListSize: http2HeaderListBytesMax,
+      initialWindowSize: http2StreamWindowBytes,
     },
     maxHeaderListPairs: http2HeaderPairsMax,
     maxSessionMemory: http2SessionMemoryMbMax,
@@ -291,6 +294,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
   const http2IdleTimeoutMs = options.http2SessionIdleTimeoutMs ?? http2SessionIdleTimeoutMs;
   http2.on("session", (session: ServerHttp2Session) => {
+    // The connection's window is not a setting: it is raised by a WINDOW_UPDATE of its own.
+    session.setLocalWindowSize(http2ConnectionWindowBytes);
     pingWhenQuiet(session, http2Ping);
     closeWhenIdle(session, http2IdleTimeoutMs);
   });

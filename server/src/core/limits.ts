@@ -266,8 +266,8 @@ export const s2sFrameStallTimeoutMs = 30_000;
  * server. This is Envoy's overload manager's heap bound and NATS's `max_pending` applied to input:
  * 64 maximal frames at once is far more than a server's clients send in the same instant (a frame
  * arrives in milliseconds), and 128 MiB is a fair share of a small server's memory. What a waiting
- * session's transport holds is outside it, bounded by `sessionsMax` × a stream window (64 KiB,
- * nghttp2's and Node's default) or a socket's read buffer.
+ * session's transport holds is outside it, bounded by `sessionsMax` × a stream window
+ * (`http2StreamWindowBytes`) or a socket's read buffer.
  */
 export const s2sFrameBufferBytesMax = 64 * s2sFrameBytesMax;
 /**
@@ -293,7 +293,9 @@ assert(s2sFrameBufferBytesMax >= s2sFrameBufferBytesPerConnectionMax, "a connect
  * manager refuses streams past `max_active_downstream_connections`, not a tuned figure: an idle
  * session costs tens of KiB (socket buffers, nghttp2 and session state), 10,000 of them some
  * hundreds of MiB; frames still arriving are bounded apart, by `s2sFrameBufferBytesMax`, until
- * `s2sFrameStallTimeoutMs`. Per connection, `http2StreamsPerSessionMax` applies first.
+ * `s2sFrameStallTimeoutMs`, and what a session that is not reading holds in its HTTP/2 stream
+ * window by `http2StreamWindowBytes` each. Per connection, `http2StreamsPerSessionMax` applies
+ * first.
  */
 export const sessionsMax = 10_000;
 /**
@@ -352,6 +354,26 @@ export const http2HeaderPairsMax = 128;
  * flow-controlled by its stream window), and every response stream is bounded on its own.
  */
 export const http2SessionMemoryMbMax = 10;
+/**
+ * Bytes a client may send on one HTTP/2 stream before the server has read them
+ * (SETTINGS_INITIAL_WINDOW_SIZE). Node and nghttp2 default to 64 KiB, which held one S2S append
+ * session of the SDK to ~50 MiB/s of 8 KiB records on loopback: the client waits for a
+ * WINDOW_UPDATE every 32 KiB, a round trip through two busy event loops, and the server pays for
+ * the many small chunks (20 ms of CPU per MiB against 12 with this window; docs/design/api.md "HTTP/2
+ * flow control"). Node refills a stream's window only as the stream is read, so a session that
+ * stops reading (waiting for `s2sFrameBufferBytesMax`, or for its acks) holds at most this much in
+ * its transport: `sessionsMax` × this bounds all of them, 2.5 GiB at the defaults. hyper (under
+ * s2-lite) and Go's server use 1 MiB, which measured 10–15% faster and would make that bound 10 GiB.
+ */
+export const http2StreamWindowBytes = 256 << 10;
+/**
+ * The connection's receive window (nghttp2's `setLocalWindowSize`; the protocol's default is 64
+ * KiB whatever the streams' windows). Node consumes connection-level flow control as soon as
+ * nghttp2 parses a DATA frame, so this holds no memory of its own (what waits is bounded per
+ * stream, above); it only caps the bytes of all of a connection's streams in flight at once: 16
+ * streams' windows, as the SDK multiplexes a basin's sessions on one connection.
+ */
+export const http2ConnectionWindowBytes = 16 * http2StreamWindowBytes;
 /**
  * An HTTP/2 connection on which nothing happened (no frame, no stream data either way) for this
  * long is sent a PING; one that does not answer within `http2PingTimeoutMs` is closed. Besides

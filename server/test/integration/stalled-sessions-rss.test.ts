@@ -16,6 +16,7 @@ import http2 from "node:http2";
 import { after, before, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  http2StreamWindowBytes,
   s2sAppendDrainTimeoutMs,
   s2sFrameBufferBytesMax,
   s2sFrameBytesMax,
@@ -177,10 +178,11 @@ it("holds 1,000 stalled almost complete maximal frames in memory bounded by the 
   const baselineFds = await serverFdCount();
   // The bound: the server's RSS before, twice the frame budget (a frame's buffer grows by
   // doubling, and the buffers it outgrew stay resident until collected and trimmed), and 160 KiB
-  // per session: what its transport holds while it waits (a 64 KiB HTTP/2 stream window or a
-  // 64 KiB socket read), the decoder's copy of the rest of the chunk that brought the header (as
-  // much again at most) and the session itself. Measured: 430-440 MiB of ~520 MiB; without the
-  // budget the server reads every frame whole (2 GiB; 805 MiB when the test stopped at the bound).
+  // per session: what its transport holds while it waits (a 64 KiB socket read, or what Node lets
+  // a connection's streams hold unread: ~10 MB, its session memory, over these 100 streams), the
+  // decoder's copy of the rest of the chunk that brought the header (64 KiB at most) and the
+  // session itself. Measured: 415-440 MiB of ~520-590 MiB; without the budget the server reads
+  // every frame whole (2 GiB; 805 MiB when the test stopped at the bound).
   const almostCompleteRssBoundBytes =
     (await serverRssBytes()) + 2 * s2sFrameBufferBytesMax + total * (160 << 10);
   const terminalStatuses: number[] = [];
@@ -274,4 +276,97 @@ it("holds 1,000 stalled almost complete maximal frames in memory bounded by the 
   }
   // At most the baseline: the test's own keep-alive connection for /metrics may have closed since.
   await waitFor("server file descriptors", serverFdCount, (count) => count <= baselineFds, 10_000);
+});
+
+it("holds what sessions waiting for room have in their HTTP/2 stream windows to the window", {
+  timeout: 120_000,
+}, async () => {
+  // Node refills an HTTP/2 stream's window only as the stream is read, and refills the
+  // connection's at once, so a session that waits for room in the frame budget holds up to its
+  // stream window (`http2StreamWindowBytes`) in unread input, whatever the connection's window
+  // (docs/design/api.md "HTTP/2 flow control"). 400 sessions on 50 connections (8 each, below
+  // the ~10 MB at which Node stops reading a connection), each writing an almost complete
+  // maximal frame, against a frame budget of 8 frames: 392 sessions wait with full windows. With
+  // 256 KiB windows the server held ~170 MiB more than before them (283 of a 322 MiB bound); with
+  // 1 MiB windows ~415 MiB more (measured), past the bound.
+  const frameBudgetBytes = 8 * s2sFrameBytesMax;
+  // Per session: its window, and ~170 KiB besides (measured with 64 KiB and 256 KiB windows: the
+  // session, its decoder's copy of the chunk that brought the header, the socket reads that the
+  // unread pieces are views of).
+  const waitingSessionBytesMax = http2StreamWindowBytes + (192 << 10);
+  const budgeted = await startServer({
+    mode: "memory",
+    args: ["--max-frame-buffer", String(frameBudgetBytes)],
+  });
+  const windowConnections = 50;
+  const sessionsPerWindowConnection = 8;
+  const total = windowConnections * sessionsPerWindowConnection;
+  const clients: http2.ClientHttp2Session[] = [];
+  try {
+    const create = (path: string, body: unknown) =>
+      fetch(`${budgeted.endpoint}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "s2-basin": basin },
+        body: JSON.stringify(body),
+      });
+    assert.equal((await create("/v1/basins", { basin })).status, 201);
+    assert.equal((await create("/v1/streams", { stream: "s" })).status, 201);
+    const metric = async (pattern: RegExp): Promise<number> => {
+      const match = pattern.exec(await (await fetch(`${budgeted.endpoint}/metrics`)).text());
+      assert.ok(match !== null, String(pattern));
+      return Number(match[1]);
+    };
+    const rssBytes = async (): Promise<number> => {
+      const status = await readFile(`/proc/${budgeted.child.pid}/status`, "utf8");
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+    };
+    const rssBoundBytes =
+      (await rssBytes()) + 2 * frameBudgetBytes + total * waitingSessionBytesMax;
+    const almostComplete = Buffer.concat([
+      maximalFrameHeader(),
+      Buffer.alloc(s2sFrameBytesMax - 2, 7),
+    ]);
+    for (let c = 0; c < windowConnections; c++) {
+      const client = http2.connect(budgeted.endpoint, { maxSessionMemory: 1_000 });
+      client.on("error", () => {});
+      clients.push(client);
+      for (let s = 0; s < sessionsPerWindowConnection; s++) {
+        const request = client.request({
+          ":method": "POST",
+          ":path": "/v1/streams/s/records",
+          "content-type": "s2s/proto",
+          "s2-basin": basin,
+        });
+        request.on("error", () => {});
+        request.on("data", () => {});
+        request.write(almostComplete);
+      }
+    }
+    // The server advertises the stream window in its SETTINGS.
+    const settled = clients[0]!;
+    if (settled.remoteSettings.initialWindowSize !== http2StreamWindowBytes) {
+      await new Promise((resolve) => settled.once("remoteSettings", resolve));
+    }
+    assert.equal(settled.remoteSettings.initialWindowSize, http2StreamWindowBytes);
+    const waiting = /tributary_frame_buffer_waiting (\d+)/;
+    const deadline = performance.now() + waitTimeoutMs;
+    while ((await metric(waiting)) < total - 8) {
+      if (performance.now() > deadline) assert.fail("the sessions did not all wait for room");
+      await sleep(100);
+    }
+    // Every waiting session's window filled: sample for a while, as the last windows arrive.
+    let rssMaxBytes = 0;
+    for (let sample = 0; sample < 20; sample++) {
+      rssMaxBytes = Math.max(rssMaxBytes, await rssBytes());
+      await sleep(100);
+    }
+    console.log(
+      `# server RSS with ${total} sessions waiting for room: ${(rssMaxBytes / 2 ** 20).toFixed(0)} MiB, bound ${(rssBoundBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
+    assert.ok(rssMaxBytes < rssBoundBytes, `server RSS ${rssMaxBytes}, bound ${rssBoundBytes}`);
+  } finally {
+    for (const client of clients) client.destroy();
+    await budgeted.stop();
+    await budgeted.cleanup();
+  }
 });
