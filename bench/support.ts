@@ -27,7 +27,7 @@ import {
 } from "../server/src/storage/object-store/faulty.js";
 import { createLocalFsObjectStore } from "../server/src/storage/object-store/local-fs.js";
 import { createMemoryObjectStore } from "../server/src/storage/object-store/memory.js";
-import type { ObjectStore } from "../server/src/storage/object-store/object-store.js";
+import { bodyBytes, type ObjectStore } from "../server/src/storage/object-store/object-store.js";
 import { openCache } from "../server/src/storage/open-stores.js";
 import { ensureTestBasin } from "../server/test/support/engine.js";
 import { createTestS3Store } from "../server/test/support/moto.js";
@@ -453,7 +453,7 @@ function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): 
             method: "PUT",
             path: objectPath(key),
             agent,
-            headers: { "content-length": bytes.length, "if-none-match": "*" },
+            headers: { "content-length": bodyBytes(bytes), "if-none-match": "*" },
           },
           (response) => {
             response.resume();
@@ -465,7 +465,9 @@ function withRawHttpPuts(inner: ObjectStore, endpoint: string, bucket: string): 
           },
         );
         request.on("error", reject);
-        request.end(bytes);
+        // A segment comes in parts (`ObjectBody`); each is written as it is, without a join.
+        for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) request.write(part);
+        request.end();
       });
     },
     list: (prefix, options) => inner.list(prefix, options),
