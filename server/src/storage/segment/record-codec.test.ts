@@ -1,7 +1,8 @@
 // Goal: `encodeRecordBatch` gives each record exactly the bytes `encodeRecord` gives it, back to
 // back in one buffer for the whole batch (one allocation per batch, not one per record: issue 12),
 // and returns the records decoded as views of that buffer. Method: batches with and without
-// headers, empty bodies and one record, compared with `encodeRecord` byte for byte.
+// headers, empty bodies, one record and a timestamp past u64, compared with `encodeRecord` byte
+// for byte and with `decodeRecord` of those bytes (the records are built as they are written).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RecordContent } from "../../core/records.js";
@@ -20,6 +21,9 @@ const batch: RecordContent[] = [
     body: new Uint8Array(0),
   },
   { timestamp: 0, headers: [], body: new Uint8Array(8192).fill(0xab) },
+  // A timestamp past u64 (the number a JSON 2⁶⁴ − 1 becomes) is written modulo 2⁶⁴: the record
+  // gives what its bytes hold, as decoding them does.
+  { timestamp: 2 ** 64 + 2 ** 20, headers: [], body: encoder.encode("late") },
 ];
 
 describe("encodeRecordBatch", () => {
@@ -31,6 +35,10 @@ describe("encodeRecordBatch", () => {
     records.forEach((record, i) => {
       assert.equal(record.encoded.buffer, buffer, `record ${i} shares the batch's buffer`);
       assert.equal(record.body.buffer, buffer, `record ${i}'s body is a view of it`);
+      for (const header of record.headers) {
+        assert.equal(header.name.buffer, buffer, `record ${i}'s header names are views of it`);
+        assert.equal(header.value.buffer, buffer, `record ${i}'s header values are views of it`);
+      }
       assert.equal(record.encoded.byteOffset, offset, `record ${i} follows the one before`);
       assert.deepEqual(record.encoded, encodeRecord(batch[i]!));
       assert.deepEqual(record, decodeRecord(encodeRecord(batch[i]!)));
