@@ -42,7 +42,9 @@ export function u64ToNumber(value: bigint, field: string): number {
 
 /**
  * Decodes protobuf bytes as an `AppendInput` message; undecodable bytes are 400 with
- * `errorCode` (`bad_proto` for a REST body, `bad_frame` for an S2S frame).
+ * `errorCode` (`bad_proto` for a REST body, `bad_frame` for an S2S frame). The append path decodes
+ * with `decodeAppendInput` (`append-input-decoder.ts`); this protobuf-es route is its reference,
+ * in that decoder's differential test.
  */
 export function decodeAppendInputProto(
   bytes: Uint8Array,

@@ -21,12 +21,8 @@ import {
   readBatchToJson,
   tailResponseToJson,
 } from "../convert/records-json.js";
-import {
-  appendInputFromProto,
-  decodeAppendInputProto,
-  encodeAppendAckProto,
-  encodeReadBatchProto,
-} from "../convert/records-proto.js";
+import { decodeAppendInput } from "../convert/append-input-decoder.js";
+import { encodeAppendAckProto, encodeReadBatchProto } from "../convert/records-proto.js";
 import { readBody } from "../http/body.js";
 import {
   contentTypeOf,
@@ -93,7 +89,7 @@ async function append(context: RequestContext, deps: ApiDeps): Promise<void> {
   let input: AppendInput;
   if (isProtobufMediaType(contentType)) {
     const bytes = await readBody(request, "bad_proto");
-    input = appendInputFromProto(decodeAppendInputProto(bytes, "bad_proto"));
+    input = decodeAppendInput(bytes, "bad_proto");
   } else {
     const format = parseRecordFormat(headerOf(request, "s2-format"));
     input = appendInputFromJson(await readJsonBody(request), format);

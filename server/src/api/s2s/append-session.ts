@@ -47,11 +47,8 @@ import {
 } from "../../core/limits.js";
 import type { AppendInput } from "../../core/records.js";
 import { AppendSession } from "../../service/append-session.js";
-import {
-  appendInputFromProto,
-  decodeAppendInputProto,
-  encodeAppendAckProto,
-} from "../convert/records-proto.js";
+import { decodeAppendInput } from "../convert/append-input-decoder.js";
+import { encodeAppendAckProto } from "../convert/records-proto.js";
 import {
   type ApiRequest,
   type ApiResponse,
@@ -60,7 +57,7 @@ import {
 } from "../http/request-context.js";
 import type { ApiDeps } from "../routes.js";
 import {
-  decodeS2sPayload,
+  decodeS2sPayloadParts,
   encodeS2sFrame,
   encodeS2sTerminalFrame,
   isResponseClosed,
@@ -269,8 +266,7 @@ class S2sAppendSession {
         let input: AppendInput;
         try {
           if (frame.isTerminal) throw new S2Error("bad_frame", "unexpected terminal frame");
-          const payload = await decodeS2sPayload(frame);
-          input = appendInputFromProto(decodeAppendInputProto(payload, "bad_frame"));
+          input = decodeAppendInput(await decodeS2sPayloadParts(frame), "bad_frame");
           authorizeCommands(this.target.principal, input);
         } catch (error) {
           this.failFrame(error);

@@ -112,7 +112,13 @@ export interface S2sFrame {
   readonly isTerminal: boolean;
   readonly compression: S2sCompression;
   readonly isReconnectAdvised: boolean;
-  /** The payload as sent: still compressed when `compression` is not "none". */
+  /**
+   * The payload as sent (still compressed when `compression` is not "none"), in the pieces it
+   * arrived in: views of the chunks pushed, or copies of small pieces (see `S2sFrameDecoder`).
+   * The append path decodes from these (`decodeS2sPayloadParts`), without joining them.
+   */
+  readonly parts: readonly Uint8Array[];
+  /** The payload as one buffer: `parts` joined (once, when first read), or the one part. */
   readonly payload: Uint8Array;
 }
 
@@ -234,6 +240,14 @@ export function parseS2sTerminalPayload(payload: Uint8Array): { status: number; 
   }
   const status = (payload[0]! << 8) | payload[1]!;
   return { status, body: new TextDecoder().decode(payload.subarray(terminalStatusBytes)) };
+}
+
+/**
+ * `decodeS2sPayload` as parts: an uncompressed payload's own parts (no copy), a compressed one
+ * decompressed into one.
+ */
+export async function decodeS2sPayloadParts(frame: S2sFrame): Promise<readonly Uint8Array[]> {
+  return frame.compression === "none" ? frame.parts : [await decodeS2sPayload(frame)];
 }
 
 /**
@@ -507,14 +521,18 @@ export class S2sFrameDecoder {
     if (parts === undefined || this.payloadBytes < this.payloadLength) return undefined;
     this.endSmallPart();
     assert(this.payloadBytes === this.payloadLength, "a payload never takes more than declared");
-    const payload = parts.length === 1 ? parts[0]! : joinBytes(parts);
     const flag = this.flag;
     const bits = flag & compressionMask;
+    let joined: Uint8Array | undefined = parts.length === 1 ? parts[0] : undefined;
     const frame: S2sFrame = {
       isTerminal: (flag & terminalFlag) !== 0,
       compression: bits === zstdFlag ? "zstd" : bits === gzipFlag ? "gzip" : "none",
       isReconnectAdvised: (flag & reconnectAdvisedFlag) !== 0,
-      payload,
+      parts,
+      get payload(): Uint8Array {
+        joined ??= joinBytes(parts);
+        return joined;
+      },
     };
     this.parts = undefined;
     this.payloadBytes = 0;
