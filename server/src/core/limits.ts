@@ -359,11 +359,12 @@ export const http2SessionMemoryMbMax = 10;
  * (SETTINGS_INITIAL_WINDOW_SIZE). Node and nghttp2 default to 64 KiB, which held one S2S append
  * session of the SDK to ~50 MiB/s of 8 KiB records on loopback: the client waits for a
  * WINDOW_UPDATE every 32 KiB, a round trip through two busy event loops, and the server pays for
- * the many small chunks (20 ms of CPU per MiB against 12 with this window; docs/design/api.md "HTTP/2
- * flow control"). Node refills a stream's window only as the stream is read, so a session that
- * stops reading (waiting for `s2sFrameBufferBytesMax`, or for its acks) holds at most this much in
- * its transport: `sessionsMax` × this bounds all of them, 2.5 GiB at the defaults. hyper (under
- * s2-lite) and Go's server use 1 MiB, which measured 10–15% faster and would make that bound 10 GiB.
+ * the many small chunks (20 ms of CPU per MiB against 12 with this window; docs/design/api.md
+ * "HTTP/2 flow control"). Node refills a stream's window only as the stream is read, so a session
+ * that stops reading (waiting for `s2sFrameBufferBytesMax`, or for its acks) holds at most this
+ * much in its transport: `sessionsMax` × this bounds all of them, 2.5 GiB at the defaults. hyper
+ * (under s2-lite) and Go's server use 1 MiB, which measured 10–15% faster and would make that
+ * bound 10 GiB.
  */
 export const http2StreamWindowBytes = 256 << 10;
 /**

@@ -1,12 +1,13 @@
 // Goal: the hand-written `decodeAppendInput` gives exactly what the protobuf-es route gives
 // (`appendInputFromProto(decodeAppendInputProto(bytes))`), whatever pieces the bytes come in, and
-// refuses every input that route refuses. Method: fast-check messages (0–5 records, 0–3 headers,
-// bodies 0–300 bytes, u64 values at the varint and safe-integer boundaries up to 2^64 − 1, optional
-// fields absent or present with their default) encoded by protobuf-es; the same with unknown
-// fields of every wire type (groups included) inside records and the message, and two encodings
-// concatenated (protobuf's merge); each split into random pieces, empty ones included. Then
-// damaged encodings (bytes flipped, truncated): whatever this accepts (or finds out of range),
-// protobuf-es gives the same; whatever protobuf-es finds malformed, this does too.
+// finds malformed every input that route finds malformed. Method: fast-check messages (0–5
+// records, 0–3 headers, bodies 0–300 bytes, u64 values at the varint and safe-integer boundaries
+// up to 2^64 − 1, optional fields absent or present with their default) encoded by protobuf-es;
+// the same with unknown fields of every wire type (groups included) inside records and the
+// message, and two encodings concatenated (protobuf's merge); each split into random pieces,
+// empty ones included. Then damaged encodings (bytes flipped, truncated): whatever this accepts
+// (or finds out of range), protobuf-es gives the same; whatever protobuf-es finds malformed, this
+// does too.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";

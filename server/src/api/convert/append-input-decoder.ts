@@ -30,6 +30,7 @@
  */
 import { S2Error } from "../../core/errors.js";
 import type { AppendInput, AppendRecord, Header } from "../../core/records.js";
+import { u64ToNumber } from "./records-proto.js";
 
 const wireVarint = 0;
 const wireFixed64 = 1;
@@ -38,7 +39,6 @@ const wireStartGroup = 3;
 const wireEndGroup = 4;
 const wireFixed32 = 5;
 
-const safeMax = BigInt(Number.MAX_SAFE_INTEGER);
 /** proto3 strings are validated UTF-8 (protobuf-es: `utf8Validation`): invalid is malformed. */
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 /**
@@ -88,16 +88,9 @@ interface DecodedInput {
   readonly fencingToken: string | undefined;
 }
 
-/** A varint's value as a number, 422 `invalid` past `Number.MAX_SAFE_INTEGER` (u64ToNumber's). */
+/** A u64 varint's value as a number: 422 `invalid` past `Number.MAX_SAFE_INTEGER`. */
 function u64(value: number | bigint, field: string): number {
-  if (typeof value === "number") return value;
-  if (value > safeMax) {
-    throw new S2Error(
-      "invalid",
-      `${field} must be at most ${Number.MAX_SAFE_INTEGER}. value=\`${value}\``,
-    );
-  }
-  return Number(value);
+  return typeof value === "number" ? value : u64ToNumber(value, field);
 }
 
 function readAppendInput(reader: PiecesReader): DecodedInput {

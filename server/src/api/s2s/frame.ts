@@ -296,7 +296,8 @@ export interface S2sDecodeResult {
  * twice what it holds, and `smallPiecesBytesMax` before it becomes a part), so a frame sent a
  * byte at a time holds about what it sent, not a view object per byte (~200 bytes each). What a
  * partly received frame holds follows what arrived, never what its header declares. A complete
- * payload is the one piece it came in, or one exact-size copy of its parts. (The whole payload
+ * payload is handed over as its parts (`S2sFrame.parts`; the append path decodes them in place),
+ * joined into one exact-size copy only if `payload` is read. (The whole payload
  * used to grow by doubling from 64 KiB: writing 512 MiB of 8 KiB records through the SDK cost the
  * server 24.1–28.0 ms of CPU per MiB with that, 24.2–25.7 with views, three runs each.)
  *
