@@ -33,16 +33,21 @@ const waitTimeoutMs = 60_000;
 
 let server: ServerProcess;
 
-before(async () => {
-  server = await startServer({ mode: "memory" });
+/** Creates the basin and its stream `s` on `target`. */
+async function createStream(target: ServerProcess): Promise<void> {
   const create = (path: string, body: unknown) =>
-    fetch(`${server.endpoint}${path}`, {
+    fetch(`${target.endpoint}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json", "s2-basin": basin },
       body: JSON.stringify(body),
     });
   assert.equal((await create("/v1/basins", { basin })).status, 201);
   assert.equal((await create("/v1/streams", { stream: "s" })).status, 201);
+}
+
+before(async () => {
+  server = await startServer({ mode: "memory" });
+  await createStream(server);
 });
 
 after(async () => {
@@ -57,8 +62,8 @@ async function appendSessions(): Promise<number> {
   return Number(match[1]);
 }
 
-async function serverRssBytes(): Promise<number> {
-  const status = await readFile(`/proc/${server.child.pid}/status`, "utf8");
+async function serverRssBytes(target: ServerProcess = server): Promise<number> {
+  const status = await readFile(`/proc/${target.child.pid}/status`, "utf8");
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   assert.ok(match !== null, "VmRSS in /proc/<pid>/status");
   return Number(match[1]) * 1024;
@@ -81,10 +86,12 @@ function openHttp2Sessions(options: {
   readonly body: Buffer;
   readonly onData: () => (chunk: Buffer) => void;
   readonly clientOptions?: http2.ClientSessionOptions;
+  /** The server to connect to: the suite's unless given. */
+  readonly target?: ServerProcess;
 }): http2.ClientHttp2Session[] {
   const clients: http2.ClientHttp2Session[] = [];
   for (let c = 0; c < options.connections; c++) {
-    const client = http2.connect(server.endpoint, options.clientOptions);
+    const client = http2.connect((options.target ?? server).endpoint, options.clientOptions);
     client.on("error", () => {});
     clients.push(client);
     for (let s = 0; s < options.streamsPerConnection; s++) {
@@ -301,63 +308,40 @@ it("holds what sessions waiting for room have in their HTTP/2 stream windows to 
   const windowConnections = 50;
   const sessionsPerWindowConnection = 8;
   const total = windowConnections * sessionsPerWindowConnection;
-  const clients: http2.ClientHttp2Session[] = [];
+  let clients: http2.ClientHttp2Session[] = [];
   try {
-    const create = (path: string, body: unknown) =>
-      fetch(`${budgeted.endpoint}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "s2-basin": basin },
-        body: JSON.stringify(body),
-      });
-    assert.equal((await create("/v1/basins", { basin })).status, 201);
-    assert.equal((await create("/v1/streams", { stream: "s" })).status, 201);
-    const metric = async (pattern: RegExp): Promise<number> => {
-      const match = pattern.exec(await (await fetch(`${budgeted.endpoint}/metrics`)).text());
-      assert.ok(match !== null, String(pattern));
+    await createStream(budgeted);
+    const waitingSessions = async (): Promise<number> => {
+      const text = await (await fetch(`${budgeted.endpoint}/metrics`)).text();
+      const match = /tributary_frame_buffer_waiting (\d+)/.exec(text);
+      assert.ok(match !== null, "tributary_frame_buffer_waiting in /metrics");
       return Number(match[1]);
     };
-    const rssBytes = async (): Promise<number> => {
-      const status = await readFile(`/proc/${budgeted.child.pid}/status`, "utf8");
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-    };
     const rssBoundBytes =
-      (await rssBytes()) + 2 * frameBudgetBytes + total * waitingSessionBytesMax;
-    const almostComplete = Buffer.concat([
-      maximalFrameHeader(),
-      Buffer.alloc(s2sFrameBytesMax - 2, 7),
-    ]);
-    for (let c = 0; c < windowConnections; c++) {
-      const client = http2.connect(budgeted.endpoint, { maxSessionMemory: 1_000 });
-      client.on("error", () => {});
-      clients.push(client);
-      for (let s = 0; s < sessionsPerWindowConnection; s++) {
-        const request = client.request({
-          ":method": "POST",
-          ":path": "/v1/streams/s/records",
-          "content-type": "s2s/proto",
-          "s2-basin": basin,
-        });
-        request.on("error", () => {});
-        request.on("data", () => {});
-        request.write(almostComplete);
-      }
-    }
+      (await serverRssBytes(budgeted)) + 2 * frameBudgetBytes + total * waitingSessionBytesMax;
+    clients = openHttp2Sessions({
+      connections: windowConnections,
+      streamsPerConnection: sessionsPerWindowConnection,
+      body: Buffer.concat([maximalFrameHeader(), Buffer.alloc(s2sFrameBytesMax - 2, 7)]),
+      onData: () => () => {},
+      clientOptions: { maxSessionMemory: 1_000 },
+      target: budgeted,
+    });
     // The server advertises the stream window in its SETTINGS.
     const settled = clients[0]!;
     if (settled.remoteSettings.initialWindowSize !== http2StreamWindowBytes) {
       await new Promise((resolve) => settled.once("remoteSettings", resolve));
     }
     assert.equal(settled.remoteSettings.initialWindowSize, http2StreamWindowBytes);
-    const waiting = /tributary_frame_buffer_waiting (\d+)/;
     const deadline = performance.now() + waitTimeoutMs;
-    while ((await metric(waiting)) < total - 8) {
+    while ((await waitingSessions()) < total - 8) {
       if (performance.now() > deadline) assert.fail("the sessions did not all wait for room");
       await sleep(100);
     }
     // Every waiting session's window filled: sample for a while, as the last windows arrive.
     let rssMaxBytes = 0;
     for (let sample = 0; sample < 20; sample++) {
-      rssMaxBytes = Math.max(rssMaxBytes, await rssBytes());
+      rssMaxBytes = Math.max(rssMaxBytes, await serverRssBytes(budgeted));
       await sleep(100);
     }
     console.log(
