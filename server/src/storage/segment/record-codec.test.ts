@@ -21,8 +21,8 @@ const batch: RecordContent[] = [
     body: new Uint8Array(0),
   },
   { timestamp: 0, headers: [], body: new Uint8Array(8192).fill(0xab) },
-  // A timestamp past u64 (the number a JSON 2⁶⁴ − 1 becomes) is written modulo 2⁶⁴: the record
-  // gives what its bytes hold, as decoding them does.
+  // A timestamp past u64 is written modulo 2⁶⁴ (the APIs refuse any past 2⁵³ − 1 before it gets
+  // here): the record gives what its bytes hold, as decoding them does.
   { timestamp: 2 ** 64 + 2 ** 20, headers: [], body: encoder.encode("late") },
 ];
 
