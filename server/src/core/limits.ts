@@ -334,10 +334,12 @@ export const http1LingerTimeoutMs = 5_000;
 
 /**
  * Concurrent streams a client may open on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
- * Lite's SDK opens up to 100 per connection; nghttp2 and Node leave it unlimited by default, Envoy
- * caps it at 1024 (`max_concurrent_streams`).
+ * S2 advertises 100, and the SDK opens another connection past 100 streams; nghttp2 and Node leave
+ * it unlimited by default, Envoy caps it at 1024 (`max_concurrent_streams`). It was 1000 here;
+ * with `http2StreamWindowBytes` it bounds what one connection's streams hold unread, which must
+ * fit `http2SessionMemoryMbMax` (below).
  */
-export const http2StreamsPerSessionMax = 1000;
+export const http2StreamsPerSessionMax = 100;
 /**
  * The largest header list a client may send on one HTTP/2 request (SETTINGS_MAX_HEADER_LIST_SIZE,
  * uncompressed). Node's default, kept on purpose: nghttp2 cannot decode a single header field
@@ -348,13 +350,6 @@ export const http2HeaderListBytesMax = 65_535;
 /** Header fields per HTTP/2 request (Node's `maxHeaderListPairs` default; Node's HTTP/1.1: 2000). */
 export const http2HeaderPairsMax = 128;
 /**
- * Memory nghttp2 may hold for one HTTP/2 connection (HPACK tables, frames queued to send, headers
- * being received), in MB as Node takes it (Node's default, 10). Past it Node refuses new streams
- * with ENHANCE_YOUR_CALM until the connection drains; a request body is not counted (it is
- * flow-controlled by its stream window), and every response stream is bounded on its own.
- */
-export const http2SessionMemoryMbMax = 10;
-/**
  * Bytes a client may send on one HTTP/2 stream before the server has read them
  * (SETTINGS_INITIAL_WINDOW_SIZE). Node and nghttp2 default to 64 KiB, which held one S2S append
  * session of the SDK to ~50 MiB/s of 8 KiB records on loopback: the client waits for a
@@ -362,9 +357,9 @@ export const http2SessionMemoryMbMax = 10;
  * the many small chunks (20 ms of CPU per MiB against 12 with this window; docs/design/api.md
  * "HTTP/2 flow control"). Node refills a stream's window only as the stream is read, so a session
  * that stops reading (waiting for `s2sFrameBufferBytesMax`, or for its acks) holds at most this
- * much in its transport: `sessionsMax` × this bounds all of them, 2.5 GiB at the defaults. hyper
- * (under s2-lite) and Go's server use 1 MiB, which measured 10–15% faster and would make that
- * bound 10 GiB.
+ * much in its transport: `sessionsMax` × this bounds all of them, 2.5 GiB at the defaults, and
+ * `http2StreamsPerSessionMax` × this one connection's. hyper (under s2-lite) and Go's server use 1
+ * MiB, which measured 10–15% faster and would make that bound 10 GiB.
  */
 export const http2StreamWindowBytes = 256 << 10;
 /**
@@ -375,6 +370,19 @@ export const http2StreamWindowBytes = 256 << 10;
  * streams' windows, as the SDK multiplexes a basin's sessions on one connection.
  */
 export const http2ConnectionWindowBytes = 16 * http2StreamWindowBytes;
+/**
+ * Memory Node lets one HTTP/2 connection hold (HPACK tables, frames queued to send, headers being
+ * received, and the unread input of its paused streams), in MB (10^6 bytes) as Node takes it.
+ * Past it Node refuses new streams with ENHANCE_YOUR_CALM and stops reading the whole connection
+ * until it drains. Its default, 10, was reached by ~40 streams waiting with full 256 KiB windows:
+ * the connection stopped, so the sessions holding room in `s2sFrameBufferBytesMax` could not
+ * finish their frames, the ones waiting for room never got it, and the idle PING closed the
+ * connection (a review reproduced it with 100 SDK-sized sessions on one connection; 64 KiB windows
+ * needed ~150). So it holds every stream's full window twice over: 53 MB.
+ */
+export const http2SessionMemoryMbMax = Math.ceil(
+  (2 * http2StreamsPerSessionMax * http2StreamWindowBytes) / 1e6,
+);
 /**
  * An HTTP/2 connection on which nothing happened (no frame, no stream data either way) for this
  * long is sent a PING; one that does not answer within `http2PingTimeoutMs` is closed. Besides

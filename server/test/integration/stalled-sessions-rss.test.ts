@@ -16,6 +16,7 @@ import http2 from "node:http2";
 import { after, before, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  http2StreamsPerSessionMax,
   http2StreamWindowBytes,
   s2sAppendDrainTimeoutMs,
   s2sFrameBufferBytesMax,
@@ -348,6 +349,71 @@ it("holds what sessions waiting for room have in their HTTP/2 stream windows to 
       `# server RSS with ${total} sessions waiting for room: ${(rssMaxBytes / 2 ** 20).toFixed(0)} MiB, bound ${(rssBoundBytes / 2 ** 20).toFixed(0)} MiB`,
     );
     assert.ok(rssMaxBytes < rssBoundBytes, `server RSS ${rssMaxBytes}, bound ${rssBoundBytes}`);
+  } finally {
+    for (const client of clients) client.destroy();
+    await budgeted.stop();
+    await budgeted.cleanup();
+  }
+});
+
+it("serves every session of a connection whose other sessions wait for room with full windows", {
+  timeout: 120_000,
+}, async () => {
+  // A review's finding: Node counts a paused stream's unread input in its connection's session
+  // memory and stops reading the whole connection past `http2SessionMemoryMbMax`. With 256 KiB
+  // windows its default (10 MB) was reached by ~40 waiting sessions, so the sessions holding room
+  // could not finish their frames, nothing was released, and the idle PING closed the connection:
+  // 8 of 100 sessions were answered. 100 sessions (the most a connection may carry, and what the
+  // SDK puts on one) each send one frame of a 1 MB record against a budget of 4 frames; every one
+  // must be acknowledged, on the one connection. Bounded by the wait, not timed.
+  assert.equal(http2StreamsPerSessionMax, 100);
+  const budgeted = await startServer({
+    mode: "memory",
+    args: ["--max-frame-buffer", String(4 * s2sFrameBytesMax)],
+  });
+  let clients: http2.ClientHttp2Session[] = [];
+  try {
+    await createStream(budgeted);
+    const body = Buffer.alloc(1_000_000, 7);
+    const varint = (n: number): number[] => {
+      const out: number[] = [];
+      for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n & 0x7f) | 0x80);
+      return [...out, n];
+    };
+    // AppendInput { records: [AppendRecord { body }] }, framed.
+    const record = Buffer.concat([Buffer.from([0x1a, ...varint(body.length)]), body]);
+    const payload = Buffer.concat([Buffer.from([0x0a, ...varint(record.length)]), record]);
+    const length = payload.length + 1;
+    const frame = Buffer.concat([
+      Buffer.from([length >> 16, (length >> 8) & 0xff, length & 0xff, 0]),
+      payload,
+    ]);
+    let answered = 0;
+    clients = openHttp2Sessions({
+      connections: 1,
+      streamsPerConnection: http2StreamsPerSessionMax,
+      body: frame,
+      onData: () => {
+        let isFirst = true;
+        return () => {
+          if (isFirst) answered += 1;
+          isFirst = false;
+        };
+      },
+      clientOptions: { maxSessionMemory: 1_000 },
+      target: budgeted,
+    });
+    let isClosed = false;
+    clients[0]!.on("close", () => {
+      isClosed = true;
+    });
+    const deadline = performance.now() + waitTimeoutMs;
+    while (answered < http2StreamsPerSessionMax && !isClosed) {
+      if (performance.now() > deadline) break;
+      await sleep(100);
+    }
+    assert.equal(answered, http2StreamsPerSessionMax, "every session was answered");
+    assert.equal(isClosed, false, "the connection stayed open");
   } finally {
     for (const client of clients) client.destroy();
     await budgeted.stop();

@@ -1,9 +1,12 @@
 /**
- * `appendInputFromProto(decodeAppendInputProto(bytes))`, decoded by hand from the payload's pieces:
- * the append path's decoder (S2S append frames, REST protobuf appends). protobuf-es decodes by
- * reflection, one message object per record and header, and needs the payload as one buffer,
- * which an S2S frame arrives in pieces of (so the frame decoder copied every payload whole); at
- * 512 B records its decode was ~9% of the server's main thread, the join ~5% (issue 12).
+ * `appendInputFromProto(decodeAppendInputProto(bytes))`, decoded by hand: the append path's
+ * decoder (S2S append frames, REST protobuf appends). protobuf-es decodes by reflection, one
+ * message object per record and header: at 512 B records that was ~9% of the server's main thread
+ * (issue 12). It reads across pieces (a list of buffers) as well as one buffer; the S2S session
+ * still hands it the frame's payload joined into one exact-size copy, because a record left a
+ * view of a frame's piece keeps the whole socket read behind the piece alive until the record is
+ * encoded into its batch: up to 16 times the payload (a review measured 6.2 times with 3,000 B
+ * records), which no budget counts.
  *
  * Wire form (s2.v1): AppendInput { records = 1 (AppendRecord, repeated); match_seq_num = 2
  * (optional uint64); fencing_token = 3 (optional string) }; AppendRecord { timestamp = 1 (optional
@@ -24,9 +27,9 @@
  * crosses the end of the message it is in, a varint longer than 10 bytes in an unknown field, and
  * groups nested deeper than `groupDepthMax`.
  *
- * Bytes fields (bodies, header names and values) are views of the pieces when they lie within one,
- * else copies: a record keeps its payload's pieces alive until it is encoded into its batch
- * (`encodeRecordBatch` copies it), as the joined payload was kept before.
+ * Bytes fields (bodies, header names and values) are views of the input when they lie within one
+ * piece, else copies; a record keeps its input alive until it is encoded into its batch
+ * (`encodeRecordBatch` copies it).
  */
 import { S2Error } from "../../core/errors.js";
 import type { AppendInput, AppendRecord, Header } from "../../core/records.js";

@@ -57,7 +57,7 @@ import {
 } from "../http/request-context.js";
 import type { ApiDeps } from "../routes.js";
 import {
-  decodeS2sPayloadParts,
+  decodeS2sPayload,
   encodeS2sFrame,
   encodeS2sTerminalFrame,
   isResponseClosed,
@@ -266,7 +266,10 @@ class S2sAppendSession {
         let input: AppendInput;
         try {
           if (frame.isTerminal) throw new S2Error("bad_frame", "unexpected terminal frame");
-          input = decodeAppendInput(await decodeS2sPayloadParts(frame), "bad_frame");
+          // The payload joined (one exact-size copy), not its pieces: a record left a view of a
+          // piece would keep the whole socket read behind it alive until the record is encoded,
+          // up to 16 times the payload (measured: 6.2 times with 3,000 B records).
+          input = decodeAppendInput(await decodeS2sPayload(frame), "bad_frame");
           authorizeCommands(this.target.principal, input);
         } catch (error) {
           this.failFrame(error);

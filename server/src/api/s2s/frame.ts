@@ -112,13 +112,7 @@ export interface S2sFrame {
   readonly isTerminal: boolean;
   readonly compression: S2sCompression;
   readonly isReconnectAdvised: boolean;
-  /**
-   * The payload as sent (still compressed when `compression` is not "none"), in the pieces it
-   * arrived in: views of the chunks pushed, or copies of small pieces (see `S2sFrameDecoder`).
-   * The append path decodes from these (`decodeS2sPayloadParts`), without joining them.
-   */
-  readonly parts: readonly Uint8Array[];
-  /** The payload as one buffer: `parts` joined (once, when first read), or the one part. */
+  /** The payload as sent: still compressed when `compression` is not "none". */
   readonly payload: Uint8Array;
 }
 
@@ -243,14 +237,6 @@ export function parseS2sTerminalPayload(payload: Uint8Array): { status: number; 
 }
 
 /**
- * `decodeS2sPayload` as parts: an uncompressed payload's own parts (no copy), a compressed one
- * decompressed into one.
- */
-export async function decodeS2sPayloadParts(frame: S2sFrame): Promise<readonly Uint8Array[]> {
-  return frame.compression === "none" ? frame.parts : [await decodeS2sPayload(frame)];
-}
-
-/**
  * The payload of a regular frame, decompressed per its CC bits to at most `s2sPayloadBytesMax`
  * bytes. Undecodable or oversized data is `bad_frame`.
  */
@@ -296,8 +282,7 @@ export interface S2sDecodeResult {
  * twice what it holds, and `smallPiecesBytesMax` before it becomes a part), so a frame sent a
  * byte at a time holds about what it sent, not a view object per byte (~200 bytes each). What a
  * partly received frame holds follows what arrived, never what its header declares. A complete
- * payload is handed over as its parts (`S2sFrame.parts`; the append path decodes them in place),
- * joined into one exact-size copy only if `payload` is read. (The whole payload
+ * payload is the one piece it came in, or one exact-size copy of its parts. (The whole payload
  * used to grow by doubling from 64 KiB: writing 512 MiB of 8 KiB records through the SDK cost the
  * server 24.1–28.0 ms of CPU per MiB with that, 24.2–25.7 with views, three runs each.)
  *
@@ -522,18 +507,14 @@ export class S2sFrameDecoder {
     if (parts === undefined || this.payloadBytes < this.payloadLength) return undefined;
     this.endSmallPart();
     assert(this.payloadBytes === this.payloadLength, "a payload never takes more than declared");
+    const payload = parts.length === 1 ? parts[0]! : joinBytes(parts);
     const flag = this.flag;
     const bits = flag & compressionMask;
-    let joined: Uint8Array | undefined = parts.length === 1 ? parts[0] : undefined;
     const frame: S2sFrame = {
       isTerminal: (flag & terminalFlag) !== 0,
       compression: bits === zstdFlag ? "zstd" : bits === gzipFlag ? "gzip" : "none",
       isReconnectAdvised: (flag & reconnectAdvisedFlag) !== 0,
-      parts,
-      get payload(): Uint8Array {
-        joined ??= joinBytes(parts);
-        return joined;
-      },
+      payload,
     };
     this.parts = undefined;
     this.payloadBytes = 0;
