@@ -185,14 +185,17 @@ it("holds 1,000 stalled almost complete maximal frames in memory bounded by the 
   const baselineSessions = await appendSessions();
   const baselineFds = await serverFdCount();
   // The bound: the server's RSS before, twice the frame budget (a frame's buffer grows by
-  // doubling, and the buffers it outgrew stay resident until collected and trimmed), and 160 KiB
-  // per session: what its transport holds while it waits (a 64 KiB socket read, or what Node lets
-  // a connection's streams hold unread: ~10 MB, its session memory, over these 100 streams), the
-  // decoder's copy of the rest of the chunk that brought the header (64 KiB at most) and the
-  // session itself. Measured: 415-440 MiB of ~520-590 MiB; without the budget the server reads
-  // every frame whole (2 GiB; 805 MiB when the test stopped at the bound).
+  // doubling, and the buffers it outgrew stay resident until collected and trimmed), and per
+  // session what its transport holds while it waits (an HTTP/2 stream window, a 64 KiB socket
+  // read over HTTP/1.1), the decoder's copy of the rest of the chunk that brought the header (64
+  // KiB at most) and the session itself (32 KiB). Measured: 512 of 676 MiB (395-440 when Node
+  // stopped reading each connection at 10 MB of session memory); without
+  // the budget the server reads every frame whole (2 GiB; 805 MiB when the test stopped at it).
   const almostCompleteRssBoundBytes =
-    (await serverRssBytes()) + 2 * s2sFrameBufferBytesMax + total * (160 << 10);
+    (await serverRssBytes()) +
+    2 * s2sFrameBufferBytesMax +
+    http2Connections * streamsPerConnection * (http2StreamWindowBytes + (96 << 10)) +
+    http1Sessions * (160 << 10);
   const terminalStatuses: number[] = [];
   /** Records the status of a terminal frame that opens a response (its first 6 bytes). */
   const onResponseData = (): ((chunk: Buffer) => void) => {
@@ -292,8 +295,8 @@ it("holds what sessions waiting for room have in their HTTP/2 stream windows to 
   // Node refills an HTTP/2 stream's window only as the stream is read, and refills the
   // connection's at once, so a session that waits for room in the frame budget holds up to its
   // stream window (`http2StreamWindowBytes`) in unread input, whatever the connection's window
-  // (docs/design/api.md "HTTP/2 flow control"). 400 sessions on 50 connections (8 each, below
-  // the ~10 MB at which Node stops reading a connection), each writing an almost complete
+  // (docs/design/api.md "HTTP/2 flow control"). 400 sessions on 50 connections (8 each), each
+  // writing an almost complete
   // maximal frame, against a frame budget of 8 frames: 392 sessions wait with full windows. With
   // 256 KiB windows the server held ~170 MiB more than before them (283 of a 322 MiB bound); with
   // 1 MiB windows ~415 MiB more (measured), past the bound.
