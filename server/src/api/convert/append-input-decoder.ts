@@ -2,11 +2,11 @@
  * `appendInputFromProto(decodeAppendInputProto(bytes))`, decoded by hand: the append path's
  * decoder (S2S append frames, REST protobuf appends). protobuf-es decodes by reflection, one
  * message object per record and header: at 512 B records that was ~9% of the server's main thread
- * (issue 12). It reads across pieces (a list of buffers) as well as one buffer; the S2S session
- * still hands it the frame's payload joined into one exact-size copy, because a record left a
- * view of a frame's piece keeps the whole socket read behind the piece alive until the record is
- * encoded into its batch: up to 16 times the payload (a review measured 6.2 times with 3,000 B
- * records), which no budget counts.
+ * (issue 12). It reads one buffer: an S2S frame's payload joined into one exact-size copy, as
+ * before. (Reading the frame's pieces in place was tried and dropped: a record left a view of a
+ * piece keeps the whole socket read behind it alive until the record is encoded into its batch,
+ * up to 16 times the payload, 6.2 times measured with 3,000 B records, which no budget counts;
+ * and it saved nothing measurable.)
  *
  * Wire form (s2.v1): AppendInput { records = 1 (AppendRecord, repeated); match_seq_num = 2
  * (optional uint64); fencing_token = 3 (optional string) }; AppendRecord { timestamp = 1 (optional
@@ -27,9 +27,8 @@
  * crosses the end of the message it is in, a varint longer than 10 bytes in an unknown field, and
  * groups nested deeper than `groupDepthMax`.
  *
- * Bytes fields (bodies, header names and values) are views of the input when they lie within one
- * piece, else copies; a record keeps its input alive until it is encoded into its batch
- * (`encodeRecordBatch` copies it).
+ * Bytes fields (bodies, header names and values) are views of the input: a record keeps its
+ * input alive until it is encoded into its batch (`encodeRecordBatch` copies it).
  */
 import { S2Error } from "../../core/errors.js";
 import type { AppendInput, AppendRecord, Header } from "../../core/records.js";
@@ -54,15 +53,15 @@ const groupDepthMax = 64;
 class MalformedError extends Error {}
 
 /**
- * Decodes an `AppendInput` from `pieces` (the payload, in order); malformed bytes are 400 with
- * `errorCode` (`bad_proto` for a REST body, `bad_frame` for an S2S frame), u64 values past
- * `Number.MAX_SAFE_INTEGER` 422 `invalid`.
+ * Decodes an `AppendInput` from `bytes`; malformed bytes are 400 with `errorCode` (`bad_proto`
+ * for a REST body, `bad_frame` for an S2S frame), u64 values past `Number.MAX_SAFE_INTEGER` 422
+ * `invalid`.
  */
 export function decodeAppendInput(
-  pieces: Uint8Array | readonly Uint8Array[],
+  bytes: Uint8Array,
   errorCode: "bad_proto" | "bad_frame",
 ): AppendInput {
-  const reader = new PiecesReader(pieces instanceof Uint8Array ? [pieces] : pieces);
+  const reader = new WireReader(bytes);
   let decoded: DecodedInput;
   try {
     decoded = readAppendInput(reader);
@@ -96,7 +95,7 @@ function u64(value: number | bigint, field: string): number {
   return typeof value === "number" ? value : u64ToNumber(value, field);
 }
 
-function readAppendInput(reader: PiecesReader): DecodedInput {
+function readAppendInput(reader: WireReader): DecodedInput {
   const records: AppendRecord[] = [];
   const timestamps: (number | bigint | undefined)[] = [];
   let matchSeqNum: number | bigint | undefined;
@@ -124,7 +123,7 @@ function readAppendInput(reader: PiecesReader): DecodedInput {
 }
 
 function readAppendRecord(
-  reader: PiecesReader,
+  reader: WireReader,
   end: number,
 ): { record: AppendRecord; timestamp: number | bigint | undefined } {
   let timestamp: number | bigint | undefined;
@@ -149,7 +148,7 @@ function readAppendRecord(
   return { record: { headers, body }, timestamp };
 }
 
-function readHeader(reader: PiecesReader, end: number): Header {
+function readHeader(reader: WireReader, end: number): Header {
   let name: Uint8Array = emptyBytes;
   let value: Uint8Array = emptyBytes;
   while (reader.position < end) {
@@ -184,22 +183,13 @@ function expectWire(field: number, wire: number, expected: number): void {
   }
 }
 
-/**
- * Reads protobuf wire values across pieces. `position` counts bytes from the start of the first
- * piece; the piece it falls in is `pieces[index]` at `offset`.
- */
-class PiecesReader {
+/** Reads protobuf wire values from one buffer; `position` is the next byte's offset. */
+class WireReader {
   readonly length: number;
   position = 0;
-  private index = 0;
-  /** The last byte `byte()` read (the tag check looks at a varint's last byte). */
-  private lastByte = 0;
-  private offset = 0;
 
-  constructor(private readonly pieces: readonly Uint8Array[]) {
-    let length = 0;
-    for (const piece of pieces) length += piece.length;
-    this.length = length;
+  constructor(private readonly input: Uint8Array) {
+    this.length = input.length;
   }
 
   /**
@@ -210,7 +200,7 @@ class PiecesReader {
     const start = this.position;
     const tag = this.varint32();
     const bytesRead = this.position - start;
-    if (bytesRead > 5 || (bytesRead === 5 && this.lastByte > 0x0f)) {
+    if (bytesRead > 5 || (bytesRead === 5 && this.input[this.position - 1]! > 0x0f)) {
       throw new MalformedError("illegal tag: varint overflows uint32");
     }
     const field = tag >>> 3;
@@ -239,28 +229,13 @@ class PiecesReader {
     if (this.position !== end) throw new MalformedError("a field crosses its message's end");
   }
 
-  /** `length` bytes: a view of the piece they lie in, else a copy of them. */
+  /** `length` bytes, as a view of the input. */
   bytes(length: number): Uint8Array {
     if (length === 0) return emptyBytes;
     if (this.position + length > this.length) throw new MalformedError("premature EOF");
-    this.skipEmptyPieces();
-    const piece = this.pieces[this.index]!;
-    if (this.offset + length <= piece.length) {
-      const view = piece.subarray(this.offset, this.offset + length);
-      this.advance(length);
-      return view;
-    }
-    const out = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      this.skipEmptyPieces();
-      const current = this.pieces[this.index]!;
-      const taken = Math.min(length - filled, current.length - this.offset);
-      out.set(current.subarray(this.offset, this.offset + taken), filled);
-      filled += taken;
-      this.advance(taken);
-    }
-    return out;
+    const view = this.input.subarray(this.position, this.position + length);
+    this.position += length;
+    return view;
   }
 
   /** A varint of at most 32 bits (tags, lengths): protobuf-es's `uint32`, up to 10 bytes read. */
@@ -327,38 +302,13 @@ class PiecesReader {
 
   private skipBytes(length: number, end: number): void {
     if (this.position + length > end) throw new MalformedError("premature EOF");
-    this.advance(length);
+    this.position += length;
   }
 
   private byte(): number {
     if (this.position >= this.length) throw new MalformedError("premature EOF");
-    this.skipEmptyPieces();
-    const byte = this.pieces[this.index]![this.offset]!;
-    this.advance(1);
-    this.lastByte = byte;
+    const byte = this.input[this.position]!;
+    this.position += 1;
     return byte;
-  }
-
-  private skipEmptyPieces(): void {
-    while (this.offset >= this.pieces[this.index]!.length) {
-      this.index += 1;
-      this.offset = 0;
-    }
-  }
-
-  /** Moves `length` bytes on (never past the end: callers check). */
-  private advance(length: number): void {
-    this.position += length;
-    let left = length;
-    while (left > 0) {
-      const room = this.pieces[this.index]!.length - this.offset;
-      if (left < room) {
-        this.offset += left;
-        return;
-      }
-      left -= room;
-      this.index += 1;
-      this.offset = 0;
-    }
   }
 }
