@@ -290,8 +290,7 @@ async function encodeRowObject(
   slicer: Slicer,
 ): Promise<Uint8Array> {
   const headerBytes = encoder.encode(JSON.stringify(header));
-  let total = magic.length + 4 + headerBytes.length + 4 + 4;
-  for (const [key, value] of rows) total += 8 + key.length + (value?.length ?? 0);
+  const total = magic.length + 4 + headerBytes.length + 4 + rowsEncodedBytes(rows) + 4;
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
   for (let i = 0; i < magic.length; i++) out[i] = magic.charCodeAt(i);
@@ -319,6 +318,15 @@ async function encodeRowObject(
   view.setUint32(at, crc32c(out.subarray(0, at)));
   assert(at + 4 === total, "checkpoint size mismatch");
   return out;
+}
+
+/** The bytes `rows` take in a checkpoint or a part (a tombstone: its key and length field). */
+export function rowsEncodedBytes(
+  rows: readonly (readonly [Uint8Array, Uint8Array | null])[],
+): number {
+  let bytes = 0;
+  for (const [key, value] of rows) bytes += 8 + key.length + (value?.length ?? 0);
+  return bytes;
 }
 
 /** Whether `bytes` starts with `magic` (ASCII). */

@@ -31,6 +31,7 @@ import {
   encodeCheckpoint,
   encodeCheckpointPart,
   referencesOf,
+  rowsEncodedBytes,
   snapshotRows,
 } from "./checkpoint.js";
 import type { KvSnapshot } from "./kv/kv-store.js";
@@ -323,7 +324,7 @@ export class Maintenance {
     const onParent =
       delta !== undefined &&
       delta.parent.refs.length < checkpointPartsMax &&
-      delta.parent.deltaBytes + estimatedPartBytes(delta.rows) <=
+      delta.parent.deltaBytes + rowsEncodedBytes(delta.rows) <=
         delta.parent.baseBytes * checkpointDeltaShareMax
         ? delta
         : undefined;
@@ -437,11 +438,4 @@ async function deltaRows(
   }
   for (const [name, key] of changed) if (!found.has(name)) delta.push([key, null]);
   return delta;
-}
-
-/** A part's encoded size, near enough to choose between a delta and a rebase. */
-function estimatedPartBytes(rows: readonly CheckpointPartRow[]): number {
-  let bytes = 0;
-  for (const [key, value] of rows) bytes += 8 + key.length + (value?.length ?? 0);
-  return bytes;
 }

@@ -11,6 +11,7 @@
  * `SegmentFormatError` (the caller decides whether that is fatal).
  */
 import { assert } from "../../core/assert.js";
+import { writeU32 } from "../../core/big-endian.js";
 import { segmentBytesMax } from "../../core/limits.js";
 import type { SeqNum } from "../../core/records.js";
 import { crc32c } from "./crc32c.js";
@@ -285,9 +286,8 @@ export function encodeSegmentParts(options: {
   let trailerCrc = crc32c(own.subarray(0, segmentHeaderBytes));
   trailerCrc = crc32c(own.subarray(segmentHeaderBytes, bodyStart), trailerCrc);
   const crcBytes = new Uint8Array(4);
-  const crcView = new DataView(crcBytes.buffer);
   for (const entryCrc of entryCrcs) {
-    crcView.setUint32(0, entryCrc);
+    writeU32(crcBytes, 0, entryCrc);
     trailerCrc = crc32c(crcBytes, trailerCrc);
   }
   view.setUint32(ownAt, trailerCrc);
